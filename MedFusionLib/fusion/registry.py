@@ -1,0 +1,121 @@
+"""The registry of fusion methods.
+
+Each method lives in its own file under ``MedFusionLib/fusion/methods/`` and registers itself with
+:func:`register_method`. Everything else (CLI, batch, Slicer logic, comparison) looks methods up here, so
+adding a method means adding one file and importing it in ``methods/__init__.py``.
+
+Array conventions for the fusion callables (all float32, intensities normalised to 0..1):
+
+* ``fuse_slices(stack)``: ``stack`` has shape ``(n_inputs, batch, H, W)``; returns ``(batch, H, W)``.
+* ``fuse_volume(stack)``: ``stack`` has shape ``(n_inputs, D, H, W)``; returns ``(D, H, W)``.
+
+Methods that need a trained network load it lazily (and once) inside these callables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+from ..errors import MedFusionError
+
+FAMILIES = (
+    "classical",
+    "cnn",
+    "encoder-decoder",
+    "gan",
+    "decision-map",
+    "feature-extraction",
+    "multi-encoder",
+)
+MODES = ("slice", "volume")
+
+FuseFunction = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class FusionMethod:
+    """Description and entry points of one fusion method."""
+
+    name: str
+    family: str
+    description: str
+    fuse_slices: Optional[FuseFunction] = None
+    fuse_volume: Optional[FuseFunction] = None
+    inputs: Union[int, str] = 2  # 2, or "n" for any number >= 2
+    volume_note: str = ""  # what 'volume' mode means for this method (documentation)
+    references: Tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def modes(self) -> List[str]:
+        modes = []
+        if self.fuse_slices is not None:
+            modes.append("slice")
+        if self.fuse_volume is not None:
+            modes.append("volume")
+        return modes
+
+    def accepts(self, n_inputs: int) -> bool:
+        return n_inputs >= 2 if self.inputs == "n" else n_inputs == self.inputs
+
+
+_REGISTRY: Dict[str, FusionMethod] = {}
+
+
+def register_method(method: FusionMethod) -> FusionMethod:
+    """Add ``method`` to the registry (called at import time by each method's file)."""
+    if method.family not in FAMILIES:
+        raise ValueError(f"unknown family {method.family!r} for method {method.name!r}")
+    if not method.modes:
+        raise ValueError(f"method {method.name!r} supports no mode")
+    if method.name in _REGISTRY:
+        raise ValueError(f"method {method.name!r} registered twice")
+    _REGISTRY[method.name] = method
+    return method
+
+
+def _ensure_loaded() -> None:
+    from . import methods  # noqa: F401  (importing registers every shipped method)
+
+
+def available_methods() -> List[FusionMethod]:
+    """All registered methods, in registration order."""
+    _ensure_loaded()
+    return list(_REGISTRY.values())
+
+
+def default_method_name() -> str:
+    """Name of the method used when none is given: ``methods.DEFAULT_METHOD``, the best one we ship."""
+    from .methods import DEFAULT_METHOD
+
+    return DEFAULT_METHOD
+
+
+def get_method(name: Optional[str]) -> FusionMethod:
+    """Look a method up by name (``None`` gives the default); unknown names raise a clear error."""
+    _ensure_loaded()
+    if name is None:
+        name = default_method_name()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(_REGISTRY)
+        raise MedFusionError(f"unknown fusion method {name!r} (known: {known})") from None
+
+
+def describe_methods() -> List[dict]:
+    """JSON-ready list used by ``medfusion methods --json`` and the Slicer method combo."""
+    default = default_method_name()
+    return [
+        {
+            "name": m.name,
+            "family": m.family,
+            "modes": m.modes,
+            "inputs": m.inputs,
+            "default": m.name == default,
+            "description": m.description,
+        }
+        for m in available_methods()
+    ]
