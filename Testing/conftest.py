@@ -1,0 +1,27 @@
+"""Shared pytest fixtures: where the shared real data lives, and a skip when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MEDFUSION_SHARED", REPO_ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``../shared`` (or $MEDFUSION_SHARED); tests needing it skip cleanly when it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared is absent: real-data test skipped")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def shared_data(shared_dir: Path) -> Path:
+    path = shared_dir / "data"
+    if not path.is_dir():
+        pytest.skip("../shared/data is absent: real-data test skipped")
+    return path
