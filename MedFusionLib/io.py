@@ -1,0 +1,148 @@
+"""Reading and writing medical images with their geometry, and rejecting files we cannot fuse.
+
+Every reader returns a SimpleITK image (origin, spacing, direction and pixel type kept). Every writer is
+atomic: it writes a temporary file beside the target and renames it, so a failure or an interrupt never
+leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InputError
+
+PathLike = Union[str, os.PathLike]
+
+VOLUME_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+SLICE_EXTENSIONS = (".png", ".tif", ".tiff")
+SUPPORTED = VOLUME_EXTENSIONS + SLICE_EXTENSIONS
+LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, the protocol used for PET/SPECT colour slices
+
+
+def extension(path: PathLike) -> str:
+    """Lower-case extension, treating ``.nii.gz`` as one."""
+    name = str(path).lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
+
+
+def _read_dicom_series(folder: Path) -> sitk.Image:
+    reader = sitk.ImageSeriesReader()
+    series = reader.GetGDCMSeriesIDs(str(folder))
+    if not series:
+        raise InputError(f"{folder}: folder holds no DICOM series")
+    # Several series in one folder: take the one with the most slices (the main acquisition).
+    files = max((reader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series), key=len)
+    reader.SetFileNames(files)
+    return reader.Execute()
+
+
+def read_image(path: PathLike) -> sitk.Image:
+    """Read a NIfTI/NRRD/MHA file, a 2-D PNG/TIFF or a DICOM series folder; clear errors otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    try:
+        if path.is_dir():
+            image = _read_dicom_series(path)
+        else:
+            if extension(path) not in SUPPORTED:
+                raise InputError(f"{path}: unsupported file type (expected one of {', '.join(SUPPORTED)} or a DICOM folder)")
+            with open(path, "rb"):
+                pass  # surfaces permission problems as a clear error
+            image = sitk.ReadImage(str(path))
+    except InputError:
+        raise
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except RuntimeError as err:  # SimpleITK's reader errors: not an image, truncated, corrupt
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else "unknown reader error"
+        raise InputError(f"{path}: not a readable image (corrupt, truncated or wrong format): {reason[:160]}") from None
+    return image
+
+
+def is_colour(image: sitk.Image) -> bool:
+    """True for RGB/RGBA images (PET/SPECT pseudo-colour slices)."""
+    return image.GetNumberOfComponentsPerPixel() in (3, 4)
+
+
+def luma(image: sitk.Image) -> sitk.Image:
+    """Grey image ``round(0.299 R + 0.587 G + 0.114 B)`` of an RGB(A) image, with its geometry."""
+    rgb = sitk.GetArrayFromImage(image)[..., :3].astype(np.float64)
+    grey = np.floor(rgb @ LUMA + 0.5).astype(np.float32)
+    out = sitk.GetImageFromArray(grey)
+    out.CopyInformation(image)
+    return out
+
+
+def as_scalar(image: sitk.Image, name: str = "image") -> sitk.Image:
+    """The scalar image fusion works on: colour 2-D slices give their luma; vector volumes are refused."""
+    components = image.GetNumberOfComponentsPerPixel()
+    if image.GetDimension() not in (2, 3):
+        raise InputError(f"{name}: a {image.GetDimension()}-D image; a 2-D slice or a 3-D volume is needed")
+    if components > 1:
+        if is_colour(image) and image.GetDimension() == 2:
+            return luma(image)
+        raise InputError(f"{name}: a vector image with {components} components; a scalar volume is needed")
+    return image
+
+
+def check_values(image: sitk.Image, name: str = "image") -> np.ndarray:
+    """The image's values as float32, refusing NaN/Inf, empty and all-constant images."""
+    array = sitk.GetArrayViewFromImage(image)
+    if array.size == 0:
+        raise InputError(f"{name}: image is empty")
+    if not np.isfinite(array).all():
+        raise InputError(f"{name}: contains NaN or infinite voxel values")
+    if array.min() == array.max():
+        raise InputError(f"{name}: all voxels have the same value ({array.flat[0]}); nothing to fuse")
+    return array.astype(np.float32)
+
+
+def load_for_fusion(path: PathLike) -> sitk.Image:
+    """Read, reduce to a scalar image and validate values: the one call the CLI makes per input."""
+    image = as_scalar(read_image(path), str(path))
+    check_values(image, str(path))
+    return image
+
+
+def _atomic_target(path: Path) -> Path:
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"{path}: output folder {folder} does not exist")
+    return folder
+
+
+def write_atomically(path: PathLike, write) -> None:
+    """Call ``write(temporary_path)`` then rename onto ``path``; on any failure remove the temporary file."""
+    path = Path(path)
+    folder = _atomic_target(path)
+    suffix = extension(path)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=folder)
+    os.close(handle)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_image(image: sitk.Image, path: PathLike) -> None:
+    """Write ``image`` atomically; PNG outputs are cast to 8 bits (scalar or RGB)."""
+    path = Path(path)
+    ext = extension(path)
+    if ext not in SUPPORTED:
+        raise InputError(f"{path}: unsupported output type (expected one of {', '.join(SUPPORTED)})")
+    if ext == ".png" and image.GetPixelID() not in (sitk.sitkUInt8, sitk.sitkVectorUInt8):
+        array = np.clip(np.rint(sitk.GetArrayFromImage(image)), 0, 255).astype(np.uint8)
+        converted = sitk.GetImageFromArray(array, isVector=image.GetNumberOfComponentsPerPixel() > 1)
+        converted.CopyInformation(image)
+        image = converted
+    write_atomically(path, lambda tmp: sitk.WriteImage(image, tmp, useCompression=ext != ".png"))

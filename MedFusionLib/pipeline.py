@@ -1,0 +1,171 @@
+"""Register, normalise, fuse: the whole job on SimpleITK images, shared by the CLI, batch and Slicer logic.
+
+The first image is the reference (fixed): every other input is registered to it (or only resampled by its
+header geometry when registration is ``none``), and the fused image lies on its grid with its geometry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import io
+from .errors import InputError, MedFusionError
+from .fusion import fuse_arrays, get_method
+from .normalization import intensity_range
+from .progress import CancelCallback, ProgressCallback, check_cancel, report, sub_progress
+
+REGISTRATION_CHOICES = ("none", "rigid", "affine", "deformable")
+FUSION_SCALE = 255.0  # fused volumes are written as float32 on 0..255, the scale the metrics are defined on
+
+
+@dataclass
+class FusionResult:
+    """A fused image on the reference grid plus everything needed to score and explain it."""
+
+    fused: sitk.Image
+    sources: List[np.ndarray]  # inputs on the fused grid, normalised to 0..255 (array order z, y, x)
+    fused_array: np.ndarray  # fused values on 0..255
+    method: str
+    mode: str
+    axis: int  # image axis (0 = i/x, 1 = j/y, 2 = k/z) along which slice mode cut the volume
+    normalisation: List[str]
+    registrations: list = field(default_factory=list)  # RegistrationResult or None per moving input
+
+    @property
+    def array_axis(self) -> int:
+        return self.fused_array.ndim - 1 - self.axis
+
+    def metrics(self, include_3d: bool = True, progress: Optional[ProgressCallback] = None,
+                cancel: Optional[CancelCallback] = None) -> dict:
+        """The metric suite on the normalised sources and the fused image (see docs/metrics.md)."""
+        from .metrics import score
+
+        result = score(self.sources, self.fused_array, axis=self.array_axis, rule="as-is",
+                       include_3d=include_3d, progress=progress, cancel=cancel)
+        if "protocol" in result:
+            result["protocol"]["normalisation"] = self.normalisation
+            result["protocol"]["image_axis"] = self.axis
+        return result
+
+
+def _check_inputs(images: Sequence[sitk.Image], registration: str) -> None:
+    if len(images) < 2:
+        raise InputError("fusion needs at least two input images")
+    if registration not in REGISTRATION_CHOICES:
+        raise MedFusionError(f"unknown registration {registration!r} (choose from {', '.join(REGISTRATION_CHOICES)})")
+    dims = {image.GetDimension() for image in images}
+    if len(dims) != 1:
+        raise InputError("inputs mix 2-D and 3-D images; fuse slices with slices and volumes with volumes")
+    if dims == {2} and registration == "none":
+        sizes = {image.GetSize() for image in images}
+        if len(sizes) != 1:
+            raise InputError(f"2-D inputs have different sizes {sorted(sizes)}; use --register rigid or affine")
+
+
+def _align(fixed: sitk.Image, moving: sitk.Image, registration: str, progress, cancel):
+    """The moving image on the fixed grid, and the registration that put it there (None for 'none')."""
+    if registration == "none":
+        if moving.GetDimension() == 2 and moving.GetSize() == fixed.GetSize():
+            return moving, None  # 2-D slices of one size: pixel-aligned by definition
+        from .registration import resample_to_fixed
+
+        identity = sitk.Transform(fixed.GetDimension(), sitk.sitkIdentity)
+        return resample_to_fixed(fixed, moving, identity), None
+    from .registration import register, resample_to_fixed
+
+    result = register(fixed, moving, registration, progress=progress, cancel=cancel)
+    return resample_to_fixed(fixed, moving, result.transform), result
+
+
+def fuse_images(
+    images: Sequence[sitk.Image],
+    *,
+    method: Optional[str] = None,
+    mode: str = "slice",
+    axis: int = 2,
+    registration: str = "none",
+    modalities: Optional[Sequence[str]] = None,
+    progress: Optional[ProgressCallback] = None,
+    cancel: Optional[CancelCallback] = None,
+) -> FusionResult:
+    """Register every image to ``images[0]``, normalise each by its modality rule, and fuse.
+
+    ``axis`` is the image axis slice mode cuts along (2 = k, axial for axial acquisitions). Inputs are
+    never modified.
+    """
+    _check_inputs(images, registration)
+    fusion = get_method(method)
+    if not fusion.accepts(len(images)):
+        raise MedFusionError(f"method {fusion.name!r} takes {fusion.inputs} inputs, got {len(images)}")
+    if mode not in fusion.modes:
+        raise MedFusionError(f"method {fusion.name!r} supports modes {fusion.modes}, not {mode!r}")
+    modalities = list(modalities) if modalities else ["auto"] * len(images)
+    if len(modalities) != len(images):
+        raise MedFusionError(f"{len(modalities)} modalities given for {len(images)} images")
+    fixed = images[0]
+    if not 0 <= axis < fixed.GetDimension():
+        raise MedFusionError(f"axis must be between 0 and {fixed.GetDimension() - 1}, got {axis}")
+
+    n_moving = len(images) - 1
+    register_share = 0.0 if registration == "none" else 0.6
+    aligned, registrations = [fixed], []
+    for index, moving in enumerate(images[1:]):
+        check_cancel(cancel)
+        part = sub_progress(progress, register_share * index / n_moving, register_share * (index + 1) / n_moving)
+        report(part, 0.0, f"aligning input {index + 2} to input 1 ({registration})")
+        resampled, result = _align(fixed, moving, registration, part, cancel)
+        aligned.append(resampled)
+        registrations.append(result)
+
+    sources, rules = [], []
+    for original, on_grid, modality in zip(images, aligned, modalities):
+        low, high, rule = intensity_range(original, modality)
+        values = sitk.GetArrayFromImage(on_grid).astype(np.float32)
+        sources.append(np.clip((values - low) / (high - low), 0.0, 1.0))
+        rules.append(rule)
+
+    check_cancel(cancel)
+    array_axis = fixed.GetDimension() - 1 - axis
+    fused01 = fuse_arrays(sources, fusion.name, mode, array_axis if fixed.GetDimension() == 3 else 0,
+                          progress=sub_progress(progress, register_share, 1.0), cancel=cancel)
+    fused_array = fused01 * FUSION_SCALE
+    if fixed.GetDimension() == 2 and fixed.GetPixelID() == sitk.sitkUInt8:
+        fused_array = np.clip(np.floor(fused_array + 0.5), 0, 255)
+        fused = sitk.GetImageFromArray(fused_array.astype(np.uint8))
+    else:
+        fused = sitk.GetImageFromArray(fused_array.astype(np.float32))
+    fused.CopyInformation(fixed)
+    report(progress, 1.0, "fusion done")
+    return FusionResult(
+        fused=fused,
+        sources=[s * FUSION_SCALE for s in sources],
+        fused_array=fused_array.astype(np.float32),
+        method=fusion.name,
+        mode=mode,
+        axis=axis,
+        normalisation=rules,
+        registrations=registrations,
+    )
+
+
+def write_json(data: dict, path) -> None:
+    """Write JSON atomically (valid JSON only: no NaN or Infinity)."""
+    text = json.dumps(data, indent=2, allow_nan=False)
+    io.write_atomically(Path(path), lambda tmp: Path(tmp).write_text(text + "\n"))
+
+
+def check_output_path(path, dimension: int) -> None:
+    """Fail before any work when the output cannot be written (missing folder, wrong type for 2-D/3-D)."""
+    path = Path(path)
+    if not (path.parent if str(path.parent) else Path(".")).is_dir():
+        raise InputError(f"{path}: output folder {path.parent} does not exist")
+    ext = io.extension(path)
+    allowed = io.SUPPORTED if dimension == 2 else io.VOLUME_EXTENSIONS
+    if ext not in allowed:
+        raise InputError(f"{path}: unsupported output type for {dimension}-D images (use one of {', '.join(allowed)})")
