@@ -7,7 +7,9 @@ leaves a half-written output.
 
 from __future__ import annotations
 
+import gzip
 import os
+import struct
 import tempfile
 from pathlib import Path
 from typing import Union
@@ -42,6 +44,42 @@ def _read_dicom_series(folder: Path) -> sitk.Image:
     return reader.Execute()
 
 
+def _nifti_expected_bytes(header: bytes) -> int:
+    """Header size plus voxel bytes promised by a NIfTI-1/2 header (0 when the header is not NIfTI)."""
+    for endian in "<>":
+        if len(header) >= 348 and struct.unpack(endian + "i", header[:4])[0] == 348:
+            dims = struct.unpack(endian + "8h", header[40:56])
+            bitpix = struct.unpack(endian + "h", header[72:74])[0]
+            offset = int(struct.unpack(endian + "f", header[108:112])[0])
+            break
+        if len(header) >= 540 and struct.unpack(endian + "i", header[:4])[0] == 540:
+            bitpix = struct.unpack(endian + "h", header[14:16])[0]
+            dims = struct.unpack(endian + "8q", header[16:80])
+            offset = struct.unpack(endian + "q", header[168:176])[0]
+            break
+    else:
+        return 0
+    count = int(np.prod([max(1, d) for d in dims[1 : 1 + max(0, min(dims[0], 7))]]))
+    return max(offset, 348) + count * max(bitpix, 8) // 8
+
+
+def _check_nifti_complete(path: Path) -> None:
+    """SimpleITK silently zero-fills a truncated .nii.gz: check the data length against the header."""
+    opener = gzip.open if extension(path) == ".nii.gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            expected = _nifti_expected_bytes(handle.read(540))
+            if not expected:
+                return
+            size = 540
+            while chunk := handle.read(1 << 22):
+                size += len(chunk)
+    except (EOFError, gzip.BadGzipFile, OSError, struct.error):
+        raise InputError(f"{path}: truncated or corrupt compressed file") from None
+    if size < expected:
+        raise InputError(f"{path}: truncated file ({size} of {expected} bytes)")
+
+
 def read_image(path: PathLike) -> sitk.Image:
     """Read a NIfTI/NRRD/MHA file, a 2-D PNG/TIFF or a DICOM series folder; clear errors otherwise."""
     path = Path(path)
@@ -55,14 +93,16 @@ def read_image(path: PathLike) -> sitk.Image:
                 raise InputError(f"{path}: unsupported file type (expected one of {', '.join(SUPPORTED)} or a DICOM folder)")
             with open(path, "rb"):
                 pass  # surfaces permission problems as a clear error
+            if extension(path) in (".nii", ".nii.gz"):
+                _check_nifti_complete(path)
             image = sitk.ReadImage(str(path))
     except InputError:
         raise
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
     except RuntimeError as err:  # SimpleITK's reader errors: not an image, truncated, corrupt
-        reason = str(err).strip().splitlines()[-1] if str(err).strip() else "unknown reader error"
-        raise InputError(f"{path}: not a readable image (corrupt, truncated or wrong format): {reason[:160]}") from None
+        detail = " ".join(str(err).split()).split("ERROR:")[-1].strip()[-160:]
+        raise InputError(f"{path}: not a readable image (corrupt, truncated or wrong format): {detail}") from None
     return image
 
 
