@@ -1,0 +1,1 @@
+def format_table(r): return ""

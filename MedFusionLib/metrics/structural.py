@@ -1,0 +1,123 @@
+"""Metrics comparing F with each source pixel by pixel or window by window: SSIM, QABF, MSE, RMSE, PSNR, SCD.
+
+Conventions for degenerate input (documented in docs/metrics.md): PSNR is capped at ``PSNR_CAP`` dB so
+that identical images give a finite, JSON-valid number; QABF is 0 when the sources have no gradient at
+all; a Pearson correlation with a constant operand is 0 (so SCD of F = A = B is 0).
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+
+from ._filters import correlate_same, correlate_valid, gaussian_window_1d
+from ._stack import Stack
+
+PEAK = 255.0
+PSNR_CAP = 100.0  # dB; reached only for MSE <= 255^2 * 1e-10 (about 6.5e-6 gray levels squared)
+
+SSIM_WINDOW = gaussian_window_1d(11, 1.5)
+SSIM_C1 = (0.01 * PEAK) ** 2
+SSIM_C2 = (0.03 * PEAK) ** 2
+
+# Xydeas-Petrovic constants
+_TG, _KG, _DG = 0.9994, -15.0, 0.5
+_TA, _KA, _DA = 0.9879, -22.0, 0.8
+_DIFF = np.array([-1.0, 0.0, 1.0])
+_SMOOTH = np.array([1.0, 2.0, 1.0])
+
+
+def ssim_terms(source: np.ndarray, fused: np.ndarray, window: np.ndarray, axes: Tuple[int, ...]) -> np.ndarray:
+    """Wang et al. SSIM map over the "valid" positions of a separable Gaussian window along ``axes``."""
+    maps = np.stack([source, fused, source * source, fused * fused, source * fused])
+    f = correlate_valid(maps, window, axes=list(axes))  # axes are negative: unaffected by the stacking axis
+    mu1, mu2, e11, e22, e12 = f
+    mu11, mu22, mu12 = mu1 * mu1, mu2 * mu2, mu1 * mu2
+    s11, s22, s12 = e11 - mu11, e22 - mu22, e12 - mu12
+    return ((2 * mu12 + SSIM_C1) * (2 * s12 + SSIM_C2)) / ((mu11 + mu22 + SSIM_C1) * (s11 + s22 + SSIM_C2))
+
+
+def ssim(st: Stack) -> np.ndarray:
+    """SSIM summed over sources; each term the mean of the valid SSIM map (11x11, sigma 1.5, L = 255)."""
+    return sum(ssim_terms(s, st.fused, SSIM_WINDOW, (-2, -1)).mean(axis=(-2, -1)) for s in st.sources)
+
+
+def _sobel_strength_angle(img: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Zero-padded Sobel strength and atan (not atan2) orientation, pi/2 where gx = 0."""
+    gx = correlate_same(img, [_SMOOTH, _DIFF], [-2, -1], mode="constant")
+    gy = correlate_same(img, [-_DIFF, _SMOOTH], [-2, -1], mode="constant")
+    g = np.sqrt(gx * gx + gy * gy)
+    zero = gx == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(zero, np.pi / 2, np.arctan(gy / np.where(zero, 1.0, gx)))
+    return g, a
+
+
+def edge_preservation(g_s: np.ndarray, a_s: np.ndarray, g_f: np.ndarray, a_f: np.ndarray) -> np.ndarray:
+    """Q_SF map of Xydeas-Petrovic from strengths and orientations (any dimension)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(g_s > g_f, g_f / np.where(g_s > 0, g_s, 1.0), np.where(g_s < g_f, g_s / np.where(g_f > 0, g_f, 1.0), g_f))
+    orient = 1.0 - np.abs(a_s - a_f) / (np.pi / 2)
+    q_g = _TG / (1.0 + np.exp(_KG * (rel - _DG)))
+    q_a = _TA / (1.0 + np.exp(_KA * (orient - _DA)))
+    return q_g * q_a
+
+
+def qabf_from_maps(strength_angle, fused_strength_angle, axes: Tuple[int, ...]) -> np.ndarray:
+    """QABF = sum_S(Q_SF g_S) / sum_S(g_S) over ``axes``; 0 where the sources have no gradient."""
+    g_f, a_f = fused_strength_angle
+    num = 0.0
+    den = 0.0
+    for g_s, a_s in strength_angle:
+        num = num + (edge_preservation(g_s, a_s, g_f, a_f) * g_s).sum(axis=axes)
+        den = den + g_s.sum(axis=axes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+
+
+def qabf(st: Stack) -> np.ndarray:
+    """QABF (Xydeas-Petrovic) generalised to N sources: sum of Q_SF g_S over sum of g_S."""
+    maps = [_sobel_strength_angle(s) for s in st.sources]
+    return qabf_from_maps(maps, _sobel_strength_angle(st.fused), (-2, -1))
+
+
+def mse(st: Stack) -> np.ndarray:
+    """MSE averaged over sources."""
+    return st.cached("MSE", lambda: sum(((s - st.fused) ** 2).mean(axis=(-2, -1)) for s in st.sources) / len(st.sources))
+
+
+def rmse(st: Stack) -> np.ndarray:
+    """RMSE = sqrt of the source-averaged MSE."""
+    return np.sqrt(mse(st))
+
+
+def psnr_from_mse(m: np.ndarray) -> np.ndarray:
+    """10 log10(255^2 / MSE), capped at PSNR_CAP (MSE = 0 gives the cap)."""
+    with np.errstate(divide="ignore"):
+        value = 10.0 * np.log10(PEAK * PEAK / np.asarray(m, dtype=np.float64))
+    return np.minimum(value, PSNR_CAP)
+
+
+def psnr(st: Stack) -> np.ndarray:
+    """PSNR with the 0..255 scale as peak."""
+    return psnr_from_mse(mse(st))
+
+
+def pearson(x: np.ndarray, y: np.ndarray, axes: Tuple[int, ...] = (-2, -1)) -> np.ndarray:
+    """Pearson correlation over ``axes``; 0 when either operand is constant."""
+    dx = x - x.mean(axis=axes, keepdims=True)
+    dy = y - y.mean(axis=axes, keepdims=True)
+    num = (dx * dy).sum(axis=axes)
+    den = np.sqrt((dx * dx).sum(axis=axes) * (dy * dy).sum(axis=axes))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+
+
+def scd(st: Stack) -> np.ndarray:
+    """SCD = sum over sources of corr(S_i, F - sum of the other sources) (two sources: corr(A, F-B) + corr(B, F-A))."""
+    out = np.zeros(st.batch)
+    for i, s in enumerate(st.sources):
+        others = sum(o for j, o in enumerate(st.sources) if j != i)
+        out = out + pearson(s, st.fused - others)
+    return out
