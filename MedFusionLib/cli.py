@@ -50,6 +50,12 @@ def _add_fusion_options(parser: argparse.ArgumentParser, with_axis: bool = True)
                         help="align inputs 2.. to the first before fusing (default: none, header geometry)")
     parser.add_argument("--modality", action="append", metavar="NAME",
                         help="intensity rule per input in order (auto, ct, mr, pet, spect, 8bit); repeat per input")
+    parser.add_argument("--colour", default="none", metavar="MAP",
+                        help="RGB output, functional colour over the fused image: auto (the functional input's own "
+                             "colours, or the PET map), or a map: hot, pet, rainbow (default: none, grey output)")
+    parser.add_argument("--functional", type=int, metavar="N",
+                        help="1-based index of the functional (PET/SPECT) input for --colour (default: the colour "
+                             "input, else the last)")
 
 
 # ---------------------------------------------------------------------------------------------- methods
@@ -97,25 +103,31 @@ def cmd_register(args: argparse.Namespace) -> int:
 def _fuse_to_files(inputs: Sequence[str], output: str, args: argparse.Namespace, metrics_path=None,
                    preview_path=None, progress=None, want_metrics: bool = False):
     """Load, fuse, write the fused image (and metrics/preview); returns (result, metrics dict or None)."""
-    from .io import load_for_fusion, write_image
+    from .io import as_scalar, check_values, read_image, write_image
     from .pipeline import check_output_path, fuse_images, write_json
 
-    images = [load_for_fusion(path) for path in inputs]
+    images = [read_image(path) for path in inputs]
+    for path, image in zip(inputs, images):
+        check_values(as_scalar(image, path), path)
     check_output_path(output, images[0].GetDimension())
     for extra in (metrics_path, preview_path):
         if extra and not (Path(extra).parent if str(Path(extra).parent) else Path(".")).is_dir():
             raise MedFusionError(f"{extra}: output folder {Path(extra).parent} does not exist")
     result = fuse_images(images, method=args.method, mode=args.mode, axis=min(getattr(args, "axis", 2), images[0].GetDimension() - 1),
-                         registration=args.register, modalities=args.modality, progress=progress)
+                         registration=args.register, modalities=args.modality, colour=args.colour,
+                         functional=None if args.functional is None else args.functional - 1, progress=progress)
     metrics = result.metrics() if (metrics_path or want_metrics) else None
-    write_image(result.fused, output)
+    write_image(result.colour_fused if result.colour_fused is not None else result.fused, output)
     if metrics_path:
         write_json(metrics, metrics_path)
     if preview_path:
         from .preview import write_preview
 
+        import SimpleITK as sitk
+
         labels = [Path(p).name for p in inputs] + [f"fused ({result.method}, {result.mode})"]
-        write_preview(result.sources + [result.fused_array], labels, preview_path, images[0].GetSpacing())
+        shown = result.fused_array if result.colour_fused is None else sitk.GetArrayFromImage(result.colour_fused)
+        write_preview(result.sources + [shown], labels, preview_path, images[0].GetSpacing())
     return result, metrics
 
 

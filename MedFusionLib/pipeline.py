@@ -17,10 +17,12 @@ import SimpleITK as sitk
 from . import io
 from .errors import InputError, MedFusionError
 from .fusion import fuse_arrays, get_method
+from .colour import COLOUR_MAPS, colour_fused_image
 from .normalization import intensity_range
 from .progress import CancelCallback, ProgressCallback, check_cancel, report, sub_progress
 
 REGISTRATION_CHOICES = ("none", "rigid", "affine", "deformable")
+COLOUR_CHOICES = ("none", "auto") + tuple(COLOUR_MAPS)
 FUSION_SCALE = 255.0  # fused volumes are written as float32 on 0..255, the scale the metrics are defined on
 
 
@@ -36,6 +38,7 @@ class FusionResult:
     axis: int  # image axis (0 = i/x, 1 = j/y, 2 = k/z) along which slice mode cut the volume
     normalisation: List[str]
     registrations: list = field(default_factory=list)  # RegistrationResult or None per moving input
+    colour_fused: Optional[sitk.Image] = None  # RGB: functional colour over the fused image (colour option)
 
     @property
     def array_axis(self) -> int:
@@ -83,6 +86,30 @@ def _align(fixed: sitk.Image, moving: sitk.Image, registration: str, progress, c
     return resample_to_fixed(fixed, moving, result.transform), result
 
 
+def _colour_result(fused: sitk.Image, originals, aligned_colour, sources01, colour: str,
+                   functional: Optional[int]) -> Optional[sitk.Image]:
+    """RGB result for the colour option: the functional input's own colours, or a colour map on its values."""
+    if colour == "none":
+        return None
+    coloured = [i for i, image in enumerate(originals) if io.is_colour(image)]
+    index = functional if functional is not None else (coloured[0] if coloured else len(originals) - 1)
+    if not 0 <= index < len(originals):
+        raise MedFusionError(f"functional input {index + 1} does not exist (there are {len(originals)} inputs)")
+    if colour == "auto" and index in coloured:
+        rgb = sitk.GetArrayFromImage(aligned_colour[index]).astype(np.float64)[..., :3]
+        return colour_fused_image(fused, functional_rgb=rgb)
+    colour_map = "pet" if colour == "auto" else colour
+    return colour_fused_image(fused, functional01=sources01[index], colour_map=colour_map)
+
+
+def _colour_on_grid(fixed: sitk.Image, original: sitk.Image, registration) -> sitk.Image:
+    """A colour input carried onto the fixed grid like its luma was (grey inputs are left as they are)."""
+    if not io.is_colour(original) or (registration is None and original.GetSize() == fixed.GetSize()):
+        return original
+    transform = registration.transform if registration else sitk.Transform(fixed.GetDimension(), sitk.sitkIdentity)
+    return sitk.Resample(original, fixed, transform, sitk.sitkLinear, 0.0)
+
+
 def fuse_images(
     images: Sequence[sitk.Image],
     *,
@@ -91,14 +118,25 @@ def fuse_images(
     axis: int = 2,
     registration: str = "none",
     modalities: Optional[Sequence[str]] = None,
+    colour: str = "none",
+    functional: Optional[int] = None,
     progress: Optional[ProgressCallback] = None,
     cancel: Optional[CancelCallback] = None,
 ) -> FusionResult:
     """Register every image to ``images[0]``, normalise each by its modality rule, and fuse.
 
-    ``axis`` is the image axis slice mode cuts along (2 = k, axial for axial acquisitions). Inputs are
-    never modified.
+    ``axis`` is the image axis slice mode cuts along (2 = k, axial for axial acquisitions). 2-D colour
+    (RGB) inputs are fused on their luma. ``colour`` adds an RGB result (``colour_fused``): ``auto``
+    restores the functional input's own colours (or paints it with the PET map when it is grey), a map
+    name paints it with that map; ``functional`` is its 0-based index (default: the colour input, else
+    the last one). Inputs are never modified.
     """
+    if colour not in COLOUR_CHOICES:
+        raise MedFusionError(f"unknown colour option {colour!r} (choose from {', '.join(COLOUR_CHOICES)})")
+    originals = list(images)
+    images = [io.as_scalar(image, f"input {i + 1}") for i, image in enumerate(originals)]
+    for i, image in enumerate(images):
+        io.check_values(image, f"input {i + 1}")
     _check_inputs(images, registration)
     fusion = get_method(method)
     if not fusion.accepts(len(images)):
@@ -122,6 +160,8 @@ def fuse_images(
         resampled, result = _align(fixed, moving, registration, part, cancel)
         aligned.append(resampled)
         registrations.append(result)
+    aligned_colour = [originals[0]] + [_colour_on_grid(fixed, original, reg)
+                                       for original, reg in zip(originals[1:], registrations)]
 
     sources, rules = [], []
     for original, on_grid, modality in zip(images, aligned, modalities):
@@ -141,6 +181,7 @@ def fuse_images(
     else:
         fused = sitk.GetImageFromArray(fused_array.astype(np.float32))
     fused.CopyInformation(fixed)
+    colour_fused = _colour_result(fused, originals, aligned_colour, sources, colour, functional)
     report(progress, 1.0, "fusion done")
     return FusionResult(
         fused=fused,
@@ -151,6 +192,7 @@ def fuse_images(
         axis=axis,
         normalisation=rules,
         registrations=registrations,
+        colour_fused=colour_fused,
     )
 
 

@@ -23,7 +23,7 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
 
 def _tile(plane: np.ndarray, aspect: float = 1.0) -> Image.Image:
     """One plane (rows, cols) on 0..255 as a PIL image, rows stretched by ``aspect`` (row/col spacing)."""
-    rows, cols = plane.shape
+    rows, cols = plane.shape[:2]
     height, width = rows * aspect, cols
     scale = TILE / max(height, width)
     image = Image.fromarray(_to_uint8(plane) if plane.ndim == 2 else plane.astype(np.uint8))
@@ -62,11 +62,11 @@ def compose(rows: List[List[Image.Image]], labels: Optional[List[str]] = None) -
 
 
 def write_preview(images: Sequence[np.ndarray], labels: Sequence[str], path, spacing_xyz=(1.0, 1.0, 1.0)) -> None:
-    """Write a PNG of 2-D images side by side, or of orthogonal planes of 3-D volumes (all on 0..255)."""
-    if images[0].ndim == 2 or (images[0].ndim == 3 and images[0].shape[-1] == 3 and len(spacing_xyz) == 2):
+    """Write a PNG of 2-D images side by side, or of orthogonal planes of 3-D volumes (0..255, grey or RGB)."""
+    if images[0].ndim == 2:
         canvas = compose([[_tile(im) for im in images]], [" | ".join(labels)])
-    else:
-        mask = np.any([im > 5 for im in images], axis=0)
+    else:  # volumes (z, y, x), RGB volumes (z, y, x, 3)
+        mask = np.any([im > 5 for im in images if im.ndim == 3], axis=0)
         centre = [int(np.mean(np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != k))))) if mask.any()
                   else n // 2 for k, n in enumerate(mask.shape)]
         rows = [[_tile(p, aspect) for p, aspect in _planes(im, centre, spacing_xyz)] for im in images]
