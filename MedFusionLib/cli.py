@@ -113,7 +113,7 @@ def _fuse_to_files(inputs: Sequence[str], output: str, args: argparse.Namespace,
     for extra in (metrics_path, preview_path):
         if extra and not (Path(extra).parent if str(Path(extra).parent) else Path(".")).is_dir():
             raise MedFusionError(f"{extra}: output folder {Path(extra).parent} does not exist")
-    result = fuse_images(images, method=args.method, mode=args.mode, axis=min(getattr(args, "axis", 2), images[0].GetDimension() - 1),
+    result = fuse_images(images, method=args.method, mode=args.mode, axis=getattr(args, "axis", 2),
                          registration=args.register, modalities=args.modality, colour=args.colour,
                          functional=None if args.functional is None else args.functional - 1, progress=progress)
     metrics = result.metrics() if (metrics_path or want_metrics) else None

@@ -112,10 +112,10 @@ def is_colour(image: sitk.Image) -> bool:
 
 
 def luma(image: sitk.Image) -> sitk.Image:
-    """Grey image ``round(0.299 R + 0.587 G + 0.114 B)`` of an RGB(A) image, with its geometry."""
-    rgb = sitk.GetArrayFromImage(image)[..., :3].astype(np.float64)
-    grey = np.floor(rgb @ LUMA + 0.5).astype(np.float32)
-    out = sitk.GetImageFromArray(grey)
+    """Grey image ``round(0.299 R + 0.587 G + 0.114 B)`` of an RGB(A) image, with its geometry (8-bit stays 8-bit)."""
+    rgb = sitk.GetArrayFromImage(image)[..., :3]
+    grey = np.floor(rgb.astype(np.float64) @ LUMA + 0.5)
+    out = sitk.GetImageFromArray(grey.astype(np.uint8 if rgb.dtype == np.uint8 else np.float32))
     out.CopyInformation(image)
     return out
 

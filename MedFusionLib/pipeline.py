@@ -42,7 +42,8 @@ class FusionResult:
 
     @property
     def array_axis(self) -> int:
-        return self.fused_array.ndim - 1 - self.axis
+        """The numpy axis (arrays are z, y, x) matching the image axis slice mode cut along."""
+        return 2 - self.axis if self.fused_array.ndim == 3 else 0
 
     def metrics(self, include_3d: bool = True, progress: Optional[ProgressCallback] = None,
                 cancel: Optional[CancelCallback] = None) -> dict:
@@ -147,8 +148,10 @@ def fuse_images(
     if len(modalities) != len(images):
         raise MedFusionError(f"{len(modalities)} modalities given for {len(images)} images")
     fixed = images[0]
-    if not 0 <= axis < fixed.GetDimension():
-        raise MedFusionError(f"axis must be between 0 and {fixed.GetDimension() - 1}, got {axis}")
+    if fixed.GetDimension() == 2:
+        axis = 2  # a 2-D image is its own single slice
+    elif not 0 <= axis < 3:
+        raise MedFusionError(f"axis must be 0, 1 or 2, got {axis}")
 
     n_moving = len(images) - 1
     register_share = 0.0 if registration == "none" else 0.6
@@ -171,8 +174,7 @@ def fuse_images(
         rules.append(rule)
 
     check_cancel(cancel)
-    array_axis = fixed.GetDimension() - 1 - axis
-    fused01 = fuse_arrays(sources, fusion.name, mode, array_axis if fixed.GetDimension() == 3 else 0,
+    fused01 = fuse_arrays(sources, fusion.name, mode, 2 - axis,
                           progress=sub_progress(progress, register_share, 1.0), cancel=cancel)
     fused_array = fused01 * FUSION_SCALE
     if fixed.GetDimension() == 2 and fixed.GetPixelID() == sitk.sitkUInt8:
