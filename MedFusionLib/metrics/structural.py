@@ -54,14 +54,22 @@ def _sobel_strength_angle(img: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return g, a
 
 
-def edge_preservation(g_s: np.ndarray, a_s: np.ndarray, g_f: np.ndarray, a_f: np.ndarray) -> np.ndarray:
-    """Q_SF map of Xydeas-Petrovic from strengths and orientations (any dimension)."""
+def relative_strength(g_s: np.ndarray, g_f: np.ndarray) -> np.ndarray:
+    """G: gF/gS if gS > gF, gS/gF if gS < gF, and gF itself where they are equal (as the MATLAB original)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(g_s > g_f, g_f / np.where(g_s > 0, g_s, 1.0), np.where(g_s < g_f, g_s / np.where(g_f > 0, g_f, 1.0), g_f))
-    orient = 1.0 - np.abs(a_s - a_f) / (np.pi / 2)
+        return np.where(g_s > g_f, g_f / np.where(g_s > 0, g_s, 1.0), np.where(g_s < g_f, g_s / np.where(g_f > 0, g_f, 1.0), g_f))
+
+
+def edge_q(rel: np.ndarray, orient: np.ndarray) -> np.ndarray:
+    """Q = Qg(G) * Qa(A) with the Xydeas-Petrovic sigmoids."""
     q_g = _TG / (1.0 + np.exp(_KG * (rel - _DG)))
     q_a = _TA / (1.0 + np.exp(_KA * (orient - _DA)))
     return q_g * q_a
+
+
+def edge_preservation(g_s: np.ndarray, a_s: np.ndarray, g_f: np.ndarray, a_f: np.ndarray) -> np.ndarray:
+    """Q_SF map of Xydeas-Petrovic from 2-D strengths and atan orientations."""
+    return edge_q(relative_strength(g_s, g_f), 1.0 - np.abs(a_s - a_f) / (np.pi / 2))
 
 
 def qabf_from_maps(strength_angle, fused_strength_angle, axes: Tuple[int, ...]) -> np.ndarray:

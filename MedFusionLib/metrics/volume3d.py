@@ -1,0 +1,136 @@
+"""True 3-D variants of the metrics that have a natural volumetric form: EN3D SD3D MI3D NMI3D SSIM3D QABF3D.
+
+They are computed on the whole normalised volumes (background included), so unlike the per-slice means
+they weigh every voxel once and see structure across slices:
+
+* ``EN3D``, ``SD3D``: the 2-D formulas over all voxels of F.
+* ``MI3D``, ``NMI3D``: each volume min-max quantised to 0..255 as a whole, 256-bin marginal and
+  256 x 256 joint histograms over all voxels.
+* ``SSIM3D``: 11 x 11 x 11 Gaussian window (sigma 1.5) at every position where it fits, summed over sources.
+* ``QABF3D``: 3-D Sobel gradients (derivative [-1 0 1] along one axis, smoothing [1 2 1] along the two
+  others, zero padding); strength |grad|; the orientation term uses the angle theta in 0..pi/2 between
+  the gradient lines of S and F, A = 1 - theta / (pi/2) (0 where either gradient vanishes), because
+  atan(gy/gx) has no 3-D counterpart. Other constants and the weighting are those of QABF.
+
+Filtering runs over slabs along axis 0 (with the halo each filter needs) to bound memory.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..progress import CancelCallback, ProgressCallback, check_cancel, report
+from ._filters import correlate_same, correlate_valid
+from .information import LEVELS, quantise
+from .noreference import entropy_from_counts
+from .structural import SSIM_WINDOW, edge_q, relative_strength, ssim_terms
+
+KEYS_3D = ("EN3D", "SD3D", "MI3D", "NMI3D", "SSIM3D", "QABF3D")
+SLAB = 24  # output slices per slab for the filtered 3-D variants
+_DIFF = np.array([-1.0, 0.0, 1.0])
+_SMOOTH = np.array([1.0, 2.0, 1.0])
+
+
+def _quantise_volume(v: np.ndarray) -> np.ndarray:
+    return quantise(v.reshape(1, -1, v.shape[-1]))[0].reshape(-1)  # min-max over the whole volume
+
+
+def _entropies(codes: np.ndarray, bins: int) -> float:
+    return float(entropy_from_counts(np.bincount(codes, minlength=bins)))
+
+
+def _mi_nmi(srcs: Sequence[np.ndarray], fus: np.ndarray) -> Tuple[float, float]:
+    qf = _quantise_volume(fus)
+    hf = _entropies(qf, LEVELS)
+    mi_sum, nmi_sum = 0.0, 0.0
+    for s in srcs:
+        qs = _quantise_volume(s)
+        hs = _entropies(qs, LEVELS)
+        mi = hs + hf - _entropies(qs * LEVELS + qf, LEVELS * LEVELS)
+        mi_sum += mi
+        nmi_sum += mi / (hs + hf) if hs + hf > 0 else 0.0
+    return mi_sum, 2.0 * nmi_sum
+
+
+def _ssim3d(srcs: Sequence[np.ndarray], fus: np.ndarray, cancel: Optional[CancelCallback]) -> float:
+    k = len(SSIM_WINDOW)
+    depth = fus.shape[0]
+    n_out = depth - k + 1
+    total = 0.0
+    for s in srcs:
+        acc, count = 0.0, 0
+        for z0 in range(0, n_out, SLAB):
+            check_cancel(cancel)
+            z1 = min(n_out, z0 + SLAB)
+            m = ssim_terms(s[z0 : z1 + k - 1], fus[z0 : z1 + k - 1], SSIM_WINDOW, (-3, -2, -1))
+            acc += float(m.sum())
+            count += m.size
+        total += acc / count
+    return total
+
+
+def _gradients(v: np.ndarray, z0: int, z1: int) -> np.ndarray:
+    """3-D Sobel gradients (3, z1 - z0, H, W) of slices z0..z1 of ``v``, zero padding outside the volume."""
+    lo, hi = max(0, z0 - 1), min(v.shape[0], z1 + 1)
+    slab = v[lo:hi]
+    pad = ((z0 - lo == 0) * 1, (hi - z1 == 0) * 1)
+    if pad != (0, 0):
+        slab = np.pad(slab, (pad, (0, 0), (0, 0)))
+    out = []
+    for d in range(3):
+        kernels = [_DIFF if a == d else _SMOOTH for a in range(3)]
+        out.append(correlate_same(slab, kernels, [0, 1, 2], mode="constant")[1:-1])
+    return np.stack(out)
+
+
+def _qabf3d(srcs: Sequence[np.ndarray], fus: np.ndarray, cancel: Optional[CancelCallback]) -> float:
+    num, den = 0.0, 0.0
+    for z0 in range(0, fus.shape[0], SLAB):
+        check_cancel(cancel)
+        z1 = min(fus.shape[0], z0 + SLAB)
+        gf = _gradients(fus, z0, z1)
+        nf = np.sqrt((gf * gf).sum(axis=0))
+        for s in srcs:
+            gs = _gradients(s, z0, z1)
+            ns = np.sqrt((gs * gs).sum(axis=0))
+            prod = ns * nf
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cos = np.where(prod > 0, np.abs((gs * gf).sum(axis=0)) / np.where(prod > 0, prod, 1.0), 0.0)
+            theta = np.arccos(np.clip(cos, 0.0, 1.0))
+            q = edge_q(relative_strength(ns, nf), 1.0 - theta / (np.pi / 2))
+            num += float((q * ns).sum())
+            den += float(ns.sum())
+    return num / den if den > 0 else 0.0
+
+
+def compute_3d(
+    srcs: List[np.ndarray],
+    fus: np.ndarray,
+    wanted: Sequence[str],
+    progress: Optional[ProgressCallback] = None,
+    cancel: Optional[CancelCallback] = None,
+) -> Tuple[Dict[str, float], Dict[str, str]]:
+    """The requested 3-D variants of normalised (0..255) volumes; returns (values, {skipped key: reason})."""
+    values: Dict[str, float] = {}
+    skipped: Dict[str, str] = {}
+    steps = max(1, len(wanted))
+    for i, key in enumerate(wanted):
+        check_cancel(cancel)
+        if key == "EN3D":
+            values[key] = _entropies(np.clip(np.floor(fus), 0, 255).astype(np.int64).ravel(), LEVELS)
+        elif key == "SD3D":
+            values[key] = float(fus.std())
+        elif key in ("MI3D", "NMI3D"):
+            if "MI3D" not in values:
+                values["MI3D"], values["NMI3D"] = _mi_nmi(srcs, fus)
+        elif key == "SSIM3D":
+            if min(fus.shape) < len(SSIM_WINDOW):
+                skipped[key] = f"volume {fus.shape} is smaller than the 11x11x11 window"
+            else:
+                values[key] = _ssim3d(srcs, fus, cancel)
+        elif key == "QABF3D":
+            values[key] = _qabf3d(srcs, fus, cancel)
+        report(progress, (i + 1) / steps, f"3-D metrics: {key}")
+    return {k: values[k] for k in wanted if k in values}, skipped
