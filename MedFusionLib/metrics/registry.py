@@ -60,7 +60,7 @@ METRIC_KEYS: tuple = tuple(m.key for m in _TABLE)
 
 
 def resolve_keys(keys: Optional[Sequence[str]]) -> List[str]:
-    """Validate a key selection (None = all 16, in the canonical order)."""
+    """Validate a key selection; returns it in the canonical order (None = all 16)."""
     if keys is None:
         return list(METRIC_KEYS)
     if isinstance(keys, str):
@@ -68,7 +68,8 @@ def resolve_keys(keys: Optional[Sequence[str]]) -> List[str]:
     unknown = [k for k in keys if k not in METRICS]
     if unknown:
         raise InputError(f"unknown metric key(s) {', '.join(map(str, unknown))}; known: {' '.join(METRIC_KEYS)}")
-    return list(dict.fromkeys(keys))
+    wanted = set(keys)
+    return [k for k in METRIC_KEYS if k in wanted]
 
 
 def compute_stack(stack: Stack, keys: Sequence[str]) -> Dict[str, np.ndarray]:
