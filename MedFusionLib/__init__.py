@@ -5,3 +5,12 @@ slicer-core.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """``from MedFusionLib import MedFusionLogic`` without importing slicer/vtk for CLI users."""
+    if name in ("MedFusionLogic", "MedFusionResult"):
+        from .mrml import logic
+
+        return getattr(logic, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,102 @@
+"""Show the fused volume in every slice view with a fitting colour map, and the metrics table.
+
+Background = fixed volume (grey, its own display untouched), foreground = fused volume at the chosen
+opacity ("overlay"), or the fused volume alone ("fused"). The fused volume is shown in grey when all inputs
+are anatomical, in Slicer's PET heat map when a functional input (PET, SPECT) is among them, or as RGB for
+colour fusion. Works on every ``vtkMRMLSliceCompositeNode`` of the scene, i.e. every slice view the layout
+logic and the slice logics created (what ``slicer.util.setSliceViewerLayers`` does, on any scene).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+GREY = "vtkMRMLColorTableNodeGrey"
+PET_HEAT = "vtkMRMLPETProceduralColorNodePET-Heat"
+FUNCTIONAL = ("pet", "spect")
+DISPLAY_MODES = ("overlay", "fused")
+COLOUR_OPTIONS = ("auto", "grey", "pet", "rgb")
+
+_NAME_PATTERNS = (
+    ("pet", r"(^|[^a-z])pet([^a-z]|$)"),
+    ("spect", r"(^|[^a-z])spect([^a-z]|$)"),
+    ("ct", r"(^|[^a-z])ct([^a-z]|$)"),
+    ("mr", r"(^|[^a-z])(mri?|t1w?|t2w?|pd|flair|epi)([^a-z]|$)"),
+)
+
+
+def guess_node_modality(node) -> str:
+    """'pet', 'spect', 'ct', 'mr' or 'auto', from a ``MedFusion.Modality`` or ``DICOM.Modality`` attribute,
+    else from the node's name."""
+    for attribute in ("MedFusion.Modality", "DICOM.Modality"):
+        value = (node.GetAttribute(attribute) or "").strip().lower()
+        if value in ("pt", "pet"):
+            return "pet"
+        if value in ("nm", "spect"):
+            return "spect"
+        if value in ("ct", "mr"):
+            return value
+    name = (node.GetName() or "").lower()
+    for modality, pattern in _NAME_PATTERNS:
+        if re.search(pattern, name):
+            return modality
+    return "auto"
+
+
+def colour_node_id(colour: str, modalities) -> str:
+    """Colour map ID for the scalar fused volume."""
+    if colour == "grey":
+        return GREY
+    if colour == "pet":
+        return PET_HEAT
+    return PET_HEAT if any(m in FUNCTIONAL for m in modalities) else GREY
+
+
+def configure_fused_display(node, colour_id: Optional[str]) -> None:
+    """Display node for the fused volume: the colour map and a fixed 0..255 window (fused values' scale)."""
+    if node.GetDisplayNode() is None:
+        node.CreateDefaultDisplayNodes()
+    display = node.GetDisplayNode()
+    if node.IsA("vtkMRMLVectorVolumeNode"):
+        return  # RGB: the vector display node shows the colours as they are
+    scene = node.GetScene()
+    if colour_id and scene is not None and scene.GetNodeByID(colour_id) is None:
+        colour_id = GREY if scene.GetNodeByID(GREY) is not None else None
+    was = display.StartModify()
+    if colour_id:
+        display.SetAndObserveColorNodeID(colour_id)
+    display.AutoWindowLevelOff()
+    display.SetWindowLevelMinMax(0.0, 255.0)
+    display.EndModify(was)
+
+
+def ensure_display(node) -> None:
+    """A volume without a display node cannot be shown; give it the default one (nothing else changes)."""
+    if node.GetDisplayNode() is None:
+        node.CreateDefaultDisplayNodes()
+
+
+def show_in_slice_views(scene, background, foreground, opacity: float, app_logic=None, fit: bool = True) -> int:
+    """Set the layers of every slice view; returns the number of views set."""
+    composites = [scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
+                  for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode"))]
+    for composite in composites:
+        was = composite.StartModify()
+        composite.SetBackgroundVolumeID(background.GetID() if background is not None else None)
+        composite.SetForegroundVolumeID(foreground.GetID() if foreground is not None else None)
+        composite.SetForegroundOpacity(float(opacity))
+        composite.EndModify(was)
+    if fit and app_logic is not None and hasattr(app_logic, "FitSliceToAll"):
+        app_logic.FitSliceToAll()
+    return len(composites)
+
+
+def show_table(table_node, app_logic=None) -> None:
+    """Make the table the active one and show it in the table view (when the app has one)."""
+    if app_logic is None:
+        return
+    selection = app_logic.GetSelectionNode()
+    if selection is not None:
+        selection.SetActiveTableID(table_node.GetID())
+        app_logic.PropagateTableSelection()

@@ -1,0 +1,353 @@
+"""``MedFusionLogic``: register, fuse and score volume nodes of the MRML scene (no Qt).
+
+Scripting contract (Slicer's Python console, or slicer-core with ``slicer.mrmlScene`` set)::
+
+    from MedFusionLib import MedFusionLogic
+    result = MedFusionLogic().process(fixedNode, movingNode, method=None, mode="slice", registration="rigid")
+    result.fusedVolumeNode, result.transformNode, result.metricsTableNode
+
+``method=None`` is the default method; ``mode`` is "slice" or "volume"; ``registration`` is "none",
+"rigid", "affine" or "deformable"; more inputs with ``extraNodes=[...]``. The input volumes are never
+modified (voxels, geometry, display); the registration is applied by setting each moving node's parent
+transform (Slicer's convention), hardened only with ``hardenTransform=True``.
+
+The work is split so that the GUI can run the heavy part in a subprocess: :meth:`prepareInputs` (scene ->
+images), :func:`compute` (images -> :class:`FusionOutcome`, no scene; what ``MedFusionLib.worker`` runs)
+and :meth:`applyOutcome` (outcome -> nodes and views).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import InputError, MedFusionError
+from ..progress import check_cancel, report, sub_progress
+from . import display
+
+REGISTRATIONS = ("none", "rigid", "affine", "deformable")
+MODES = ("slice", "volume")
+ROLE = "MedFusion.Role"
+OUTPUT_METRICS_REFERENCE = "medfusionMetrics"
+
+
+@dataclass
+class FusionOutcome:
+    """What the computation gives back, independent of the scene (and of the process it ran in)."""
+
+    fused: sitk.Image  # scalar, 0..255, on the fixed image's (world) grid
+    transforms: List[Optional[sitk.Transform]]  # per moving input: fixed LPS -> moving LPS (ITK), or None
+    metrics: Optional[dict]
+    method: str
+    mode: str
+    axis: int
+    registration: str
+    normalisation: List[str] = field(default_factory=list)
+    rgb: Optional[sitk.Image] = None  # colour fusion (vector uint8), when asked for
+    summaries: List[str] = field(default_factory=list)
+
+
+@dataclass
+class MedFusionResult:
+    fusedVolumeNode: object
+    transformNode: object  # first moving input's registration (None when registration is "none")
+    metricsTableNode: object
+    transformNodes: list = field(default_factory=list)
+    metrics: Optional[dict] = None
+    method: str = ""
+    mode: str = ""
+    registration: str = ""
+    outcome: Optional[FusionOutcome] = None
+
+
+def functional_index(modalities: Sequence[str]) -> int:
+    """Input whose colours colour fusion shows: the first PET/SPECT input, else the last input."""
+    for index, modality in enumerate(modalities):
+        if modality in display.FUNCTIONAL:
+            return index
+    return len(modalities) - 1
+
+
+def compute(images: Sequence[sitk.Image], *, method=None, mode="slice", axis=2, registration="rigid",
+            modalities=None, colour="auto", computeMetrics=True, include3DMetrics=False,
+            progress: Optional[Callable] = None, cancel: Optional[Callable] = None) -> FusionOutcome:
+    """Register, fuse and score SimpleITK images (the first is fixed); touches no scene."""
+    from ..pipeline import fuse_images
+
+    modalities = list(modalities) if modalities else ["auto"] * len(images)
+    fusion_modalities = [m if m in ("ct", "mr", "pet", "spect", "8bit") else "auto" for m in modalities]
+    share = 0.85 if computeMetrics else 1.0
+    result = fuse_images(list(images), method=method, mode=mode, axis=axis, registration=registration,
+                         modalities=fusion_modalities, progress=sub_progress(progress, 0.0, share), cancel=cancel)
+    metrics = None
+    if computeMetrics:
+        check_cancel(cancel)
+        report(progress, share, "computing metrics")
+        metrics = result.metrics(include_3d=include3DMetrics, progress=sub_progress(progress, share, 1.0),
+                                 cancel=cancel)
+    rgb = None
+    if colour == "rgb":
+        from .colour import colour_fuse
+
+        source = result.sources[functional_index(modalities)]
+        rgb = sitk.GetImageFromArray(colour_fuse(result.fused_array, source), isVector=True)
+        rgb.CopyInformation(result.fused)
+    check_cancel(cancel)
+    report(progress, 1.0, "fusion computed")
+    return FusionOutcome(
+        fused=result.fused, transforms=[r.transform if r is not None else None for r in result.registrations],
+        metrics=metrics, method=result.method, mode=result.mode, axis=result.axis, registration=registration,
+        normalisation=list(result.normalisation), rgb=rgb,
+        summaries=[r.summary() if r is not None and hasattr(r, "summary") else "" for r in result.registrations])
+
+
+class MedFusionLogic:
+    """Scene-level MedFusion: volume nodes in, fused volume, transform and metrics table nodes out."""
+
+    def __init__(self, scene=None, applicationLogic=None):
+        self._scene = scene
+        self._applicationLogic = applicationLogic
+
+    # -- scene and application -------------------------------------------------------------------------
+    @property
+    def scene(self):
+        if self._scene is not None:
+            return self._scene
+        import slicer
+
+        scene = getattr(slicer, "mrmlScene", None)
+        if scene is None:
+            raise MedFusionError("no MRML scene: set slicer.mrmlScene or pass scene= to MedFusionLogic")
+        return scene
+
+    @property
+    def applicationLogic(self):
+        """Slicer's application logic (slice logics, selection node), or None under bare slicer-core."""
+        if self._applicationLogic is not None:
+            return self._applicationLogic
+        import slicer
+
+        app = getattr(slicer, "app", None)
+        return app.applicationLogic() if app is not None and hasattr(app, "applicationLogic") else None
+
+    @applicationLogic.setter
+    def applicationLogic(self, value):
+        self._applicationLogic = value
+
+    # -- methods, for the GUI ----------------------------------------------------------------------------
+    @staticmethod
+    def methods() -> List[dict]:
+        from ..fusion import describe_methods
+
+        return describe_methods()
+
+    @staticmethod
+    def defaultMethod() -> str:
+        from ..fusion import default_method_name
+
+        return default_method_name()
+
+    # -- the scripting contract -------------------------------------------------------------------------
+    def process(self, fixedNode, movingNode, method=None, mode="slice", registration="rigid", *,
+                extraNodes=None, axis=2, modalities=None, outputNode=None, opacity=0.5, colour="auto",
+                displayMode="overlay", showResult=True, computeMetrics=True, include3DMetrics=False,
+                hardenTransform=False, progress=None, cancel=None) -> MedFusionResult:
+        """Register ``movingNode`` (and ``extraNodes``) to ``fixedNode``, fuse, score and show the result.
+
+        ``modalities``: one of auto/ct/mr/pet/spect per input (guessed from node attributes and names when
+        None); ``colour``: "auto" (grey, or PET heat when a functional input is present), "grey", "pet" or
+        "rgb" (colour fusion into an RGB vector volume); ``displayMode``: "overlay" (fixed background, fused
+        foreground at ``opacity``) or "fused" (fused alone); ``progress(fraction, message)`` and
+        ``cancel() -> bool`` follow MedFusionLib.progress (cancelling leaves the scene as it was).
+        """
+        nodes = [fixedNode, movingNode] + list(extraNodes or [])
+        modalities = self.validate(nodes, method=method, mode=mode, registration=registration, axis=axis,
+                                   modalities=modalities, outputNode=outputNode, colour=colour,
+                                   displayMode=displayMode)
+        report(progress, 0.0, "reading the volumes")
+        images = self.prepareInputs(nodes, ignoreOwnRegistration=registration != "none")
+        check_cancel(cancel)
+        outcome = compute(images, method=method, mode=mode, axis=axis, registration=registration,
+                          modalities=modalities, colour=colour, computeMetrics=computeMetrics,
+                          include3DMetrics=include3DMetrics, progress=sub_progress(progress, 0.02, 0.97),
+                          cancel=cancel)
+        check_cancel(cancel)
+        report(progress, 0.97, "updating the scene")
+        result = self.applyOutcome(nodes, outcome, outputNode=outputNode, opacity=opacity, colour=colour,
+                                   displayMode=displayMode, showResult=showResult, modalities=modalities,
+                                   hardenTransform=hardenTransform, reference=images[0])
+        report(progress, 1.0, "done")
+        return result
+
+    # -- steps -------------------------------------------------------------------------------------------
+    def validate(self, nodes, *, method=None, mode="slice", registration="rigid", axis=2, modalities=None,
+                 outputNode=None, colour="auto", displayMode="overlay") -> List[str]:
+        """Check everything before any work; returns the modality of each input."""
+        from ..fusion import get_method
+
+        if any(n is None for n in nodes):
+            raise InputError("select a fixed and a moving volume")
+        for node in nodes:
+            if not node.IsA("vtkMRMLScalarVolumeNode") or node.IsA("vtkMRMLLabelMapVolumeNode"):
+                raise InputError(f"{node.GetName()!r} is not a scalar volume")
+            if node.GetImageData() is None:
+                raise InputError(f"{node.GetName()!r} holds no image data")
+            if node.GetScene() is not self.scene:
+                raise InputError(f"{node.GetName()!r} is not in this logic's scene")
+        if len({n.GetID() for n in nodes}) != len(nodes):
+            raise InputError("the same volume is selected twice")
+        if outputNode is not None and any(outputNode.GetID() == n.GetID() for n in nodes):
+            raise InputError("the output volume cannot be one of the inputs")
+        if registration not in REGISTRATIONS:
+            raise MedFusionError(f"unknown registration {registration!r} (choose from {', '.join(REGISTRATIONS)})")
+        if mode not in MODES:
+            raise MedFusionError(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
+        if colour not in display.COLOUR_OPTIONS:
+            raise MedFusionError(f"unknown colour option {colour!r} (choose from {', '.join(display.COLOUR_OPTIONS)})")
+        if displayMode not in display.DISPLAY_MODES:
+            raise MedFusionError(f"unknown display mode {displayMode!r} (choose from {', '.join(display.DISPLAY_MODES)})")
+        if not 0 <= int(axis) <= 2:
+            raise MedFusionError(f"axis must be 0, 1 or 2, got {axis}")
+        fusion = get_method(method)
+        if not fusion.accepts(len(nodes)):
+            raise MedFusionError(f"method {fusion.name!r} takes {fusion.inputs} inputs, got {len(nodes)}")
+        if mode not in fusion.modes:
+            raise MedFusionError(f"method {fusion.name!r} supports modes {fusion.modes}, not {mode!r}")
+        if outputNode is not None:
+            wanted = "vtkMRMLVectorVolumeNode" if colour == "rgb" else "vtkMRMLScalarVolumeNode"
+            if not outputNode.IsA(wanted) or (colour != "rgb" and outputNode.IsA("vtkMRMLLabelMapVolumeNode")):
+                raise InputError(f"output {outputNode.GetName()!r} must be a {wanted} for colour option {colour!r}")
+        if registration != "none":
+            for node in nodes[1:]:
+                if self._base_parent_to_world(node) is None:
+                    raise InputError(f"{node.GetName()!r} is under a non-linear transform; harden it before "
+                                     "registering it")
+        if modalities is None:
+            return [display.guess_node_modality(n) for n in nodes]
+        modalities = list(modalities)
+        if len(modalities) != len(nodes):
+            raise MedFusionError(f"{len(modalities)} modalities given for {len(nodes)} inputs")
+        return modalities
+
+    @staticmethod
+    def _own_registration_parent(node):
+        parent = node.GetParentTransformNode()
+        return parent if parent is not None and parent.GetAttribute(ROLE) == "registration" else None
+
+    def _base_parent_to_world(self, node, ignoreOwn=True) -> Optional[np.ndarray]:
+        """Parent-to-world matrix of a node, ignoring a MedFusion registration transform on it when
+        ``ignoreOwn`` (so that running again re-registers from the original position); None when
+        non-linear."""
+        from .nodes import parent_linear_to_world
+
+        own = self._own_registration_parent(node) if ignoreOwn else None
+        return parent_linear_to_world(own if own is not None else node)
+
+    def prepareInputs(self, nodes, ignoreOwnRegistration=True) -> List[sitk.Image]:
+        """The volumes as SimpleITK images (voxels copied) where they appear in the world; a registration
+        transform made by an earlier run of MedFusion on a moving node is left out when
+        ``ignoreOwnRegistration`` (the registration is being redone)."""
+        from .nodes import _hardened_image, _image, _voxels, ijk_to_ras
+
+        images = []
+        for index, node in enumerate(nodes):
+            to_world = self._base_parent_to_world(node, ignoreOwnRegistration) if index > 0 else None
+            if index == 0 or to_world is None:
+                from .nodes import volume_to_image
+
+                images.append(volume_to_image(node) if index == 0 else _hardened_image(node))
+            else:
+                images.append(_image(_voxels(node), to_world @ ijk_to_ras(node)))
+        return images
+
+    def applyOutcome(self, nodes, outcome: FusionOutcome, *, outputNode=None, opacity=0.5, colour="auto",
+                     displayMode="overlay", showResult=True, modalities=None, hardenTransform=False,
+                     reference: Optional[sitk.Image] = None) -> MedFusionResult:
+        """Create or update the output, transform and table nodes from an outcome, and show them."""
+        from . import nodes as mrml_nodes
+        from .tables import update_metrics_table
+        from .transforms import transform_node_from_registration
+
+        scene = self.scene
+        fixed, moving = nodes[0], nodes[1:]
+        modalities = list(modalities) if modalities else [display.guess_node_modality(n) for n in nodes]
+        if reference is None:
+            reference = outcome.fused
+
+        transform_nodes = []
+        for node, transform in zip(moving, outcome.transforms):
+            if transform is None:
+                transform_nodes.append(None)
+                continue
+            base = self._base_parent_to_world(node)
+            own = self._own_registration_parent(node)
+            reuse = own if own is not None and own.GetParentTransformNode() is None else None
+            name = reuse.GetName() if reuse is not None else scene.GenerateUniqueName(
+                f"{node.GetName()} to {fixed.GetName()} ({outcome.registration})")
+            tnode = transform_node_from_registration(scene, transform, reference, name, base, node=reuse)
+            tnode.SetAttribute(ROLE, "registration")
+            tnode.SetAttribute("MedFusion.Registration", outcome.registration)
+            if tnode is not reuse and reuse is not None:
+                pass  # a linear result replacing a grid one (or back): the old node stays for the user
+            node.SetAndObserveTransformNodeID(tnode.GetID())
+            if hardenTransform:
+                node.HardenTransform()
+            transform_nodes.append(tnode)
+
+        rgb = colour == "rgb" and outcome.rgb is not None
+        image = outcome.rgb if rgb else outcome.fused
+        if outputNode is None:
+            name = scene.GenerateUniqueName(
+                f"{fixed.GetName()} + {' + '.join(n.GetName() for n in moving)} fused ({outcome.method}, {outcome.mode})")
+            outputNode = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode" if rgb else "vtkMRMLScalarVolumeNode", name)
+        fixed_to_world = mrml_nodes.parent_linear_to_world(fixed)
+        if fixed_to_world is not None:
+            # same grid as the fixed node, under the same parent transform
+            mrml_nodes.update_volume_from_image(outputNode, image, mrml_nodes.ijk_to_ras(fixed))
+            outputNode.SetAndObserveTransformNodeID(fixed.GetTransformNodeID())
+        else:
+            mrml_nodes.update_volume_from_image(outputNode, image)
+            outputNode.SetAndObserveTransformNodeID(None)
+        outputNode.SetAttribute(ROLE, "fused")
+        outputNode.SetAttribute("MedFusion.Method", outcome.method)
+        outputNode.SetAttribute("MedFusion.Mode", outcome.mode)
+        outputNode.SetAttribute("MedFusion.Registration", outcome.registration)
+        outputNode.SetAttribute("MedFusion.Inputs", ";".join(n.GetID() for n in nodes))
+        display.configure_fused_display(outputNode, None if rgb else display.colour_node_id(colour, modalities))
+
+        table = None
+        if outcome.metrics is not None:
+            table = outputNode.GetNodeReference(OUTPUT_METRICS_REFERENCE)
+            if table is None or table.GetScene() is not scene:
+                table = scene.AddNewNodeByClass("vtkMRMLTableNode",
+                                                scene.GenerateUniqueName(f"{outputNode.GetName()} metrics"))
+            update_metrics_table(table, outcome.metrics)
+            table.SetAttribute(ROLE, "metrics")
+            outputNode.SetNodeReferenceID(OUTPUT_METRICS_REFERENCE, table.GetID())
+
+        if showResult:
+            self.showResult(fixed, outputNode, opacity=opacity, displayMode=displayMode, table=table)
+
+        return MedFusionResult(
+            fusedVolumeNode=outputNode, transformNode=transform_nodes[0] if transform_nodes else None,
+            metricsTableNode=table, transformNodes=transform_nodes, metrics=outcome.metrics,
+            method=outcome.method, mode=outcome.mode, registration=outcome.registration, outcome=outcome)
+
+    def showResult(self, fixedNode, fusedNode, *, opacity=0.5, displayMode="overlay", table=None, fit=True):
+        """Fixed as background and fused as foreground (or fused alone) in every slice view."""
+        display.ensure_display(fixedNode)
+        if displayMode == "fused":
+            display.show_in_slice_views(self.scene, fusedNode, None, opacity, self.applicationLogic, fit)
+        else:
+            display.show_in_slice_views(self.scene, fixedNode, fusedNode, opacity, self.applicationLogic, fit)
+        if table is not None:
+            display.show_table(table, self.applicationLogic)
+
+    def setOverlayOpacity(self, opacity: float) -> None:
+        """Foreground opacity of every slice view (the GUI's opacity slider)."""
+        scene = self.scene
+        for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
+            scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode").SetForegroundOpacity(float(opacity))

@@ -1,0 +1,181 @@
+"""Self-test scenarios shared by the Slicer module's ``MedFusionTest`` and the pytest suite on slicer-core.
+
+Each scenario builds small synthetic CT-, MR- and PET-like volumes of one phantom with a known rigid
+misalignment (written into the moving volume's header, so the truth is exact), runs
+``MedFusionLogic.process`` and checks: the fused volume lies on the fixed grid and is not empty, the
+registration transform node aligns the moving volume within tolerance of the truth, the metrics table holds
+the 16 metrics, the slice views show fixed + fused, and the inputs are untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import MedFusionError
+
+PHANTOM_TOLERANCE_MM = 3.0  # about one phantom voxel (2.5 x 2.5 x 3 mm)
+
+
+def add_volume(scene, image: sitk.Image, name: str, modality: Optional[str] = None):
+    from .nodes import update_volume_from_image
+
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    update_volume_from_image(node, image)
+    node.CreateDefaultDisplayNodes()
+    if modality:
+        node.SetAttribute("MedFusion.Modality", modality)
+    return node
+
+
+def phantom_nodes(scene, seed: int = 7) -> dict:
+    """CT (fixed), MR T2 and PET (both moved by the known transform) as volume nodes, plus the truth."""
+    from ..samples import make_phantom_pair
+    from ..samples_pet import make_phantom_pet
+
+    pair = make_phantom_pair(seed)
+    return {
+        "ct": add_volume(scene, pair.ct, "Phantom CT", "ct"),
+        "mr": add_volume(scene, pair.mr, "Phantom MR T2", "mr"),
+        "pet": add_volume(scene, make_phantom_pet(seed), "Phantom PET", "pet"),
+        "truth": pair.true_transform,
+        "mask": pair.brain_mask,
+    }
+
+
+def deep_method_ready(name: str) -> bool:
+    """True when torch imports and the method's shipped weights are present."""
+    try:
+        from ..networks.inference import weight_path
+    except ImportError:  # torch not installed yet (in Slicer: PyTorch extension not set up)
+        return False
+    return weight_path(name).exists()
+
+
+def pick_methods() -> dict:
+    """A classical method (the default when classical) and a deep one whose weights are present (None when
+    there is none)."""
+    from ..fusion import describe_methods
+
+    methods = describe_methods()
+    classical = [m for m in methods if m["family"] == "classical"]
+    deep = [m for m in methods if m["family"] != "classical" and deep_method_ready(m["name"])]
+    default = [m for m in classical if m["default"]]
+    return {"classical": (default or classical)[0]["name"], "deep": deep[0]["name"] if deep else None,
+            "modes": {m["name"]: m["modes"] for m in methods}}
+
+
+def snapshot(node) -> dict:
+    from .nodes import snapshot as node_snapshot
+
+    return node_snapshot(node)
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise AssertionError(message)
+
+
+def check_untouched(node, before: dict) -> None:
+    after = snapshot(node)
+    check(np.array_equal(after["voxels"], before["voxels"]), f"{node.GetName()}: voxels changed")
+    check(np.allclose(after["ijk_to_ras"], before["ijk_to_ras"]), f"{node.GetName()}: geometry changed")
+
+
+def registration_error_mm(transform_node, truth: sitk.Transform, mask: sitk.Image) -> float:
+    """Mean distance over the mask between where the node and the truth send fixed points (ITK frame)."""
+    from ..samples import mean_displacement_error
+    from .transforms import itk_from_transform_node
+
+    return mean_displacement_error(itk_from_transform_node(transform_node), truth, mask)
+
+
+def check_result(scene, result, fixed, moving_nodes, before: dict, *, truth=None, mask=None,
+                 tolerance_mm: float = PHANTOM_TOLERANCE_MM, display_mode: str = "overlay") -> dict:
+    """All the checks of one run; returns what was measured."""
+    from .nodes import ijk_to_ras
+    from .tables import table_rows
+    from ..metrics import METRIC_KEYS
+
+    measured = {}
+    fused = result.fusedVolumeNode
+    check(fused is not None and fused.GetScene() is scene, "no fused volume node in the scene")
+    check(fused.GetImageData().GetDimensions() == fixed.GetImageData().GetDimensions(),
+          "fused volume not on the fixed grid (dimensions)")
+    check(np.allclose(ijk_to_ras(fused), ijk_to_ras(fixed)), "fused volume not on the fixed grid (IJK-to-RAS)")
+    check(fused.GetTransformNodeID() == fixed.GetTransformNodeID(), "fused volume not under the fixed parent")
+    import slicer
+
+    voxels = slicer.util.arrayFromVolume(fused)
+    check(np.isfinite(voxels).all() and float(voxels.std()) > 1.0 and float(voxels.max()) > 10.0,
+          "fused volume is empty or constant")
+    rows = table_rows(result.metricsTableNode)
+    check([r[0] for r in rows] == list(METRIC_KEYS), f"metrics table rows {[r[0] for r in rows]}")
+    check(len(rows) == 16, f"{len(rows)} metric rows, 16 expected")
+    check(all(r[2] in ("higher", "lower") for r in rows), "metric directions missing")
+    check(sum(np.isfinite(r[1]) for r in rows) >= 14, "metric values missing")
+    measured["metrics"] = {r[0]: r[1] for r in rows}
+    for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
+        composite = scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
+        if display_mode == "overlay":
+            check(composite.GetBackgroundVolumeID() == fixed.GetID(), "slice view background is not the fixed volume")
+            check(composite.GetForegroundVolumeID() == fused.GetID(), "slice view foreground is not the fused volume")
+        else:
+            check(composite.GetBackgroundVolumeID() == fused.GetID(), "slice view background is not the fused volume")
+    measured["views"] = scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")
+    for node in [fixed] + list(moving_nodes):
+        check_untouched(node, before[node.GetID()])
+    if result.registration != "none":
+        for node, tnode in zip(moving_nodes, result.transformNodes):
+            check(tnode is not None and node.GetParentTransformNode() is tnode,
+                  f"{node.GetName()}: registration transform not set as its parent")
+        if truth is not None and result.transformNode.IsLinear():
+            error = registration_error_mm(result.transformNode, truth, mask)
+            measured["registration_error_mm"] = error
+            check(error <= tolerance_mm, f"registration error {error:.2f} mm > {tolerance_mm} mm")
+    else:
+        check(result.transformNode is None, "a transform node was made without registration")
+    return measured
+
+
+def run_scenario(logic, scene, fixed, moving, *, method, mode, registration="rigid", truth=None, mask=None,
+                 tolerance_mm: float = PHANTOM_TOLERANCE_MM, **kwargs) -> dict:
+    """Run the logic on two nodes and check everything; restores the moving node's parent afterwards."""
+    before = {n.GetID(): snapshot(n) for n in (fixed, moving)}
+    parent = moving.GetTransformNodeID()
+    fractions = []
+    result = logic.process(fixed, moving, method=method, mode=mode, registration=registration,
+                           progress=lambda f, m: fractions.append(f), **kwargs)
+    measured = check_result(scene, result, fixed, [moving], before, truth=truth, mask=mask,
+                            tolerance_mm=tolerance_mm, display_mode=kwargs.get("displayMode", "overlay"))
+    check(bool(fractions) and fractions[-1] == 1.0 and fractions == sorted(fractions),
+          "progress not reported from 0 to 1")
+    measured["result"] = result
+    moving.SetAndObserveTransformNodeID(parent)
+    return measured
+
+
+def run_all(logic, scene, log=print) -> list:
+    """The self-test: classical and deep methods, slice and volume modes, CT-MR and MR-PET."""
+    methods = pick_methods()
+    data = phantom_nodes(scene)
+    runs = []
+    plan = [("classical", "ct", "mr"), ("deep", "mr", "pet")]
+    for family, fixed_key, moving_key in plan:
+        name = methods[family]
+        if name is None:
+            log(f"no {family} fusion method is ready (registered, with torch and weights): {family} scenario skipped")
+            continue
+        for mode in ("slice", "volume"):
+            if mode not in methods["modes"][name]:
+                log(f"{name} has no {mode} mode: skipped")
+                continue
+            log(f"{name} ({family}), {mode} mode: {data[fixed_key].GetName()} + {data[moving_key].GetName()}")
+            measured = run_scenario(logic, scene, data[fixed_key], data[moving_key], method=name, mode=mode,
+                                    registration="rigid", truth=data["truth"], mask=data["mask"])
+            runs.append((name, mode, measured))
+    if not runs:
+        raise MedFusionError("no scenario ran")
+    return runs
