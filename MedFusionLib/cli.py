@@ -180,7 +180,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     records, failures = [], []
     for number, row in enumerate(tqdm(rows, desc="batch", file=sys.stderr, unit="case"), start=1):
         try:
-            a, b = (row.get(k) or "").strip(), (row.get("b") or "").strip()
+            a, b = (row.get("a") or "").strip(), (row.get("b") or "").strip()
             if not a or not b:
                 raise MedFusionError("row needs both a and b")
             paths = [str(p if Path(p).is_absolute() else manifest.parent / p) for p in (a, b)]

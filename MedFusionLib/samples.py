@@ -29,6 +29,8 @@ TISSUES = {
     "white": (28.0, 0.35),
     "csf": (8.0, 1.0),
     "lesion": (65.0, 0.85),
+    "orbit": (-90.0, 0.9),  # orbital fat: dark on CT, bright on T2
+    "calcification": (600.0, 0.1),
 }
 
 
@@ -52,6 +54,7 @@ def _labels(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     skull = _ellipsoid(grid, (0, 0, 0), (0.78, 0.83, 0.73))
     brain = _ellipsoid(grid, (0, 0, 0), (0.7, 0.75, 0.65))
     labels[head] = "scalp"
+    labels[_ellipsoid(grid, (-0.1, -0.9, 0.0), (0.25, 0.12, 0.1))] = "scalp"  # nose
     labels[skull] = "skull"
     labels[brain] = "grey"
     texture = ndimage.gaussian_filter(rng.standard_normal(SHAPE), 2.0)
@@ -59,6 +62,11 @@ def _labels(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     labels[_ellipsoid(grid, (0.05, 0.0, -0.18), (0.25, 0.3, 0.08))] = "csf"
     labels[_ellipsoid(grid, (0.05, 0.0, 0.18), (0.25, 0.3, 0.08))] = "csf"
     labels[_ellipsoid(grid, (0.3, -0.35, 0.3), (0.12, 0.12, 0.12))] = "lesion"
+    labels[_ellipsoid(grid, (-0.35, 0.2, 0.05), (0.06, 0.08, 0.06))] = "calcification"
+    labels[_ellipsoid(grid, (-0.6, 0.1, 0.0), (0.06, 0.35, 0.45))] = "skull"  # skull base
+    labels[_ellipsoid(grid, (0.1, 0.1, 0.0), (0.5, 0.45, 0.03))] = "csf"  # interhemispheric fissure
+    for side in (-0.3, 0.3):  # eyes: asymmetric front/back, fixes the head's orientation
+        labels[_ellipsoid(grid, (-0.2, -0.82, side), (0.12, 0.1, 0.12))] = "orbit"
     return labels, brain
 
 
