@@ -32,7 +32,8 @@ from ._stack import Stack
 L = 9  # 3 x 3 window
 _IDX = np.arange(1, L + 1, dtype=np.float64)
 _IDX2 = _IDX * _IDX
-_ROWS = np.arange(L, dtype=np.int64)[:, None]
+_ROW_WEIGHT = L - np.arange(L, dtype=np.float64)  # 9 - i: table entries at or after row/column i
+_LOW_WEIGHT = 1.0 + np.arange(L, dtype=np.float64)  # 1 + k: the same for reversed columns
 CHUNK = 1 << 17  # windows per slice batch (bounds memory for volumes)
 BLOCK = 2048  # windows per vectorised block: (9, BLOCK) float64 arrays stay in L2 cache
 
@@ -44,126 +45,126 @@ def windows(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(v).reshape(L, -1)
 
 
-def _cumsum_rows(p: np.ndarray) -> np.ndarray:
-    """Sequential cumulative sum over axis 0 (np.cumsum along axis 0 is ~50x slower on (9, n) arrays)."""
-    out = np.empty_like(p)
-    out[0] = p[0]
-    for i in range(1, p.shape[0]):
-        np.add(out[i - 1], p[i], out=out[i])
-    return out
-
-
 def window_stats(w: np.ndarray) -> Dict[str, np.ndarray]:
-    """Per-window pdf (min-max normalised, divided by its sum), cdf, log-pdf, entropy, deviation (window-last)."""
-    mn = w.min(axis=0)
-    rng = w.max(axis=0) - mn
-    flat = rng == 0
-    y = (w - mn) / (rng + flat)  # (x - min) / (max - min); 0 / 1 = 0 in a constant window ...
-    y += flat  # ... which becomes all ones
-    p = y / y.sum(axis=0)
-    lp = np.log2(p + (p == 0))  # log2 p, and 0 where p = 0 (only ever multiplied by p)
+    """Statistics of non-constant windows (9, n): pdf, cdf, log-pdf, entropy, deviation, moments for c.
+
+    ``p = (x - min) / sum(x - min)`` equals the spec's min-max normalisation followed by division by the
+    sum (the range cancels). Tables carry a zero row where the merge needs one: ``cdf0`` in front (the
+    value below the first breakpoint), ``p_end``/``lp_end`` at the end (index 9 = past the last one).
+    Constant windows never get here: they score 0 (or 1 when S = F) without statistics.
+    """
+    n = w.shape[1]
+    y = w - w.min(axis=0)
+    p_end = np.zeros((L + 1, n))
+    p = p_end[:L]
+    np.divide(y, y.sum(axis=0), out=p)
+    lp_end = np.zeros((L + 1, n))
+    lp = lp_end[:L]
+    np.log2(p + (p == 0), out=lp)  # log2 p, and 0 where p = 0 (only ever multiplied by p)
+    cdf0 = np.empty((L + 1, n))
+    cdf0[0] = 0.0
+    cdf0[1] = p[0]
+    for i in range(1, L):
+        np.add(cdf0[i], p[i], out=cdf0[i + 1])
     m1 = np.einsum("i,in->n", _IDX, p)
     m2 = np.einsum("i,in->n", _IDX2, p)
-    centred = p - p.sum(axis=0) / L
-    centred *= ~flat  # exactly 0: a constant window has zero covariance with anything (c = 0)
+    total = cdf0[L]
     return {
-        "p": p,
-        "cdf": _cumsum_rows(p),
-        "lp": lp,
+        "p_end": p_end,
+        "lp_end": lp_end,
+        "cdf0": cdf0,
         "H": -np.einsum("in,in->n", p, lp),
         "sd": np.sqrt(np.maximum(m2 - m1 * m1, 0.0)),
-        "centred": centred,
-        "var": np.einsum("in,in->n", centred, centred),
+        "sum": total,
+        "sq": np.einsum("in,in->n", p, p),
     }
 
 
 def fmi_window_scores(s: np.ndarray, f: np.ndarray) -> np.ndarray:
     """FMI score of every window pair: ``s`` and ``f`` are (9, n) arrays from :func:`windows`.
 
-    Windows equal in S and F score 1 and need no statistics; the others are processed in blocks of
-    ``BLOCK`` windows (small enough to stay in cache), and only those with c != 0 reach steps 4-8.
+    Windows equal in S and F score 1; a constant window (in S or F) has zero covariance with the other,
+    so c = 0 and the score is 0: neither needs statistics. The rest are processed in blocks of ``BLOCK``
+    windows (small enough to stay in cache).
     """
     eq = (s == f).all(axis=0)
     out = eq.astype(np.float64)
-    todo = np.flatnonzero(~eq)
+    todo = np.flatnonzero(~eq & (s.max(axis=0) > s.min(axis=0)) & (f.max(axis=0) > f.min(axis=0)))
     for lo in range(0, todo.size, BLOCK):
         idx = todo[lo : lo + BLOCK]
-        out[idx] = _block_scores(np.take(s, idx, axis=1), np.take(f, idx, axis=1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[idx] = _block_scores(np.take(s, idx, axis=1), np.take(f, idx, axis=1))
     return out
 
 
 def _block_scores(s: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Scores of windows that differ between S and F: 0 unless c != 0 and both pdfs are non-degenerate."""
+    """Steps 2-8 of the spec for non-constant windows that differ between S and F."""
     ss = window_stats(s)
     fs = window_stats(f)
-    cov = np.einsum("in,in->n", ss["centred"], fs["centred"])
-    den = np.sqrt(ss["var"] * fs["var"])
-    sdp = ss["sd"] * fs["sd"]
-    active = np.flatnonzero((cov != 0) & (den > 0) & (sdp > 0))
-    out = np.zeros(s.shape[1])
-    if active.size:
-        if active.size < s.shape[1]:
-            ss = {k: np.take(v, active, axis=-1) for k, v in ss.items()}
-            fs = {k: np.take(v, active, axis=-1) for k, v in fs.items()}
-            cov, den, sdp = cov[active], den[active], sdp[active]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[active] = _scores(ss, fs, cov / den, sdp)
-    return out
-
-
-def _scores(ss: Dict[str, np.ndarray], fs: Dict[str, np.ndarray], c: np.ndarray, sdp: np.ndarray) -> np.ndarray:
-    """Steps 4-8 of the spec (meaningful where c != 0 and both pdfs are non-degenerate)."""
-    n = c.shape[0]
+    n = s.shape[1]
     cols = np.arange(n)
+    ps_end, lps_end, cs0 = ss["p_end"], ss["lp_end"], ss["cdf0"]
+    pf_end, lpf_end, cf0 = fs["p_end"], fs["lp_end"], fs["cdf0"]
+    pf, lpf, cf = pf_end[:L], lpf_end[:L], cf0[1:]
+
+    # Pearson correlation of the pdfs (means sum/9)
+    cov = np.einsum("in,in->n", ps_end[:L], pf) - ss["sum"] * fs["sum"] / L
+    var_s = ss["sq"] - ss["sum"] * ss["sum"] / L
+    var_f = fs["sq"] - fs["sum"] * fs["sum"] / L
+    sdp = ss["sd"] * fs["sd"]
+    active = (cov != 0) & (var_s > 0) & (var_f > 0) & (sdp > 0)
+    c = np.where(active, cov / np.sqrt(var_s * var_f), 0.0)
     pos = c >= 0
-    cf, pf, lpf = fs["cdf"], fs["p"], fs["lp"]
-    cs = ss["cdf"]
+
     # S side of the coupling: the pdf as is for the upper bound (c >= 0); for the lower bound u pairs with
     # 1 - u, i.e. the comonotonic coupling with S's pdf reversed, cell column k standing for j = 8 - k.
-    pq = np.where(pos, ss["p"], ss["p"][::-1])
-    lpq = np.where(pos, ss["lp"], ss["lp"][::-1])
-    q = _cumsum_rows(pq)
+    neg = np.flatnonzero(~pos)
+    if neg.size == 0:
+        pq_end, lpq_end, q0 = ps_end, lps_end, cs0
+    else:  # only the (few) windows with c < 0 are rewritten
+        pq_end, lpq_end, q0 = ps_end.copy(), lps_end.copy(), cs0.copy()
+        rev = ps_end[L - 1 :: -1][:, neg]
+        pq_end[:L, neg] = rev
+        lpq_end[:L, neg] = lps_end[L - 1 :: -1][:, neg]
+        q0[1:, neg] = np.cumsum(rev, axis=0)
+    pq, lpq, q = pq_end[:L], lpq_end[:L], q0[1:]
 
     # Merge the sorted breakpoint lists by ranks (no sort): k_of_f[i] = #{q < cf_i}, i_of_q[k] = #{cf <= q_k}.
     below = (q[None, :, :] < cf[:, None, :]).view(np.uint8)  # [i, k, window]
-    k_of_f = below.sum(axis=1, dtype=np.uint8).astype(np.int64)
-    i_of_q = L - below.sum(axis=0, dtype=np.uint8).astype(np.int64)
+    k_of_f = below.sum(axis=1, dtype=np.uint8).astype(np.intp)
+    i_of_q = L - below.sum(axis=0, dtype=np.uint8).astype(np.intp)
     # The segment ending at cf_i is cell (i, k_of_f[i]); the one ending at q_k is cell (i_of_q[k], k).
-    # Tables get a zero row in front (value below the first breakpoint) or at the end (index 9 = past the
-    # last breakpoint: rounding noise, dropped).
-    zero = np.zeros((1, n))
     at_k = k_of_f * n + cols
     at_i = i_of_q * n + cols
-    mass_f = cf - np.maximum(np.concatenate([zero, cf[:-1]]), np.take(np.concatenate([zero, q]), at_k))
-    mass_q = q - np.maximum(np.concatenate([zero, q[:-1]]), np.take(np.concatenate([zero, cf]), at_i))
-    mass_f *= k_of_f < L
+    mass_f = cf - np.maximum(cf0[:L], np.take(q0, at_k))
+    mass_q = q - np.maximum(q0[:L], np.take(cf0, at_i))
+    mass_f *= k_of_f < L  # past the last breakpoint: rounding noise, dropped
     mass_q *= i_of_q < L
 
     # sum of the 9x9 bound table = sum of path masses times the number of table entries they reach:
-    # (9 - i) rows times (9 - j) columns, j = k (upper bound) or 8 - k (lower bound).
-    flip = (~pos).astype(np.int64)
-    colw_f = (L - k_of_f) + flip * (2 * k_of_f + 1 - L)
-    colw_q = (L - _ROWS) + flip * (2 * _ROWS + 1 - L)
-    bound_sum = np.einsum("in,in->n", (L - _ROWS) * colw_f, mass_f) + np.einsum("in,in->n", (L - i_of_q) * colw_q, mass_q)
-    cov_bound = bound_sum - cf.sum(axis=0) * cs.sum(axis=0)
-    w = np.where(cov_bound != 0, c / (cov_bound / sdp), 0.0)
+    # (9 - i) rows times (9 - j) columns, j = k (upper bound) or 8 - k (lower bound: 9 - j = 1 + k).
+    wf = mass_f * (L - k_of_f)  # f-side cells: row i, column k_of_f[i]
+    up_f = np.einsum("i,in->n", _ROW_WEIGHT, wf)
+    rows_f = np.einsum("i,in->n", _ROW_WEIGHT, mass_f)
+    wq = mass_q * (L - i_of_q)  # q-side cells: row i_of_q[k], column k
+    up_q = np.einsum("i,in->n", _ROW_WEIGHT, wq)
+    lo_q = np.einsum("i,in->n", _LOW_WEIGHT, wq)
+    # f side, lower bound: sum (9 - i)(1 + k) m = 10 sum (9 - i) m - sum (9 - i)(9 - k) m
+    bound_sum = np.where(pos, up_f + up_q, (L + 1) * rows_f - up_f + lo_q)
+    cov_bound = bound_sum - cf0[1:].sum(axis=0) * cs0[1:].sum(axis=0)
+    w = np.where(active & (cov_bound != 0), c / (cov_bound / sdp), 0.0)
     a = 1.0 - w
     la = np.log2(np.abs(a + (a == 0)))
 
     # Entropy of J = w D + a outer(pf, ps): closed form for the outer part, corrected on the path cells.
-    sum_f, sum_q = pf.sum(axis=0), pq.sum(axis=0)
     hf, hs = fs["H"], ss["H"]
+    sum_f, sum_q = fs["sum"], ss["sum"]
     outer_part = a * la * sum_f * sum_q - a * (sum_q * hf + sum_f * hs)
-    pq_end = np.concatenate([pq, zero]).ravel()
-    lpq_end = np.concatenate([lpq, zero]).ravel()
-    pf_end = np.concatenate([pf, zero]).ravel()
-    lpf_end = np.concatenate([lpf, zero]).ravel()
     correction = _path_correction(mass_f, pf, lpf, np.take(pq_end, at_k), np.take(lpq_end, at_k), w, a, la)
     correction += _path_correction(mass_q, np.take(pf_end, at_i), np.take(lpf_end, at_i), pq, lpq, w, a, la)
-    joint_entropy = -(outer_part + correction)
-    mi = hs + hf - joint_entropy
+    mi = hs + hf + outer_part + correction  # I = Hs + Hf - JE, JE = -(outer part + correction)
     hsum = hs + hf
-    ok = (mi != 0) & (hsum > 0)
+    ok = active & (mi != 0) & (hsum > 0)
     return ok * (2.0 * mi / (hsum + ~ok))
 
 
@@ -172,7 +173,8 @@ def _path_correction(mass, pf, lpf, pq, lpq, w, a, la) -> np.ndarray:
     t = a * pf * pq
     j = w * mass + t
     j_log_j = j * np.log2(np.abs(j) + (j == 0))
-    return (j_log_j - t * (la + lpf + lpq)).sum(axis=0)
+    j_log_j -= t * (la + lpf + lpq)
+    return j_log_j.sum(axis=0)
 
 
 def fmi(st: Stack) -> np.ndarray:

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._filters import correlate_same
 from ._stack import Stack
 
-_SOBEL_DIFF = np.array([1.0, 0.0, -1.0])
-_SOBEL_SMOOTH = np.array([1.0, 2.0, 1.0])
 
 
 def entropy_from_counts(counts: np.ndarray) -> np.ndarray:
@@ -64,7 +61,7 @@ def average_gradient(st: Stack) -> np.ndarray:
 
 def edge_intensity(st: Stack) -> np.ndarray:
     """EI: mean Sobel magnitude, correlation with replicated borders."""
-    f = st.fused
-    sx = correlate_same(f, [_SOBEL_DIFF, _SOBEL_SMOOTH], [-2, -1], mode="nearest")
-    sy = correlate_same(f, [_SOBEL_SMOOTH, _SOBEL_DIFF], [-2, -1], mode="nearest")
+    from .structural import sobel  # structural imports this module's histogram helpers
+
+    sx, sy = sobel(st.fused, "edge")
     return np.sqrt(sx * sx + sy * sy).mean(axis=(-2, -1))

@@ -7,11 +7,11 @@ all; a Pearson correlation with a constant operand is 0 (so SCD of F = A = B is 
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from ._filters import correlate_same, correlate_valid, gaussian_window_1d
+from ._filters import correlate_valid, gaussian_window_1d
 from ._stack import Stack
 
 PEAK = 255.0
@@ -24,33 +24,64 @@ SSIM_C2 = (0.03 * PEAK) ** 2
 # Xydeas-Petrovic constants
 _TG, _KG, _DG = 0.9994, -15.0, 0.5
 _TA, _KA, _DA = 0.9879, -22.0, 0.8
-_DIFF = np.array([-1.0, 0.0, 1.0])
-_SMOOTH = np.array([1.0, 2.0, 1.0])
 
 
-def ssim_terms(source: np.ndarray, fused: np.ndarray, window: np.ndarray, axes: Tuple[int, ...]) -> np.ndarray:
-    """Wang et al. SSIM map over the "valid" positions of a separable Gaussian window along ``axes``."""
-    maps = np.stack([source, fused, source * source, fused * fused, source * fused])
-    f = correlate_valid(maps, window, axes=list(axes))  # axes are negative: unaffected by the stacking axis
-    mu1, mu2, e11, e22, e12 = f
-    mu11, mu22, mu12 = mu1 * mu1, mu2 * mu2, mu1 * mu2
-    s11, s22, s12 = e11 - mu11, e22 - mu22, e12 - mu12
-    return ((2 * mu12 + SSIM_C1) * (2 * s12 + SSIM_C2)) / ((mu11 + mu22 + SSIM_C1) * (s11 + s22 + SSIM_C2))
+def ssim_maps(sources: Sequence[np.ndarray], fused: np.ndarray, window: np.ndarray, axes: Tuple[int, ...]) -> List[np.ndarray]:
+    """Wang et al. SSIM map of each source against F over the "valid" positions of a separable window.
+
+    All local moments are filtered in one call; F's mean and second moment are shared by the sources.
+    ``axes`` are negative (the spatial axes), so leading batch axes pass through.
+    """
+    maps = [fused, fused * fused]
+    for s in sources:
+        maps += [s, s * s, s * fused]
+    f = correlate_valid(np.stack(maps), window, axes=list(axes))
+    mu_f = f[0]
+    mu_ff = mu_f * mu_f
+    s_ff = f[1] - mu_ff
+    out = []
+    for i in range(len(sources)):
+        mu_s, e_ss, e_sf = f[2 + 3 * i], f[3 + 3 * i], f[4 + 3 * i]
+        mu_ss = mu_s * mu_s
+        mu_sf = mu_s * mu_f
+        num = (2 * mu_sf + SSIM_C1) * (2 * (e_sf - mu_sf) + SSIM_C2)
+        den = (mu_ss + mu_ff + SSIM_C1) * ((e_ss - mu_ss) + s_ff + SSIM_C2)
+        out.append(num / den)
+    return out
 
 
 def ssim(st: Stack) -> np.ndarray:
     """SSIM summed over sources; each term the mean of the valid SSIM map (11x11, sigma 1.5, L = 255)."""
-    return sum(ssim_terms(s, st.fused, SSIM_WINDOW, (-2, -1)).mean(axis=(-2, -1)) for s in st.sources)
+    return sum(m.mean(axis=(-2, -1)) for m in ssim_maps(st.sources, st.fused, SSIM_WINDOW, (-2, -1)))
+
+
+def sobel(img: np.ndarray, pad_mode: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Sobel correlation responses over the last two axes.
+
+    ``gx`` uses [[-1,0,1],[-2,0,2],[-1,0,1]], ``gy`` [[1,2,1],[0,0,0],[-1,-2,-1]]; borders by ``np.pad``
+    mode ("constant" = zeros, "edge" = replicated). Adds and doublings only: exact for integer inputs.
+    """
+    pad = [(0, 0)] * (img.ndim - 2) + [(1, 1), (1, 1)]
+    p = np.pad(img, pad, mode=pad_mode)
+    rows = p[..., :-2, :] + 2.0 * p[..., 1:-1, :] + p[..., 2:, :]  # vertical smoothing
+    gx = rows[..., 2:] - rows[..., :-2]
+    cols = p[..., :, :-2] + 2.0 * p[..., :, 1:-1] + p[..., :, 2:]  # horizontal smoothing
+    gy = cols[..., :-2, :] - cols[..., 2:, :]
+    return gx, gy
 
 
 def _sobel_strength_angle(img: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Zero-padded Sobel strength and atan (not atan2) orientation, pi/2 where gx = 0."""
-    gx = correlate_same(img, [_SMOOTH, _DIFF], [-2, -1], mode="constant")
-    gy = correlate_same(img, [-_DIFF, _SMOOTH], [-2, -1], mode="constant")
+    """Zero-padded Sobel strength and atan (not atan2) orientation, pi/2 where gx = 0.
+
+    The spec's "same" convolution flips both kernels, which negates gx and gy together: strength and
+    gy/gx are unchanged, so the correlation computed here gives identical values.
+    """
+    gx, gy = sobel(img, "constant")
     g = np.sqrt(gx * gx + gy * gy)
     zero = gx == 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(zero, np.pi / 2, np.arctan(gy / np.where(zero, 1.0, gx)))
+        a = np.arctan(gy / np.where(zero, 1.0, gx))
+    a[zero] = np.pi / 2
     return g, a
 
 

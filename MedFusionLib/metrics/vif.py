@@ -20,10 +20,10 @@ SCALES = 4
 WINDOWS = [gaussian_window_1d(2 ** (5 - s) + 1, (2 ** (5 - s) + 1) / 5.0) for s in range(1, SCALES + 1)]
 
 
-def _pyramid(img: np.ndarray) -> List[np.ndarray]:
-    """The image as seen at each scale (filtered + subsampled from scale 2 on)."""
+def _pyramid(images: np.ndarray) -> List[np.ndarray]:
+    """A stack of images (leading axis) as seen at each scale (filtered + subsampled from scale 2 on)."""
     levels = []
-    cur = img
+    cur = images
     for s, win in enumerate(WINDOWS):
         if s > 0:
             cur = correlate_valid(cur, win, axes=(-2, -1))[..., ::2, ::2]
@@ -31,18 +31,26 @@ def _pyramid(img: np.ndarray) -> List[np.ndarray]:
     return levels
 
 
-def vif_terms(ref_levels: List[np.ndarray], dist_levels: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
-    """Numerator and denominator sums (per slice) of VIF(ref -> dist)."""
-    num = 0.0
-    den = 0.0
-    for win, ref, dist in zip(WINDOWS, ref_levels, dist_levels):
-        f = correlate_valid(np.stack([ref, dist, ref * ref, dist * dist, ref * dist]), win, axes=(-2, -1))
-        mu1, mu2, e11, e22, e12 = f
+def vif_terms(level: np.ndarray, win: np.ndarray) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+    """Numerator and denominator sums (per slice) of VIF(source -> F) at one scale, for every source.
+
+    ``level`` stacks F first, then the sources. F's local mean and variance are shared by the sources.
+    """
+    dist = level[0]
+    maps = [dist, dist * dist]
+    for ref in level[1:]:
+        maps += [ref, ref * ref, ref * dist]
+    f = correlate_valid(np.stack(maps), win, axes=(-2, -1))
+    mu2 = f[0]
+    s2_shared = f[1] - mu2 * mu2
+    s2_shared = np.where(s2_shared < 0, 0.0, s2_shared)
+    nums, dens = [], []
+    for i in range(len(level) - 1):
+        mu1, e11, e12 = f[2 + 3 * i], f[3 + 3 * i], f[4 + 3 * i]
         s1 = e11 - mu1 * mu1
-        s2 = e22 - mu2 * mu2
         s12 = e12 - mu1 * mu2
+        s2 = s2_shared
         s1 = np.where(s1 < 0, 0.0, s1)
-        s2 = np.where(s2 < 0, 0.0, s2)
         g = s12 / (s1 + EPS)
         sv = s2 - g * s12
         low1 = s1 < EPS
@@ -56,19 +64,19 @@ def vif_terms(ref_levels: List[np.ndarray], dist_levels: List[np.ndarray]) -> Tu
         sv = np.where(neg, s2, sv)
         g = np.where(neg, 0.0, g)
         sv = np.where(sv <= EPS, EPS, sv)
-        num = num + np.log10(1.0 + g * g * s1 / (sv + SIGMA_NSQ)).sum(axis=(-2, -1))
-        den = den + np.log10(1.0 + s1 / SIGMA_NSQ).sum(axis=(-2, -1))
-    return num, den
+        nums.append(np.log10(1.0 + g * g * s1 / (sv + SIGMA_NSQ)).sum(axis=(-2, -1)))
+        dens.append(np.log10(1.0 + s1 / SIGMA_NSQ).sum(axis=(-2, -1)))
+    return nums, dens
 
 
 def vif(st: Stack) -> np.ndarray:
     """VIF summed over sources; a source with no local variance at any scale (den = 0) contributes 0."""
-    fused_levels = _pyramid(st.fused)
-    total = np.zeros(st.batch)
-    for s in st.sources:
-        num, den = vif_terms(_pyramid(s), fused_levels)
-        num = np.broadcast_to(num, (st.batch,))
-        den = np.broadcast_to(den, (st.batch,))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            total = total + np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
-    return total
+    n = len(st.sources)
+    num = np.zeros((n, st.batch))
+    den = np.zeros((n, st.batch))
+    for win, level in zip(WINDOWS, _pyramid(np.stack([st.fused] + st.sources))):
+        nums, dens = vif_terms(level, win)
+        num += np.array(nums).reshape(n, -1)  # an empty level (tiny image) adds zeros
+        den += np.array(dens).reshape(n, -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0).sum(axis=0)

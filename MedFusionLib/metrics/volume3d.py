@@ -25,7 +25,7 @@ from ..progress import CancelCallback, ProgressCallback, check_cancel, report
 from ._filters import correlate_same, correlate_valid
 from .information import LEVELS, quantise
 from .noreference import entropy_from_counts
-from .structural import SSIM_WINDOW, edge_q, relative_strength, ssim_terms
+from .structural import SSIM_WINDOW, edge_q, relative_strength, ssim_maps
 
 KEYS_3D = ("EN3D", "SD3D", "MI3D", "NMI3D", "SSIM3D", "QABF3D")
 SLAB = 24  # output slices per slab for the filtered 3-D variants
@@ -58,17 +58,15 @@ def _ssim3d(srcs: Sequence[np.ndarray], fus: np.ndarray, cancel: Optional[Cancel
     k = len(SSIM_WINDOW)
     depth = fus.shape[0]
     n_out = depth - k + 1
-    total = 0.0
-    for s in srcs:
-        acc, count = 0.0, 0
-        for z0 in range(0, n_out, SLAB):
-            check_cancel(cancel)
-            z1 = min(n_out, z0 + SLAB)
-            m = ssim_terms(s[z0 : z1 + k - 1], fus[z0 : z1 + k - 1], SSIM_WINDOW, (-3, -2, -1))
-            acc += float(m.sum())
-            count += m.size
-        total += acc / count
-    return total
+    acc = np.zeros(len(srcs))
+    count = 0
+    for z0 in range(0, n_out, SLAB):
+        check_cancel(cancel)
+        z1 = min(n_out, z0 + SLAB)
+        maps = ssim_maps([s[z0 : z1 + k - 1] for s in srcs], fus[z0 : z1 + k - 1], SSIM_WINDOW, (-3, -2, -1))
+        acc += [float(m.sum()) for m in maps]
+        count += maps[0].size
+    return float((acc / count).sum())
 
 
 def _gradients(v: np.ndarray, z0: int, z1: int) -> np.ndarray:
