@@ -321,3 +321,42 @@ def test_real_spm_t1_fixed_t2_rigidly_moved(app, shared_data):
     assert measured["registration_error_mm"] <= 1.5
     assert len(table_rows(result.metricsTableNode)) == 16
     assert all(math.isfinite(v) for v in measured["metrics"].values())
+
+
+# --- the worker process the GUI runs ---------------------------------------------------------------------
+
+def test_worker_subprocess_gives_the_same_result(app, phantom, tmp_path):
+    import subprocess
+    import sys
+
+    from MedFusionLib import worker
+
+    ct, mr = add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR")
+    nodes = [ct, mr]
+    images = app.logic.prepareInputs(nodes)
+    worker.write_job(tmp_path, images, method=None, mode="slice", axis=2, registration="rigid",
+                     modalities=["ct", "mr"], colour="auto", computeMetrics=True)
+    run = subprocess.run([sys.executable, "-m", "MedFusionLib.worker", str(tmp_path)], capture_output=True,
+                         text=True, timeout=300)
+    messages = [worker.parse_line(line) for line in run.stdout.splitlines()]
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert messages[-1] == {"done": True}
+    fractions = [m["progress"] for m in messages if m and "progress" in m]
+    assert fractions and fractions == sorted(fractions) and fractions[-1] == 1.0
+    outcome = worker.load_outcome(tmp_path)
+    before = {n.GetID(): selftest.snapshot(n) for n in nodes}
+    result = app.logic.applyOutcome(nodes, outcome, modalities=["ct", "mr"], reference=images[0])
+    selftest.check_result(app.scene, result, ct, [mr], before, truth=phantom.true_transform, mask=phantom.brain_mask)
+
+
+def test_worker_cancel_file_stops_the_job(tmp_path, phantom):
+    import io as _io
+
+    from MedFusionLib import worker
+
+    worker.write_job(tmp_path, [phantom.ct, phantom.mr], registration="rigid")
+    (tmp_path / worker.CANCEL).touch()
+    stream = _io.StringIO()
+    assert worker.run_job(tmp_path, stream) == 2
+    assert worker.parse_line(stream.getvalue().splitlines()[-1]) == {"cancelled": True}
+    assert not (tmp_path / "fused.nrrd").exists()

@@ -90,11 +90,10 @@ def compute(images: Sequence[sitk.Image], *, method=None, mode="slice", axis=2, 
                                  cancel=cancel)
     rgb = None
     if colour == "rgb":
-        from .colour import colour_fuse
+        from ..colour import colour_fused_image
 
-        source = result.sources[functional_index(modalities)]
-        rgb = sitk.GetImageFromArray(colour_fuse(result.fused_array, source), isVector=True)
-        rgb.CopyInformation(result.fused)
+        source = result.sources[functional_index(modalities)] / 255.0
+        rgb = colour_fused_image(result.fused, functional01=source, colour_map="hot")
     check_cancel(cancel)
     report(progress, 1.0, "fusion computed")
     return FusionOutcome(
@@ -218,7 +217,8 @@ class MedFusionLogic:
             raise MedFusionError(f"method {fusion.name!r} supports modes {fusion.modes}, not {mode!r}")
         if outputNode is not None:
             wanted = "vtkMRMLVectorVolumeNode" if colour == "rgb" else "vtkMRMLScalarVolumeNode"
-            if not outputNode.IsA(wanted) or (colour != "rgb" and outputNode.IsA("vtkMRMLLabelMapVolumeNode")):
+            vector = outputNode.IsA("vtkMRMLVectorVolumeNode")
+            if not outputNode.IsA(wanted) or (colour != "rgb" and (vector or outputNode.IsA("vtkMRMLLabelMapVolumeNode"))):
                 raise InputError(f"output {outputNode.GetName()!r} must be a {wanted} for colour option {colour!r}")
         if registration != "none":
             for node in nodes[1:]:

@@ -1,0 +1,491 @@
+"""MedFusion: multimodal medical image registration, fusion and fusion-quality metrics for 3D Slicer.
+
+The module (this file) holds the Slicer GUI, the parameter node and the self-test. All scene logic lives
+in ``MedFusionLib`` (``MedFusionLib.mrml``), which imports neither Qt nor this file, so that it runs and is
+tested on slicer-core and can be scripted from Slicer's Python console::
+
+    from MedFusionLib import MedFusionLogic
+    result = MedFusionLogic().process(fixedNode, movingNode, method=None, mode="slice", registration="rigid")
+"""
+
+import logging
+import os
+import queue
+import shutil
+import tempfile
+import threading
+from typing import Annotated
+
+import qt
+import vtk
+
+import slicer
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+
+from slicer import vtkMRMLScalarVolumeNode
+
+# MedFusionLib sits beside this file once the extension is built (see CMakeLists.txt). Importing its
+# logic imports numpy and SimpleITK only (both bundled with Slicer); torch and scipy are installed on
+# first use, never here.
+from MedFusionLib.mrml.logic import MedFusionLogic as MedFusionCoreLogic
+
+REQUIREMENTS = "requirements.txt"
+AXIS_CHOICES = ["k (axial)", "j (coronal)", "i (sagittal)"]
+AXIS_INDEX = {"k": 2, "j": 1, "i": 0}
+
+
+#
+# MedFusion
+#
+
+
+class MedFusion(ScriptedLoadableModule):
+    """Module metadata shown in Slicer's module list and help panel."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("MedFusion")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Registration")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["MedFusion developers"]
+        self.parent.helpText = _("""
+Registers and fuses multimodal volumes (CT, MRI, PET, SPECT) and scores the result with 16 fusion-quality
+metrics. Pick a fixed and a moving volume, a fusion method (classical or deep learning), the mode (slice by
+slice or whole volume) and the registration (none, rigid, affine or deformable), then press Apply.
+The moving volume is aligned by a transform set as its parent (not hardened unless asked); the fused
+volume is created on the fixed volume's grid and shown over it in every slice view; the metrics appear
+below and in the table view. The inputs are never modified. The work runs in a separate process: Slicer
+stays responsive and Apply turns into Cancel.
+From the Python console: <code>from MedFusionLib import MedFusionLogic;
+MedFusionLogic().process(fixedNode, movingNode, method=None, mode="slice", registration="rigid")</code>.
+See the <a href="https://github.com/medfusion/MedFusion">MedFusion documentation</a> (docs/slicer.md).
+""")
+        self.parent.acknowledgementText = _("""
+MedFusion follows the taxonomy and the evaluation protocol of the review of deep learning for multimodal
+medical image fusion (classical, CNN, encoder-decoder, GAN, decision-map, feature-extraction and
+multi-encoder methods, and its 14 metrics plus VIF and SCD). Methods: guided filtering fusion (Li, Kang and
+Hu, IEEE TIP 2013); Laplacian pyramid fusion (Burt and Adelson 1983); IFCNN (Zhang et al., Information
+Fusion 2020); DenseFuse (Li and Wu, IEEE TIP 2019); registration with ITK/SimpleITK (Mattes mutual
+information). Test data: SPM12 templates, Harvard Whole Brain Atlas (Johnson and Becker).
+""")
+
+
+#
+# Parameter node
+#
+
+
+@parameterNodeWrapper
+class MedFusionParameterNode:
+    """The module's settings, stored in the scene so that a saved scene restores them."""
+
+    fixedVolume: vtkMRMLScalarVolumeNode
+    movingVolume: vtkMRMLScalarVolumeNode
+    extraVolume: vtkMRMLScalarVolumeNode
+    method: str = ""  # empty: the default method
+    mode: Annotated[str, Choice(["slice", "volume"])] = "slice"
+    axis: Annotated[str, Choice(AXIS_CHOICES)] = AXIS_CHOICES[0]
+    registration: Annotated[str, Choice(["none", "rigid", "affine", "deformable"])] = "rigid"
+    opacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
+    colour: Annotated[str, Choice(["auto", "grey", "pet", "rgb"])] = "auto"
+    displayMode: Annotated[str, Choice(["overlay", "fused"])] = "overlay"
+    computeMetrics: bool = True
+    hardenTransform: bool = False
+    outputVolume: vtkMRMLScalarVolumeNode
+
+
+#
+# Background job: the heavy work in a PythonSlicer subprocess
+#
+
+
+class MedFusionJob:
+    """Runs ``PythonSlicer -m MedFusionLib.worker FOLDER`` and feeds its JSON lines back on the GUI thread."""
+
+    POLL_MS = 100
+
+    def __init__(self, folder, onProgress, onFinished):
+        from MedFusionLib import worker
+
+        self.folder = folder
+        self._worker = worker
+        self._onProgress = onProgress
+        self._onFinished = onFinished
+        self._lines = queue.Queue()
+        self._cancelled = False
+        moduleDir = os.path.dirname(os.path.abspath(__file__))
+        pythonPath = os.pathsep.join(p for p in (moduleDir, os.environ.get("PYTHONPATH", "")) if p)
+        python = shutil.which("PythonSlicer") or "PythonSlicer"
+        self.process = slicer.util.launchConsoleProcess(
+            [python, "-m", "MedFusionLib.worker", folder], useStartupEnvironment=False,
+            updateEnvironment={"PYTHONPATH": pythonPath})
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._timer = qt.QTimer()
+        self._timer.setInterval(self.POLL_MS)
+        self._timer.timeout.connect(self._poll)
+        self._timer.start()
+
+    def _read(self):
+        for line in iter(self.process.stdout.readline, ""):
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _poll(self):
+        outcome = None
+        while True:
+            try:
+                line = self._lines.get_nowait()
+            except queue.Empty:
+                return
+            if line is None:
+                self._finish(outcome)
+                return
+            message = self._worker.parse_line(line)
+            if message is None:
+                logging.info(f"MedFusion worker: {line.rstrip()}")
+            elif "progress" in message:
+                self._onProgress(message["progress"], message.get("message", ""))
+            else:
+                outcome = message
+                if "traceback" in message:
+                    logging.error(message["traceback"])
+
+    def _finish(self, message):
+        self._timer.stop()
+        self.process.wait()
+        if self._cancelled:
+            message = {"cancelled": True}
+        elif message is None:
+            message = {"error": f"the MedFusion worker stopped unexpectedly (exit code {self.process.returncode})"}
+        self._onFinished(message)
+
+    def cancel(self):
+        """Ask the worker to stop at its next check; kill it if it has not stopped within a few seconds."""
+        self._cancelled = True
+        open(os.path.join(self.folder, self._worker.CANCEL), "w").close()
+        qt.QTimer.singleShot(5000, self._kill)
+
+    def _kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+
+
+#
+# MedFusionWidget
+#
+
+
+class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """The module panel: inputs, method, mode, registration, output, Apply/Cancel, progress, metrics."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._job = None
+        self._jobContext = None
+        self._methods = []
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MedFusion.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = MedFusionLogic()
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+
+        self.populateMethods()
+        self.ui.methodComboBox.currentIndexChanged.connect(self.onMethodChanged)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.opacitySliderWidget.valueChanged.connect(self.onOpacityChanged)
+        self.ui.progressBar.setRange(0, 100)
+        self.ui.progressBar.visible = False
+
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        if self._job is not None:
+            self._job.cancel()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    # -- parameter node ----------------------------------------------------------------------------------
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.fixedVolume:
+            first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if first:
+                self._parameterNode.fixedVolume = first
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            # binds every widget that has the SlicerParameterName property in the .ui
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self._selectMethod(self._parameterNode.method)
+            self._checkCanApply()
+
+    def _checkCanApply(self, caller=None, event=None) -> None:
+        if self._job is not None:
+            return
+        p = self._parameterNode
+        ready = bool(p and p.fixedVolume and p.movingVolume and p.fixedVolume != p.movingVolume)
+        self.ui.applyButton.enabled = ready
+        self.ui.applyButton.toolTip = _("Register, fuse and score.") if ready else _("Select a fixed and a moving volume.")
+
+    # -- methods -----------------------------------------------------------------------------------------
+    def populateMethods(self) -> None:
+        combo = self.ui.methodComboBox
+        combo.blockSignals(True)
+        combo.clear()
+        try:
+            self._methods = self.logic.methods()
+        except ImportError as err:  # a dependency (torch, scipy) is not installed yet: Apply installs it
+            self._methods = []
+            combo.addItem(_("default (dependencies are installed on Apply)"), "")
+            combo.setItemData(0, str(err), qt.Qt.ToolTipRole)
+        for method in self._methods:
+            label = method["name"] + (_(" (default)") if method["default"] else "")
+            combo.addItem(label, method["name"])
+            tooltip = f"{method['name']} [{method['family']}; modes: {', '.join(method['modes'])}; inputs: {method['inputs']}]\n{method['description']}"
+            combo.setItemData(combo.count - 1, tooltip, qt.Qt.ToolTipRole)
+        combo.blockSignals(False)
+        self.onMethodChanged(combo.currentIndex)
+
+    def _selectMethod(self, name) -> None:
+        combo = self.ui.methodComboBox
+        for index in range(combo.count):
+            if combo.itemData(index) == name or (not name and self._methods and self._methods[index]["default"]):
+                combo.currentIndex = index
+                return
+
+    def onMethodChanged(self, index) -> None:
+        combo = self.ui.methodComboBox
+        name = combo.itemData(index) if index >= 0 else ""
+        description = ""
+        for method in self._methods:
+            if method["name"] == name:
+                description = f"{method['family']}: {method['description']}"
+        self.ui.methodDescriptionLabel.text = description
+        if self._parameterNode and name is not None and self._parameterNode.method != name:
+            self._parameterNode.method = name
+
+    # -- display -----------------------------------------------------------------------------------------
+    def onOpacityChanged(self, value) -> None:
+        p = self._parameterNode
+        if p and p.outputVolume and p.displayMode == "overlay":
+            self.logic.setOverlayOpacity(value)
+
+    # -- apply / cancel ----------------------------------------------------------------------------------
+    def setRunning(self, running: bool) -> None:
+        self.ui.applyButton.text = _("Cancel") if running else _("Apply")
+        self.ui.applyButton.enabled = True
+        self.ui.progressBar.visible = running
+        for widget in (self.ui.inputsCollapsibleButton, self.ui.fusionCollapsibleButton, self.ui.outputCollapsibleButton):
+            widget.enabled = not running
+        if not running:
+            self._checkCanApply()
+
+    def onApplyButton(self) -> None:
+        if self._job is not None:
+            self.ui.statusLabel.text = _("Cancelling...")
+            self._job.cancel()
+            return
+        with slicer.util.tryWithErrorDisplay(_("Failed to start the fusion."), waitCursor=True):
+            p = self._parameterNode
+            nodes = [p.fixedVolume, p.movingVolume] + ([p.extraVolume] if p.extraVolume else [])
+            method = p.method or None
+            self.logic.ensureDependencies(method)
+            if not self._methods:
+                self.populateMethods()
+            options = dict(method=method, mode=p.mode, registration=p.registration, axis=AXIS_INDEX[p.axis[0]],
+                           colour=p.colour, computeMetrics=p.computeMetrics)
+            modalities = self.logic.validate(nodes, method=method, mode=p.mode, registration=p.registration,
+                                             axis=options["axis"], outputNode=p.outputVolume, colour=p.colour,
+                                             displayMode=p.displayMode)
+            folder = tempfile.mkdtemp(prefix="MedFusion-")
+            self.logic.writeJob(folder, nodes, modalities=modalities, **options)
+            self._jobContext = dict(nodes=nodes, folder=folder, modalities=modalities)
+            self.ui.progressBar.value = 0
+            self.ui.statusLabel.text = _("Starting...")
+            self._job = MedFusionJob(folder, self.onJobProgress, self.onJobFinished)
+            self.setRunning(True)
+
+    def onJobProgress(self, fraction, message) -> None:
+        self.ui.progressBar.value = int(round(100 * fraction))
+        self.ui.statusLabel.text = message
+
+    def onJobFinished(self, message) -> None:
+        context, self._job, self._jobContext = self._jobContext, None, None
+        try:
+            if message.get("done"):
+                with slicer.util.tryWithErrorDisplay(_("Failed to load the fusion result."), waitCursor=True):
+                    p = self._parameterNode
+                    result = self.logic.applyJob(context["folder"], context["nodes"], outputNode=p.outputVolume,
+                                                 opacity=p.opacity, colour=p.colour, displayMode=p.displayMode,
+                                                 modalities=context["modalities"], hardenTransform=p.hardenTransform)
+                    p.outputVolume = result.fusedVolumeNode
+                    if result.metricsTableNode is not None:
+                        self.ui.metricsTableView.setMRMLTableNode(result.metricsTableNode)
+                    self.ui.statusLabel.text = _("Done: {name}").format(name=result.fusedVolumeNode.GetName())
+            elif message.get("cancelled"):
+                self.ui.statusLabel.text = _("Cancelled; the scene was not changed.")
+            else:
+                self.ui.statusLabel.text = _("Failed.")
+                slicer.util.errorDisplay(_("MedFusion failed: {error}").format(error=message.get("error", "?")))
+        finally:
+            shutil.rmtree(context["folder"], ignore_errors=True)
+            self.setRunning(False)
+
+
+#
+# MedFusionLogic
+#
+
+
+class MedFusionLogic(ScriptedLoadableModuleLogic, MedFusionCoreLogic):
+    """Slicer's module logic: the scene logic of MedFusionLib plus the parameter node and dependencies.
+
+    No GUI code. Scripting: ``MedFusionLogic().process(fixedNode, movingNode, ...)`` (see MedFusionLib).
+    """
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        MedFusionCoreLogic.__init__(self)
+
+    def getParameterNode(self):
+        return MedFusionParameterNode(super().getParameterNode())
+
+    def ensureDependencies(self, method=None) -> None:
+        """Install what the library needs on first use (asks the user; skipped under --testing)."""
+        requirements = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Resources", REQUIREMENTS)
+        packaging = getattr(slicer, "packaging", None)
+        if packaging is not None and hasattr(packaging, "pip_ensure"):
+            packaging.pip_ensure(packaging.load_requirements(requirements), requester="MedFusion")
+        else:
+            missing = []
+            for module, requirement in (("scipy", "scipy"), ("PIL", "pillow")):
+                try:
+                    __import__(module)
+                except ImportError:
+                    missing.append(requirement)
+            if missing:
+                slicer.util.pip_install(" ".join(missing))
+        self.ensureTorch()
+
+    @staticmethod
+    def ensureTorch():
+        """PyTorch through the PyTorch extension (it picks a CPU or CUDA build)."""
+        try:
+            import torch  # noqa: F401
+
+            return
+        except ImportError:
+            pass
+        try:
+            import PyTorchUtils
+        except ImportError:
+            raise RuntimeError(_("MedFusion needs PyTorch: install the PyTorch extension from the Extensions Manager."))
+        torchLogic = PyTorchUtils.PyTorchUtilsLogic()
+        if not torchLogic.torchInstalled():
+            if torchLogic.installTorch(askConfirmation=True) is None:
+                raise RuntimeError(_("PyTorch is required by MedFusion's fusion methods; it was not installed."))
+
+    def writeJob(self, folder, nodes, **options) -> None:
+        """Write the inputs (as they appear in the world) and options for the worker process."""
+        from MedFusionLib import worker
+
+        images = self.prepareInputs(nodes, ignoreOwnRegistration=options.get("registration") != "none")
+        worker.write_job(folder, images, **options)
+
+    def applyJob(self, folder, nodes, **kwargs):
+        """Bring a finished worker job into the scene: output, transform and table nodes, slice views."""
+        from MedFusionLib import worker
+
+        outcome = worker.load_outcome(folder)
+        reference = self.prepareInputs(nodes[:1])[0]
+        return self.applyOutcome(nodes, outcome, reference=reference, **kwargs)
+
+
+#
+# MedFusionTest
+#
+
+
+class MedFusionTest(ScriptedLoadableModuleTest):
+    """Self-test: synthetic CT-, MR- and PET-like volumes with a known misalignment, a classical and a deep
+    method in slice and volume modes; the same scenarios run in CI on slicer-core (Testing/)."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_MedFusion_scenarios()
+        self.setUp()
+        self.test_MedFusion_scripting_contract()
+
+    def test_MedFusion_scenarios(self):
+        from MedFusionLib.mrml import selftest
+
+        self.delayDisplay("Running MedFusion scenarios on synthetic CT, MR and PET volumes")
+        runs = selftest.run_all(MedFusionLogic(), slicer.mrmlScene, log=self.delayDisplay)
+        for name, mode, measured in runs:
+            self.delayDisplay(f"{name}, {mode}: registration error {measured.get('registration_error_mm', 0):.2f} mm, "
+                              f"{len(measured['metrics'])} metrics, {measured['views']} slice views")
+        self.assertTrue(runs)
+        self.delayDisplay("Scenarios passed")
+
+    def test_MedFusion_scripting_contract(self):
+        from MedFusionLib import MedFusionLogic as ScriptingLogic
+        from MedFusionLib.mrml import selftest
+
+        data = selftest.phantom_nodes(slicer.mrmlScene)
+        result = ScriptingLogic().process(data["ct"], data["mr"], method=None, mode="slice", registration="rigid")
+        self.assertIsNotNone(result.fusedVolumeNode)
+        self.assertIsNotNone(result.transformNode)
+        self.assertEqual(result.metricsTableNode.GetNumberOfRows(), 16)
+        self.assertLessEqual(selftest.registration_error_mm(result.transformNode, data["truth"], data["mask"]),
+                             selftest.PHANTOM_TOLERANCE_MM)
+        layoutManager = slicer.app.layoutManager()
+        for name in layoutManager.sliceViewNames():
+            composite = layoutManager.sliceWidget(name).mrmlSliceCompositeNode()
+            self.assertEqual(composite.GetForegroundVolumeID(), result.fusedVolumeNode.GetID())
+        self.delayDisplay("Scripting contract passed")
