@@ -111,6 +111,112 @@ def _colour_on_grid(fixed: sitk.Image, original: sitk.Image, registration) -> si
     return sitk.Resample(original, fixed, transform, sitk.sitkLinear, 0.0)
 
 
+@dataclass
+class PreparedInputs:
+    """Inputs aligned on the reference grid and normalised: what every fusion method starts from."""
+
+    fixed: sitk.Image  # the reference (scalar) image
+    originals: List[sitk.Image]  # as given (colour slices kept in colour)
+    aligned_colour: List[sitk.Image]  # originals carried onto the reference grid (colour ones only)
+    sources01: List[np.ndarray]  # normalised 0..1, array order z, y, x
+    normalisation: List[str]
+    registrations: list
+
+
+def prepare_inputs(
+    images: Sequence[sitk.Image],
+    *,
+    registration: str = "none",
+    modalities: Optional[Sequence[str]] = None,
+    progress: Optional[ProgressCallback] = None,
+    cancel: Optional[CancelCallback] = None,
+) -> PreparedInputs:
+    """Validate, register every image to ``images[0]`` and normalise each by its modality rule.
+
+    2-D colour (RGB) inputs are reduced to their luma. Inputs are never modified.
+    """
+    originals = list(images)
+    images = [io.as_scalar(image, f"input {i + 1}") for i, image in enumerate(originals)]
+    for i, image in enumerate(images):
+        io.check_values(image, f"input {i + 1}")
+    _check_inputs(images, registration)
+    modalities = list(modalities) if modalities else ["auto"] * len(images)
+    if len(modalities) != len(images):
+        raise MedFusionError(f"{len(modalities)} modalities given for {len(images)} images")
+    fixed = images[0]
+
+    n_moving = len(images) - 1
+    aligned, registrations = [fixed], []
+    for index, moving in enumerate(images[1:]):
+        check_cancel(cancel)
+        part = sub_progress(progress, index / n_moving, (index + 1) / n_moving)
+        report(part, 0.0, f"aligning input {index + 2} to input 1 ({registration})")
+        resampled, result = _align(fixed, moving, registration, part, cancel)
+        aligned.append(resampled)
+        registrations.append(result)
+    aligned_colour = [originals[0]] + [_colour_on_grid(fixed, original, reg)
+                                       for original, reg in zip(originals[1:], registrations)]
+
+    sources, rules = [], []
+    for original, on_grid, modality in zip(images, aligned, modalities):
+        low, high, rule = intensity_range(original, modality)
+        values = sitk.GetArrayFromImage(on_grid).astype(np.float32)
+        sources.append(np.clip((values - low) / (high - low), 0.0, 1.0))
+        rules.append(rule)
+    return PreparedInputs(fixed, originals, aligned_colour, sources, rules, registrations)
+
+
+def fuse_prepared(
+    prepared: PreparedInputs,
+    *,
+    method: Optional[str] = None,
+    mode: str = "slice",
+    axis: int = 2,
+    colour: str = "none",
+    functional: Optional[int] = None,
+    progress: Optional[ProgressCallback] = None,
+    cancel: Optional[CancelCallback] = None,
+) -> FusionResult:
+    """Fuse prepared inputs with one method; see :func:`fuse_images` for the options."""
+    if colour not in COLOUR_CHOICES:
+        raise MedFusionError(f"unknown colour option {colour!r} (choose from {', '.join(COLOUR_CHOICES)})")
+    fusion = get_method(method)
+    n_inputs = len(prepared.sources01)
+    if not fusion.accepts(n_inputs):
+        raise MedFusionError(f"method {fusion.name!r} takes {fusion.inputs_text} inputs, got {n_inputs}")
+    if mode not in fusion.modes:
+        raise MedFusionError(f"method {fusion.name!r} supports modes {fusion.modes}, not {mode!r}")
+    fixed = prepared.fixed
+    if fixed.GetDimension() == 2:
+        axis = 2  # a 2-D image is its own single slice
+    elif not 0 <= axis < 3:
+        raise MedFusionError(f"axis must be 0, 1 or 2, got {axis}")
+
+    check_cancel(cancel)
+    fused01 = fuse_arrays(prepared.sources01, fusion.name, mode, 2 - axis, progress=progress, cancel=cancel)
+    fused_array = fused01 * FUSION_SCALE
+    if fixed.GetDimension() == 2 and fixed.GetPixelID() == sitk.sitkUInt8:
+        fused_array = np.clip(np.floor(fused_array + 0.5), 0, 255)
+        fused = sitk.GetImageFromArray(fused_array.astype(np.uint8))
+    else:
+        fused = sitk.GetImageFromArray(fused_array.astype(np.float32))
+    fused.CopyInformation(fixed)
+    colour_fused = _colour_result(fused, prepared.originals, prepared.aligned_colour, prepared.sources01, colour,
+                                  functional)
+    report(progress, 1.0, "fusion done")
+    return FusionResult(
+        fused=fused,
+        sources=[s * FUSION_SCALE for s in prepared.sources01],
+        fused_array=fused_array.astype(np.float32),
+        method=fusion.name,
+        mode=mode,
+        axis=axis,
+        normalisation=prepared.normalisation,
+        registrations=prepared.registrations,
+        colour_fused=colour_fused,
+    )
+
+
 def fuse_images(
     images: Sequence[sitk.Image],
     *,
@@ -132,70 +238,20 @@ def fuse_images(
     name paints it with that map; ``functional`` is its 0-based index (default: the colour input, else
     the last one). Inputs are never modified.
     """
-    if colour not in COLOUR_CHOICES:
+    if colour not in COLOUR_CHOICES:  # checked before any slow work
         raise MedFusionError(f"unknown colour option {colour!r} (choose from {', '.join(COLOUR_CHOICES)})")
-    originals = list(images)
-    images = [io.as_scalar(image, f"input {i + 1}") for i, image in enumerate(originals)]
-    for i, image in enumerate(images):
-        io.check_values(image, f"input {i + 1}")
-    _check_inputs(images, registration)
+    if len(images) < 2:
+        raise InputError("fusion needs at least two input images")
     fusion = get_method(method)
     if not fusion.accepts(len(images)):
-        raise MedFusionError(f"method {fusion.name!r} takes {fusion.inputs} inputs, got {len(images)}")
+        raise MedFusionError(f"method {fusion.name!r} takes {fusion.inputs_text} inputs, got {len(images)}")
     if mode not in fusion.modes:
         raise MedFusionError(f"method {fusion.name!r} supports modes {fusion.modes}, not {mode!r}")
-    modalities = list(modalities) if modalities else ["auto"] * len(images)
-    if len(modalities) != len(images):
-        raise MedFusionError(f"{len(modalities)} modalities given for {len(images)} images")
-    fixed = images[0]
-    if fixed.GetDimension() == 2:
-        axis = 2  # a 2-D image is its own single slice
-    elif not 0 <= axis < 3:
-        raise MedFusionError(f"axis must be 0, 1 or 2, got {axis}")
-
-    n_moving = len(images) - 1
     register_share = 0.0 if registration == "none" else 0.6
-    aligned, registrations = [fixed], []
-    for index, moving in enumerate(images[1:]):
-        check_cancel(cancel)
-        part = sub_progress(progress, register_share * index / n_moving, register_share * (index + 1) / n_moving)
-        report(part, 0.0, f"aligning input {index + 2} to input 1 ({registration})")
-        resampled, result = _align(fixed, moving, registration, part, cancel)
-        aligned.append(resampled)
-        registrations.append(result)
-    aligned_colour = [originals[0]] + [_colour_on_grid(fixed, original, reg)
-                                       for original, reg in zip(originals[1:], registrations)]
-
-    sources, rules = [], []
-    for original, on_grid, modality in zip(images, aligned, modalities):
-        low, high, rule = intensity_range(original, modality)
-        values = sitk.GetArrayFromImage(on_grid).astype(np.float32)
-        sources.append(np.clip((values - low) / (high - low), 0.0, 1.0))
-        rules.append(rule)
-
-    check_cancel(cancel)
-    fused01 = fuse_arrays(sources, fusion.name, mode, 2 - axis,
-                          progress=sub_progress(progress, register_share, 1.0), cancel=cancel)
-    fused_array = fused01 * FUSION_SCALE
-    if fixed.GetDimension() == 2 and fixed.GetPixelID() == sitk.sitkUInt8:
-        fused_array = np.clip(np.floor(fused_array + 0.5), 0, 255)
-        fused = sitk.GetImageFromArray(fused_array.astype(np.uint8))
-    else:
-        fused = sitk.GetImageFromArray(fused_array.astype(np.float32))
-    fused.CopyInformation(fixed)
-    colour_fused = _colour_result(fused, originals, aligned_colour, sources, colour, functional)
-    report(progress, 1.0, "fusion done")
-    return FusionResult(
-        fused=fused,
-        sources=[s * FUSION_SCALE for s in sources],
-        fused_array=fused_array.astype(np.float32),
-        method=fusion.name,
-        mode=mode,
-        axis=axis,
-        normalisation=rules,
-        registrations=registrations,
-        colour_fused=colour_fused,
-    )
+    prepared = prepare_inputs(images, registration=registration, modalities=modalities,
+                              progress=sub_progress(progress, 0.0, register_share), cancel=cancel)
+    return fuse_prepared(prepared, method=fusion.name, mode=mode, axis=axis, colour=colour, functional=functional,
+                         progress=sub_progress(progress, register_share, 1.0), cancel=cancel)
 
 
 def write_json(data: dict, path) -> None:

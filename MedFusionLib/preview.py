@@ -61,6 +61,21 @@ def compose(rows: List[List[Image.Image]], labels: Optional[List[str]] = None) -
     return canvas
 
 
+def grid(tiles: List[Image.Image], captions: List[str], columns: int = 4) -> Image.Image:
+    """Tiles in rows of ``columns``, each with a caption of one or more lines (``\n``) above it."""
+    line_h = 12
+    cap_h = line_h * max(c.count("\n") + 1 for c in captions) + 2
+    cell_w, cell_h = max(t.width for t in tiles) + 4, max(t.height for t in tiles) + cap_h + 4
+    rows = (len(tiles) + columns - 1) // columns
+    canvas = Image.new("RGB", (cell_w * min(columns, len(tiles)), cell_h * rows))
+    draw = ImageDraw.Draw(canvas)
+    for index, (tile, caption) in enumerate(zip(tiles, captions)):
+        left, top = (index % columns) * cell_w, (index // columns) * cell_h
+        draw.multiline_text((left + 2, top), caption, fill=(255, 255, 0), spacing=2)
+        canvas.paste(tile.convert("RGB"), (left, top + cap_h))
+    return canvas
+
+
 def write_preview(images: Sequence[np.ndarray], labels: Sequence[str], path, spacing_xyz=(1.0, 1.0, 1.0)) -> None:
     """Write a PNG of 2-D images side by side, or of orthogonal planes of 3-D volumes (0..255, grey or RGB)."""
     if images[0].ndim == 2:

@@ -56,7 +56,7 @@ def fuse_arrays(
     """
     fusion = get_method(method)
     if not fusion.accepts(len(sources)):
-        raise MedFusionError(f"method {fusion.name!r} takes {fusion.inputs} inputs, got {len(sources)}")
+        raise MedFusionError(f"method {fusion.name!r} takes {fusion.inputs_text} inputs, got {len(sources)}")
     if mode not in fusion.modes:
         raise MedFusionError(f"method {fusion.name!r} supports modes {fusion.modes}, not {mode!r}")
     shapes = {s.shape for s in sources}

@@ -57,6 +57,10 @@ class FusionMethod:
             modes.append("volume")
         return modes
 
+    @property
+    def inputs_text(self) -> str:
+        return "2 or more" if self.inputs == "n" else str(self.inputs)
+
     def accepts(self, n_inputs: int) -> bool:
         return n_inputs >= 2 if self.inputs == "n" else n_inputs == self.inputs
 
