@@ -158,11 +158,11 @@ def run_scenario(logic, scene, fixed, moving, *, method, mode, registration="rig
 
 
 def run_all(logic, scene, log=print) -> list:
-    """The self-test: classical and deep methods, slice and volume modes, CT-MR and MR-PET."""
+    """The self-test: classical and deep methods, slice and volume modes, CT-MR and CT-PET."""
     methods = pick_methods()
     data = phantom_nodes(scene)
     runs = []
-    plan = [("classical", "ct", "mr"), ("deep", "mr", "pet")]
+    plan = [("classical", "ct", "mr"), ("deep", "ct", "pet")]
     for family, fixed_key, moving_key in plan:
         name = methods[family]
         if name is None:
