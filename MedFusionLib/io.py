@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import struct
 import tempfile
 from pathlib import Path
@@ -174,10 +175,71 @@ def write_atomically(path: PathLike, write) -> None:
         raise
 
 
+DICOM_SCALE = 10.0  # float values are stored as int16 with RescaleSlope 0.1 (0.1 resolution) when they fit
+
+
+def is_dicom_output(path: PathLike) -> bool:
+    """A path without an image extension (or an existing folder) names a DICOM series folder."""
+    path = Path(path)
+    return path.is_dir() or str(path).endswith(os.sep) or extension(path) == ""
+
+
+def _write_dicom_series(image: sitk.Image, folder: Path) -> None:
+    """One file per slice, with the geometry tags readers need to rebuild the volume exactly."""
+    volume = image if image.GetDimension() == 3 else sitk.JoinSeries(image)
+    if volume.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"{folder}: DICOM output supports scalar images only (write colour results as NRRD/NIfTI)")
+    peak = float(np.abs(sitk.GetArrayViewFromImage(volume)).max())
+    integer = volume.GetPixelID() in (sitk.sitkInt8, sitk.sitkUInt8, sitk.sitkInt16, sitk.sitkUInt16)
+    slope = next((s for s in ((1.0,) if integer else (1 / DICOM_SCALE, 1.0, 10.0)) if peak / s < 32767), None)
+    if slope is None:
+        raise InputError(f"{folder}: values up to {peak:g} do not fit a 16-bit DICOM series")
+    stored = sitk.Cast(volume, sitk.sitkFloat64)  # GDCM stores int16 values through the rescale tags
+    series_uid = "1.2.826.0.1.3680043.9.7433." + str(int(np.random.default_rng().integers(1e12)))
+    direction = volume.GetDirection()
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(volume.GetDepth()):
+        piece = stored[:, :, k]
+        tags = {
+            "0008|0060": "OT", "0008|0016": "1.2.840.10008.5.1.4.1.1.7", "0008|103e": "MedFusion fused",
+            "0020|000e": series_uid, "0020|000d": series_uid + ".0", "0008|0018": f"{series_uid}.{k + 1}",
+            "0020|0013": str(k + 1), "0028|1052": "0", "0028|1053": f"{slope:g}",
+            "0020|0032": "\\".join(f"{v:.6f}" for v in volume.TransformIndexToPhysicalPoint((0, 0, k))),
+            "0020|0037": "\\".join(f"{v:.6f}" for v in direction[0::3] + direction[1::3]),
+            "0018|0050": f"{volume.GetSpacing()[2]:.6f}",
+            "0028|0100": "16", "0028|0101": "16", "0028|0102": "15", "0028|0103": "1",  # stored as int16
+        }
+        for tag, value in tags.items():
+            piece.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"slice{k + 1:04d}.dcm"))
+        writer.Execute(piece)
+
+
+def write_dicom_series(image: sitk.Image, folder: PathLike) -> None:
+    """Write a DICOM series into a new folder, atomically (a temporary folder renamed at the end)."""
+    folder = Path(str(folder).rstrip(os.sep))
+    parent = _atomic_target(folder)
+    if folder.exists() and any(folder.iterdir()):
+        raise InputError(f"{folder}: DICOM output folder exists and is not empty")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=parent))
+    try:
+        _write_dicom_series(image, tmp)
+        if folder.exists():
+            folder.rmdir()
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_image(image: sitk.Image, path: PathLike) -> None:
-    """Write ``image`` atomically; PNG outputs are cast to 8 bits (scalar or RGB)."""
+    """Write ``image`` atomically; PNG outputs are cast to 8 bits; an extension-less path is a DICOM folder."""
     path = Path(path)
     ext = extension(path)
+    if is_dicom_output(path):
+        write_dicom_series(image, path)
+        return
     if ext not in SUPPORTED:
         raise InputError(f"{path}: unsupported output type (expected one of {', '.join(SUPPORTED)})")
     if ext == ".png" and image.GetPixelID() not in (sitk.sitkUInt8, sitk.sitkVectorUInt8):

@@ -265,6 +265,8 @@ def check_output_path(path, dimension: int) -> None:
     path = Path(path)
     if not (path.parent if str(path.parent) else Path(".")).is_dir():
         raise InputError(f"{path}: output folder {path.parent} does not exist")
+    if dimension == 3 and io.is_dicom_output(path):
+        return  # a DICOM series folder
     ext = io.extension(path)
     allowed = io.SUPPORTED if dimension == 2 else io.VOLUME_EXTENSIONS
     if ext not in allowed:

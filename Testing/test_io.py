@@ -177,3 +177,17 @@ def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         io.write_atomically(target, failing_writer)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dicom_series_writer_round_trip(tmp_path):
+    image = sitk.Cast(_volume(np.int16, (5, 16, 12)), sitk.sitkFloat32) / 7.0  # fractional values
+    io.write_image(image, tmp_path / "series")
+    back = io.read_image(tmp_path / "series")
+    _same_geometry(image, back)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(image), atol=0.051)
+    ct = _volume(np.int16, (4, 10, 10))
+    io.write_image(ct, tmp_path / "ct_series")
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(io.read_image(tmp_path / "ct_series")), sitk.GetArrayFromImage(ct))
+    with pytest.raises(InputError, match="not empty"):
+        io.write_image(image, tmp_path / "series")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ct_series", "series"]  # no temporary folder left
