@@ -43,27 +43,21 @@ def vif_terms(level: np.ndarray, win: np.ndarray) -> Tuple[List[np.ndarray], Lis
     f = correlate_valid(np.stack(maps), win, axes=(-2, -1))
     mu2 = f[0]
     s2_shared = f[1] - mu2 * mu2
-    s2_shared = np.where(s2_shared < 0, 0.0, s2_shared)
     nums, dens = [], []
+    s2 = np.maximum(s2_shared, 0.0)
+    low2 = s2 < EPS
     for i in range(len(level) - 1):
         mu1, e11, e12 = f[2 + 3 * i], f[3 + 3 * i], f[4 + 3 * i]
-        s1 = e11 - mu1 * mu1
+        s1 = np.maximum(e11 - mu1 * mu1, 0.0)
         s12 = e12 - mu1 * mu2
-        s2 = s2_shared
-        s1 = np.where(s1 < 0, 0.0, s1)
         g = s12 / (s1 + EPS)
-        sv = s2 - g * s12
+        sv = np.maximum(s2 - g * s12, EPS)
+        # The original's clamps in order: s1 < eps -> g = 0, sv = s2, s1 = 0; s2 < eps -> g = 0, sv = 0;
+        # g < 0 -> sv = s2, g = 0; sv = max(sv, eps). Wherever g ends at 0 the numerator term is
+        # log10(1) = 0 whatever sv is, so only g and s1 need masking; sv = s2 - g s12 holds elsewhere.
         low1 = s1 < EPS
-        g = np.where(low1, 0.0, g)
-        sv = np.where(low1, s2, sv)
-        s1 = np.where(low1, 0.0, s1)
-        low2 = s2 < EPS
-        g = np.where(low2, 0.0, g)
-        sv = np.where(low2, 0.0, sv)
-        neg = g < 0
-        sv = np.where(neg, s2, sv)
-        g = np.where(neg, 0.0, g)
-        sv = np.where(sv <= EPS, EPS, sv)
+        g *= ~(low1 | low2 | (g < 0))
+        s1 *= ~low1
         nums.append(np.log10(1.0 + g * g * s1 / (sv + SIGMA_NSQ)).sum(axis=(-2, -1)))
         dens.append(np.log10(1.0 + s1 / SIGMA_NSQ).sum(axis=(-2, -1)))
     return nums, dens

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..progress import CancelCallback, ProgressCallback, check_cancel, report, sub_progress
+from ._parallel import WORKERS, get_pool
 from ._stack import Stack
 from ._validation import as_float_arrays, check_slice_size
 from .registry import compute_stack, resolve_keys
@@ -33,7 +34,7 @@ RULES = ("percentile", "as-is")
 PERCENTILES = (0.5, 99.5)
 FOREGROUND_LEVEL = 0.02 * 255.0
 FOREGROUND_TEXT = f"a voxel above {FOREGROUND_LEVEL:g} on the normalised 0..255 scale (2 % of the range) in any source"
-SLICES_PER_BATCH = 8
+SLICES_PER_BATCH = 2  # small batches: the kernels are memory-bound, larger stacks are not faster
 _TOLERANCE = 1e-6 * 255.0
 
 
@@ -129,16 +130,38 @@ def _score_volume(
     used = np.flatnonzero(fg)
     if used.size == 0:
         raise InputError(f"no slice along axis {axis} has foreground ({FOREGROUND_TEXT})")
-    per_slice: Dict[str, List[np.ndarray]] = {k: [] for k in selected}
     part = 0.85 if include_3d else 1.0
-    for lo in range(0, used.size, SLICES_PER_BATCH):
-        check_cancel(cancel)
-        idx = used[lo : lo + SLICES_PER_BATCH]
+    batches = [used[lo : lo + SLICES_PER_BATCH] for lo in range(0, used.size, SLICES_PER_BATCH)]
+
+    def run(idx: np.ndarray) -> Dict[str, np.ndarray]:
         stack = Stack([np.ascontiguousarray(s[idx]) for s in moved[:-1]], np.ascontiguousarray(moved[-1][idx]))
-        for k, v in compute_stack(stack, selected).items():
-            per_slice[k].append(v)
-        report(progress, part * min(1.0, (lo + idx.size) / used.size), f"metrics: slice {lo + idx.size}/{used.size}")
-    result: Dict[str, Any] = {k: float(np.mean(np.concatenate(per_slice[k]))) for k in selected}
+        return compute_stack(stack, selected, parallel=False)
+
+    per_slice: List[Dict[str, np.ndarray]] = []
+    pool = get_pool()
+    pending = []
+    done = 0
+    try:
+        for i, idx in enumerate(batches):
+            check_cancel(cancel)
+            if pool is None:
+                per_slice.append(run(idx))
+            else:  # keep the pool a little ahead of the results, collected in order
+                pending.append(pool.submit(run, idx))
+                if len(pending) <= WORKERS and i < len(batches) - 1:
+                    continue
+                per_slice.append(pending.pop(0).result())
+            done += len(batches[len(per_slice) - 1])
+            report(progress, part * done / used.size, f"metrics: slice {done}/{used.size}")
+        while pending:
+            check_cancel(cancel)
+            per_slice.append(pending.pop(0).result())
+            done += len(batches[len(per_slice) - 1])
+            report(progress, part * done / used.size, f"metrics: slice {done}/{used.size}")
+    finally:
+        for fut in pending:
+            fut.cancel()
+    result: Dict[str, Any] = {k: float(np.mean(np.concatenate([b[k] for b in per_slice]))) for k in selected}
     computed_3d: List[str] = []
     skipped_3d: Dict[str, str] = {}
     if include_3d:
