@@ -33,7 +33,8 @@ def correlate_valid(x: np.ndarray, kernel: np.ndarray, axes: Sequence[int]) -> n
     k = len(kernel)
     lo = k // 2
     out = x
-    for ax in axes:
+    # innermost (contiguous) axis first: its pass is the fastest, and it shrinks the strided passes
+    for ax in sorted(axes, key=lambda a: a % x.ndim, reverse=True):
         n = out.shape[ax]
         if n < k:
             shape = list(out.shape)
