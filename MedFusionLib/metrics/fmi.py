@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ._stack import Stack
 
@@ -39,10 +38,17 @@ BLOCK = 2048  # windows per vectorised block: (9, BLOCK) float64 arrays stay in 
 
 
 def windows(x: np.ndarray) -> np.ndarray:
-    """All 3x3 windows of a (B, H, W) stack as a (9, n) array, values in column-major window order."""
-    v = sliding_window_view(x, (3, 3), axis=(-2, -1))  # (B, H-2, W-2, row, col)
-    v = np.moveaxis(v, (-1, -2), (0, 1))  # (col, row, B, H-2, W-2)
-    return np.ascontiguousarray(v).reshape(L, -1)
+    """All 3x3 windows of a (B, H, W) stack as a (9, n) array, values in column-major window order.
+
+    Row ``3 c + r`` holds, for every window position, the pixel at window row r, column c; positions are
+    in (B, H-2, W-2) row-major order.
+    """
+    b, h, w = x.shape
+    out = np.empty((L, b, h - 2, w - 2))
+    for c in range(3):
+        for r in range(3):
+            out[3 * c + r] = x[:, r : r + h - 2, c : c + w - 2]
+    return out.reshape(L, -1)
 
 
 def window_stats(w: np.ndarray) -> Dict[str, np.ndarray]:
