@@ -116,3 +116,16 @@ def test_volume_errors(volumes) -> None:
     thin = a[:, :, :8]
     with pytest.raises(InputError, match="too small"):
         score([thin, thin], thin, keys=["EN"])  # slices of 40 x 8 pixels along axis 0
+
+
+def test_threads_do_not_change_results(volumes, monkeypatch) -> None:
+    from MedFusionLib.metrics import _parallel, registry, volume
+
+    a, b, f = volumes
+    threaded_2d = compute_metrics([a[5], b[5]], f[5])
+    threaded_3d = score([a, b], f, rule="as-is", include_3d=False)
+    monkeypatch.setattr(registry, "get_pool", lambda: None)
+    monkeypatch.setattr(volume, "get_pool", lambda: None)
+    assert compute_metrics([a[5], b[5]], f[5]) == threaded_2d
+    assert score([a, b], f, rule="as-is", include_3d=False) == threaded_3d
+    assert _parallel.WORKERS >= 1
