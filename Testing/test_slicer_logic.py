@@ -360,3 +360,69 @@ def test_worker_cancel_file_stops_the_job(tmp_path, phantom):
     assert worker.run_job(tmp_path, stream) == 2
     assert worker.parse_line(stream.getvalue().splitlines()[-1]) == {"cancelled": True}
     assert not (tmp_path / "fused.nrrd").exists()
+
+
+# --- views, deformable, saved scenes ---------------------------------------------------------------------
+
+def _half(image):
+    """The image at half resolution (same physical extent): keeps the slow tests fast."""
+    size = [s // 2 for s in image.GetSize()]
+    spacing = [s * 2 for s in image.GetSpacing()]
+    return sitk.Resample(image, size, sitk.Transform(), sitk.sitkLinear, image.GetOrigin(), spacing,
+                         image.GetDirection(), 0, image.GetPixelID())
+
+
+def test_slice_views_are_fitted_and_render_the_overlay(app, phantom):
+    from vtk.util import numpy_support
+
+    ct, mr = add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR")
+    red = app.slice_logics[0]
+    result = app.logic.process(ct, mr, registration="rigid", opacity=0.5)
+    assert red.GetBackgroundLayer().GetVolumeNode() is ct
+    assert red.GetForegroundLayer().GetVolumeNode() is result.fusedVolumeNode
+    extent = max(np.array(phantom.ct.GetSize()[:2]) * np.array(phantom.ct.GetSpacing()[:2]))
+    assert red.GetSliceNode().GetFieldOfView()[0] == pytest.approx(extent, rel=0.15)  # fitted by FitSliceToAll
+    producer = red.GetImageDataConnection().GetProducer()
+    producer.Update()
+    rgba = numpy_support.vtk_to_numpy(producer.GetOutputDataObject(0).GetPointData().GetScalars())
+    assert rgba.shape[1] == 4 and rgba[:, :3].max() > 100 and rgba[:, :3].std() > 10
+
+
+def test_deformable_process_gives_a_grid_transform_node_equal_to_the_registration(app, phantom):
+    ct, mr = add(app, _half(phantom.ct), "CT"), add(app, _half(phantom.mr), "MR")
+    result = app.logic.process(ct, mr, registration="deformable", mode="volume", computeMetrics=False)
+    node = result.transformNode
+    assert node.IsA("vtkMRMLGridTransformNode") and mr.GetParentTransformNode() is node
+    assert result.metricsTableNode is None
+    itk = result.outcome.transforms[0]
+    from_parent = node.GetTransformFromParent()
+    mask = _half(phantom.brain_mask)
+    index = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)[::25, ::-1]
+    for i in index:
+        p = mask.TransformIndexToPhysicalPoint([int(v) for v in i])
+        assert np.allclose(from_parent.TransformPoint(np.array(p) * FLIP), np.array(itk.TransformPoint(p)) * FLIP,
+                           atol=0.05)
+
+
+def test_result_nodes_survive_a_saved_scene(app, phantom, tmp_path):
+    ct, mr = add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR")
+    result = app.logic.process(ct, mr, registration="rigid")
+    for node, ext in ((result.fusedVolumeNode, ".nrrd"), (result.transformNode, ".h5"), (result.metricsTableNode, ".tsv"),
+                      (ct, ".nrrd"), (mr, ".nrrd")):
+        node.AddDefaultStorageNode()
+        node.GetStorageNode().SetFileName(str(tmp_path / f"{node.GetID()}{ext}"))
+        assert node.GetStorageNode().WriteData(node)
+    app.scene.SetRootDirectory(str(tmp_path))
+    app.scene.SetURL(str(tmp_path / "scene.mrml"))
+    assert app.scene.Commit()
+    scene = slicer.vtkMRMLScene()
+    slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(scene)
+    scene.SetURL(str(tmp_path / "scene.mrml"))
+    assert scene.Import()
+    fused = scene.GetNodeByID(result.fusedVolumeNode.GetID())
+    assert fused.GetAttribute("MedFusion.Method") == result.method
+    assert np.allclose(slicer.util.arrayFromVolume(fused), slicer.util.arrayFromVolume(result.fusedVolumeNode))
+    assert fused.GetNodeReference("medfusionMetrics").GetNumberOfRows() == 16
+    moving = scene.GetNodeByID(mr.GetID())
+    assert np.allclose(slicer.util.arrayFromTransformMatrix(moving.GetParentTransformNode()),
+                       slicer.util.arrayFromTransformMatrix(result.transformNode), atol=1e-6)
