@@ -13,16 +13,18 @@ so this module computes the same quantities from their structure:
   only the path cells need a correction.
 
 Arrays are laid out window-last, ``(9, n)``: every operation then runs over long contiguous rows (numpy
-is slow on reductions, cumsums and gathers along a short last axis), gathers use flat ``take``, small reductions ``einsum`` (not BLAS).
+is slow on reductions, cumsums and gathers along a short last axis); gathers use flat ``take`` and small
+reductions ``einsum`` (not BLAS, whose threads fight over the two cores).
 
-Windows equal in S and F score 1; windows with correlation 0 (or a point-mass pdf) have ``w = 0``, hence
-``J = outer(pf, ps)`` and ``I = 0``: they score 0 without further work. Test
-``test_metrics_fmi.py`` checks this module against a literal dense transcription of the spec.
+Windows equal in S and F score 1; windows with correlation 0 (a constant window, or a point-mass pdf)
+have ``w = 0``, hence ``J = outer(pf, ps)`` and ``I = 0``: they score 0. Constant windows are recognised
+before any statistics. ``Testing/test_metrics_fmi.py`` checks this module against a literal dense
+transcription of the spec.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..progress import CancelCallback, ProgressCallback, check_cancel, report
-from ._filters import correlate_same, correlate_valid
+from ._filters import correlate_same
 from .information import LEVELS, quantise
 from .noreference import entropy_from_counts
 from .structural import SSIM_WINDOW, edge_q, relative_strength, ssim_maps
