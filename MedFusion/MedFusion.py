@@ -440,8 +440,7 @@ class MedFusionLogic(ScriptedLoadableModuleLogic, MedFusionCoreLogic):
         from MedFusionLib import worker
 
         outcome = worker.load_outcome(folder)
-        reference = self.prepareInputs(nodes[:1])[0]
-        return self.applyOutcome(nodes, outcome, reference=reference, **kwargs)
+        return self.applyOutcome(nodes, outcome, reference=outcome.fused, **kwargs)  # fused: on the fixed grid
 
 
 #

@@ -181,6 +181,8 @@ def test_deformable_transform_becomes_a_grid_transform_node(app, phantom):
 
 def test_process_registers_fuses_scores_and_shows(app, phantom):
     ct, mr = add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR T2")
+    layout = app.scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
+    layout.SetViewArrangement(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)  # a layout with a table view
     others = app.node_ids()
     before = {n.GetID(): selftest.snapshot(n) for n in (ct, mr)}
     result = app.logic.process(ct, mr, method=None, mode="slice", registration="rigid")
@@ -192,6 +194,8 @@ def test_process_registers_fuses_scores_and_shows(app, phantom):
     assert result.fusedVolumeNode.GetDisplayNode().GetColorNodeID() == "vtkMRMLColorTableNodeGrey"
     assert [r[0] for r in table_rows(result.metricsTableNode)] == list(METRIC_KEYS)
     assert app.app_logic.GetSelectionNode().GetActiveTableID() == result.metricsTableNode.GetID()
+    assert app.scene.GetFirstNodeByClass("vtkMRMLTableViewNode").GetTableNodeID() == result.metricsTableNode.GetID()
+    assert layout.GetViewArrangement() == slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView  # layout untouched
     created = app.node_ids() - others
     assert created == {result.fusedVolumeNode.GetID(), result.fusedVolumeNode.GetDisplayNodeID(),
                        result.transformNode.GetID(), result.metricsTableNode.GetID()}
