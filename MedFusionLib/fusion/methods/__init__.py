@@ -5,5 +5,6 @@ evaluation in ``docs/evaluation.md``.
 """
 
 from . import guided_filter, laplacian_pyramid, maximum, mean  # noqa: F401
+from . import densefuse_lite, ifcnn_lite  # noqa: F401  (deep methods; weights load lazily)
 
 DEFAULT_METHOD = "guided-filter"

@@ -1,0 +1,31 @@
+"""Plain-PyTorch fusion networks, one per file, configurable in 2-D or 3-D (``spatial_dims``).
+
+* :class:`IFCNNLite` (``ifcnn_lite.py``): end-to-end CNN in the IFCNN family.
+* :class:`DenseFuseLite` (``densefuse_lite.py``): dense-block encoder / decoder in the DenseFuse family.
+* :class:`IFCNNReference` (``ifcnn_reference.py``): the published IFCNN architecture's cost, a speed yardstick.
+
+Weight files hold ``{"network": class name, "config": kwargs, "state_dict": ..., "meta": ...}``;
+:func:`build_network` rebuilds a network from such a dict.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from .densefuse_lite import DenseFuseLite
+from .ifcnn_lite import IFCNNLite
+from .ifcnn_reference import IFCNNReference
+
+NETWORKS = {cls.__name__: cls for cls in (IFCNNLite, DenseFuseLite, IFCNNReference)}
+
+
+def build_network(network: str, config: Dict[str, Any]):
+    """Instantiate network class ``network`` (a name from :data:`NETWORKS`) with keyword ``config``."""
+    try:
+        cls = NETWORKS[network]
+    except KeyError:
+        raise ValueError(f"unknown network {network!r} (known: {', '.join(NETWORKS)})") from None
+    return cls(**config)
+
+
+__all__ = ["DenseFuseLite", "IFCNNLite", "IFCNNReference", "NETWORKS", "build_network"]

@@ -1,0 +1,92 @@
+"""DenseFuse-lite: a dense-block encoder / decoder in the DenseFuse family (Li & Wu, IEEE TIP 28(5), 2019).
+
+The encoder (one convolution, then a dense block whose layers see all previous feature maps) and the decoder
+(four convolutions) are trained together as an autoencoder on single images; at fusion time each input is
+encoded, the feature maps are merged by a fusion strategy and the decoder reconstructs one image:
+
+* ``"addition"``: element-wise sum of the feature maps;
+* ``"l1"``: L1-norm activity weighting: activity = L1 norm over channels, averaged over a (2r+1)-wide window;
+  each input's features are weighted by its share of the total activity;
+* ``"max"`` (an addition of ours): element-wise maximum of the feature maps.
+
+Lite: grayscale, 8 + 3 x 8 = 32 encoder channels (the paper: 16 + 3 x 16 = 64). Works in 2-D or 3-D.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._layers import conv
+
+
+class DenseBlock(nn.Module):
+    def __init__(self, spatial_dims: int, c_in: int, growth: int, layers: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.Sequential(conv(spatial_dims, c_in + i * growth, growth, 3), nn.ReLU(inplace=True)) for i in range(layers)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = torch.cat([x, layer(x)], dim=1)
+        return x
+
+
+class DenseFuseLite(nn.Module):
+    def __init__(
+        self,
+        spatial_dims: int = 2,
+        stem: int = 8,
+        growth: int = 8,
+        dense_layers: int = 3,
+        strategy: str = "l1",
+        l1_radius: int = 1,
+    ) -> None:
+        super().__init__()
+        self.spatial_dims = spatial_dims
+        self.strategy = strategy
+        self.l1_radius = l1_radius
+        width = stem + dense_layers * growth
+        self.encoder = nn.Sequential(
+            conv(spatial_dims, 1, stem, 3), nn.ReLU(inplace=True), DenseBlock(spatial_dims, stem, growth, dense_layers)
+        )
+        self.decoder = nn.Sequential(
+            conv(spatial_dims, width, width, 3), nn.ReLU(inplace=True),
+            conv(spatial_dims, width, width // 2, 3), nn.ReLU(inplace=True),
+            conv(spatial_dims, width // 2, width // 4, 3), nn.ReLU(inplace=True),
+            conv(spatial_dims, width // 4, 1, 3),
+        )
+
+    @property
+    def receptive_radius(self) -> int:
+        return sum(m.kernel_size[0] // 2 for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))) + self.l1_radius
+
+    def autoencode(self, x: torch.Tensor) -> torch.Tensor:
+        """Training path: (batch, 1, *spatial) -> reconstruction of the same shape."""
+        return self.decoder(self.encoder(x))
+
+    def fuse_features(self, feats: torch.Tensor, strategy: str | None = None) -> torch.Tensor:
+        """``feats``: (n_inputs, batch, C, *spatial) -> fused (batch, C, *spatial)."""
+        strategy = strategy or self.strategy
+        if strategy == "addition":
+            return feats.sum(dim=0)
+        if strategy == "max":
+            return feats.amax(dim=0)
+        if strategy == "l1":
+            activity = feats.abs().sum(dim=2)  # (n, batch, *spatial)
+            if self.l1_radius > 0:
+                k = 2 * self.l1_radius + 1
+                pool = F.avg_pool2d if self.spatial_dims == 2 else F.avg_pool3d
+                activity = pool(activity, k, stride=1, padding=self.l1_radius, count_include_pad=False)
+            weights = activity / activity.sum(dim=0, keepdim=True).clamp_min(1e-6)
+            weights = torch.where(activity.sum(dim=0, keepdim=True) > 1e-6, weights, torch.full_like(weights, 1.0 / feats.shape[0]))
+            return (weights.unsqueeze(2) * feats).sum(dim=0)
+        raise ValueError(f"unknown DenseFuse strategy {strategy!r} (addition, l1 or max)")
+
+    def forward(self, inputs: torch.Tensor, strategy: str | None = None) -> torch.Tensor:
+        """Fusion path: ``inputs`` (n_inputs, batch, 1, *spatial) -> (batch, 1, *spatial)."""
+        n = inputs.shape[0]
+        feats = self.encoder(inputs.flatten(0, 1)).unflatten(0, (n, -1))
+        return self.decoder(self.fuse_features(feats, strategy))

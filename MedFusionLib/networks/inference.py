@@ -1,0 +1,116 @@
+"""CPU inference helpers shared by the deep fusion methods.
+
+* :func:`load_network` loads a shipped weight file by name, once (``functools.lru_cache``), offline.
+* :func:`torch_threads` sets torch's intra-op threads for the duration of a call, deliberately: the value of
+  ``$MEDFUSION_THREADS`` if set, else the CPUs this process may use (capped at 8: these small networks stop
+  scaling there), and restores the caller's setting afterwards.
+* :func:`run_slices` runs a 2-D network over (n_inputs, batch, H, W) in chunks of bounded pixel count.
+* :func:`run_tiled_3d` runs a 3-D network over (n_inputs, D, H, W) in cubic tiles with an overlap (halo)
+  wider than the network's receptive radius, so the result equals whole-volume inference while memory stays
+  bounded whatever the volume size.
+
+Precision: float32 by default; ``$MEDFUSION_PRECISION=bfloat16`` runs the convolutions under bfloat16 autocast
+(faster on CPUs with native bf16, output within about one grey level); see docs/deep-fusion.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+import torch
+
+from ..errors import MedFusionError
+from . import build_network
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+MAX_CHUNK_PIXELS = 1 << 21  # per input, per forward pass in slice mode (~2 M pixels: 8 slices of 512 x 512)
+TILE = 96  # core edge of a 3-D tile
+
+
+def weight_path(name: str) -> Path:
+    override = os.environ.get("MEDFUSION_WEIGHTS_DIR")
+    return (Path(override) if override else WEIGHTS_DIR) / f"{name}.pt"
+
+
+@functools.lru_cache(maxsize=None)
+def load_network(name: str, path: Optional[str] = None) -> torch.nn.Module:
+    """The network of weight file ``name`` (``MedFusionLib/weights/<name>.pt``), in eval mode, float32."""
+    file = Path(path) if path else weight_path(name)
+    if not file.exists():
+        raise MedFusionError(f"weights for {name!r} not found at {file}; train them with 'medfusion train {name} --data DIR'")
+    payload = torch.load(file, map_location="cpu", weights_only=True)
+    net = build_network(payload["network"], payload["config"])
+    net.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    net.meta = json.loads(payload.get("meta", "{}"))
+    return net
+
+
+def thread_count() -> int:
+    env = os.environ.get("MEDFUSION_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+@contextlib.contextmanager
+def torch_threads() -> Iterator[None]:
+    before = torch.get_num_threads()
+    wanted = thread_count()
+    if wanted != before:
+        torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        if wanted != before:
+            torch.set_num_threads(before)
+
+
+def _autocast():
+    if os.environ.get("MEDFUSION_PRECISION", "float32").lower() in ("bf16", "bfloat16"):
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def run_slices(forward: Callable[[torch.Tensor], torch.Tensor], stack: np.ndarray) -> np.ndarray:
+    """``forward``: (n, b, 1, H, W) tensor -> (b, 1, H, W); ``stack`` (n, batch, H, W) float32 -> (batch, H, W)."""
+    n, batch, h, w = stack.shape
+    chunk = max(1, MAX_CHUNK_PIXELS // max(1, h * w))
+    out = np.empty((batch, h, w), np.float32)
+    with torch_threads(), torch.inference_mode(), _autocast():
+        for start in range(0, batch, chunk):
+            x = torch.from_numpy(np.ascontiguousarray(stack[:, start : start + chunk], dtype=np.float32)).unsqueeze(2)
+            out[start : start + chunk] = forward(x)[:, 0].float().clamp_(0, 1).numpy()
+    return out
+
+
+def run_tiled_3d(forward: Callable[[torch.Tensor], torch.Tensor], stack: np.ndarray, halo: int, tile: int = TILE) -> np.ndarray:
+    """``forward``: (n, 1, 1, d, h, w) -> (1, 1, d, h, w); ``stack`` (n, D, H, W) -> (D, H, W), tiled with ``halo``."""
+    n = stack.shape[0]
+    shape = stack.shape[1:]
+    out = np.empty(shape, np.float32)
+    starts = [range(0, s, tile) for s in shape]
+    with torch_threads(), torch.inference_mode(), _autocast():
+        for z in starts[0]:
+            for y in starts[1]:
+                for x in starts[2]:
+                    core = [(z, min(z + tile, shape[0])), (y, min(y + tile, shape[1])), (x, min(x + tile, shape[2]))]
+                    outer = [(max(0, a - halo), min(s, b + halo)) for (a, b), s in zip(core, shape)]
+                    sub = stack[:, outer[0][0] : outer[0][1], outer[1][0] : outer[1][1], outer[2][0] : outer[2][1]]
+                    t = torch.from_numpy(np.ascontiguousarray(sub, dtype=np.float32))[:, None, None]
+                    res = forward(t)[0, 0].float().clamp_(0, 1).numpy()
+                    inner = tuple(slice(a - oa, b - oa) for (a, b), (oa, _) in zip(core, outer))
+                    out[core[0][0] : core[0][1], core[1][0] : core[1][1], core[2][0] : core[2][1]] = res[inner]
+    return out

@@ -1,0 +1,215 @@
+"""Training data: Harvard atlas slice pairs, single-modality slices and 3-D patches from aligned volumes.
+
+* Harvard pairs (``DATA/harvard/<A>-<B>/<A>/<id>.png`` + ``<B>/<id>.png``): PET/SPECT pseudo-colour is turned
+  into its luma (``round(0.299 R + 0.587 G + 0.114 B)``), the protocol of the published tables.
+* Split by **case id** (the leading digits of the file id minus the last three, e.g. ``16003`` -> case 16),
+  with a fixed seed, over the union of the case ids of all pairs so that a held-out case is held out everywhere;
+  each modality pair keeps at least one held-out case. The held-out ("validation") cases are used only for
+  reporting metrics (no early stopping or model selection on them) and by ``benchmarks/evaluate_quality.py``.
+* 3-D patches: aligned volume pairs from ``DATA/volumes`` (SPM templates, all aligned by construction; SIRF
+  MR T1/T2 and PET/mu-map), each mapped to 0..1 by its 99.5th percentile of foreground voxels; the
+  volume's folder is its case id (``spm`` trains, ``sirf`` validates).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import MedFusionError
+
+PAIRS = ("CT-MRI", "PET-MRI", "SPECT-MRI")
+VAL_FRACTION = 0.25
+SPLIT_SEED = 2024
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def case_id(file_id: str) -> str:
+    """AANLIB case of a file id: its leading digits minus the last three (``16003`` -> ``16``)."""
+    return file_id[:-3] if len(file_id) > 3 else "0"
+
+
+def read_gray(path: Path) -> np.ndarray:
+    """8-bit grey image; RGB is converted to its rounded BT.601 luma."""
+    import SimpleITK as sitk
+
+    image = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+    if image.ndim == 3 and image.shape[-1] in (3, 4):
+        image = np.floor(image[..., :3].astype(np.float64) @ LUMA + 0.5)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@dataclass
+class PairSet:
+    """Slice pairs of one split: uint8 arrays (n, 2, H, W), their modality pair and file id."""
+
+    images: np.ndarray
+    pair: List[str]
+    ids: List[str]
+
+    def subset(self, pair: str) -> "PairSet":
+        keep = [i for i, p in enumerate(self.pair) if p == pair]
+        return PairSet(self.images[keep], [self.pair[i] for i in keep], [self.ids[i] for i in keep])
+
+
+def harvard_root(data_dir: Path) -> Path:
+    data_dir = Path(data_dir)
+    for root in (data_dir / "harvard", data_dir):
+        if any((root / p).is_dir() for p in PAIRS):
+            return root
+    raise MedFusionError(f"{data_dir}: no Harvard pair folders ({', '.join(PAIRS)}) found (expected DATA/harvard/<pair>)")
+
+
+def list_pairs(data_dir: Path) -> List[Tuple[str, str, Path, Path]]:
+    """(pair, file id, path of the first modality, path of the second) for every pair found."""
+    root = harvard_root(data_dir)
+    found = []
+    for pair in PAIRS:
+        folder = root / pair
+        if not folder.is_dir():
+            continue
+        first, second = pair.split("-")
+        for path in sorted((folder / first).glob("*.png")):
+            other = folder / second / path.name
+            if other.exists():
+                found.append((pair, path.stem, path, other))
+    if not found:
+        raise MedFusionError(f"{root}: no image pairs found")
+    return found
+
+
+def split_cases(pairs: Sequence[Tuple[str, str]], seed: int = SPLIT_SEED, val_fraction: float = VAL_FRACTION) -> Dict[str, set]:
+    """Split case ids into ``{"train": set, "val": set}``, by case, reproducibly.
+
+    ``pairs`` lists (modality pair, file id). Cases are shuffled with ``seed``; the first ``val_fraction`` go to
+    validation; then any modality pair with no validation case (or no training case) gets its first case (in
+    the shuffled order) moved accordingly.
+    """
+    cases = sorted({case_id(fid) for _, fid in pairs}, key=lambda c: (len(c), c))
+    rng = random.Random(seed)
+    order = cases[:]
+    rng.shuffle(order)
+    n_val = max(1, int(round(val_fraction * len(order))))
+    val = set(order[:n_val])
+    for pair in sorted({p for p, _ in pairs}):
+        pair_cases = [c for c in order if c in {case_id(f) for p, f in pairs if p == pair}]
+        if not any(c in val for c in pair_cases):
+            val.add(pair_cases[0])
+        if len(pair_cases) > 1 and all(c in val for c in pair_cases):
+            val.discard(pair_cases[-1])
+    return {"train": set(cases) - val, "val": val}
+
+
+def load_pairs(data_dir: Path, split: str, seed: int = SPLIT_SEED, pairs: Sequence[str] = PAIRS) -> PairSet:
+    """Load the ``split`` ("train", "val" or "all") slice pairs as uint8 (n, 2, H, W)."""
+    listing = list_pairs(data_dir)
+    cases = split_cases([(p, f) for p, f, _, _ in listing], seed)
+    chosen = [row for row in listing if row[0] in pairs and (split == "all" or case_id(row[1]) in cases[split])]
+    if not chosen:
+        raise MedFusionError(f"no {split} pairs in {data_dir}")
+    images = np.stack([np.stack([read_gray(a), read_gray(b)]) for _, _, a, b in chosen])
+    return PairSet(images, [row[0] for row in chosen], [row[1] for row in chosen])
+
+
+# ---------------------------------------------------------------- augmentation / batches (2-D)
+def augment_pair(pair: np.ndarray, rng: np.random.Generator, crop: int) -> np.ndarray:
+    """Random crop (with foreground), flips, 90-degree rotations and per-source intensity jitter.
+
+    ``pair``: float32 (n, H, W) in 0..1. Jitter: gain 0.8..1.2 and gamma 0.8..1.25 per source, clipped to 0..1,
+    so background stays black.
+    """
+    n, h, w = pair.shape
+    crop = min(crop, h, w)
+    fg = np.argwhere(pair.max(axis=0) > 0.05)
+    for _ in range(10):
+        if len(fg):
+            cy, cx = fg[rng.integers(len(fg))]
+            y = int(np.clip(cy - crop // 2 + rng.integers(-crop // 4, crop // 4 + 1), 0, h - crop))
+            x = int(np.clip(cx - crop // 2 + rng.integers(-crop // 4, crop // 4 + 1), 0, w - crop))
+        else:
+            y, x = rng.integers(0, h - crop + 1), rng.integers(0, w - crop + 1)
+        out = pair[:, y : y + crop, x : x + crop]
+        if (out > 0.05).mean() > 0.1:
+            break
+    if rng.random() < 0.5:
+        out = out[:, :, ::-1]
+    if rng.random() < 0.5:
+        out = out[:, ::-1, :]
+    out = np.rot90(out, int(rng.integers(4)), axes=(1, 2))
+    gain = rng.uniform(0.8, 1.2, size=(n, 1, 1))
+    gamma = np.exp(rng.uniform(np.log(0.8), np.log(1.25), size=(n, 1, 1)))
+    out = np.clip(gain * np.power(np.clip(out, 0, 1), gamma), 0, 1)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+# ---------------------------------------------------------------- volumes (3-D)
+VOLUME_PAIRS = (
+    ("spm", "T1", "PET"),
+    ("spm", "T1", "SPECT"),
+    ("spm", "T2", "PET"),
+    ("spm", "T2", "SPECT"),
+    ("spm", "PD", "PET"),
+    ("spm", "T1", "T2"),
+    ("sirf", "mr_t1_64", "mr_t2_64"),
+    ("sirf", "pet", "mumap"),
+)
+VOLUME_VAL_CASES = ("sirf",)
+
+
+def normalise_volume(array: np.ndarray) -> np.ndarray:
+    """0..1 by the 99.5th percentile of foreground (> 1 % of max) voxels, negatives clipped."""
+    array = np.nan_to_num(array.astype(np.float32))
+    array = array - min(0.0, float(array.min())) if array.min() < 0 and np.percentile(array, 1) < 0 else array
+    top = float(array.max())
+    if top <= 0:
+        return np.zeros_like(array)
+    fg = array[array > 0.01 * top]
+    hi = float(np.percentile(fg, 99.5)) if fg.size else top
+    return np.clip(array / max(hi, 1e-6), 0, 1).astype(np.float32)
+
+
+def load_volume_pairs(data_dir: Path, split: str) -> List[np.ndarray]:
+    """Aligned volume pairs as float32 (2, D, H, W) in 0..1; the second is resampled onto the first's grid."""
+    import SimpleITK as sitk
+
+    root = Path(data_dir)
+    root = root / "volumes" if (root / "volumes").is_dir() else root
+    out = []
+    for case, a, b in VOLUME_PAIRS:
+        if split != "all" and (case in VOLUME_VAL_CASES) != (split == "val"):
+            continue
+        pa, pb = root / case / f"{a}.nii.gz", root / case / f"{b}.nii.gz"
+        if not (pa.exists() and pb.exists()):
+            continue
+        fixed = sitk.Cast(sitk.ReadImage(str(pa)), sitk.sitkFloat32)
+        moving = sitk.Cast(sitk.ReadImage(str(pb)), sitk.sitkFloat32)
+        moving = sitk.Resample(moving, fixed, sitk.Transform(), sitk.sitkLinear, 0.0)
+        out.append(np.stack([normalise_volume(sitk.GetArrayFromImage(fixed)), normalise_volume(sitk.GetArrayFromImage(moving))]))
+    if not out:
+        raise MedFusionError(f"{root}: no aligned volume pairs found for split {split!r}")
+    return out
+
+
+def random_patch(volume: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random ``size``^3 patch (zero-padded where the volume is thinner) with foreground, flipped and jittered."""
+    n = volume.shape[0]
+    pad = [(0, 0)] + [(0, max(0, size - s)) for s in volume.shape[1:]]
+    vol = np.pad(volume, pad) if any(p[1] for p in pad) else volume
+    fg = np.argwhere(vol.max(axis=0) > 0.05)
+    starts = []
+    for axis in range(3):
+        extent = vol.shape[axis + 1]
+        c = fg[rng.integers(len(fg)), axis] if len(fg) else extent // 2
+        starts.append(int(np.clip(c - size // 2, 0, extent - size)))
+    d, h, w = starts
+    out = vol[:, d : d + size, h : h + size, w : w + size]
+    for axis in (1, 2, 3):
+        if rng.random() < 0.5:
+            out = np.flip(out, axis=axis)
+    gain = rng.uniform(0.8, 1.2, size=(n, 1, 1, 1))
+    gamma = np.exp(rng.uniform(np.log(0.8), np.log(1.25), size=(n, 1, 1, 1)))
+    return np.ascontiguousarray(np.clip(gain * np.power(out, gamma), 0, 1), dtype=np.float32)

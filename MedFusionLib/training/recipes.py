@@ -1,0 +1,72 @@
+"""Training recipes: which network, data, loss and schedule each trainable method uses.
+
+The defaults here are exactly the recipes of the shipped weights (see the model cards in
+``MedFusionLib/weights/<name>.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str  # also the weight file's stem
+    network: str  # class name in MedFusionLib.networks
+    config: Dict[str, Any]
+    data: str  # "pairs" (Harvard slice pairs), "singles" (single-modality slices), "patches3d"
+    loss: str  # "fusion" or "reconstruction"
+    loss_args: Dict[str, Any] = field(default_factory=dict)
+    epochs: int = 30
+    steps_per_epoch: int = 60
+    batch: int = 8
+    crop: int = 128
+    lr: float = 2e-3
+    description: str = ""
+
+
+RECIPES: Dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe(
+            name="ifcnn-lite",
+            network="IFCNNLite",
+            config=dict(spatial_dims=2, channels=8, extract_layers=2, recon_layers=2, rule="max", residual=True),
+            data="pairs",
+            loss="fusion",
+            loss_args=dict(w_ssim=1.0, w_grad=8.0, w_int=1.0),
+            epochs=30,
+            steps_per_epoch=60,
+            batch=8,
+            crop=128,
+            description="2-D IFCNN-lite on Harvard slice pairs, unsupervised SSIM + gradient + intensity loss",
+        ),
+        Recipe(
+            name="ifcnn-lite-3d",
+            network="IFCNNLite",
+            config=dict(spatial_dims=3, channels=8, extract_layers=2, recon_layers=2, rule="max", residual=True),
+            data="patches3d",
+            loss="fusion",
+            loss_args=dict(w_ssim=1.0, w_grad=4.0, w_int=1.0, ssim_window=7),
+            epochs=20,
+            steps_per_epoch=40,
+            batch=4,
+            crop=32,
+            description="3-D IFCNN-lite on 32^3 patches of aligned volume pairs, same unsupervised loss in 3-D",
+        ),
+        Recipe(
+            name="densefuse-lite",
+            network="DenseFuseLite",
+            config=dict(spatial_dims=2, stem=8, growth=8, dense_layers=3, strategy="l1", l1_radius=1),
+            data="singles",
+            loss="reconstruction",
+            loss_args=dict(w_ssim=1.0),
+            epochs=25,
+            steps_per_epoch=60,
+            batch=8,
+            crop=96,
+            description="2-D DenseFuse-lite autoencoder on single-modality Harvard slices (L1 + SSIM reconstruction)",
+        ),
+    )
+}

@@ -1,0 +1,328 @@
+"""The trainer: seeded, deterministic, with checkpoints, resume, progress and validation metrics.
+
+``train(method, data_dir, out=None, epochs=None, seed=0, ...)`` trains the recipe ``method`` (see
+:mod:`.recipes`) and writes a compact float16 weight file that :mod:`MedFusionLib.fusion.methods` loads by name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from ..errors import MedFusionError
+from ..networks import build_network
+from . import data as D
+from .losses import FusionLoss, ReconstructionLoss
+from .recipes import RECIPES, Recipe
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+VAL_PAIRS_PER_MODALITY = 8  # full-size held-out pairs fused for the validation metrics at each epoch
+VAL_METRICS = ("QABF", "SSIM", "VIF", "MI", "SD")
+
+
+def get_recipe(method: str) -> Recipe:
+    try:
+        return RECIPES[method]
+    except KeyError:
+        raise MedFusionError(f"no training recipe for {method!r} (trainable: {', '.join(RECIPES)})") from None
+
+
+def seed_everything(seed: int, threads: Optional[int]) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _metrics_fn():
+    try:
+        from ..metrics import compute_metrics  # written by the metrics work; optional here
+    except Exception:  # pragma: no cover - absent during early development
+        return None
+    return compute_metrics
+
+
+class _Data:
+    """Training batches and validation material for one recipe."""
+
+    def __init__(self, recipe: Recipe, data_dir: Path, split_seed: int) -> None:
+        self.recipe = recipe
+        self.val_pairs: Optional[np.ndarray] = None
+        self.val_volumes: List[np.ndarray] = []
+        if recipe.data in ("pairs", "singles"):
+            train = D.load_pairs(data_dir, "train", split_seed)
+            val = D.load_pairs(data_dir, "val", split_seed)
+            self.train = train.images.astype(np.float32) / 255.0
+            if recipe.data == "singles":
+                flat = self.train.reshape(-1, 1, *self.train.shape[2:])
+                self.train = flat[flat.max(axis=(1, 2, 3)) > 0.05]
+            picks = []
+            for pair in D.PAIRS:
+                idx = [i for i, p in enumerate(val.pair) if p == pair]
+                if idx:
+                    picks += list(np.array(idx)[np.linspace(0, len(idx) - 1, min(VAL_PAIRS_PER_MODALITY, len(idx))).astype(int)])
+            self.val_pairs = val.images[picks].astype(np.float32) / 255.0
+            held = sorted({D.case_id(i) for i in val.ids}, key=int)
+            self.summary = f"held-out cases {', '.join(held)}; {len(train.ids)} train pairs ({len(set(map(D.case_id, train.ids)))} cases), {len(val.ids)} held-out pairs ({len(set(map(D.case_id, val.ids)))} cases; {len(picks)} used for validation)"
+        elif recipe.data == "patches3d":
+            self.train_volumes = D.load_volume_pairs(data_dir, "train")
+            self.val_volumes = D.load_volume_pairs(data_dir, "val")
+            self.summary = f"{len(self.train_volumes)} train volume pairs (spm), {len(self.val_volumes)} validation volume pairs (sirf: MR T1/T2, PET/mu-map)"
+        else:  # pragma: no cover
+            raise ValueError(recipe.data)
+
+    def batch(self, rng: np.random.Generator) -> torch.Tensor:
+        r = self.recipe
+        if r.data == "patches3d":
+            items = [D.random_patch(self.train_volumes[rng.integers(len(self.train_volumes))], rng, r.crop) for _ in range(r.batch)]
+        else:
+            items = [D.augment_pair(self.train[rng.integers(len(self.train))], rng, r.crop) for _ in range(r.batch)]
+        x = torch.from_numpy(np.stack(items, axis=1))  # (n_inputs, batch, *spatial)
+        return x.unsqueeze(2)
+
+
+def _step_loss(net, loss_fn, recipe: Recipe, x: torch.Tensor) -> torch.Tensor:
+    if recipe.loss == "reconstruction":
+        x = x[0]
+        return loss_fn(net.autoencode(x), x)
+    return loss_fn(net(x), x)
+
+
+@torch.no_grad()
+def validate(net, recipe: Recipe, data: _Data, loss_fn) -> Dict[str, float]:
+    """Held-out loss and fusion metrics (via MedFusionLib.metrics when present) on full-size images."""
+    net.eval()
+    out: Dict[str, float] = {}
+    if data.val_pairs is not None:
+        x = torch.from_numpy(data.val_pairs).permute(1, 0, 2, 3).unsqueeze(2)  # (2, n, 1, H, W)
+        if recipe.loss == "reconstruction":
+            singles = x.flatten(0, 1)
+            out["val_loss"] = float(loss_fn(net.autoencode(singles), singles))
+        fused = net(x).clamp(0, 1)
+        if recipe.loss == "fusion":
+            out["val_loss"] = float(loss_fn(fused, x))
+        compute = _metrics_fn()
+        if compute is not None:
+            rows = []
+            for i in range(fused.shape[0]):
+                srcs = [data.val_pairs[i, 0] * 255.0, data.val_pairs[i, 1] * 255.0]
+                rows.append(compute(srcs, fused[i, 0].numpy() * 255.0, keys=list(VAL_METRICS)))
+            for key in VAL_METRICS:
+                out[key] = float(np.mean([r[key] for r in rows]))
+    else:
+        from ..fusion.consistency import through_plane_consistency
+
+        losses, cons = [], []
+        for vol in data.val_volumes:
+            x = torch.from_numpy(vol).unsqueeze(1).unsqueeze(1)  # (2, 1, 1, D, H, W)
+            fused = net(x).clamp(0, 1)
+            losses.append(float(loss_fn(fused, x)))
+            cons.append(through_plane_consistency(fused[0, 0].numpy(), list(vol))["ratio"])
+        out["val_loss"] = float(np.mean(losses))
+        out["through_plane_ratio"] = float(np.mean(cons))
+    net.train()
+    return out
+
+
+def export_weights(net, recipe: Recipe, path: Path, meta: dict) -> Path:
+    """Write the compact weight file: float16 state_dict + network name + config + metadata."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16).clone() for k, v in net.state_dict().items()}
+    payload = {"network": recipe.network, "config": dict(recipe.config), "state_dict": state, "meta": json.dumps(meta, sort_keys=True)}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+LOSS_TEXT = {
+    "fusion": "unsupervised fusion loss: w_ssim (1 - mean SSIM(F, S_i)) + w_grad L1(|grad F|, max_i |grad S_i|) + w_int L1(F, max_i S_i)",
+    "reconstruction": "autoencoder reconstruction: L1(X', X) + w_ssim (1 - SSIM(X', X))",
+}
+DATA_TEXT = {
+    "pairs": "Harvard atlas slice pairs (CT-MRI, PET-MRI, SPECT-MRI; PET/SPECT as rounded luma), random crops",
+    "singles": "single-modality slices of the Harvard training pairs (each image of each pair, empty ones dropped), random crops",
+    "patches3d": "random 3-D patches of aligned volume pairs (SPM templates T1/T2/PD with PET/SPECT and T1-T2; each volume scaled to 0..1 by its 99.5th foreground percentile); no fusion ground truth: self-supervised by the loss",
+}
+
+
+def model_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path) -> str:
+    """Markdown model card written beside the weight file."""
+    n_params = sum(p.numel() for p in net.parameters())
+    if recipe.data == "patches3d":
+        split_text = "by case (the volume's folder: spm trains, sirf validates)"
+        aug_text = f"random {recipe.crop}^3 patch containing foreground, flips along the three axes"
+    else:
+        split_text = f"by case id (leading digits of the file id minus the last three), seed {meta['split_seed']}"
+        aug_text = f"random {recipe.crop}x{recipe.crop} crop containing foreground, flips, 90-degree rotations"
+    lines = [
+        f"# Model card: `{path.name}` ({recipe.name})",
+        "",
+        f"{recipe.description}. Network `{recipe.network}` ({n_params:,} parameters), config `{json.dumps(recipe.config)}`; "
+        f"stored as a float16 state_dict ({path.stat().st_size:,} bytes), loaded offline by name.",
+        "",
+        "| item | value |",
+        "|---|---|",
+        f"| data | {DATA_TEXT[recipe.data]} |",
+        f"| split | {split_text}: {meta['data']} |",
+        f"| loss | {LOSS_TEXT[recipe.loss]}; weights `{json.dumps(recipe.loss_args)}` |",
+        f"| augmentation | {aug_text}, per-source gain 0.8-1.2 and gamma 0.8-1.25 |",
+        f"| schedule | {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, Adam lr {recipe.lr} with cosine decay, seed {meta['seed']} |",
+        f"| determinism | seeded numpy/torch, `torch.use_deterministic_algorithms(True)`, {meta['torch_threads']} torch thread(s) |",
+        f"| CPU training time | {meta['train_seconds']:.0f} s of training ({meta['torch_threads']} thread(s), shared 2-core machine) |",
+        f"| reproduce | `{meta['command'] or 'medfusion train ' + recipe.name + ' --data ../shared/data'}` (from the repository root) |",
+        "",
+        "## Validation (held-out cases; never used for model selection)",
+        "",
+    ]
+    val_rows = [h for h in history if "val_loss" in h]
+    if val_rows:
+        keys = [k for k in val_rows[-1] if k not in ("epoch", "lr", "elapsed_s")]
+        lines.append("| epoch | " + " | ".join(keys) + " |")
+        lines.append("|---" * (len(keys) + 1) + "|")
+        for h in val_rows:
+            lines.append(f"| {h['epoch']} | " + " | ".join(f"{h.get(k, float('nan')):.4g}" for k in keys) + " |")
+    lines += [
+        "",
+        "Metrics: `MedFusionLib.metrics` definitions (MI in bits, SSIM summed over the two sources with data range 255) on "
+        "full-size held-out pairs (up to 8 per modality pair). The full quality table is in docs/deep-fusion.md.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# Hook (deep fusion part 2): recipes trained by a loop other than the one in train() below (adversarial,
+# multi-input) register that loop here by recipe name; train() hands them over with all of its arguments.
+CUSTOM_LOOPS: Dict[str, Callable[..., dict]] = {}
+
+
+def register_loop(name: str, loop: Callable[..., dict]) -> None:
+    CUSTOM_LOOPS[name] = loop
+
+
+def train(
+    method: str,
+    data_dir,
+    out=None,
+    epochs: Optional[int] = None,
+    seed: int = 0,
+    split_seed: int = D.SPLIT_SEED,
+    steps_per_epoch: Optional[int] = None,
+    batch: Optional[int] = None,
+    lr: Optional[float] = None,
+    checkpoint_dir=None,
+    resume=None,
+    threads: Optional[int] = 1,
+    validate_every: int = 5,
+    config_overrides: Optional[dict] = None,
+    loss_overrides: Optional[dict] = None,
+    progress: Optional[Callable[[float, str], None]] = None,
+    quiet: bool = False,
+    command: str = "",
+) -> dict:
+    """Train ``method``'s recipe on ``data_dir`` (the folder holding ``harvard/`` and ``volumes/``).
+
+    Writes the float16 weights to ``out`` (default ``MedFusionLib/weights/<method>.pt``) and a checkpoint after
+    each epoch to ``checkpoint_dir`` (default ``out/training/<method>``); ``resume`` continues from a checkpoint
+    (same recipe). Returns a dict with the history, the final validation metrics and the wall time.
+    """
+    if method in CUSTOM_LOOPS:  # part 2 hook: adversarial / multi-input loops
+        return CUSTOM_LOOPS[method](**locals())
+    recipe = get_recipe(method)
+    overrides = {k: v for k, v in dict(epochs=epochs, steps_per_epoch=steps_per_epoch, batch=batch, lr=lr).items() if v is not None}
+    if config_overrides:
+        overrides["config"] = {**recipe.config, **config_overrides}
+    if loss_overrides:
+        overrides["loss_args"] = {**recipe.loss_args, **loss_overrides}
+    recipe = Recipe(**{**recipe.__dict__, **overrides})
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise MedFusionError(f"{data_dir}: no such data folder")
+    out = Path(out) if out else WEIGHTS_DIR / f"{method}.pt"
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else Path("out") / "training" / method
+    seed_everything(seed, threads)
+
+    started = time.perf_counter()
+    data = _Data(recipe, data_dir, split_seed)
+    net = build_network(recipe.network, recipe.config)
+    opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
+    total_steps = recipe.epochs * recipe.steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    loss_fn = FusionLoss(**recipe.loss_args) if recipe.loss == "fusion" else ReconstructionLoss(**recipe.loss_args)
+    rng = np.random.default_rng(seed)
+    history: List[dict] = []
+    start_epoch = 0
+    elapsed_before = 0.0
+    if resume:
+        ckpt = torch.load(resume, map_location="cpu", weights_only=False)
+        if ckpt["recipe"] != recipe.name:
+            raise MedFusionError(f"{resume}: checkpoint of {ckpt['recipe']!r}, not {recipe.name!r}")
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        rng.bit_generator.state = ckpt["rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        history = ckpt["history"]
+        start_epoch = ckpt["epoch"]
+        elapsed_before = ckpt.get("elapsed", 0.0)
+    log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log(f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}")
+
+    try:
+        from tqdm import tqdm
+    except Exception:  # pragma: no cover
+        tqdm = None
+    net.train()
+    t0 = time.perf_counter()
+    for epoch in range(start_epoch, recipe.epochs):
+        losses = []
+        steps = range(recipe.steps_per_epoch)
+        bar = tqdm(steps, desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False, disable=quiet or not sys.stderr.isatty()) if tqdm else steps
+        for _ in bar:
+            x = data.batch(rng)
+            loss = _step_loss(net, loss_fn, recipe, x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            if tqdm and not quiet:
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0]}
+        if (epoch + 1) % validate_every == 0 or epoch + 1 == recipe.epochs:
+            row.update(validate(net, recipe, data, loss_fn))
+        row["elapsed_s"] = elapsed_before + time.perf_counter() - t0
+        history.append(row)
+        log(f"[{method}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = {
+            "recipe": recipe.name, "epoch": epoch + 1, "model": net.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "history": history, "elapsed": row["elapsed_s"],
+        }
+        torch.save(ckpt, checkpoint_dir / "last.pt.tmp")
+        os.replace(checkpoint_dir / "last.pt.tmp", checkpoint_dir / "last.pt")
+        if progress:  # after the checkpoint: an interrupt raised here loses nothing
+            progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
+
+    wall = elapsed_before + time.perf_counter() - t0
+    final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "lr", "elapsed_s")}
+    meta = {
+        "method": method, "recipe": {k: v for k, v in recipe.__dict__.items()}, "seed": seed, "split_seed": split_seed,
+        "data": data.summary, "train_seconds": round(wall, 1), "torch_threads": torch.get_num_threads(),
+        "final": final, "command": command,
+    }
+    export_weights(net, recipe, out, meta)
+    out.with_suffix(".md").write_text(model_card(net, recipe, meta, history, out))
+    log(f"[{method}] wrote {out} ({out.stat().st_size} bytes) after {wall:.0f} s (+{time.perf_counter() - started - wall:.0f} s loading)")
+    return {"weights": str(out), "history": history, "final": final, "train_seconds": wall, "data": data.summary}

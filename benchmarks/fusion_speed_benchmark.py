@@ -1,0 +1,209 @@
+"""Speed and memory of the deep fusion methods against a yardstick with the published IFCNN's cost.
+
+Usage (from the repository root; 2 CPU cores are the reference machine)::
+
+    python benchmarks/fusion_speed_benchmark.py [--data ../shared/data] [--threads 2] [--skip-memory]
+
+Measured in one run, best of ``--repeat`` timings each:
+
+* one 256 x 256 slice pair (a real Harvard CT-MRI pair when ``../shared`` exists);
+* one 256 x 256 x 200 volume pair (the SPM T1 and PET templates resampled to that grid; a phantom otherwise);
+* the yardstick (``MedFusionLib/networks/ifcnn_reference.py``: 7x7 conv 3->64, 3x3 conv 64->64 per input,
+  max, 3x3 conv 64->64, 1x1 conv 64->3; random weights) run slice by slice over the whole volume, as a user
+  of the published network would, and also through our engine (cropping, skipping empty slices, batching) to
+  separate what the engine gains from what the lighter network gains;
+* float32 against bfloat16 autocast (``$MEDFUSION_PRECISION``) for IFCNN-lite, with the largest difference;
+* peak resident memory (``ru_maxrss`` of a fresh subprocess, inputs included) when fusing a 512 x 512 x 400
+  phantom pair in each mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def phantom(shape, seed=0):
+    """Two co-registered float32 volumes in 0..1: a head-like ellipsoid (MR-like) and hot spots (PET-like)."""
+    d, h, w = shape
+    z = np.linspace(-1, 1, d, dtype=np.float32)[:, None, None]
+    y = np.linspace(-1, 1, h, dtype=np.float32)[None, :, None]
+    x = np.linspace(-1, 1, w, dtype=np.float32)[None, None, :]
+    r2 = (z / 0.85) ** 2 + (y / 0.75) ** 2 + (x / 0.65) ** 2
+    a = np.where(r2 < 1, 0.35 + 0.3 * np.cos(6 * x) * np.sin(5 * y), 0).astype(np.float32)
+    a += np.where((r2 > 0.8) & (r2 < 1), np.float32(0.4), np.float32(0))
+    b = np.where(r2 < 0.7, 0.2, 0).astype(np.float32)
+    b += np.where(((z - 0.2) ** 2 + (y + 0.1) ** 2 + (x - 0.2) ** 2) < 0.04, np.float32(0.7), np.float32(0))
+    return np.clip(a, 0, 1), np.clip(b, 0, 1)
+
+
+def real_volume(data: Path, shape=(200, 256, 256)):
+    import SimpleITK as sitk
+
+    from MedFusionLib.training.data import normalise_volume
+
+    t1 = sitk.ReadImage(str(data / "volumes" / "spm" / "T1.nii.gz"), sitk.sitkFloat32)
+    pet = sitk.ReadImage(str(data / "volumes" / "spm" / "PET.nii.gz"), sitk.sitkFloat32)
+    size = (shape[2], shape[1], shape[0])
+    spacing = [s * n / m for s, n, m in zip(t1.GetSpacing(), t1.GetSize(), size)]
+    ref = sitk.Image(size, sitk.sitkFloat32)
+    ref.SetSpacing(spacing)
+    ref.SetOrigin(t1.GetOrigin())
+    ref.SetDirection(t1.GetDirection())
+    out = [normalise_volume(sitk.GetArrayFromImage(sitk.Resample(im, ref, sitk.Transform(), sitk.sitkLinear, 0.0))) for im in (t1, pet)]
+    return out[0], out[1]
+
+
+def best_time(fn, repeat):
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, result
+
+
+def _register_yardstick():
+    """The yardstick as a temporary method in this process only (never shipped), to time it through the engine."""
+    import torch
+
+    from MedFusionLib.fusion.registry import _REGISTRY, FusionMethod, register_method
+    from MedFusionLib.networks import IFCNNReference
+    from MedFusionLib.networks.inference import run_slices
+
+    torch.manual_seed(0)
+    net = IFCNNReference().eval()
+    if "yardstick" not in _REGISTRY:
+        register_method(FusionMethod(name="yardstick", family="cnn", description="benchmark only",
+                                     fuse_slices=lambda s: run_slices(net, s), inputs="n"))
+    return net
+
+
+def yardstick_naive(net, a, b):
+    """The published network slice by slice over the whole volume (no crop, no skip), batches of 8."""
+    import torch
+
+    from MedFusionLib.networks.inference import torch_threads
+
+    out = np.empty_like(a)
+    with torch_threads(), torch.inference_mode():
+        for s in range(0, a.shape[0], 8):
+            x = torch.from_numpy(np.stack([a[s : s + 8], b[s : s + 8]])).unsqueeze(2)
+            out[s : s + 8] = net(x)[:, 0].clamp(0, 1).numpy()
+    return out
+
+
+def memory_child(mode: str, method: str, shape) -> None:
+    from MedFusionLib.fusion import fuse_arrays
+
+    a, b = phantom(shape)
+    t = time.perf_counter()
+    fused = fuse_arrays([a, b], method, mode=mode)
+    seconds = time.perf_counter() - t
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_gb": peak_kb / 1024**2, "seconds": seconds, "inputs_gb": 2 * a.nbytes / 1024**3, "ok": bool(np.isfinite(fused).all())}))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--memory-child", nargs=3, metavar=("MODE", "METHOD", "SHAPE"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    os.environ["MEDFUSION_THREADS"] = str(args.threads)
+    if args.memory_child:
+        mode, method, shape = args.memory_child
+        memory_child(mode, method, tuple(int(v) for v in shape.split("x")))
+        return 0
+
+    import torch
+
+    from MedFusionLib.fusion import fuse_arrays
+    from MedFusionLib.fusion.consistency import through_plane_consistency
+
+    torch.set_num_threads(args.threads)
+    data = Path(args.data)
+    have_data = (data / "harvard").is_dir() and (data / "volumes").is_dir()
+    if have_data:
+        from MedFusionLib.training.data import read_gray
+
+        sa = read_gray(data / "harvard" / "CT-MRI" / "CT" / "2004.png") / 255.0 if (data / "harvard/CT-MRI/CT/2004.png").exists() else None
+        sb = read_gray(data / "harvard" / "CT-MRI" / "MRI" / "2004.png") / 255.0 if sa is not None else None
+        va, vb = real_volume(data)
+        source = "Harvard CT-MRI 2004 / SPM T1 + PET resampled to 200x256x256"
+    else:
+        sa = None
+        va, vb = phantom((200, 256, 256))
+        source = "phantom"
+    if sa is None:
+        sa, sb = va[100], vb[100]
+    sa, sb = sa.astype(np.float32), sb.astype(np.float32)
+    net = _register_yardstick()
+    for name in ("ifcnn-lite", "densefuse-lite"):  # load weights once, outside the timings
+        fuse_arrays([sa, sb], name)
+
+    rows = []
+
+    def add(label, seconds_slice, seconds_volume, note=""):
+        rows.append((label, seconds_slice, seconds_volume, note))
+
+    t_slice_y, _ = best_time(lambda: fuse_arrays([sa, sb], "yardstick"), args.repeat)
+    t_vol_naive, _ = best_time(lambda: yardstick_naive(net, va, vb), 1)
+    t_vol_y, _ = best_time(lambda: fuse_arrays([va, vb], "yardstick", mode="slice"), 1)
+    add("yardstick (IFCNN cost), whole volume slice by slice", t_slice_y, t_vol_naive, "reference for the speed-up")
+    add("yardstick through our engine (crop, skip, batch)", t_slice_y, t_vol_y, "")
+    results = {}
+    for name, mode in (("ifcnn-lite", "slice"), ("ifcnn-lite", "volume"), ("densefuse-lite", "slice"), ("densefuse-lite", "volume"), ("max", "slice")):
+        t_s, _ = best_time(lambda: fuse_arrays([sa, sb], name), args.repeat) if mode == "slice" else (float("nan"), None)
+        t_v, fused = best_time(lambda: fuse_arrays([va, vb], name, mode=mode), args.repeat if name != "densefuse-lite" else 1)
+        cons = through_plane_consistency(fused, [va, vb], axis=0)
+        results[(name, mode)] = fused
+        add(f"{name} ({mode} mode)", t_s, t_v, f"through-plane ratio {cons['ratio']:.3f}, anisotropy {cons['anisotropy']:.3f}")
+
+    os.environ["MEDFUSION_PRECISION"] = "bfloat16"
+    prec = []
+    for mode in ("slice", "volume"):
+        t_v, fused = best_time(lambda: fuse_arrays([va, vb], "ifcnn-lite", mode=mode), args.repeat)
+        diff = float(np.abs(fused - results[("ifcnn-lite", mode)]).max() * 255)
+        prec.append((mode, t_v, diff))
+    os.environ["MEDFUSION_PRECISION"] = "float32"
+
+    print(f"# Fusion speed, {args.threads} torch threads, {os.cpu_count()} CPUs visible; data: {source}")
+    print(f"| method | s per 256x256 slice pair | s per 256x256x200 volume | speed-up vs yardstick (volume) | note |")
+    print("|---|---|---|---|---|")
+    for label, ts, tv, note in rows:
+        speed = t_vol_naive / tv
+        ts_txt = "-" if ts != ts else f"{ts:.4f}"
+        print(f"| {label} | {ts_txt} | {tv:.2f} | {speed:.1f}x | {note} |")
+    print("\n| IFCNN-lite precision | s per volume, bfloat16 | s per volume, float32 | max |difference| (grey levels) |")
+    print("|---|---|---|---|")
+    for mode, t_v, diff in prec:
+        t32 = [r[2] for r in rows if r[0] == f"ifcnn-lite ({mode} mode)"][0]
+        print(f"| {mode} mode | {t_v:.2f} | {t32:.2f} | {diff:.2f} |")
+
+    if not args.skip_memory:
+        print("\n| peak memory, 512x512x400 phantom pair (float32 inputs 0.78 GB included) | peak RSS GB | seconds |")
+        print("|---|---|---|")
+        for method, mode in (("ifcnn-lite", "volume"), ("ifcnn-lite", "slice"), ("densefuse-lite", "slice")):
+            cmd = [sys.executable, __file__, "--threads", str(args.threads), "--memory-child", mode, method, "400x512x512"]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            res = json.loads(out)
+            print(f"| {method} ({mode} mode) | {res['peak_gb']:.2f} | {res['seconds']:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
