@@ -12,17 +12,19 @@ they weigh every voxel once and see structure across slices:
   the gradient lines of S and F, A = 1 - theta / (pi/2) (0 where either gradient vanishes), because
   atan(gy/gx) has no 3-D counterpart. Other constants and the weighting are those of QABF.
 
-Filtering runs over slabs along axis 0 (with the halo each filter needs) to bound memory.
+Filtering runs over slabs along axis 0 (with the halo each filter needs) to bound memory, on the shared
+thread pool.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..progress import CancelCallback, ProgressCallback, check_cancel, report
 from ._filters import correlate_same
+from ._parallel import get_pool
 from .information import LEVELS, quantise
 from .noreference import entropy_from_counts
 from .structural import SSIM_WINDOW, edge_q, relative_strength, ssim_maps
@@ -54,19 +56,33 @@ def _mi_nmi(srcs: Sequence[np.ndarray], fus: np.ndarray) -> Tuple[float, float]:
     return mi_sum, 2.0 * nmi_sum
 
 
+def _map_slabs(fn: Callable[[int, int], np.ndarray], count: int, cancel: Optional[CancelCallback]) -> np.ndarray:
+    """Sum of ``fn(z0, z1)`` over slabs of SLAB output slices, on the shared pool when there is one."""
+    slabs = [(z0, min(count, z0 + SLAB)) for z0 in range(0, count, SLAB)]
+    pool = get_pool()
+    total = None
+    futures = [] if pool is None else [pool.submit(fn, z0, z1) for z0, z1 in slabs]
+    try:
+        for i, (z0, z1) in enumerate(slabs):
+            check_cancel(cancel)
+            part = fn(z0, z1) if pool is None else futures[i].result()
+            total = part if total is None else total + part
+    finally:
+        for f in futures:
+            f.cancel()
+    return total
+
+
 def _ssim3d(srcs: Sequence[np.ndarray], fus: np.ndarray, cancel: Optional[CancelCallback]) -> float:
     k = len(SSIM_WINDOW)
-    depth = fus.shape[0]
-    n_out = depth - k + 1
-    acc = np.zeros(len(srcs))
-    count = 0
-    for z0 in range(0, n_out, SLAB):
-        check_cancel(cancel)
-        z1 = min(n_out, z0 + SLAB)
+    n_out = fus.shape[0] - k + 1
+
+    def slab(z0: int, z1: int) -> np.ndarray:
         maps = ssim_maps([s[z0 : z1 + k - 1] for s in srcs], fus[z0 : z1 + k - 1], SSIM_WINDOW, (-3, -2, -1))
-        acc += [float(m.sum()) for m in maps]
-        count += maps[0].size
-    return float((acc / count).sum())
+        return np.array([float(m.sum()) for m in maps] + [maps[0].size])
+
+    sums = _map_slabs(slab, n_out, cancel)
+    return float((sums[:-1] / sums[-1]).sum())
 
 
 def _gradients(v: np.ndarray, z0: int, z1: int) -> np.ndarray:
@@ -84,10 +100,8 @@ def _gradients(v: np.ndarray, z0: int, z1: int) -> np.ndarray:
 
 
 def _qabf3d(srcs: Sequence[np.ndarray], fus: np.ndarray, cancel: Optional[CancelCallback]) -> float:
-    num, den = 0.0, 0.0
-    for z0 in range(0, fus.shape[0], SLAB):
-        check_cancel(cancel)
-        z1 = min(fus.shape[0], z0 + SLAB)
+    def slab(z0: int, z1: int) -> np.ndarray:
+        num, den = 0.0, 0.0
         gf = _gradients(fus, z0, z1)
         nf = np.sqrt((gf * gf).sum(axis=0))
         for s in srcs:
@@ -100,7 +114,10 @@ def _qabf3d(srcs: Sequence[np.ndarray], fus: np.ndarray, cancel: Optional[Cancel
             q = edge_q(relative_strength(ns, nf), 1.0 - theta / (np.pi / 2))
             num += float((q * ns).sum())
             den += float(ns.sum())
-    return num / den if den > 0 else 0.0
+        return np.array([num, den])
+
+    num, den = _map_slabs(slab, fus.shape[0], cancel)
+    return float(num / den) if den > 0 else 0.0
 
 
 def compute_3d(
