@@ -332,3 +332,14 @@ def test_format_table_lists_every_metric_with_direction() -> None:
         assert METRICS[key].direction in row.split()
     assert "rule: as-is (0..255)" in text
     assert format_table(compute_metrics([a, b], a)).count("\n") >= len(METRIC_KEYS)
+
+
+def test_quantisation_rounds_half_away_from_zero() -> None:
+    from MedFusionLib.metrics.information import quantise, round_half_away
+
+    v = np.array([0.5, 1.5, 2.5, 126.5, 127.49999999999999, -2.5, -0.4])
+    assert round_half_away(v).tolist() == [1, 2, 3, 127, 127, -3, 0]
+    x = np.arange(227.0).reshape(1, 1, 227)  # range 226: 113 -> 113/226*255 = 127.5 exactly
+    q = quantise(x)[0, 0]
+    assert q[113] == 128 and q[0] == 0 and q[-1] == 255
+    assert (quantise(np.full((1, 4, 4), 9.0)) == 0).all()  # a constant image becomes all zeros
