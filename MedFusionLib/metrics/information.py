@@ -19,13 +19,9 @@ LEVELS = 256
 
 def round_half_away(v: np.ndarray) -> np.ndarray:
     """Round to the nearest integer, halves away from zero (MATLAB ``round``); exact for |v| < 2**52."""
-    fl = np.floor(v)
-    up = (v - fl) >= 0.5
-    out = fl + up
-    neg = v < 0
-    if neg.any():  # for negative numbers a tie must go down: -2.5 -> -3
-        out = np.where(neg, -round_half_away(-v), out)
-    return out
+    a = np.abs(v)
+    fl = np.floor(a)
+    return np.copysign(fl + ((a - fl) >= 0.5), v)  # a - floor(a) is exact, so ties are seen exactly
 
 
 def quantise(x: np.ndarray) -> np.ndarray:
