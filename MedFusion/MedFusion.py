@@ -10,10 +10,8 @@ tested on slicer-core and can be scripted from Slicer's Python console::
 
 import logging
 import os
-import queue
 import shutil
 import tempfile
-import threading
 from typing import Annotated
 
 import qt
@@ -109,75 +107,46 @@ class MedFusionParameterNode:
 
 
 class MedFusionJob:
-    """Runs ``PythonSlicer -m MedFusionLib.worker FOLDER`` and feeds its JSON lines back on the GUI thread."""
+    """Runs ``PythonSlicer -m MedFusionLib.worker FOLDER`` and feeds its progress back on the GUI thread.
+
+    The process handling is ``MedFusionLib.worker.WorkerProcess`` (tested on slicer-core); this class only
+    polls it from a QTimer, so Slicer's event loop keeps running.
+    """
 
     POLL_MS = 100
+    KILL_AFTER_MS = 5000
 
     def __init__(self, folder, onProgress, onFinished):
-        from MedFusionLib import worker
+        from MedFusionLib.worker import WorkerProcess
 
-        self.folder = folder
-        self._worker = worker
         self._onProgress = onProgress
         self._onFinished = onFinished
-        self._lines = queue.Queue()
-        self._cancelled = False
-        moduleDir = os.path.dirname(os.path.abspath(__file__))
-        pythonPath = os.pathsep.join(p for p in (moduleDir, os.environ.get("PYTHONPATH", "")) if p)
-        python = shutil.which("PythonSlicer") or "PythonSlicer"
-        self.process = slicer.util.launchConsoleProcess(
-            [python, "-m", "MedFusionLib.worker", folder], useStartupEnvironment=False,
-            updateEnvironment={"PYTHONPATH": pythonPath})
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        moduleDir = os.path.dirname(os.path.abspath(__file__))  # MedFusionLib is installed beside this file
+        self.worker = WorkerProcess(
+            folder, python=shutil.which("PythonSlicer") or "PythonSlicer", pythonPath=moduleDir,
+            launch=lambda args, env: slicer.util.launchConsoleProcess(args, useStartupEnvironment=False,
+                                                                      updateEnvironment=env))
         self._timer = qt.QTimer()
         self._timer.setInterval(self.POLL_MS)
         self._timer.timeout.connect(self._poll)
         self._timer.start()
 
-    def _read(self):
-        for line in iter(self.process.stdout.readline, ""):
-            self._lines.put(line)
-        self._lines.put(None)
-
     def _poll(self):
-        outcome = None
-        while True:
-            try:
-                line = self._lines.get_nowait()
-            except queue.Empty:
-                return
-            if line is None:
-                self._finish(outcome)
-                return
-            message = self._worker.parse_line(line)
-            if message is None:
-                logging.info(f"MedFusion worker: {line.rstrip()}")
-            elif "progress" in message:
-                self._onProgress(message["progress"], message.get("message", ""))
-            else:
-                outcome = message
-                if "traceback" in message:
-                    logging.error(message["traceback"])
-
-    def _finish(self, message):
-        self._timer.stop()
-        self.process.wait()
-        if self._cancelled:
-            message = {"cancelled": True}
-        elif message is None:
-            message = {"error": f"the MedFusion worker stopped unexpectedly (exit code {self.process.returncode})"}
-        self._onFinished(message)
+        for message in self.worker.poll():
+            self._onProgress(message["progress"], message.get("message", ""))
+        for line in self.worker.log:
+            logging.info(f"MedFusion worker: {line}")
+        self.worker.log.clear()
+        if self.worker.finished:
+            self._timer.stop()
+            if "traceback" in self.worker.final:
+                logging.error(self.worker.final["traceback"])
+            self._onFinished(self.worker.final)
 
     def cancel(self):
         """Ask the worker to stop at its next check; kill it if it has not stopped within a few seconds."""
-        self._cancelled = True
-        open(os.path.join(self.folder, self._worker.CANCEL), "w").close()
-        qt.QTimer.singleShot(5000, self._kill)
-
-    def _kill(self):
-        if self.process.poll() is None:
-            self.process.kill()
+        self.worker.cancel()
+        qt.QTimer.singleShot(self.KILL_AFTER_MS, self.worker.kill)
 
 
 #
@@ -337,11 +306,11 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.populateMethods()
             options = dict(method=method, mode=p.mode, registration=p.registration, axis=AXIS_INDEX[p.axis[0]],
                            colour=p.colour, computeMetrics=p.computeMetrics)
-            modalities = self.logic.validate(nodes, method=method, mode=p.mode, registration=p.registration,
-                                             axis=options["axis"], outputNode=p.outputVolume, colour=p.colour,
-                                             displayMode=p.displayMode)
+            self.logic.validate(nodes, method=method, mode=p.mode, registration=p.registration,
+                                axis=options["axis"], outputNode=p.outputVolume, colour=p.colour,
+                                displayMode=p.displayMode)
             folder = tempfile.mkdtemp(prefix="MedFusion-")
-            self.logic.writeJob(folder, nodes, modalities=modalities, **options)
+            modalities = self.logic.writeJob(folder, nodes, **options)
             self._jobContext = dict(nodes=nodes, folder=folder, modalities=modalities)
             self.ui.progressBar.value = 0
             self.ui.statusLabel.text = _("Starting...")
@@ -427,20 +396,6 @@ class MedFusionLogic(ScriptedLoadableModuleLogic, MedFusionCoreLogic):
         if not torchLogic.torchInstalled():
             if torchLogic.installTorch(askConfirmation=True) is None:
                 raise RuntimeError(_("PyTorch is required by MedFusion's fusion methods; it was not installed."))
-
-    def writeJob(self, folder, nodes, **options) -> None:
-        """Write the inputs (as they appear in the world) and options for the worker process."""
-        from MedFusionLib import worker
-
-        images = self.prepareInputs(nodes, ignoreOwnRegistration=options.get("registration") != "none")
-        worker.write_job(folder, images, **options)
-
-    def applyJob(self, folder, nodes, **kwargs):
-        """Bring a finished worker job into the scene: output, transform and table nodes, slice views."""
-        from MedFusionLib import worker
-
-        outcome = worker.load_outcome(folder)
-        return self.applyOutcome(nodes, outcome, reference=outcome.fused, **kwargs)  # fused: on the fixed grid
 
 
 #

@@ -8,6 +8,7 @@ creates their composite nodes). Skipped when slicer-core is not installed; CI in
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -329,28 +330,40 @@ def test_real_spm_t1_fixed_t2_rigidly_moved(app, shared_data):
 
 # --- the worker process the GUI runs ---------------------------------------------------------------------
 
-def test_worker_subprocess_gives_the_same_result(app, phantom, tmp_path):
-    import subprocess
-    import sys
-
-    from MedFusionLib import worker
+def test_worker_process_runs_the_job_the_module_starts(app, phantom, tmp_path):
+    """The module's path: writeJob -> MedFusionLib.worker in another process (polled) -> applyJob."""
+    from MedFusionLib.worker import WorkerProcess
 
     ct, mr = add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR")
     nodes = [ct, mr]
-    images = app.logic.prepareInputs(nodes)
-    worker.write_job(tmp_path, images, method=None, mode="slice", axis=2, registration="rigid",
-                     modalities=["ct", "mr"], colour="auto", computeMetrics=True)
-    run = subprocess.run([sys.executable, "-m", "MedFusionLib.worker", str(tmp_path)], capture_output=True,
-                         text=True, timeout=300)
-    messages = [worker.parse_line(line) for line in run.stdout.splitlines()]
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert messages[-1] == {"done": True}
-    fractions = [m["progress"] for m in messages if m and "progress" in m]
-    assert fractions and fractions == sorted(fractions) and fractions[-1] == 1.0
-    outcome = worker.load_outcome(tmp_path)
     before = {n.GetID(): selftest.snapshot(n) for n in nodes}
-    result = app.logic.applyOutcome(nodes, outcome, modalities=["ct", "mr"], reference=images[0])
+    scene_before = app.node_ids()
+    modalities = app.logic.writeJob(tmp_path, nodes, method=None, mode="slice", axis=2, registration="rigid",
+                                    colour="auto", computeMetrics=True)
+    assert modalities == ["ct", "mr"] and app.node_ids() == scene_before  # nothing in the scene yet
+    process = WorkerProcess(tmp_path)
+    fractions = []
+    while not process.finished:
+        fractions += [m["progress"] for m in process.poll()]
+        time.sleep(0.02)
+    assert process.final == {"done": True}, process.log
+    assert fractions and fractions == sorted(fractions) and fractions[-1] == 1.0
+    result = app.logic.applyJob(tmp_path, nodes, modalities=modalities)
     selftest.check_result(app.scene, result, ct, [mr], before, truth=phantom.true_transform, mask=phantom.brain_mask)
+
+
+def test_worker_process_cancel_and_kill(app, phantom, tmp_path):
+    from MedFusionLib.worker import WorkerProcess
+
+    app.logic.writeJob(tmp_path, [add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR")], registration="rigid")
+    process = WorkerProcess(tmp_path)
+    process.cancel()  # the cancel file: the worker stops at its next check
+    assert process.wait(timeout=120) == {"cancelled": True}
+    (tmp_path / "cancel").unlink()
+    process = WorkerProcess(tmp_path)
+    process.kill()  # what the module does when the worker does not stop
+    assert process.wait(timeout=60) == {"cancelled": True}
+    assert not (tmp_path / "outcome.json").exists()
 
 
 def test_worker_cancel_file_stops_the_job(tmp_path, phantom):

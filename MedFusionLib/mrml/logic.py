@@ -336,6 +336,29 @@ class MedFusionLogic:
             metricsTableNode=table, transformNodes=transform_nodes, metrics=outcome.metrics,
             method=outcome.method, mode=outcome.mode, registration=outcome.registration, outcome=outcome)
 
+    # -- the same, with the heavy part in another process (what the Slicer module does) ------------------
+    def writeJob(self, folder, nodes, **options) -> list:
+        """Validate, then write the inputs (as they appear in the world) and the options of a
+        ``MedFusionLib.worker`` job into ``folder``; returns the modality of each input. ``options``: the
+        ``compute`` options (method, mode, axis, registration, modalities, colour, computeMetrics,
+        include3DMetrics)."""
+        from .. import worker
+
+        checks = {k: options[k] for k in ("method", "mode", "registration", "axis", "modalities", "colour")
+                  if k in options}
+        modalities = self.validate(nodes, **checks)
+        options["modalities"] = modalities
+        images = self.prepareInputs(nodes, ignoreOwnRegistration=options.get("registration", "rigid") != "none")
+        worker.write_job(folder, images, **options)
+        return modalities
+
+    def applyJob(self, folder, nodes, **kwargs) -> MedFusionResult:
+        """Bring a finished worker job into the scene (output, transform and table nodes, slice views)."""
+        from .. import worker
+
+        outcome = worker.load_outcome(folder)
+        return self.applyOutcome(nodes, outcome, reference=outcome.fused, **kwargs)
+
     def showResult(self, fixedNode, fusedNode, *, opacity=0.5, displayMode="overlay", table=None, fit=True):
         """Fixed as background and fused as foreground (or fused alone) in every slice view."""
         display.ensure_display(fixedNode)
