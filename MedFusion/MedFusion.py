@@ -306,8 +306,11 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.populateMethods()
             options = dict(method=method, mode=p.mode, registration=p.registration, axis=AXIS_INDEX[p.axis[0]],
                            colour=p.colour, computeMetrics=p.computeMetrics)
+            output = p.outputVolume
+            if output is not None and output.IsA("vtkMRMLVectorVolumeNode") != (p.colour == "rgb"):
+                output = p.outputVolume = None  # scalar <-> RGB: a new output volume of the right kind
             self.logic.validate(nodes, method=method, mode=p.mode, registration=p.registration,
-                                axis=options["axis"], outputNode=p.outputVolume, colour=p.colour,
+                                axis=options["axis"], outputNode=output, colour=p.colour,
                                 displayMode=p.displayMode)
             folder = tempfile.mkdtemp(prefix="MedFusion-")
             modalities = self.logic.writeJob(folder, nodes, **options)
