@@ -443,3 +443,51 @@ def test_result_nodes_survive_a_saved_scene(app, phantom, tmp_path):
     moving = scene.GetNodeByID(mr.GetID())
     assert np.allclose(slicer.util.arrayFromTransformMatrix(moving.GetParentTransformNode()),
                        slicer.util.arrayFromTransformMatrix(result.transformNode), atol=1e-6)
+
+
+# --- cross-checks against Slicer's own readers and writers ---------------------------------------------
+
+def test_slicer_writers_agree_with_the_conversions(app, phantom, tmp_path):
+    """Slicer's storage nodes write volumes and transforms in ITK's LPS convention: reading them back with
+    SimpleITK must give exactly the library's images and registration transforms."""
+    ct, mr = add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR")
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    app.scene.AddNode(storage)
+    storage.SetFileName(str(tmp_path / "mr.nrrd"))
+    assert storage.WriteData(mr)
+    written = sitk.ReadImage(str(tmp_path / "mr.nrrd"))
+    image = mrml_nodes.volume_to_image(mr)
+    assert np.allclose(written.GetOrigin(), image.GetOrigin(), atol=1e-4)
+    assert np.allclose(written.GetDirection(), image.GetDirection(), atol=1e-6)
+    assert np.allclose(written.GetSpacing(), image.GetSpacing(), atol=1e-6)
+
+    for registration, name, composite in (("rigid", "reg.tfm", False), (None, "warp.h5", True)):
+        if composite:
+            truth = sitk.CompositeTransform([demo_transform(), _bspline(phantom.ct)])
+            node = transform_node_from_registration(app.scene, truth, phantom.ct, "warp")
+        else:
+            truth = app.logic.process(ct, mr, registration=registration, computeMetrics=False).outcome.transforms[0]
+            node = mr.GetParentTransformNode()
+        node.AddDefaultStorageNode()
+        node.GetStorageNode().SetFileName(str(tmp_path / name))
+        assert node.GetStorageNode().WriteData(node)
+        read = sitk.ReadTransform(str(tmp_path / name))
+        for p in _points(phantom.ct, 20):
+            assert np.allclose(read.TransformPoint(p), truth.TransformPoint(p), atol=0.05), name
+
+
+def test_real_spect_with_a_flipped_axis_keeps_its_geometry(app, shared_data):
+    path = shared_data / "volumes" / "spm" / "SPECT.nii.gz"
+    spect = sitk.ReadImage(str(path), sitk.sitkFloat32)
+    assert spect.GetDirection()[0] < 0  # stored with x flipped
+    node = add(app, spect, "SPM SPECT")
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    app.scene.AddNode(storage)
+    storage.SetFileName(str(path))
+    loaded = app.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "SPECT read by Slicer")
+    assert storage.ReadData(loaded)
+    assert np.allclose(mrml_nodes.ijk_to_ras(loaded), mrml_nodes.ijk_to_ras(node), atol=1e-4)
+    back = mrml_nodes.volume_to_image(loaded)
+    assert np.allclose(back.GetDirection(), spect.GetDirection(), atol=1e-6)
+    assert np.allclose(back.GetOrigin(), spect.GetOrigin(), atol=1e-3)
+    assert np.allclose(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(spect))
