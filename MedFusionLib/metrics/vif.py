@@ -25,8 +25,9 @@ def _pyramid(images: np.ndarray) -> List[np.ndarray]:
     levels = []
     cur = images
     for s, win in enumerate(WINDOWS):
-        if s > 0:
-            cur = correlate_valid(cur, win, axes=(-2, -1))[..., ::2, ::2]
+        if s > 0:  # filter ("valid") then keep every second row and column; columns dropped between passes
+            cur = correlate_valid(cur, win, axes=(-1,))[..., ::2]
+            cur = correlate_valid(cur, win, axes=(-2,))[..., ::2, :]
         levels.append(cur)
     return levels
 
