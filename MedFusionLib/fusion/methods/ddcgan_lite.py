@@ -1,0 +1,48 @@
+"""DDcGAN-lite: GAN family. A generator trained against two discriminators (one per source) plus a content loss.
+
+Network: ``MedFusionLib/networks/ddcgan_lite.py``; training and its stability measures:
+``MedFusionLib/training/adversarial.py``; model card ``weights/ddcgan-lite.md``. Only the generator ships.
+
+* slice mode: the 2-D generator on each slice;
+* volume mode: tri-planar (2.5-D): the 2-D generator along all three axes, results averaged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...networks import ddcgan_lite as _network  # noqa: F401  (registers the network class)
+from ...networks.inference import load_network, run_slices
+from ..registry import FusionMethod, register_method
+
+NAME = "ddcgan-lite"
+WEIGHTS = "ddcgan-lite"
+
+
+def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
+    """Fuse ``stack``: (2, batch, H, W) in slice mode, (2, D, H, W) in volume mode; 0..1 float32."""
+    net = load_network(WEIGHTS)
+    if mode == "slice":
+        return run_slices(net, stack)
+    out = np.zeros(stack.shape[1:], np.float32)
+    for axis in range(3):
+        moved = np.moveaxis(stack, axis + 1, 1)
+        out += np.moveaxis(run_slices(net, moved), 0, axis)
+    return out / 3.0
+
+
+register_method(
+    FusionMethod(
+        name=NAME,
+        family="gan",
+        description="DDcGAN-lite: fusion generator trained adversarially against two patch discriminators (one per source) plus an SSIM/gradient/intensity content loss.",
+        fuse_slices=lambda stack: fuse(stack, "slice"),
+        fuse_volume=lambda stack: fuse(stack, "volume"),
+        inputs=2,
+        volume_note="Tri-planar (2.5-D): the 2-D generator along all three axes, results averaged.",
+        references=(
+            "Ma et al., DDcGAN, IEEE TIP 29, 2020",
+            "Huang et al., MGMDcGAN, IEEE Access 8, 2020",
+        ),
+    )
+)

@@ -1,0 +1,80 @@
+"""Multi-encoder fusion network for two or more inputs (e.g. MR T1 + T2 + FLAIR/PD, or CT + MR + PET).
+
+Design (multi-encoder family, cf. the multi-branch networks of the review, e.g. MSDNet/"one encoder per
+modality" designs): **one encoder per input slot** (separate weights), fusion **in the shared latent space**,
+**one decoder**:
+
+* encoder ``k`` (three 3x3 convolutions) maps input ``k`` to a ``channels``-wide latent map;
+* latent fusion: a 1x1 attention convolution scores every input's latent vector per pixel, a softmax across
+  the inputs turns the scores into weights; the fused latent is ``[sum_k a_k z_k, max_k z_k]``;
+* the decoder (three convolutions) maps the fused latent to a correction added to the element-wise maximum
+  of the inputs (last layer initialised to zero: an untrained network is plain max fusion, background stays
+  black, bright functional uptake is kept; training learns where to restore the structure max loses).
+
+Any number of inputs: input ``i`` uses encoder ``i mod encoders``. The shipped model has three encoders and
+is trained on randomly permuted pairs and triples, so the slots are not tied to a modality and the result
+depends only weakly on the input order (measured in docs/deep-fusion-part2.md). Works in 2-D or 3-D.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._layers import conv
+
+
+class MultiEncoderFusion(nn.Module):
+    def __init__(self, spatial_dims: int = 2, encoders: int = 3, channels: int = 12, residual: bool = True) -> None:
+        super().__init__()
+        self.spatial_dims = spatial_dims
+        self.residual = residual
+        c = channels
+
+        def encoder() -> nn.Module:
+            return nn.Sequential(
+                conv(spatial_dims, 1, c, 3), nn.ReLU(inplace=True),
+                conv(spatial_dims, c, c, 3), nn.ReLU(inplace=True),
+                conv(spatial_dims, c, c, 3), nn.ReLU(inplace=True),
+            )
+
+        self.encoders = nn.ModuleList(encoder() for _ in range(encoders))
+        self.attention = conv(spatial_dims, c, 1, 1)
+        self.decoder = nn.Sequential(
+            conv(spatial_dims, 2 * c, c, 3), nn.ReLU(inplace=True),
+            conv(spatial_dims, c, c // 2, 3), nn.ReLU(inplace=True),
+            conv(spatial_dims, c // 2, 1, 3),
+        )
+        if residual:
+            nn.init.zeros_(self.decoder[-1].weight)
+            nn.init.zeros_(self.decoder[-1].bias)
+
+    @property
+    def receptive_radius(self) -> int:
+        return 6
+
+    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(n, batch, 1, *spatial) -> latents (n, batch, C, *spatial), input i through encoder i mod K."""
+        k = len(self.encoders)
+        return torch.stack([self.encoders[i % k](inputs[i]) for i in range(inputs.shape[0])])
+
+    def fuse_latent(self, z: torch.Tensor) -> torch.Tensor:
+        n = z.shape[0]
+        a = torch.softmax(self.attention(z.flatten(0, 1)).unflatten(0, (n, -1)), dim=0)
+        return torch.cat([(a * z).sum(dim=0), z.amax(dim=0)], dim=1)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``inputs``: (n_inputs >= 1, batch, 1, *spatial) in 0..1; returns (batch, 1, *spatial)."""
+        out = self.decoder(self.fuse_latent(self.encode(inputs)))
+        if self.residual:
+            out = out + inputs.amax(dim=0)
+        return out
+
+
+def _register() -> None:
+    from . import NETWORKS
+
+    NETWORKS.setdefault(MultiEncoderFusion.__name__, MultiEncoderFusion)
+
+
+_register()

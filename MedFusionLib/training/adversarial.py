@@ -1,0 +1,252 @@
+"""Adversarial training of DDcGAN-lite (``medfusion train ddcgan-lite --data ../shared/data``).
+
+A generator ``G`` (``networks/ddcgan_lite.py``) fuses a Harvard pair (S_1, S_2); two patch discriminators, one
+per source, learn to tell ``S_k`` from ``G(S_1, S_2)``; the generator minimises
+
+    content(F; S_1, S_2) + adv_weight * ramp(step) * sum_k mean((D_k(F) - real_label)^2)
+
+with the content loss of part 1 (``losses.FusionLoss``: SSIM + gradient + intensity), and each discriminator
+``mean((D_k(S_k) - real_label)^2) + mean(D_k(F)^2)`` (least-squares GAN).
+
+Measures that keep this stable on a CPU with short runs (documented in docs/deep-fusion-part2.md):
+
+1. warm start: the generator's output is a zero-initialised correction added to max fusion, so it starts as a
+   sensible fusion and the discriminators never see noise;
+2. the content loss dominates (``adv_weight`` 0.05) and the adversarial term is ramped in linearly over
+   ``warmup_steps`` (the discriminators train from step 0, so they are informative when it arrives);
+3. least-squares GAN losses (no saturating log-loss) and one-sided label smoothing (real label 0.9);
+4. spectral normalisation in every discriminator layer, Adam with beta1 = 0.5, discriminators at half the
+   generator's learning rate (two-time-scale), generator gradients clipped to norm 1;
+5. seeded, deterministic kernels (``torch.use_deterministic_algorithms``), single-threaded by default.
+
+The loop mirrors part 1's trainer (same data, split, augmentation, validation metrics, checkpoints each
+epoch, ``--resume``) and is reached through its ``register_loop`` hook. :func:`write_card` writes the model
+cards of the part-2 loops.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from ..errors import MedFusionError
+from ..networks import build_network
+from ..networks.ddcgan_lite import PatchDiscriminator
+from . import data as D
+from . import trainer as T
+from .losses import FusionLoss
+from .recipes import RECIPES, Recipe
+
+RECIPE = Recipe(
+    name="ddcgan-lite",
+    network="DDcGANGenerator",
+    config=dict(spatial_dims=2, stem=8, growth=8, dense_layers=2, residual=True),
+    data="pairs",
+    loss="adversarial",
+    loss_args=dict(w_ssim=1.0, w_grad=4.0, w_int=1.0, adv_weight=0.05, warmup_steps=150, real_label=0.9, d_lr_ratio=0.5, d_channels=16),
+    epochs=12,
+    steps_per_epoch=40,
+    batch=8,
+    crop=128,
+    lr=1e-3,
+    description="2-D DDcGAN-lite generator on Harvard slice pairs, trained against two patch discriminators (one per source) plus the SSIM + gradient + intensity content loss",
+)
+CONTENT_KEYS = ("w_ssim", "w_grad", "w_int", "ssim_window")
+
+
+def resolve_recipe(method: str, epochs=None, steps_per_epoch=None, batch=None, lr=None, config_overrides=None, loss_overrides=None) -> Recipe:
+    recipe = T.get_recipe(method)
+    overrides = {k: v for k, v in dict(epochs=epochs, steps_per_epoch=steps_per_epoch, batch=batch, lr=lr).items() if v is not None}
+    if config_overrides:
+        overrides["config"] = {**recipe.config, **config_overrides}
+    if loss_overrides:
+        overrides["loss_args"] = {**recipe.loss_args, **loss_overrides}
+    return replace(recipe, **overrides)
+
+
+def write_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path, rows: List[tuple], note: str = "") -> None:
+    """Markdown model card beside ``path``: ``rows`` are (item, value) pairs specific to the loop."""
+    n_params = sum(p.numel() for p in net.parameters())
+    lines = [
+        f"# Model card: `{path.name}` ({recipe.name})",
+        "",
+        f"{recipe.description}. Network `{recipe.network}` ({n_params:,} parameters), config `{json.dumps(recipe.config)}`; "
+        f"stored as a float16 state_dict ({path.stat().st_size:,} bytes), loaded offline by name.",
+        "",
+        "| item | value |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in rows],
+        f"| schedule | {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}, Adam lr {recipe.lr} with cosine decay, seed {meta['seed']} |",
+        f"| determinism | seeded numpy/torch, `torch.use_deterministic_algorithms(True)`, {meta['torch_threads']} torch thread(s) |",
+        f"| CPU training time | {meta['train_seconds']:.0f} s of training ({meta['torch_threads']} thread(s), shared 2-core machine) |",
+        f"| reproduce | `{meta['command'] or 'medfusion train ' + recipe.name + ' --data ../shared/data'}` (from the repository root) |",
+        "",
+        "## Validation (held-out cases; never used for model selection)",
+        "",
+    ]
+    val_rows = [h for h in history if "val_loss" in h]
+    if val_rows:
+        keys = [k for k in val_rows[-1] if k not in ("epoch", "lr", "elapsed_s")]
+        lines.append("| epoch | " + " | ".join(keys) + " |")
+        lines.append("|---" * (len(keys) + 1) + "|")
+        for h in val_rows:
+            lines.append(f"| {h['epoch']} | " + " | ".join(f"{h.get(k, float('nan')):.4g}" for k in keys) + " |")
+    lines += [
+        "",
+        "Metrics: `MedFusionLib.metrics` definitions (MI in bits, SSIM summed over the sources with data range 255) on "
+        "full-size held-out images. The quality tables are in docs/deep-fusion-part2.md.",
+        "",
+    ]
+    if note:
+        lines += [note, ""]
+    path.with_suffix(".md").write_text("\n".join(lines))
+
+
+def save_checkpoint(checkpoint_dir: Path, state: dict) -> None:
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(state, checkpoint_dir / "last.pt.tmp")
+    os.replace(checkpoint_dir / "last.pt.tmp", checkpoint_dir / "last.pt")
+
+
+def cosine(total_steps: int) -> Callable[[int], float]:
+    return lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
+
+
+def train_adversarial(
+    method: str,
+    data_dir,
+    out=None,
+    epochs: Optional[int] = None,
+    seed: int = 0,
+    split_seed: int = D.SPLIT_SEED,
+    steps_per_epoch: Optional[int] = None,
+    batch: Optional[int] = None,
+    lr: Optional[float] = None,
+    checkpoint_dir=None,
+    resume=None,
+    threads: Optional[int] = 1,
+    validate_every: int = 5,
+    config_overrides: Optional[dict] = None,
+    loss_overrides: Optional[dict] = None,
+    progress: Optional[Callable[[float, str], None]] = None,
+    quiet: bool = False,
+    command: str = "",
+    data=None,
+) -> dict:
+    """Train the adversarial recipe ``method``; same arguments and result as :func:`trainer.train`.
+
+    ``data`` (tests only) replaces the Harvard data with an object offering ``batch(rng)``, ``val_pairs`` and
+    ``summary`` like the trainer's.
+    """
+    recipe = resolve_recipe(method, epochs, steps_per_epoch, batch, lr, config_overrides, loss_overrides)
+    args = dict(recipe.loss_args)
+    data_dir = Path(data_dir)
+    if data is None and not data_dir.is_dir():
+        raise MedFusionError(f"{data_dir}: no such data folder")
+    out = Path(out) if out else T.WEIGHTS_DIR / f"{method}.pt"
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else Path("out") / "training" / method
+    T.seed_everything(seed, threads)
+
+    data = data if data is not None else T._Data(replace(recipe, data="pairs"), data_dir, split_seed)
+    gen = build_network(recipe.network, recipe.config)
+    discs = torch.nn.ModuleList(PatchDiscriminator(int(args.get("d_channels", 16))) for _ in range(2))
+    opt_g = torch.optim.Adam(gen.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discs.parameters(), lr=recipe.lr * float(args.get("d_lr_ratio", 0.5)), betas=(0.5, 0.999))
+    total = recipe.epochs * recipe.steps_per_epoch
+    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, cosine(total))
+    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, cosine(total))
+    content = FusionLoss(**{k: v for k, v in args.items() if k in CONTENT_KEYS})
+    adv_weight, warmup, real = float(args["adv_weight"]), int(args["warmup_steps"]), float(args["real_label"])
+    rng = np.random.default_rng(seed)
+    history: List[dict] = []
+    start_epoch, elapsed_before, step = 0, 0.0, 0
+    if resume:
+        ckpt = torch.load(resume, map_location="cpu", weights_only=False)
+        if ckpt["recipe"] != recipe.name:
+            raise MedFusionError(f"{resume}: checkpoint of {ckpt['recipe']!r}, not {recipe.name!r}")
+        gen.load_state_dict(ckpt["model"])
+        discs.load_state_dict(ckpt["discriminators"])
+        for obj, key in ((opt_g, "opt_g"), (opt_d, "opt_d"), (sched_g, "sched_g"), (sched_d, "sched_d")):
+            obj.load_state_dict(ckpt[key])
+        rng.bit_generator.state = ckpt["rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        history, start_epoch, elapsed_before, step = ckpt["history"], ckpt["epoch"], ckpt.get("elapsed", 0.0), ckpt["step"]
+    log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log(f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}")
+    val_recipe = replace(recipe, loss="fusion")
+
+    gen.train()
+    discs.train()
+    t0 = time.perf_counter()
+    for epoch in range(start_epoch, recipe.epochs):
+        sums: Dict[str, List[float]] = {"loss": [], "content": [], "adv_g": [], "loss_d": []}
+        for _ in range(recipe.steps_per_epoch):
+            x = data.batch(rng)  # (2, batch, 1, H, W)
+            fused = gen(x)
+            # discriminators: D_k tells source k (real) from the fused image (fake)
+            loss_d = sum(((d(x[k]) - real) ** 2).mean() + (d(fused.detach()) ** 2).mean() for k, d in enumerate(discs))
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            sched_d.step()
+            # generator: content + ramped adversarial term against both discriminators
+            ramp = min(1.0, step / max(1, warmup))
+            loss_c = content(fused, x)
+            adv = sum(((d(fused) - real) ** 2).mean() for d in discs)
+            loss_g = loss_c + adv_weight * ramp * adv
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
+            opt_g.step()
+            sched_g.step()
+            step += 1
+            for key, v in (("loss", loss_g), ("content", loss_c), ("adv_g", adv), ("loss_d", loss_d)):
+                sums[key].append(float(v.detach()))
+        row = {"epoch": epoch + 1, **{k: float(np.mean(v)) for k, v in sums.items()}, "lr": sched_g.get_last_lr()[0]}
+        if (epoch + 1) % validate_every == 0 or epoch + 1 == recipe.epochs:
+            row.update(T.validate(gen, val_recipe, data, content))
+        row["elapsed_s"] = elapsed_before + time.perf_counter() - t0
+        history.append(row)
+        log(f"[{method}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        save_checkpoint(checkpoint_dir, {
+            "recipe": recipe.name, "epoch": epoch + 1, "step": step, "model": gen.state_dict(), "discriminators": discs.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict(),
+            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "history": history, "elapsed": row["elapsed_s"],
+        })
+        if progress:
+            progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
+
+    wall = elapsed_before + time.perf_counter() - t0
+    final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "lr", "elapsed_s")}
+    meta = {
+        "method": method, "recipe": dict(recipe.__dict__), "seed": seed, "split_seed": split_seed, "data": data.summary,
+        "train_seconds": round(wall, 1), "torch_threads": torch.get_num_threads(), "final": final, "command": command,
+    }
+    T.export_weights(gen, recipe, out, meta)
+    write_card(gen, recipe, meta, history, out, [
+        ("data", T.DATA_TEXT["pairs"]),
+        ("split", f"by case id, seed {split_seed}: {data.summary}"),
+        ("loss", "generator: content (w_ssim (1 - mean SSIM(F, S_i)) + w_grad L1(|grad F|, max_i |grad S_i|) + w_int L1(F, max_i S_i)) "
+                 "+ adv_weight x ramp x sum_k (D_k(F) - real)^2; discriminators (least squares): (D_k(S_k) - real)^2 + D_k(F)^2; "
+                 f"`{json.dumps(recipe.loss_args)}`"),
+        ("discriminators", f"two spectral-normalised patch discriminators ({sum(p.numel() for p in discs.parameters()):,} parameters together; not shipped), "
+                           "D_1 for the first source of each Harvard pair (CT, PET or SPECT), D_2 for the MRI"),
+        ("stability measures", "generator warm-started as max fusion (zero-initialised residual head); content loss dominant, adversarial weight ramped in; "
+                               "LSGAN + one-sided label smoothing; spectral norm; Adam beta1 0.5, discriminators at half the learning rate; generator gradient clipping"),
+        ("augmentation", f"random crop {recipe.crop} (containing foreground), flips, 90-degree rotations, per-source gain 0.8-1.2 and gamma 0.8-1.25"),
+    ])
+    log(f"[{method}] wrote {out} ({out.stat().st_size} bytes) after {wall:.0f} s")
+    return {"weights": str(out), "history": history, "final": final, "train_seconds": wall, "data": data.summary}
+
+
+RECIPES.setdefault(RECIPE.name, RECIPE)
+T.register_loop(RECIPE.name, train_adversarial)
