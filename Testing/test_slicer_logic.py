@@ -255,6 +255,18 @@ def test_fixed_under_a_parent_transform_keeps_the_output_with_it(app, phantom):
     assert np.allclose(mrml_nodes.ijk_to_ras(result.fusedVolumeNode), mrml_nodes.ijk_to_ras(ct))
 
 
+def test_three_inputs_through_extra_nodes(app, phantom):
+    from MedFusionLib.samples_pet import make_phantom_pet
+
+    ct, mr, pet = add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR"), add(app, make_phantom_pet(), "PET")
+    before = {n.GetID(): selftest.snapshot(n) for n in (ct, mr, pet)}
+    result = app.logic.process(ct, mr, method="mean", registration="none", extraNodes=[pet])
+    selftest.check_result(app.scene, result, ct, [mr, pet], before)
+    assert result.transformNodes == [None, None]
+    assert result.fusedVolumeNode.GetName() == "CT + MR + PET fused (mean, slice)"
+    assert result.fusedVolumeNode.GetDisplayNode().GetColorNodeID().endswith("PET-Heat")
+
+
 def test_cancel_leaves_the_scene_as_it_was(app, phantom):
     ct, mr = add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR")
     before = app.node_ids()

@@ -173,8 +173,14 @@ def run_all(logic, scene, log=print) -> list:
                 log(f"{name} has no {mode} mode: skipped")
                 continue
             log(f"{name} ({family}), {mode} mode: {data[fixed_key].GetName()} + {data[moving_key].GetName()}")
-            measured = run_scenario(logic, scene, data[fixed_key], data[moving_key], method=name, mode=mode,
-                                    registration="rigid", truth=data["truth"], mask=data["mask"])
+            try:
+                measured = run_scenario(logic, scene, data[fixed_key], data[moving_key], method=name, mode=mode,
+                                        registration="rigid", truth=data["truth"], mask=data["mask"])
+            except MedFusionError as err:
+                if family == "deep" and "weights" in str(err) and "not found" in str(err):
+                    log(f"{name}, {mode} mode skipped: {err}")
+                    continue
+                raise
             runs.append((name, mode, measured))
     if not runs:
         raise MedFusionError("no scenario ran")
