@@ -34,7 +34,7 @@ RULES = ("percentile", "as-is")
 PERCENTILES = (0.5, 99.5)
 FOREGROUND_LEVEL = 0.02 * 255.0
 FOREGROUND_TEXT = f"a voxel above {FOREGROUND_LEVEL:g} on the normalised 0..255 scale (2 % of the range) in any source"
-SLICES_PER_BATCH = 2  # small batches: the kernels are memory-bound, larger stacks are not faster
+SLICES_PER_BATCH = 1  # one slice per task: the kernels are memory-bound, larger stacks are not faster
 _TOLERANCE = 1e-6 * 255.0
 
 
