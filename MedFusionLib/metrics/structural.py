@@ -29,13 +29,15 @@ _TA, _KA, _DA = 0.9879, -22.0, 0.8
 def ssim_maps(sources: Sequence[np.ndarray], fused: np.ndarray, window: np.ndarray, axes: Tuple[int, ...]) -> List[np.ndarray]:
     """Wang et al. SSIM map of each source against F over the "valid" positions of a separable window.
 
-    All local moments are filtered in one call; F's mean and second moment are shared by the sources.
-    ``axes`` are negative (the spatial axes), so leading batch axes pass through.
+    F's mean and second moment are filtered once and shared by the sources. Maps are filtered one at a
+    time: stacking them looks tidier but makes multi-megabyte temporaries that glibc hands back to the OS
+    after each call (page faults cost as much as the filtering). ``axes`` are negative (the spatial axes),
+    so leading batch axes pass through.
     """
     maps = [fused, fused * fused]
     for s in sources:
         maps += [s, s * s, s * fused]
-    f = correlate_valid(np.stack(maps), window, axes=list(axes))
+    f = [correlate_valid(m, window, axes=list(axes)) for m in maps]  # one map at a time: small temporaries
     mu_f = f[0]
     mu_ff = mu_f * mu_f
     s_ff = f[1] - mu_ff

@@ -36,12 +36,13 @@ def vif_terms(level: np.ndarray, win: np.ndarray) -> Tuple[List[np.ndarray], Lis
     """Numerator and denominator sums (per slice) of VIF(source -> F) at one scale, for every source.
 
     ``level`` stacks F first, then the sources. F's local mean and variance are shared by the sources.
+    Maps are filtered one at a time (small temporaries, see ``structural.ssim_maps``).
     """
     dist = level[0]
     maps = [dist, dist * dist]
     for ref in level[1:]:
         maps += [ref, ref * ref, ref * dist]
-    f = correlate_valid(np.stack(maps), win, axes=(-2, -1))
+    f = [correlate_valid(m, win, axes=(-2, -1)) for m in maps]  # one map at a time: small temporaries
     mu2 = f[0]
     s2_shared = f[1] - mu2 * mu2
     nums, dens = [], []
