@@ -343,3 +343,17 @@ def test_quantisation_rounds_half_away_from_zero() -> None:
     q = quantise(x)[0, 0]
     assert q[113] == 128 and q[0] == 0 and q[-1] == 255
     assert (quantise(np.full((1, 4, 4), 9.0)) == 0).all()  # a constant image becomes all zeros
+
+
+@pytest.mark.parametrize("size, sigma", [(11, 1.5), (17, 3.4), (9, 1.8), (5, 1.0), (3, 0.6)])
+def test_separable_windows_equal_fspecial(size: int, sigma: float) -> None:
+    """SSIM and VIF windows: outer(k, k) is MATLAB fspecial('gaussian') (no entry below eps * max)."""
+    from MedFusionLib.metrics._filters import gaussian_window_1d
+
+    half = (size - 1) / 2
+    y, x = np.mgrid[-half : half + 1, -half : half + 1]
+    h = np.exp(-(x * x + y * y) / (2 * sigma * sigma))
+    h[h < np.finfo(float).eps * h.max()] = 0
+    h /= h.sum()
+    k = gaussian_window_1d(size, sigma)
+    np.testing.assert_allclose(np.outer(k, k), h, rtol=1e-13, atol=0)
