@@ -21,14 +21,19 @@ def _default_workers() -> int:
 WORKERS = _default_workers()
 _lock = threading.Lock()
 _pool: Optional[ThreadPoolExecutor] = None
+_pool_pid = -1
 
 
 def get_pool() -> Optional[ThreadPoolExecutor]:
-    """The shared pool (WORKERS threads), or None when running single-threaded."""
-    global _pool
+    """The shared pool (WORKERS threads), or None when running single-threaded.
+
+    A forked child process does not inherit the parent's threads, so it gets a pool of its own.
+    """
+    global _pool, _pool_pid
     if WORKERS < 2:
         return None
     with _lock:
-        if _pool is None:
+        if _pool is None or _pool_pid != os.getpid():
             _pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="medfusion-metrics")
+            _pool_pid = os.getpid()
         return _pool
