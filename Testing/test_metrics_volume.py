@@ -129,3 +129,48 @@ def test_threads_do_not_change_results(volumes, monkeypatch) -> None:
     assert compute_metrics([a[5], b[5]], f[5]) == threaded_2d
     assert score([a, b], f, rule="as-is", include_3d=False) == threaded_3d
     assert _parallel.WORKERS >= 1
+
+
+def test_ssim3d_and_qabf3d_match_direct_formulas() -> None:
+    """Independent computation with scipy's n-D filters on a small volume (3 slabs of SLAB slices)."""
+    from scipy import ndimage
+
+    from MedFusionLib.metrics import volume3d
+
+    rng = np.random.default_rng(7)
+    shape = (2 * volume3d.SLAB + 15, 16, 14)
+    a = rng.integers(0, 256, shape).astype(float)
+    b = rng.integers(0, 256, shape).astype(float)
+    f = np.floor((a + b) / 2 + 0.5)
+    values, _ = volume3d.compute_3d([a, b], f, ["SSIM3D", "QABF3D"])
+
+    x = np.arange(11) - 5.0
+    k = np.exp(-x * x / (2 * 1.5**2))
+    k /= k.sum()
+    w3 = k[:, None, None] * k[None, :, None] * k[None, None, :]
+    valid = tuple(slice(5, n - 5) for n in shape)
+    filt = lambda v: ndimage.correlate(v, w3, mode="constant")[valid]  # noqa: E731
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    expected_ssim = 0.0
+    for s in (a, b):
+        m1, m2 = filt(s), filt(f)
+        v1, v2, v12 = filt(s * s) - m1 * m1, filt(f * f) - m2 * m2, filt(s * f) - m1 * m2
+        expected_ssim += (((2 * m1 * m2 + c1) * (2 * v12 + c2)) / ((m1 * m1 + m2 * m2 + c1) * (v1 + v2 + c2))).mean()
+    assert values["SSIM3D"] == pytest.approx(expected_ssim, rel=1e-12)
+
+    grads = lambda v: np.stack([ndimage.sobel(v, axis=d, mode="constant") for d in range(3)])  # noqa: E731
+    gf = grads(f)
+    nf = np.linalg.norm(gf, axis=0)
+    num = den = 0.0
+    for s in (a, b):
+        gs = grads(s)
+        ns = np.linalg.norm(gs, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cos = np.where(ns * nf > 0, np.abs((gs * gf).sum(axis=0)) / (ns * nf), 0.0)
+        orient = 1 - np.arccos(np.clip(cos, 0, 1)) / (np.pi / 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(ns > nf, nf / ns, np.where(ns < nf, ns / nf, nf))
+        q = 0.9994 / (1 + np.exp(-15 * (rel - 0.5))) * 0.9879 / (1 + np.exp(-22 * (orient - 0.8)))
+        num += (q * ns).sum()
+        den += ns.sum()
+    assert values["QABF3D"] == pytest.approx(num / den, rel=1e-12)
