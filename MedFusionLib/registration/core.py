@@ -1,0 +1,176 @@
+"""register(): multi-start, multi-resolution Mattes-MI registration (rigid, affine, B-spline on affine)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import InputError, RegistrationError
+from ..progress import CancelCallback, ProgressCallback, report
+from . import checks, stages
+from .presets import PRESETS, Preset, get_preset, guess_preset
+from .pyramid import Level, as_scalar_float, build_pyramid, clip_intensities
+
+MODES = ("rigid", "affine", "deformable")
+
+
+@dataclass
+class RegistrationResult:
+    transform: sitk.Transform   # fixed physical point -> moving physical point (ITK convention)
+    mode: str
+    stop_reason: str
+    metric_value: float         # final Mattes MI (negative = better)
+    initial_metric_value: float  # at the header position, same level and samples
+    iterations: int             # optimiser iterations, all starts and levels
+    elapsed_s: float
+    starts_tried: int
+    preset: str = ""
+
+    def summary(self) -> str:
+        return (f"{self.mode} registration ({self.preset}): metric {self.initial_metric_value:.4f} -> "
+                f"{self.metric_value:.4f}, {self.iterations} iterations, {self.starts_tried} start(s), "
+                f"{self.elapsed_s:.1f} s; stopped: {self.stop_reason}")
+
+
+def _search_starts(coarse: Level, candidates, ctx: Context, span) -> tuple[float, sitk.Transform, int]:
+    """Run every candidate on the coarse level; keep the one with the best (lowest) metric."""
+    best_v, best_t, best_stop = math.inf, None, ""
+    n = len(candidates)
+    for i, (name, t) in enumerate(candidates):
+        sub = (span[0] + (span[1] - span[0]) * i / n, span[0] + (span[1] - span[0]) * (i + 1) / n)
+        try:
+            v = stages.run(coarse, t, ctx, kind="rigid", span=sub, label=f"rigid, start '{name}'")
+        except RegistrationError:
+            continue
+        if v < best_v:
+            best_v, best_t, best_stop = v, t, ctx.stop_reason
+    ctx.stop_reason = best_stop
+    return best_v, best_t, n
+
+
+def _looks_bad(coarse: Level, t: Optional[sitk.Transform], ctx: Context) -> bool:
+    """A start converged badly when little overlaps, the angle is implausible or it ran out of iterations."""
+    if t is None:
+        return True
+    if "Maximum number of iterations" in ctx.stop_reason:
+        return True
+    if stages.rotation_angle_deg(t) > 40.0:
+        return True
+    return checks.overlap_fraction(coarse.fixed, coarse.moving, t) < 0.7
+
+
+def _refine_rigid(rest: list[Level], transform: sitk.Transform, ctx: Context, span) -> float:
+    """Refine on the finer levels (in place). With ``refine_passes`` > 1 the refinement is repeated from the
+    same start with independent sample sets and the parameters averaged: where the optimum is a flat
+    valley (CT against thick-slice MR) each pass stops at a sample-dependent point along it, and the
+    average is much steadier than any one pass (SGD methods such as elastix get this by drawing new
+    samples every iteration)."""
+    passes = ctx.preset.refine_passes
+    start = list(transform.GetParameters())
+    results = []
+    steps = passes * len(rest)
+    for k in range(passes):
+        t = transform if passes == 1 else transform.__class__(transform)
+        t.SetParameters(start)
+        for i, level in enumerate(rest):
+            j = k * len(rest) + i
+            sub = (span[0] + (span[1] - span[0]) * j / steps, span[0] + (span[1] - span[0]) * (j + 1) / steps)
+            label = f"rigid, level {i + 2}" + (f", pass {k + 1}/{passes}" if passes > 1 else "")
+            value = stages.run(level, t, ctx, kind="rigid", label=label, index=i + 1, span=sub, seed_offset=k)
+        results.append(list(t.GetParameters()))
+    if passes == 1:
+        return value
+    transform.SetParameters([float(v) for v in np.mean(results, axis=0)])
+    return stages.evaluate(rest[-1], transform, ctx)
+
+
+def _register_once(levels: list[Level], mode: str, ctx: Context, initial_metric: float,
+                   rotated: bool) -> tuple[sitk.Transform, float, int]:
+    coarse, fine = levels[0], levels[-1]
+    starts = stages.translation_starts(coarse)
+    best_v, best_t, tried = _search_starts(coarse, starts, ctx, (0.02, 0.15))
+    if rotated or _looks_bad(coarse, best_t, ctx):
+        base = best_t if best_t is not None else starts[0][1]
+        v, t, n = _search_starts(coarse, stages.rotated_starts(base), ctx, (0.15, 0.3))
+        tried += n
+        if t is not None and v < best_v:
+            best_v, best_t = v, t
+    if best_t is None:
+        raise RegistrationError("registration failed: no start could be optimised (images do not overlap?)")
+
+    rest = levels[1:]
+    stage_span = {"rigid": (0.3, 0.95), "affine": (0.3, 0.6), "deformable": (0.3, 0.5)}[mode]
+    value = _refine_rigid(rest, best_t, ctx, stage_span)
+    transform: sitk.Transform = best_t
+    if mode in ("affine", "deformable"):
+        affine = stages.affine_from(best_t)
+        a, b = (0.6, 0.95) if mode == "affine" else (0.5, 0.65)
+        for i, level in enumerate(rest):
+            value = stages.run(level, affine, ctx, kind="affine", label=f"affine, level {i + 2}", index=i + 1,
+                               span=(a + (b - a) * i / len(rest), a + (b - a) * (i + 1) / len(rest)))
+        transform = affine
+        if mode == "deformable":
+            bspline = stages.bspline_for(fine.fixed)
+            for i, level in enumerate(rest):
+                value = stages.run(level, bspline, ctx, kind="bspline", label=f"B-spline, level {i + 2}", index=i + 1,
+                                   iterations=25, moving_initial=affine,
+                                   span=(0.65 + 0.3 * i / len(rest), 0.65 + 0.3 * (i + 1) / len(rest)))
+            transform = sitk.CompositeTransform([affine, bspline])
+            value = stages.evaluate(fine, transform, ctx)
+    return transform, value, tried
+
+
+Context = stages.Context
+
+
+def register(fixed: sitk.Image, moving: sitk.Image, mode: str = "rigid", *, preset: str = "auto",
+             progress: Optional[ProgressCallback] = None, cancel: Optional[CancelCallback] = None,
+             _settings: Optional[Preset] = None) -> RegistrationResult:
+    """Register ``moving`` onto ``fixed``; the result's transform maps fixed points to moving points.
+
+    2-D or 3-D scalar images of any pixel type (colour is turned into luma). ``preset`` is one of
+    PRESETS; "auto" picks "ct-mr" when an image holds CT values (< -500 HU), else "mr-mr".
+    Raises InputError on bad arguments, RegistrationError when the result cannot be trusted,
+    OperationCancelled when ``cancel()`` returns True.
+    """
+    t0 = time.perf_counter()
+    if mode not in MODES:
+        raise InputError(f"unknown registration mode {mode!r}: choose one of {', '.join(MODES)}")
+    if preset not in PRESETS:
+        raise InputError(f"unknown registration preset {preset!r}: choose one of {', '.join(PRESETS)}")
+    f = as_scalar_float(fixed, "fixed")
+    m = as_scalar_float(moving, "moving")
+    if f.GetDimension() != m.GetDimension():
+        raise InputError(f"fixed image is {f.GetDimension()}-D but moving image is {m.GetDimension()}-D")
+    checks.check_fields_of_view(f, m)
+    name = guess_preset(f, m) if preset == "auto" else preset
+    settings = _settings or get_preset(name)
+    ctx = Context(settings, progress, cancel)
+    report(progress, 0.0, f"{mode} registration ({name}): preparing images")
+    ctx.check_cancel()
+    f = clip_intensities(f, settings.clip_percentiles)
+    m = clip_intensities(m, settings.clip_percentiles)
+    levels = build_pyramid(f, m, settings)
+    ctx.check_cancel()
+
+    header = stages.translation_starts(levels[0])[0][1]
+    initial = stages.evaluate(levels[-1], header, ctx)
+    transform, value, tried = _register_once(levels, mode, ctx, initial, rotated=False)
+    try:
+        checks.check_result(levels[0].fixed, levels[0].moving, transform, initial, value)
+    except RegistrationError:
+        # Last resort before giving up: search rotated starts too, then judge again.
+        report(progress, 0.5, "first result looks wrong: trying rotated starts")
+        ctx.iterations = 0
+        transform, value, more = _register_once(levels, mode, ctx, initial, rotated=True)
+        tried += more
+        checks.check_result(levels[0].fixed, levels[0].moving, transform, initial, value)
+    report(progress, 1.0, f"{mode} registration done: metric {value:.4f}")
+    return RegistrationResult(transform=transform, mode=mode, stop_reason=ctx.stop_reason, metric_value=value,
+                              initial_metric_value=initial, iterations=ctx.iterations,
+                              elapsed_s=time.perf_counter() - t0, starts_tried=tried, preset=name)

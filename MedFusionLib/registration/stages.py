@@ -1,0 +1,234 @@
+"""One optimisation run on one pyramid level, and the rigid / affine / B-spline stages built from it.
+
+Every run uses Mattes MI on a fixed random sample (seeded: same input, same answer) and linear
+interpolation. Rigid and affine use regular-step gradient descent with parameter scales from physical
+shift: it halves its step each time the direction turns back and stops only when the step is tiny, so
+it does not stop after ten iterations like the textbook recipe's convergence window. The B-spline stage
+uses L-BFGS-B, which copes with thousands of parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import OperationCancelled, RegistrationError
+from ..progress import CancelCallback, ProgressCallback, report
+from .presets import Preset
+from .pyramid import Level
+
+
+@dataclass
+class Context:
+    """What every run needs besides its level: settings, callbacks and running totals."""
+    preset: Preset
+    progress: Optional[ProgressCallback] = None
+    cancel: Optional[CancelCallback] = None
+    iterations: int = 0
+    stop_reason: str = ""
+    log: list = field(default_factory=list)
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel():
+            raise OperationCancelled("registration cancelled by the user")
+
+
+def _method(level: Level, ctx: Context, seed_offset: int = 0) -> sitk.ImageRegistrationMethod:
+    R = sitk.ImageRegistrationMethod()
+    R.SetMetricAsMattesMutualInformation(numberOfHistogramBins=ctx.preset.bins)
+    if level.sampling < 1.0:
+        R.SetMetricSamplingStrategy(R.RANDOM)
+        R.SetMetricSamplingPercentage(level.sampling, ctx.preset.seed + seed_offset)
+    else:
+        R.SetMetricSamplingStrategy(R.NONE)
+    R.SetInterpolator(sitk.sitkLinear)
+    if ctx.preset.mask_dilate_mm > 0:
+        if level.mask is None:
+            level.mask = _loose_mask(level.fixed, ctx.preset.mask_dilate_mm)
+        R.SetMetricFixedMask(level.mask)
+    # Mattes MI needs no fixed-image gradient, and the moving gradient at the sample points only: building
+    # whole gradient images at every run costs more than the optimisation on small levels.
+    R.SetMetricUseFixedImageGradientFilter(False)
+    R.SetMetricUseMovingImageGradientFilter(False)
+    return R
+
+
+def _loose_mask(image: sitk.Image, dilate_mm: float) -> sitk.Image:
+    """Everything brighter than 5 % of the robust range, dilated: the body and a margin, never a tight mask."""
+    arr = sitk.GetArrayViewFromImage(image)
+    lo, hi = np.percentile(arr, (1, 99))
+    mask = sitk.BinaryThreshold(image, float(lo + 0.05 * (hi - lo)), 1e30, 1, 0)
+    radius = [max(1, int(round(dilate_mm / s))) for s in image.GetSpacing()]
+    return sitk.BinaryDilate(mask, radius)
+
+
+def evaluate(level: Level, transform: sitk.Transform, ctx: Context) -> float:
+    """Metric value of ``transform`` on this level (no optimisation); +inf when it cannot be computed."""
+    R = _method(level, ctx)
+    R.SetInitialTransform(transform, inPlace=False)
+    try:
+        return float(R.MetricEvaluate(level.fixed, level.moving))
+    except RuntimeError:
+        return math.inf
+
+
+def run(level: Level, transform: sitk.Transform, ctx: Context, *, kind: str, span: tuple[float, float],
+        label: str, iterations: Optional[int] = None, moving_initial: Optional[sitk.Transform] = None,
+        index: int = 0, seed_offset: int = 0) -> float:
+    """Optimise ``transform`` in place on pyramid level number ``index``; returns the final metric value."""
+    ctx.check_cancel()
+    p = ctx.preset
+    iterations = iterations or p.iterations
+    R = _method(level, ctx, seed_offset)
+    if kind == "bspline":
+        R.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=iterations,
+                               maximumNumberOfCorrections=5, maximumNumberOfFunctionEvaluations=4 * iterations,
+                               costFunctionConvergenceFactor=1e7)
+    else:
+        R.SetOptimizerAsRegularStepGradientDescent(learningRate=p.learning_rates[index], minStep=p.min_steps[index],
+                                                   numberOfIterations=iterations, relaxationFactor=p.relaxation,
+                                                   gradientMagnitudeTolerance=1e-8)
+        R.SetOptimizerScalesFromPhysicalShift()
+    if moving_initial is not None:
+        R.SetMovingInitialTransform(moving_initial)
+    R.SetInitialTransform(transform, inPlace=True)
+
+    state = {"cancelled": False, "best": math.inf, "best_it": 0, "stalled": False}
+    patience = p.patience if kind != "bspline" else 10**9
+
+    def on_iteration() -> None:
+        if ctx.cancel is not None and ctx.cancel():
+            state["cancelled"] = True
+            R.StopRegistration()
+            return
+        # Regular-step halves its step only when the gradient turns back; along a flat valley it can crawl
+        # for hundreds of iterations without gaining anything. Stop when the metric has stalled.
+        it, value = R.GetOptimizerIteration(), R.GetMetricValue()
+        if value < state["best"] - p.stall_tolerance * abs(value):
+            state["best"], state["best_it"] = value, it
+        elif it - state["best_it"] >= patience:
+            state["stalled"] = True
+            R.StopRegistration()
+        if ctx.progress is not None:
+            it = R.GetOptimizerIteration()
+            frac = 1.0 - math.exp(-it / 40.0)
+            report(ctx.progress, span[0] + (span[1] - span[0]) * frac,
+                   f"{label}: iteration {it}, metric {R.GetMetricValue():.4f}")
+
+    R.AddCommand(sitk.sitkIterationEvent, on_iteration)
+    t0 = time.perf_counter()
+    try:
+        R.Execute(level.fixed, level.moving)
+    except RuntimeError as exc:
+        if state["cancelled"]:
+            raise OperationCancelled("registration cancelled by the user") from None
+        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "optimiser failed"
+        if "outside" in str(exc) or "sample" in str(exc).lower():
+            raise RegistrationError(f"{label}: the images stopped overlapping during registration "
+                                    f"(too few sample points inside the moving image)") from None
+        raise RegistrationError(f"{label}: optimiser failed: {msg}") from None
+    if state["cancelled"]:
+        raise OperationCancelled("registration cancelled by the user")
+    ctx.iterations += R.GetOptimizerIteration()
+    ctx.stop_reason = (f"metric stalled (no gain > {p.stall_tolerance:g} for {patience} iterations) after "
+                       f"{R.GetOptimizerIteration()} iterations" if state["stalled"]
+                       else R.GetOptimizerStopConditionDescription())
+    value = float(R.GetMetricValue())
+    ctx.log.append((label, round(level.spacing, 2), level.sampling, R.GetOptimizerIteration(), round(value, 4),
+                    round(time.perf_counter() - t0, 2)))
+    report(ctx.progress, span[1], f"{label}: done, metric {value:.4f}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- rigid
+
+def _rigid(dim: int) -> sitk.Transform:
+    return sitk.Euler3DTransform() if dim == 3 else sitk.Euler2DTransform()
+
+
+def centre_of_mass(image: sitk.Image) -> np.ndarray:
+    """Intensity centre of mass in physical space (intensities shifted to start at 0)."""
+    arr = sitk.GetArrayViewFromImage(image).astype(np.float64)
+    w = arr - arr.min()
+    total = w.sum()
+    if total <= 0:
+        return box_centre(image)
+    idx = [np.sum(w * np.arange(n).reshape([-1 if a == ax else 1 for a in range(arr.ndim)])) / total
+           for ax, n in enumerate(arr.shape)]
+    return np.array(image.TransformContinuousIndexToPhysicalPoint(idx[::-1]))
+
+
+def box_centre(image: sitk.Image) -> np.ndarray:
+    return np.array(image.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2.0 for s in image.GetSize()]))
+
+
+def rotation_matrix(axis: np.ndarray, angle_rad: float) -> np.ndarray:
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    K = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + math.sin(angle_rad) * K + (1 - math.cos(angle_rad)) * K @ K
+
+
+def translation_starts(level: Level) -> list[tuple[str, sitk.Transform]]:
+    """Header position, box centres aligned, intensity centres of mass aligned (duplicates dropped)."""
+    dim = level.fixed.GetDimension()
+    cf, cm = centre_of_mass(level.fixed), centre_of_mass(level.moving)
+    starts, seen = [], []
+    for name, shift in (("header", np.zeros(dim)), ("geometry", box_centre(level.moving) - box_centre(level.fixed)),
+                        ("moments", cm - cf)):
+        if any(np.linalg.norm(shift - s) < level.spacing for s in seen):
+            continue
+        seen.append(shift)
+        t = _rigid(dim)
+        t.SetCenter(cf.tolist())
+        t.SetTranslation(shift.tolist())
+        starts.append((name, t))
+    return starts
+
+
+def rotated_starts(base: sitk.Transform, angle_deg: float = 30.0) -> list[tuple[str, sitk.Transform]]:
+    """The best start turned by +-angle about each axis (2-D: +-angle and +-2*angle)."""
+    out = []
+    if base.GetDimension() == 2:
+        for a in (angle_deg, -angle_deg, 2 * angle_deg, -2 * angle_deg):
+            t = sitk.Euler2DTransform(base)
+            t.SetAngle(t.GetAngle() + math.radians(a))
+            out.append((f"rotated {a:+.0f}", t))
+        return out
+    for axis in range(3):
+        for sign in (1, -1):
+            t = sitk.Euler3DTransform(base)
+            R0 = np.array(t.GetMatrix()).reshape(3, 3)
+            e = np.zeros(3)
+            e[axis] = 1
+            t.SetMatrix((rotation_matrix(e, math.radians(sign * angle_deg)) @ R0).ravel().tolist())
+            out.append((f"rotated {'xyz'[axis]}{sign * angle_deg:+.0f}", t))
+    return out
+
+
+def rotation_angle_deg(t: sitk.Transform) -> float:
+    m = np.array(t.GetMatrix()).reshape(t.GetDimension(), -1)
+    if m.shape[0] == 2:
+        return abs(math.degrees(math.atan2(m[1, 0], m[0, 0])))
+    return math.degrees(math.acos(max(-1.0, min(1.0, (np.trace(m) - 1) / 2))))
+
+
+# --------------------------------------------------------------------------------- affine / B-spline
+
+def affine_from(rigid: sitk.Transform) -> sitk.AffineTransform:
+    a = sitk.AffineTransform(rigid.GetDimension())
+    a.SetCenter(rigid.GetCenter())
+    a.SetMatrix(rigid.GetMatrix())
+    a.SetTranslation(rigid.GetTranslation())
+    return a
+
+
+def bspline_for(fixed: sitk.Image, grid_mm: float = 50.0) -> sitk.BSplineTransform:
+    """Cubic B-spline over the fixed box with a control-point mesh of 4-8 cells per axis."""
+    extent = np.array(fixed.GetSpacing()) * np.array(fixed.GetSize())
+    mesh = [int(np.clip(round(e / grid_mm), 4, 8)) for e in extent]
+    return sitk.BSplineTransformInitializer(fixed, mesh, 3)
