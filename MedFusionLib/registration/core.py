@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError, RegistrationError
@@ -17,6 +16,7 @@ from .presets import PRESETS, Preset, get_preset, guess_preset
 from .pyramid import Level, as_scalar_float, build_pyramid, clip_intensities
 
 MODES = ("rigid", "affine", "deformable")
+Context = stages.Context
 
 
 @dataclass
@@ -64,31 +64,6 @@ def _looks_bad(coarse: Level, t: Optional[sitk.Transform], ctx: Context) -> bool
     return checks.overlap_fraction(coarse.fixed, coarse.moving, t) < 0.7
 
 
-def _refine_rigid(rest: list[Level], transform: sitk.Transform, ctx: Context, span) -> float:
-    """Refine on the finer levels (in place). With ``refine_passes`` > 1 the refinement is repeated from the
-    same start with independent sample sets and the parameters averaged: where the optimum is a flat
-    valley (CT against thick-slice MR) each pass stops at a sample-dependent point along it, and the
-    average is much steadier than any one pass (SGD methods such as elastix get this by drawing new
-    samples every iteration)."""
-    passes = ctx.preset.refine_passes
-    start = list(transform.GetParameters())
-    results = []
-    steps = passes * len(rest)
-    for k in range(passes):
-        t = transform if passes == 1 else transform.__class__(transform)
-        t.SetParameters(start)
-        for i, level in enumerate(rest):
-            j = k * len(rest) + i
-            sub = (span[0] + (span[1] - span[0]) * j / steps, span[0] + (span[1] - span[0]) * (j + 1) / steps)
-            label = f"rigid, level {i + 2}" + (f", pass {k + 1}/{passes}" if passes > 1 else "")
-            value = stages.run(level, t, ctx, kind="rigid", label=label, index=i + 1, span=sub, seed_offset=k)
-        results.append(list(t.GetParameters()))
-    if passes == 1:
-        return value
-    transform.SetParameters([float(v) for v in np.mean(results, axis=0)])
-    return stages.evaluate(rest[-1], transform, ctx)
-
-
 def _register_once(levels: list[Level], mode: str, ctx: Context, initial_metric: float,
                    rotated: bool) -> tuple[sitk.Transform, float, int]:
     coarse, fine = levels[0], levels[-1]
@@ -104,28 +79,30 @@ def _register_once(levels: list[Level], mode: str, ctx: Context, initial_metric:
         raise RegistrationError("registration failed: no start could be optimised (images do not overlap?)")
 
     rest = levels[1:]
-    stage_span = {"rigid": (0.3, 0.95), "affine": (0.3, 0.6), "deformable": (0.3, 0.5)}[mode]
-    value = _refine_rigid(rest, best_t, ctx, stage_span)
+    n = len(rest)
+
+    def span(a: float, b: float, i: int) -> tuple[float, float]:
+        return a + (b - a) * i / n, a + (b - a) * (i + 1) / n
+
+    a, b = {"rigid": (0.3, 0.95), "affine": (0.3, 0.6), "deformable": (0.3, 0.5)}[mode]
+    for i, level in enumerate(rest):
+        stages.run(level, best_t, ctx, kind="rigid", label=f"rigid, level {i + 2}", index=i + 1, span=span(a, b, i))
     transform: sitk.Transform = best_t
     if mode in ("affine", "deformable"):
         affine = stages.affine_from(best_t)
         a, b = (0.6, 0.95) if mode == "affine" else (0.5, 0.65)
         for i, level in enumerate(rest):
-            value = stages.run(level, affine, ctx, kind="affine", label=f"affine, level {i + 2}", index=i + 1,
-                               span=(a + (b - a) * i / len(rest), a + (b - a) * (i + 1) / len(rest)))
+            stages.run(level, affine, ctx, kind="affine", label=f"affine, level {i + 2}", index=i + 1,
+                       span=span(a, b, i))
         transform = affine
         if mode == "deformable":
             bspline = stages.bspline_for(fine.fixed)
             for i, level in enumerate(rest):
-                value = stages.run(level, bspline, ctx, kind="bspline", label=f"B-spline, level {i + 2}", index=i + 1,
-                                   iterations=25, moving_initial=affine,
-                                   span=(0.65 + 0.3 * i / len(rest), 0.65 + 0.3 * (i + 1) / len(rest)))
+                stages.run(level, bspline, ctx, kind="bspline", label=f"B-spline, level {i + 2}", index=i + 1,
+                           iterations=25, moving_initial=affine, span=span(0.65, 0.95, i))
             transform = sitk.CompositeTransform([affine, bspline])
-            value = stages.evaluate(fine, transform, ctx)
-    return transform, value, tried
-
-
-Context = stages.Context
+    # Judge the result as the start was judged: same level, same samples.
+    return transform, stages.evaluate(fine, transform, ctx), tried
 
 
 def register(fixed: sitk.Image, moving: sitk.Image, mode: str = "rigid", *, preset: str = "auto",

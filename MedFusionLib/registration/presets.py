@@ -24,13 +24,11 @@ class Preset:
     max_level_voxels: int = 1_200_000    # finest level grid is coarsened until it holds at most this many
     levels: tuple[float, ...] = (4.0, 2.0, 1.0)     # level spacing as multiples of the finest spacing
     extra_sigma: tuple[float, ...] = (1.0, 0.5, 0.25)  # additional blur per level, in level voxels
-    final_blur_mm: float = 0.0           # blur both images at every level by this (physical, mm)
     clip_percentiles: tuple[float, float] = (0.0, 100.0)
     iterations: int = 200                # per level and start; regular-step usually stops long before
     learning_rates: tuple[float, ...] = (1.0, 1.0, 0.15)   # regular-step first step, per level
     min_steps: tuple[float, ...] = (0.01, 0.005, 0.002)     # regular-step stop: step below this, per level
     relaxation: float = 0.5
-    refine_passes: int = 1               # >1: rigid refinement repeated with new samples, parameters averaged
     patience: int = 10                   # stop a level after this many iterations without metric gain...
     stall_tolerance: float = 1e-4        # ...of more than this fraction of the metric
     seed: int = 2024                     # fixed sampling seed: same input, same answer
@@ -38,11 +36,10 @@ class Preset:
 
 _PRESETS: dict[str, Preset] = {
     "mr-mr": Preset("mr-mr"),
-    # CT against thick-slice MR has a flat optimum: twice the samples at the finest level steady it.
-    "ct-mr": Preset("ct-mr", samplings=(0.25, 0.08, 0.10)),
-    # PET/SPECT backgrounds are noise with little structure; sampling the body outline plus a margin
-    # (not a tight mask: the outline itself is the strongest feature) moved the optimum ~0.2 mm closer
-    # to the truth on the SPM templates.
+    # Sampling the body outline plus a margin (_loose_mask: not a tight mask, the outline itself is the
+    # strongest feature) ignores the empty air (CT) or noisy background (PET/SPECT). CT against thick-slice
+    # MR has a flat optimum: more samples at the finest level steady it.
+    "ct-mr": Preset("ct-mr", mask_dilate_mm=6.0, samplings=(0.25, 0.08, 0.20)),
     "pet-mr": Preset("pet-mr", mask_dilate_mm=6.0),
 }
 

@@ -108,7 +108,7 @@ def build_pyramid(fixed: sitk.Image, moving: sitk.Image, preset: Preset) -> list
     levels = []
     for factor, extra, fraction in zip(preset.levels, preset.extra_sigma, preset.samplings):
         spacing = finest * factor
-        extra_mm = np.hypot(extra * spacing, preset.final_blur_mm)
+        extra_mm = extra * spacing
         f = at_spacing(fixed, spacing, extra_mm)
         m = at_spacing(moving, spacing, extra_mm)
         n = int(np.prod(f.GetSize()))

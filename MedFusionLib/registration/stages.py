@@ -115,10 +115,8 @@ def run(level: Level, transform: sitk.Transform, ctx: Context, *, kind: str, spa
             state["stalled"] = True
             R.StopRegistration()
         if ctx.progress is not None:
-            it = R.GetOptimizerIteration()
             frac = 1.0 - math.exp(-it / 40.0)
-            report(ctx.progress, span[0] + (span[1] - span[0]) * frac,
-                   f"{label}: iteration {it}, metric {R.GetMetricValue():.4f}")
+            report(ctx.progress, span[0] + (span[1] - span[0]) * frac, f"{label}: iteration {it}, metric {value:.4f}")
 
     R.AddCommand(sitk.sitkIterationEvent, on_iteration)
     t0 = time.perf_counter()
