@@ -76,16 +76,20 @@ def resolve_keys(keys: Optional[Sequence[str]]) -> List[str]:
 def compute_stack(stack: Stack, keys: Sequence[str], parallel: bool = True) -> Dict[str, np.ndarray]:
     """Per-slice values (arrays of length B) for already-validated stacks.
 
-    With ``parallel`` (and more than one worker thread), FMI - about half of the work - runs on a pool
-    thread while the other metrics run here; FMI uses no shared cache entry, so this is race-free.
+    With ``parallel`` (and a thread pool), FMI - about half of the work - runs on the pool, one task per
+    source (FMI is the mean of independent per-source terms, summed here in source order, so the value is
+    bit-identical), while the other metrics run on this thread. FMI touches no shared cache entry.
     """
     run = lambda k: np.asarray(METRICS[k].kernel(stack), dtype=np.float64).reshape(stack.batch)  # noqa: E731
     pool = get_pool() if parallel else None
-    if pool is None or "FMI" not in keys or len(keys) == 1:
+    if pool is None or "FMI" not in keys:
         return {k: run(k) for k in keys}
-    fmi = pool.submit(run, "FMI")
+    parts = [pool.submit(_fmi.fmi, Stack([s], stack.fused)) for s in stack.sources]
     values = {k: run(k) for k in keys if k != "FMI"}
-    values["FMI"] = fmi.result()
+    total = np.zeros(stack.batch)
+    for part in parts:
+        total += part.result()
+    values["FMI"] = total / len(parts)
     return {k: values[k] for k in keys}
 
 
