@@ -106,12 +106,17 @@ def build_pyramid(fixed: sitk.Image, moving: sitk.Image, preset: Preset) -> list
     """Coarse to fine levels; the finest spacing follows the fixed image (or the voxel budget)."""
     finest = finest_spacing(fixed, preset)
     levels = []
-    for factor, extra, fraction in zip(preset.levels, preset.extra_sigma, preset.samplings):
-        spacing = finest * factor
+    last = len(preset.levels) - 1
+    # Small images: keep at least ~16 voxels across the coarsest level, or the structure inside vanishes.
+    extent = np.array(fixed.GetSpacing()) * np.array(fixed.GetSize())
+    max_factor = max(1.0, float(extent.min() / finest / 16.0))
+    for i, (factor, extra, fraction) in enumerate(zip(preset.levels, preset.extra_sigma, preset.samplings)):
+        spacing = finest * min(factor, max_factor)
         extra_mm = extra * spacing
         f = at_spacing(fixed, spacing, extra_mm)
         m = at_spacing(moving, spacing, extra_mm)
         n = int(np.prod(f.GetSize()))
-        sampling = min(1.0, max(fraction, preset.min_samples / n))
+        least = preset.final_min_samples if i == last else preset.min_samples
+        sampling = min(1.0, max(fraction, least / n))
         levels.append(Level(spacing, f, m, sampling))
     return levels

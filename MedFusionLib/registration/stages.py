@@ -100,6 +100,7 @@ def run(level: Level, transform: sitk.Transform, ctx: Context, *, kind: str, spa
 
     state = {"cancelled": False, "best": math.inf, "best_it": 0, "stalled": False}
     patience = p.patience if kind != "bspline" else 10**9
+    tolerance = p.stall_tolerances[index]
 
     def on_iteration() -> None:
         if ctx.cancel is not None and ctx.cancel():
@@ -109,7 +110,7 @@ def run(level: Level, transform: sitk.Transform, ctx: Context, *, kind: str, spa
         # Regular-step halves its step only when the gradient turns back; along a flat valley it can crawl
         # for hundreds of iterations without gaining anything. Stop when the metric has stalled.
         it, value = R.GetOptimizerIteration(), R.GetMetricValue()
-        if value < state["best"] - p.stall_tolerance * abs(value):
+        if value < state["best"] - tolerance * abs(value):
             state["best"], state["best_it"] = value, it
         elif it - state["best_it"] >= patience:
             state["stalled"] = True
@@ -133,7 +134,7 @@ def run(level: Level, transform: sitk.Transform, ctx: Context, *, kind: str, spa
     if state["cancelled"]:
         raise OperationCancelled("registration cancelled by the user")
     ctx.iterations += R.GetOptimizerIteration()
-    ctx.stop_reason = (f"metric stalled (no gain > {p.stall_tolerance:g} for {patience} iterations) after "
+    ctx.stop_reason = (f"metric stalled (no gain > {tolerance:g} for {patience} iterations) after "
                        f"{R.GetOptimizerIteration()} iterations" if state["stalled"]
                        else R.GetOptimizerStopConditionDescription())
     value = float(R.GetMetricValue())
