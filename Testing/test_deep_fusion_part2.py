@@ -101,7 +101,9 @@ def test_networks_2d_3d_and_initial_behaviour():
         assert cls(spatial_dims=2)(x2).shape == (2, 1, 32, 32)
         assert cls(spatial_dims=3)(x3).shape == (1, 1, 16, 16, 16)
     assert DDcGANGenerator()(x2[:2]).allclose(x2[:2].amax(0))  # warm start: untrained generator = max fusion
-    assert MultiEncoderFusion()(x2).allclose(x2.amax(0))
+    assert MultiEncoderFusion(residual="max")(x2).allclose(x2.amax(0))
+    untrained = MultiEncoderFusion()(x2)  # attention-weighted (convex) combination of the inputs
+    assert (untrained >= x2.amin(0) - 1e-6).all() and (untrained <= x2.amax(0) + 1e-6).all()
     assert PatchDiscriminator()(x2[0]).shape == (2, 1, 4, 4)
     w = torch.softmax(torch.rand(3, 2, 1, 32, 32), dim=0)
     same = torch.rand(1, 2, 1, 32, 32).expand(3, -1, -1, -1, -1)

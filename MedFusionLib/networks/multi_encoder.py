@@ -6,10 +6,14 @@ modality" designs): **one encoder per input slot** (separate weights), fusion **
 
 * encoder ``k`` (three 3x3 convolutions) maps input ``k`` to a ``channels``-wide latent map;
 * latent fusion: a 1x1 attention convolution scores every input's latent vector per pixel, a softmax across
-  the inputs turns the scores into weights; the fused latent is ``[sum_k a_k z_k, max_k z_k]``;
-* the decoder (three convolutions) maps the fused latent to a correction added to the element-wise maximum
-  of the inputs (last layer initialised to zero: an untrained network is plain max fusion, background stays
-  black, bright functional uptake is kept; training learns where to restore the structure max loses).
+  the inputs turns the scores into weights ``a_k``; the fused latent is ``[sum_k a_k z_k, max_k z_k]``;
+* the decoder (three convolutions) maps the fused latent to a correction added to a base image
+  (``residual``): ``"attention"`` (shipped): ``sum_k a_k x_k``, the inputs weighted by the latent attention,
+  so the attention learnt in the latent space decides, per pixel, how much of each input is kept; ``"max"``:
+  the element-wise maximum of the inputs; ``"none"``: no base. The decoder's last layer starts at zero, so an
+  untrained network is the attention-weighted (convex) combination of its inputs and the background stays
+  black. (A first model with the ``"max"`` base never left max fusion: with the L1 intensity term of the
+  loss, max fusion is a sticky optimum; see docs/deep-fusion-part2.md.)
 
 Any number of inputs: input ``i`` uses encoder ``i mod encoders``. The shipped model has three encoders and
 is trained on randomly permuted pairs and triples, so the slots are not tied to a modality and the result
@@ -25,9 +29,11 @@ from ._layers import conv
 
 
 class MultiEncoderFusion(nn.Module):
-    def __init__(self, spatial_dims: int = 2, encoders: int = 3, channels: int = 12, residual: bool = True) -> None:
+    def __init__(self, spatial_dims: int = 2, encoders: int = 3, channels: int = 12, residual: str = "attention") -> None:
         super().__init__()
         self.spatial_dims = spatial_dims
+        if residual not in ("attention", "max", "none"):
+            raise ValueError(f"residual must be 'attention', 'max' or 'none', got {residual!r}")
         self.residual = residual
         c = channels
 
@@ -45,7 +51,7 @@ class MultiEncoderFusion(nn.Module):
             conv(spatial_dims, c, c // 2, 3), nn.ReLU(inplace=True),
             conv(spatial_dims, c // 2, 1, 3),
         )
-        if residual:
+        if residual != "none":
             nn.init.zeros_(self.decoder[-1].weight)
             nn.init.zeros_(self.decoder[-1].bias)
 
@@ -58,15 +64,19 @@ class MultiEncoderFusion(nn.Module):
         k = len(self.encoders)
         return torch.stack([self.encoders[i % k](inputs[i]) for i in range(inputs.shape[0])])
 
-    def fuse_latent(self, z: torch.Tensor) -> torch.Tensor:
+    def attention_weights(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (n, batch, C, *spatial) -> per-pixel weights (n, batch, 1, *spatial), softmax across inputs."""
         n = z.shape[0]
-        a = torch.softmax(self.attention(z.flatten(0, 1)).unflatten(0, (n, -1)), dim=0)
-        return torch.cat([(a * z).sum(dim=0), z.amax(dim=0)], dim=1)
+        return torch.softmax(self.attention(z.flatten(0, 1)).unflatten(0, (n, -1)), dim=0)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """``inputs``: (n_inputs >= 1, batch, 1, *spatial) in 0..1; returns (batch, 1, *spatial)."""
-        out = self.decoder(self.fuse_latent(self.encode(inputs)))
-        if self.residual:
+        z = self.encode(inputs)
+        a = self.attention_weights(z)
+        out = self.decoder(torch.cat([(a * z).sum(dim=0), z.amax(dim=0)], dim=1))
+        if self.residual == "attention":
+            out = out + (a * inputs).sum(dim=0)
+        elif self.residual == "max":
             out = out + inputs.amax(dim=0)
         return out
 

@@ -46,7 +46,7 @@ from .recipes import RECIPES, Recipe
 RECIPE = Recipe(
     name="multi-encoder",
     network="MultiEncoderFusion",
-    config=dict(spatial_dims=2, encoders=3, channels=12, residual=True),
+    config=dict(spatial_dims=2, encoders=3, channels=12, residual="attention"),
     data="pairs+triples",
     loss="fusion",
     loss_args=dict(w_ssim=1.0, w_grad=4.0, w_int=1.0),
