@@ -30,6 +30,8 @@ class Preset:
     learning_rates: tuple[float, ...] = (1.0, 1.0, 0.15)   # regular-step first step, per level
     min_steps: tuple[float, ...] = (0.01, 0.005, 0.002)     # regular-step stop: step below this, per level
     relaxation: float = 0.5
+    rotation_radius_fraction: float = 0.3  # >0: rigid scales with rotations weighted at this fraction of
+                                           # the box half-diagonal; 0: scales from physical shift
     patience: int = 10                   # stop a level after this many iterations without metric gain...
     stall_tolerances: tuple[float, ...] = (1e-4, 1e-4, 1e-4)  # ...of more than this fraction, per level
     seed: int = 2024                     # fixed sampling seed: same input, same answer
@@ -40,7 +42,9 @@ _PRESETS: dict[str, Preset] = {
     # Sampling the body outline plus a margin (_loose_mask: not a tight mask, the outline itself is the
     # strongest feature) ignores the empty air (CT) or noisy background (PET/SPECT). CT against thick-slice
     # MR has a flat optimum: more samples at the finest level steady it.
-    "ct-mr": Preset("ct-mr", mask_dilate_mm=6.0, samplings=(0.25, 0.15, 0.20)),
+    # Rotation scales from physical shift here: on the porcine pair the balanced scales converge faster
+    # but land further from elastix's result (1.1-1.8 mm over three seeds instead of 0.4-1.2 mm).
+    "ct-mr": Preset("ct-mr", mask_dilate_mm=6.0, samplings=(0.25, 0.15, 0.20), rotation_radius_fraction=0.0),
     "pet-mr": Preset("pet-mr", mask_dilate_mm=6.0),
 }
 

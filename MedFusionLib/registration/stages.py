@@ -67,6 +67,17 @@ def _loose_mask(image: sitk.Image, dilate_mm: float) -> sitk.Image:
     return sitk.BinaryDilate(mask, radius)
 
 
+def _rigid_scales(fixed: sitk.Image, transform: sitk.Transform, fraction: float) -> list[float]:
+    """Parameter scales as squared physical shift per unit change: 1 for translations, (fraction x the
+    box half-diagonal)^2 for rotations, i.e. rotations weighted by a typical radius of the object rather
+    than by the far corner of the box (which makes rotation steps too small: the optimiser crawls)."""
+    lo = np.array(fixed.TransformContinuousIndexToPhysicalPoint([-0.5] * fixed.GetDimension()))
+    hi = np.array(fixed.TransformContinuousIndexToPhysicalPoint([s - 0.5 for s in fixed.GetSize()]))
+    radius = fraction * 0.5 * float(np.linalg.norm(hi - lo))
+    n_rot = 3 if fixed.GetDimension() == 3 else 1
+    return [radius**2] * n_rot + [1.0] * fixed.GetDimension()
+
+
 def evaluate(level: Level, transform: sitk.Transform, ctx: Context) -> float:
     """Metric value of ``transform`` on this level (no optimisation); +inf when it cannot be computed."""
     R = _method(level, ctx)
@@ -93,7 +104,10 @@ def run(level: Level, transform: sitk.Transform, ctx: Context, *, kind: str, spa
         R.SetOptimizerAsRegularStepGradientDescent(learningRate=p.learning_rates[index], minStep=p.min_steps[index],
                                                    numberOfIterations=iterations, relaxationFactor=p.relaxation,
                                                    gradientMagnitudeTolerance=1e-8)
-        R.SetOptimizerScalesFromPhysicalShift()
+        if kind == "rigid" and p.rotation_radius_fraction > 0:
+            R.SetOptimizerScales(_rigid_scales(level.fixed, transform, p.rotation_radius_fraction))
+        else:
+            R.SetOptimizerScalesFromPhysicalShift()
     if moving_initial is not None:
         R.SetMovingInitialTransform(moving_initial)
     R.SetInitialTransform(transform, inPlace=True)
