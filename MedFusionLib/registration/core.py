@@ -69,7 +69,9 @@ def _register_once(levels: list[Level], mode: str, ctx: Context, initial_metric:
     coarse, fine = levels[0], levels[-1]
     starts = stages.translation_starts(coarse)
     best_v, best_t, tried = _search_starts(coarse, starts, ctx, (0.02, 0.15))
-    if rotated or _looks_bad(coarse, best_t, ctx):
+    # 2-D coarse levels cost next to nothing, and a round head slice leaves rotation weakly determined:
+    # always search the rotated starts there.
+    if rotated or coarse.fixed.GetDimension() == 2 or _looks_bad(coarse, best_t, ctx):
         base = best_t if best_t is not None else starts[0][1]
         v, t, n = _search_starts(coarse, stages.rotated_starts(base), ctx, (0.15, 0.3))
         tried += n
@@ -141,11 +143,18 @@ def register(fixed: sitk.Image, moving: sitk.Image, mode: str = "rigid", *, pres
     try:
         checks.check_result(levels[0].fixed, levels[0].moving, transform, initial, value)
     except RegistrationError:
-        # Last resort before giving up: search rotated starts too, then judge again.
-        report(progress, 0.5, "first result looks wrong: trying rotated starts")
-        ctx.iterations = 0
-        transform, value, more = _register_once(levels, mode, ctx, initial, rotated=True)
-        tried += more
+        # Last resort before giving up: search rotated starts too, and refine the header position itself on
+        # the finer levels (the coarse level can prefer a wrong optimum); keep the best final metric.
+        report(progress, 0.5, "first result looks wrong: trying rotated starts and the header position")
+        again, again_value, more = _register_once(levels, mode, ctx, initial, rotated=True)
+        tried += more + (mode == "rigid")
+        candidates = [(value, transform), (again_value, again)]
+        if mode == "rigid":
+            for i, level in enumerate(levels[1:]):
+                stages.run(level, header, ctx, kind="rigid", label=f"rigid from header, level {i + 2}",
+                           index=i + 1, span=(0.8, 0.95))
+            candidates.append((stages.evaluate(levels[-1], header, ctx), header))
+        value, transform = min(candidates, key=lambda c: c[0])
         checks.check_result(levels[0].fixed, levels[0].moving, transform, initial, value)
     report(progress, 1.0, f"{mode} registration done: metric {value:.4f}")
     return RegistrationResult(transform=transform, mode=mode, stop_reason=ctx.stop_reason, metric_value=value,
