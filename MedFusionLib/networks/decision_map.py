@@ -60,12 +60,15 @@ def gaussian_smooth(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def smooth_weights(weights: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Post-process weight maps (n, batch, 1, *spatial): Gaussian smoothing, then renormalised to sum to 1."""
+    """Post-process weight maps (n, batch, 1, *spatial): Gaussian smoothing, then renormalised to sum to 1.
+
+    Always in float32, also under a bfloat16 autocast (only the networks' convolutions run in bfloat16)."""
     if sigma <= 0:
-        return weights
+        return weights.float()
     n = weights.shape[0]
-    w = gaussian_smooth(weights.flatten(0, 1), sigma).unflatten(0, (n, -1))
-    return w / w.sum(dim=0, keepdim=True).clamp_min(1e-6)
+    with torch.autocast("cpu", enabled=False):
+        w = gaussian_smooth(weights.float().flatten(0, 1), sigma).unflatten(0, (n, -1))
+        return w / w.sum(dim=0, keepdim=True).clamp_min(1e-6)
 
 
 def _down(x: torch.Tensor) -> torch.Tensor:
@@ -80,11 +83,17 @@ def _up(x: torch.Tensor, size) -> torch.Tensor:
 def laplacian_blend(sources: torch.Tensor, weights: torch.Tensor, levels: int = 4, envelope: bool = True) -> torch.Tensor:
     """Blend ``sources`` (n, batch, 1, *spatial) by ``weights`` (same shape, summing to 1 over n) in a Laplacian pyramid.
 
-    Returns (batch, 1, *spatial). With ``envelope`` the result is clipped, pixel by pixel, to the range of the
+    Computed in float32 whatever the autocast state (the blend of source pixels must not be rounded to
+    bfloat16). Returns (batch, 1, *spatial). With ``envelope`` the result is clipped, pixel by pixel, to the range of the
     sources there (``min_k S_k .. max_k S_k``), which a convex combination never leaves: this removes the
     overshoot (halo) a pyramid can leave beside strong edges and keeps the background exactly black. Spatial sizes need not be powers of two (replicate-padded, then cropped);
     the number of levels is reduced for small images so the coarsest level keeps at least 4 pixels a side.
     """
+    with torch.autocast("cpu", enabled=False):
+        return _laplacian_blend(sources.float(), weights.float(), levels, envelope)
+
+
+def _laplacian_blend(sources: torch.Tensor, weights: torch.Tensor, levels: int, envelope: bool) -> torch.Tensor:
     n = sources.shape[0]
     spatial = sources.shape[3:]
     levels = max(0, min(levels, int(math.floor(math.log2(max(1, min(spatial) / 4))))))
@@ -92,7 +101,7 @@ def laplacian_blend(sources: torch.Tensor, weights: torch.Tensor, levels: int = 
         return (weights * sources).sum(dim=0)
     if envelope:
         lo, hi = sources.amin(dim=0), sources.amax(dim=0)
-        return torch.minimum(torch.maximum(laplacian_blend(sources, weights, levels, envelope=False), lo), hi)
+        return torch.minimum(torch.maximum(_laplacian_blend(sources, weights, levels, False), lo), hi)
     m = 2**levels
     pad = []
     for s in reversed(spatial):
