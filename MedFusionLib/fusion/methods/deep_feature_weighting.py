@@ -38,14 +38,15 @@ SIGMA = 1.0
 LEVELS = 4
 
 
-def level_activities(encoder: torch.nn.Module, x: torch.Tensor, level_width: int, radius: int = RADIUS) -> torch.Tensor:
-    """``x`` (n, b, 1, H, W) -> activities (levels, n, b, 1, H, W): windowed L1 norm of each feature level."""
+def level_activities(encoder: torch.nn.Module, x: torch.Tensor, bounds, radius: int = RADIUS) -> torch.Tensor:
+    """``x`` (n, b, 1, H, W) -> activities (levels, n, b, 1, H, W): windowed L1 norm of each feature level.
+
+    ``bounds``: the channel ranges (start, stop) of the levels in the encoder's output."""
     n = x.shape[0]
     feats = encoder(x.flatten(0, 1))  # (n*b, C, H, W)
-    levels = feats.shape[1] // level_width
     acts = []
-    for level in range(levels):
-        a = feats[:, level * level_width : (level + 1) * level_width].abs().sum(dim=1, keepdim=True)
+    for start, stop in bounds:
+        a = feats[:, start:stop].abs().sum(dim=1, keepdim=True)
         if radius > 0:
             a = F.avg_pool2d(a, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
         acts.append(a.unflatten(0, (n, -1)))
@@ -59,9 +60,20 @@ def activity_weights(acts: torch.Tensor, sharpness: float = SHARPNESS) -> torch.
     return torch.softmax(sharpness * acts / scale, dim=1).mean(dim=0)
 
 
+def feature_levels(net):
+    """Channel ranges of the DenseFuse-lite encoder's levels: the stem, then each dense layer's new maps."""
+    stem = net.encoder[0].out_channels
+    growths = [layer[0].out_channels for layer in net.encoder[2].layers]
+    bounds, start = [(0, stem)], stem
+    for g in growths:
+        bounds.append((start, start + g))
+        start += g
+    return bounds
+
+
 def _weight_fn(net):
-    width = net.encoder[2].layers[0][0].out_channels  # growth = width of each dense level (stem has the same)
-    return lambda x: activity_weights(level_activities(net.encoder, x, width, RADIUS), SHARPNESS)
+    bounds = feature_levels(net)
+    return lambda x: activity_weights(level_activities(net.encoder, x, bounds, RADIUS), SHARPNESS)
 
 
 def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
