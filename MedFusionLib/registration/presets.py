@@ -28,7 +28,7 @@ class Preset:
     clip_percentiles: tuple[float, float] = (0.0, 100.0)
     iterations: int = 200                # per level and start; regular-step usually stops long before
     learning_rates: tuple[float, ...] = (1.0, 1.0, 0.15)   # regular-step first step, per level
-    min_steps: tuple[float, ...] = (0.01, 0.005, 0.002)     # regular-step stop: step below this, per level
+    min_steps: tuple[float, ...] = (0.01, 0.005, 0.0005)    # regular-step stop: step below this, per level
     relaxation: float = 0.5
     rotation_radius_fraction: float = 0.3  # >0: rigid scales with rotations weighted at this fraction of
                                            # the box half-diagonal; 0: scales from physical shift
