@@ -101,8 +101,9 @@ def _tiny(method, data_dir, tmp_path, **kw):
     return train(method, data_dir, out=tmp_path / f"{method}.pt", **args)
 
 
-@pytest.mark.parametrize("method", sorted(RECIPES))
+@pytest.mark.parametrize("method", ["densefuse-lite", "ifcnn-lite", "ifcnn-lite-3d"])  # part 1 recipes
 def test_tiny_training_writes_loadable_compact_weights(method, data_dir, tmp_path):
+    assert method in RECIPES
     result = _tiny(method, data_dir, tmp_path)
     path = Path(result["weights"])
     assert path.stat().st_size < 100_000

@@ -32,10 +32,10 @@ RECIPES: Dict[str, Recipe] = {
         Recipe(
             name="ifcnn-lite",
             network="IFCNNLite",
-            config=dict(spatial_dims=2, channels=8, extract_layers=2, recon_layers=2, rule="max", residual=True),
+            config=dict(spatial_dims=2, channels=8, extract_layers=1, recon_layers=1, rule="max", residual=True),
             data="pairs",
             loss="fusion",
-            loss_args=dict(w_ssim=1.0, w_grad=8.0, w_int=1.0),
+            loss_args=dict(w_ssim=1.0, w_grad=16.0, w_int=1.0),
             epochs=30,
             steps_per_epoch=60,
             batch=8,
@@ -45,7 +45,7 @@ RECIPES: Dict[str, Recipe] = {
         Recipe(
             name="ifcnn-lite-3d",
             network="IFCNNLite",
-            config=dict(spatial_dims=3, channels=8, extract_layers=2, recon_layers=2, rule="max", residual=True),
+            config=dict(spatial_dims=3, channels=4, extract_layers=1, recon_layers=2, rule="max", residual=True),
             data="patches3d",
             loss="fusion",
             loss_args=dict(w_ssim=1.0, w_grad=4.0, w_int=1.0, ssim_window=7),

@@ -19,6 +19,7 @@ from ..registry import FusionMethod, register_method
 
 NAME = "densefuse-lite"
 DEFAULT_STRATEGY = "max"
+MAX_PIXELS = 1 << 19  # per input and forward pass: 32-channel dense features, 4x fewer pixels than IFCNN-lite
 
 
 def fuse(stack: np.ndarray, mode: str = "slice", strategy: Optional[str] = None) -> np.ndarray:
@@ -26,11 +27,11 @@ def fuse(stack: np.ndarray, mode: str = "slice", strategy: Optional[str] = None)
     net = load_network(NAME)
     forward = lambda x: net(x, strategy or DEFAULT_STRATEGY)  # noqa: E731
     if mode == "slice":
-        return run_slices(forward, stack)
+        return run_slices(forward, stack, MAX_PIXELS)
     out = np.zeros(stack.shape[1:], np.float32)
     for axis in range(3):
         moved = np.moveaxis(stack, axis + 1, 1)
-        out += np.moveaxis(run_slices(forward, moved), 0, axis)
+        out += np.moveaxis(run_slices(forward, moved, MAX_PIXELS), 0, axis)
     return out / 3.0
 
 
