@@ -182,7 +182,7 @@ def model_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path)
         f"| CPU training time | {meta['train_seconds']:.0f} s of training ({meta['torch_threads']} thread(s), shared 2-core machine) |",
         f"| reproduce | `{meta['command'] or 'medfusion train ' + recipe.name + ' --data ../shared/data'}` (from the repository root) |",
         "",
-        "## Validation (held-out cases; never used for model selection)",
+        "## Validation (held-out cases; the trainer never uses them for early stopping or checkpoint selection)",
         "",
     ]
     val_rows = [h for h in history if "val_loss" in h]
