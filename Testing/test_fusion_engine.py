@@ -141,3 +141,14 @@ def test_two_d_arrays():
     a, b = _pair()
     fused = fuse_arrays([a[5], b[5]], "laplacian")
     assert fused.shape == a[5].shape
+
+
+def test_listing_methods_does_not_import_torch():
+    """Slicer obtains torch on first use (PyTorch extension): the registry must load without it."""
+    import subprocess
+    import sys
+
+    code = "import sys, MedFusionLib.fusion as f; f.available_methods(); f.get_method(None); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

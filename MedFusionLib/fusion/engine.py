@@ -36,7 +36,7 @@ def foreground_box(stack: np.ndarray, margin: int = CROP_MARGIN) -> Tuple[slice,
 def _check_output(result: np.ndarray, expected: Tuple[int, ...], method: FusionMethod) -> np.ndarray:
     if result.shape != expected:
         raise RuntimeError(f"method {method.name!r} returned shape {result.shape}, expected {expected}")
-    return np.nan_to_num(result.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.nan_to_num(result.astype(np.float32, copy=False), copy=False, nan=0.0, posinf=1.0, neginf=0.0)
 
 
 def fuse_arrays(
@@ -62,7 +62,7 @@ def fuse_arrays(
     shapes = {s.shape for s in sources}
     if len(shapes) != 1:
         raise MedFusionError(f"inputs must share one shape after registration, got {sorted(shapes)}")
-    stack = np.stack([np.asarray(s, dtype=np.float32) for s in sources])
+    stack = np.stack(sources).astype(np.float32, copy=False)  # one copy, not one per input plus the stack
     if stack.ndim == 3:  # 2-D images: one slice
         out = fuse_arrays([s[None] for s in sources], fusion.name, "slice", 0, progress=progress, cancel=cancel)
         return out[0]
@@ -77,12 +77,12 @@ def fuse_arrays(
         report(progress, 0.0, f"{fusion.name}: fusing volume")
         out[box] = _check_output(fusion.fuse_volume(cropped), cropped.shape[1:], fusion)
         report(progress, 1.0, f"{fusion.name}: done")
-        return np.clip(out, 0.0, 1.0)
+        return np.clip(out, 0.0, 1.0, out=out)
 
     if not 0 <= axis < 3:
         raise MedFusionError(f"slice axis must be 0, 1 or 2, got {axis}")
     slices_first = np.moveaxis(cropped, axis + 1, 1)  # (inputs, slices, H, W)
-    fused_first = np.moveaxis(out[box], axis, 0).copy()
+    fused_first = np.moveaxis(out[box], axis, 0)  # a view: writing into it fills ``out``
     has_foreground = (slices_first > FOREGROUND_LEVEL).any(axis=(0, 2, 3))
     todo = np.flatnonzero(has_foreground)
     for start in range(0, len(todo), batch_size):
@@ -91,5 +91,4 @@ def fuse_arrays(
         batch = np.ascontiguousarray(slices_first[:, index])
         fused_first[index] = _check_output(fusion.fuse_slices(batch), batch.shape[1:], fusion)
         report(progress, (start + len(index)) / len(todo), f"{fusion.name}: slice {start + len(index)}/{len(todo)}")
-    out[box] = np.moveaxis(fused_first, 0, axis)
-    return np.clip(out, 0.0, 1.0)
+    return np.clip(out, 0.0, 1.0, out=out)

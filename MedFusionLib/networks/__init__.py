@@ -3,6 +3,9 @@
 * :class:`IFCNNLite` (``ifcnn_lite.py``): end-to-end CNN in the IFCNN family.
 * :class:`DenseFuseLite` (``densefuse_lite.py``): dense-block encoder / decoder in the DenseFuse family.
 * :class:`IFCNNReference` (``ifcnn_reference.py``): the published IFCNN architecture's cost, a speed yardstick.
+* :class:`DDcGANGenerator` (``ddcgan_lite.py``): GAN-trained generator (with its discriminators).
+* :class:`DecisionMapNet` (``decision_map.py``): per-pixel weight maps, plus pyramid blending helpers.
+* :class:`MultiEncoderFusion` (``multi_encoder.py``): one encoder per input, shared decoder.
 
 Weight files hold ``{"network": class name, "config": kwargs, "state_dict": ..., "meta": ...}``;
 :func:`build_network` rebuilds a network from such a dict.
@@ -12,11 +15,15 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+from .ddcgan_lite import DDcGANGenerator
+from .decision_map import DecisionMapNet
 from .densefuse_lite import DenseFuseLite
 from .ifcnn_lite import IFCNNLite
 from .ifcnn_reference import IFCNNReference
+from .multi_encoder import MultiEncoderFusion
 
-NETWORKS = {cls.__name__: cls for cls in (IFCNNLite, DenseFuseLite, IFCNNReference)}
+NETWORKS = {cls.__name__: cls for cls in (IFCNNLite, DenseFuseLite, IFCNNReference, DDcGANGenerator,
+                                          DecisionMapNet, MultiEncoderFusion)}
 
 
 def build_network(network: str, config: Dict[str, Any]):
@@ -28,4 +35,5 @@ def build_network(network: str, config: Dict[str, Any]):
     return cls(**config)
 
 
-__all__ = ["DenseFuseLite", "IFCNNLite", "IFCNNReference", "NETWORKS", "build_network"]
+__all__ = ["DDcGANGenerator", "DecisionMapNet", "DenseFuseLite", "IFCNNLite", "IFCNNReference", "MultiEncoderFusion",
+           "NETWORKS", "build_network"]

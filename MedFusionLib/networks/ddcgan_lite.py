@@ -75,11 +75,3 @@ class PatchDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-
-def _register() -> None:
-    from . import NETWORKS
-
-    NETWORKS.setdefault(DDcGANGenerator.__name__, DDcGANGenerator)
-
-
-_register()

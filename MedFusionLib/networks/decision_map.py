@@ -179,11 +179,3 @@ class DecisionMapNet(nn.Module):
         """Fusion path: ``inputs`` (n_inputs, batch, 1, *spatial) in 0..1 -> (batch, 1, *spatial)."""
         return self.blend(inputs, self.weight_maps(inputs))
 
-
-def _register() -> None:
-    from . import NETWORKS
-
-    NETWORKS.setdefault(DecisionMapNet.__name__, DecisionMapNet)
-
-
-_register()

@@ -80,11 +80,3 @@ class MultiEncoderFusion(nn.Module):
             out = out + inputs.amax(dim=0)
         return out
 
-
-def _register() -> None:
-    from . import NETWORKS
-
-    NETWORKS.setdefault(MultiEncoderFusion.__name__, MultiEncoderFusion)
-
-
-_register()

@@ -14,49 +14,19 @@ post-processing (Gaussian smoothing of the weight maps, renormalisation, Laplaci
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
-import torch
 
-from ...networks import decision_map as dm
-from ...networks.inference import MAX_CHUNK_PIXELS, load_network, run_slices, torch_threads
 from ..registry import FusionMethod, register_method
 
 NAME = "decision-map-cnn"
 WEIGHTS = "decision-map-cnn"
-FEATURE_CHUNK_DIVISOR = 8  # feature maps are wide: fewer pixels per forward pass than plain inference
-
-
-def triplanar_weights(weight_fn: Callable[[torch.Tensor], torch.Tensor], stack: np.ndarray) -> np.ndarray:
-    """Per-voxel weights (n, D, H, W) from a 2-D ``weight_fn`` ((n, b, 1, h, w) -> same shape, summing to 1
-    over n), computed slice-wise along each of the three axes and averaged; chunked to bound memory."""
-    n = stack.shape[0]
-    total = np.zeros(stack.shape, np.float32)
-    with torch_threads(), torch.inference_mode():
-        for axis in range(3):
-            moved = np.moveaxis(stack, axis + 1, 1)  # (n, slices, h, w)
-            h, w = moved.shape[2:]
-            chunk = max(1, MAX_CHUNK_PIXELS // FEATURE_CHUNK_DIVISOR // max(1, h * w))
-            view = np.moveaxis(total, axis + 1, 1)
-            for start in range(0, moved.shape[1], chunk):
-                x = torch.from_numpy(np.ascontiguousarray(moved[:, start : start + chunk], dtype=np.float32)).unsqueeze(2)
-                view[:, start : start + chunk] += weight_fn(x)[:, :, 0].float().numpy()
-    total /= 3.0
-    return total
-
-
-def blend_volume(stack: np.ndarray, weights: np.ndarray, sigma: float, levels: int) -> np.ndarray:
-    """3-D post-processing and blending: smooth ``weights`` (n, D, H, W), renormalise, 3-D Laplacian pyramid."""
-    with torch_threads(), torch.inference_mode():
-        w = torch.from_numpy(weights).unsqueeze(1).unsqueeze(1)  # (n, 1, 1, D, H, W)
-        w = dm.smooth_weights(w, sigma)
-        x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32)).unsqueeze(1).unsqueeze(1)
-        return dm.laplacian_blend(x, w, levels)[0, 0].clamp_(0, 1).numpy()
 
 
 def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
+    from ...networks.inference import load_network, run_slices  # torch is imported on first use only
+    from ...networks.weight_blending import blend_volume, triplanar_weights
+
     net = load_network(WEIGHTS)
     if mode == "slice":
         return run_slices(net, stack)

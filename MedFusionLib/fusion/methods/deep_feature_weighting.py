@@ -22,64 +22,23 @@ and averaged (tri-planar), then 3-D smoothing and a 3-D Laplacian pyramid.
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from ...networks import decision_map as dm
-from ...networks.inference import load_network, run_slices
 from ..registry import FusionMethod, register_method
-from .decision_map_cnn import blend_volume, triplanar_weights
 
 NAME = "deep-feature-weighting"
 ENCODER_WEIGHTS = "densefuse-lite"
-RADIUS = 4
-SHARPNESS = 12.0
 SIGMA = 1.0
 LEVELS = 4
 
 
-def level_activities(encoder: torch.nn.Module, x: torch.Tensor, bounds, radius: int = RADIUS) -> torch.Tensor:
-    """``x`` (n, b, 1, H, W) -> activities (levels, n, b, 1, H, W): windowed L1 norm of each feature level.
-
-    ``bounds``: the channel ranges (start, stop) of the levels in the encoder's output."""
-    n = x.shape[0]
-    feats = encoder(x.flatten(0, 1))  # (n*b, C, H, W)
-    acts = []
-    for start, stop in bounds:
-        a = feats[:, start:stop].abs().sum(dim=1, keepdim=True)
-        if radius > 0:
-            a = F.avg_pool2d(a, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
-        acts.append(a.unflatten(0, (n, -1)))
-    return torch.stack(acts)
-
-
-def activity_weights(acts: torch.Tensor, sharpness: float = SHARPNESS) -> torch.Tensor:
-    """Softmax across sources (axis 1) of each level's activity, scale-normalised; averaged over the levels."""
-    dims = tuple(range(1, acts.ndim))
-    scale = acts.mean(dim=dims, keepdim=True).clamp_min(1e-6)
-    return torch.softmax(sharpness * acts / scale, dim=1).mean(dim=0)
-
-
-def feature_levels(net):
-    """Channel ranges of the DenseFuse-lite encoder's levels: the stem, then each dense layer's new maps."""
-    stem = net.encoder[0].out_channels
-    growths = [layer[0].out_channels for layer in net.encoder[2].layers]
-    bounds, start = [(0, stem)], stem
-    for g in growths:
-        bounds.append((start, start + g))
-        start += g
-    return bounds
-
-
-def _weight_fn(net):
-    bounds = feature_levels(net)
-    return lambda x: activity_weights(level_activities(net.encoder, x, bounds, RADIUS), SHARPNESS)
-
-
 def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
+    from ...networks import decision_map as dm  # torch is imported on first use only
+    from ...networks.inference import load_network, run_slices
+    from ...networks.weight_blending import activity_weight_fn, blend_volume, triplanar_weights
+
     net = load_network(ENCODER_WEIGHTS)
-    weight_fn = _weight_fn(net)
+    weight_fn = activity_weight_fn(net)
     if mode == "slice":
         return run_slices(lambda x: dm.laplacian_blend(x, dm.smooth_weights(weight_fn(x), SIGMA), LEVELS), stack)
     return blend_volume(stack, triplanar_weights(weight_fn, stack), SIGMA, LEVELS)

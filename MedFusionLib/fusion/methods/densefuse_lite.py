@@ -14,7 +14,6 @@ from typing import Optional
 
 import numpy as np
 
-from ...networks.inference import load_network, run_slices
 from ..registry import FusionMethod, register_method
 
 NAME = "densefuse-lite"
@@ -24,15 +23,13 @@ MAX_PIXELS = 1 << 19  # per input and forward pass: 32-channel dense features, 4
 
 def fuse(stack: np.ndarray, mode: str = "slice", strategy: Optional[str] = None) -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
+    from ...networks.inference import load_network, run_slices, run_triplanar  # torch is imported on first use only
+
     net = load_network(NAME)
     forward = lambda x: net(x, strategy or DEFAULT_STRATEGY)  # noqa: E731
     if mode == "slice":
         return run_slices(forward, stack, MAX_PIXELS)
-    out = np.zeros(stack.shape[1:], np.float32)
-    for axis in range(3):
-        moved = np.moveaxis(stack, axis + 1, 1)
-        out += np.moveaxis(run_slices(forward, moved, MAX_PIXELS), 0, axis)
-    return out / 3.0
+    return run_triplanar(forward, stack, MAX_PIXELS)
 
 
 register_method(

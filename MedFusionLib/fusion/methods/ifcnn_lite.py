@@ -14,7 +14,6 @@ from typing import Optional
 
 import numpy as np
 
-from ...networks.inference import load_network, run_slices, run_tiled_3d
 from ..registry import FusionMethod, register_method
 
 NAME = "ifcnn-lite"
@@ -24,6 +23,8 @@ WEIGHTS_3D = "ifcnn-lite-3d"
 
 def fuse(stack: np.ndarray, mode: str = "slice", rule: Optional[str] = None) -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
+    from ...networks.inference import load_network, run_slices, run_tiled_3d  # torch is imported on first use only
+
     if mode == "slice":
         net = load_network(WEIGHTS_2D)
         return run_slices(lambda x: net(x, rule), stack)

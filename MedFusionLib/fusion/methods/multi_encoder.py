@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...networks import multi_encoder as _network  # noqa: F401  (registers the network class)
-from ...networks.inference import load_network, run_slices
 from ..registry import FusionMethod, register_method
 
 NAME = "multi-encoder"
@@ -22,14 +20,12 @@ WEIGHTS = "multi-encoder"
 
 def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
+    from ...networks.inference import load_network, run_slices, run_triplanar  # torch is imported on first use only
+
     net = load_network(WEIGHTS)
     if mode == "slice":
         return run_slices(net, stack)
-    out = np.zeros(stack.shape[1:], np.float32)
-    for axis in range(3):
-        moved = np.moveaxis(stack, axis + 1, 1)
-        out += np.moveaxis(run_slices(net, moved), 0, axis)
-    return out / 3.0
+    return run_triplanar(net, stack)
 
 
 register_method(
