@@ -136,6 +136,13 @@ def run_triplanar(forward: Callable[[torch.Tensor], torch.Tensor], stack: np.nda
     return out / 3.0
 
 
+def fuse_with_2d_network(name: str, stack: np.ndarray, mode: str, max_pixels: int = MAX_CHUNK_PIXELS) -> np.ndarray:
+    """The shipped 2-D network ``name`` over a slice batch (``slice`` mode) or tri-planarly (``volume``)."""
+    net = load_network(name)
+    run = run_slices if mode == "slice" else run_triplanar
+    return run(net, stack, max_pixels)
+
+
 def run_tiled_3d(forward: Callable[[torch.Tensor], torch.Tensor], stack: np.ndarray, halo: int, tile: int = TILE) -> np.ndarray:
     """``forward``: (n, 1, 1, d, h, w) -> (1, 1, d, h, w); ``stack`` (n, D, H, W) -> (D, H, W), tiled with ``halo``."""
     n = stack.shape[0]

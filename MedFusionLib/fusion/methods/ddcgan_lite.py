@@ -19,12 +19,9 @@ WEIGHTS = "ddcgan-lite"
 
 def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     """Fuse ``stack``: (2, batch, H, W) in slice mode, (2, D, H, W) in volume mode; 0..1 float32."""
-    from ...networks.inference import load_network, run_slices, run_triplanar  # torch is imported on first use only
+    from ...networks.inference import fuse_with_2d_network  # torch is imported on first use only
 
-    net = load_network(WEIGHTS)
-    if mode == "slice":
-        return run_slices(net, stack)
-    return run_triplanar(net, stack)
+    return fuse_with_2d_network(WEIGHTS, stack, mode)
 
 
 register_method(
