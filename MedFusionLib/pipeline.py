@@ -182,10 +182,7 @@ def fuse_prepared(
         raise MedFusionError(f"unknown colour option {colour!r} (choose from {', '.join(COLOUR_CHOICES)})")
     fusion = get_method(method)
     n_inputs = len(prepared.sources01)
-    if not fusion.accepts(n_inputs):
-        raise MedFusionError(f"method {fusion.name!r} takes {fusion.inputs_text} inputs, got {n_inputs}")
-    if mode not in fusion.modes:
-        raise MedFusionError(f"method {fusion.name!r} supports modes {fusion.modes}, not {mode!r}")
+    fusion.check(n_inputs, mode)
     fixed = prepared.fixed
     if fixed.GetDimension() == 2:
         axis = 2  # a 2-D image is its own single slice
@@ -243,10 +240,7 @@ def fuse_images(
     if len(images) < 2:
         raise InputError("fusion needs at least two input images")
     fusion = get_method(method)
-    if not fusion.accepts(len(images)):
-        raise MedFusionError(f"method {fusion.name!r} takes {fusion.inputs_text} inputs, got {len(images)}")
-    if mode not in fusion.modes:
-        raise MedFusionError(f"method {fusion.name!r} supports modes {fusion.modes}, not {mode!r}")
+    fusion.check(len(images), mode)
     register_share = 0.0 if registration == "none" else 0.6
     prepared = prepare_inputs(images, registration=registration, modalities=modalities,
                               progress=sub_progress(progress, 0.0, register_share), cancel=cancel)

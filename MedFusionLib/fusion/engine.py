@@ -55,10 +55,7 @@ def fuse_arrays(
     3-D inputs. Returns a float32 array of the same shape in 0..1.
     """
     fusion = get_method(method)
-    if not fusion.accepts(len(sources)):
-        raise MedFusionError(f"method {fusion.name!r} takes {fusion.inputs_text} inputs, got {len(sources)}")
-    if mode not in fusion.modes:
-        raise MedFusionError(f"method {fusion.name!r} supports modes {fusion.modes}, not {mode!r}")
+    fusion.check(len(sources), mode)
     shapes = {s.shape for s in sources}
     if len(shapes) != 1:
         raise MedFusionError(f"inputs must share one shape after registration, got {sorted(shapes)}")

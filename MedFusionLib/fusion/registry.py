@@ -64,6 +64,13 @@ class FusionMethod:
     def accepts(self, n_inputs: int) -> bool:
         return n_inputs >= 2 if self.inputs == "n" else n_inputs == self.inputs
 
+    def check(self, n_inputs: int, mode: str) -> None:
+        """Raise a clear MedFusionError unless this method fuses ``n_inputs`` images in ``mode``."""
+        if not self.accepts(n_inputs):
+            raise MedFusionError(f"method {self.name!r} takes {self.inputs_text} inputs, got {n_inputs}")
+        if mode not in self.modes:
+            raise MedFusionError(f"method {self.name!r} supports modes {self.modes}, not {mode!r}")
+
 
 _REGISTRY: Dict[str, FusionMethod] = {}
 

@@ -211,10 +211,7 @@ class MedFusionLogic:
         if not 0 <= int(axis) <= 2:
             raise MedFusionError(f"axis must be 0, 1 or 2, got {axis}")
         fusion = get_method(method)
-        if not fusion.accepts(len(nodes)):
-            raise MedFusionError(f"method {fusion.name!r} takes {fusion.inputs} inputs, got {len(nodes)}")
-        if mode not in fusion.modes:
-            raise MedFusionError(f"method {fusion.name!r} supports modes {fusion.modes}, not {mode!r}")
+        fusion.check(len(nodes), mode)
         if outputNode is not None:
             wanted = "vtkMRMLVectorVolumeNode" if colour == "rgb" else "vtkMRMLScalarVolumeNode"
             vector = outputNode.IsA("vtkMRMLVectorVolumeNode")
