@@ -66,10 +66,12 @@ def cmd_methods(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{k: m[k] for k in ("name", "family", "modes", "inputs", "default")} for m in methods]))
         return 0
-    print(f"{'method':<16} {'family':<19} {'modes':<13} {'inputs':<6} description")
+    name_w = max(len(m["name"]) for m in methods) + 1
+    family_w = max(len(m["family"]) for m in methods)
+    print(f"{'method':<{name_w}} {'family':<{family_w}} {'modes':<13} {'inputs':<6} description")
     for m in methods:
-        star = "*" if m["default"] else " "
-        print(f"{m['name']:<15}{star} {m['family']:<19} {','.join(m['modes']):<13} {str(m['inputs']):<6} {m['description']}")
+        name = m["name"] + ("*" if m["default"] else "")
+        print(f"{name:<{name_w}} {m['family']:<{family_w}} {','.join(m['modes']):<13} {str(m['inputs']):<6} {m['description']}")
     print("* default method")
     return 0
 

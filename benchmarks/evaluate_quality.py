@@ -39,7 +39,11 @@ except ImportError:  # pragma: no cover - during parallel development
 
 COLUMNS = ("EN", "SD", "SF", "MI", "SCD", "VIF", "QABF", "SSIM")
 LN2 = math.log(2)
-DEEP = ("ifcnn-lite", "densefuse-lite")
+def _deep_methods() -> tuple:
+    """Every registered non-classical method (the rows checked against max fusion and IFCNN)."""
+    from MedFusionLib.fusion import available_methods
+
+    return tuple(m.name for m in available_methods() if m.family != "classical")
 
 # Published rows (targets.md): EN SD SF MI(nats) SCD VIF QABF SSIM(dr 2); None = not published.
 PUBLISHED = {
@@ -129,7 +133,7 @@ def print_table(results, methods, default: str):
                      "our MI in bits and nats, our SSIM with data range 255)")
         mx = res["rows"].get("max")
         ifcnn = PUBLISHED.get(pair, {}).get("IFCNN (pub.)")
-        for name in [m for m in methods if m in DEEP]:
+        for name in [m for m in methods if m in _deep_methods()]:
             r = res["rows"][name]
             ours = [r[c] * (LN2 if c == "MI" else 1) for c in COLUMNS]
             if mx:
