@@ -8,4 +8,4 @@ from . import guided_filter, laplacian_pyramid, maximum, mean  # noqa: F401
 from . import densefuse_lite, ifcnn_lite  # noqa: F401  (deep methods; weights load lazily)
 from . import ddcgan_lite, decision_map_cnn, deep_feature_weighting, multi_encoder  # noqa: F401  (deep fusion part 2)
 
-DEFAULT_METHOD = "decision-map-cnn"
+DEFAULT_METHOD = "ifcnn-lite"
