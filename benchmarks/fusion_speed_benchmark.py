@@ -168,7 +168,10 @@ def main(argv=None) -> int:
         sa, sb = va[100], vb[100]
     sa, sb = sa.astype(np.float32), sb.astype(np.float32)
     net = _register_yardstick()
-    for name in ("ifcnn-lite", "densefuse-lite"):  # load weights once, outside the timings
+    from MedFusionLib.fusion import available_methods
+
+    deep = [m.name for m in available_methods() if m.family != "classical" and m.accepts(2) and m.name != "yardstick"]
+    for name in deep:  # load weights once, outside the timings
         fuse_arrays([sa, sb], name)
 
     rows = []
@@ -182,9 +185,9 @@ def main(argv=None) -> int:
     add("yardstick (IFCNN cost), whole volume slice by slice", t_slice_y, t_vol_naive, "reference for the speed-up")
     add("yardstick through our engine (crop, skip, batch)", t_slice_y, t_vol_y, "")
     results = {}
-    for name, mode in (("ifcnn-lite", "slice"), ("ifcnn-lite", "volume"), ("densefuse-lite", "slice"), ("densefuse-lite", "volume"), ("max", "slice")):
+    for name, mode in [(n, m) for n in deep for m in ("slice", "volume")] + [("max", "slice")]:
         t_s, _ = best_time(lambda: fuse_arrays([sa, sb], name), args.repeat) if mode == "slice" else (float("nan"), None)
-        t_v, fused = best_time(lambda: fuse_arrays([va, vb], name, mode=mode), args.repeat if name != "densefuse-lite" else 1)
+        t_v, fused = best_time(lambda: fuse_arrays([va, vb], name, mode=mode), args.repeat if name == "ifcnn-lite" else 1)
         cons = through_plane_consistency(fused, [va, vb], axis=0)
         results[(name, mode)] = fused
         add(f"{name} ({mode} mode)", t_s, t_v, f"through-plane ratio {cons['ratio']:.3f}, anisotropy {cons['anisotropy']:.3f}")
