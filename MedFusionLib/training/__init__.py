@@ -1,12 +1,20 @@
 """Training of MedFusion's deep fusion networks: data (by-case split), losses, trainer, CLI.
 
 Python API: ``train(method, data_dir, out=None, epochs=None, seed=0, ...)``; CLI:
-``medfusion train METHOD --data DIR [--out WEIGHTS] [--epochs N] [--resume CKPT]``.
+``medfusion train METHOD --data DIR [--out WEIGHTS] [--epochs N] [--resume CKPT]``. Importing this package
+does not import torch (the ``medfusion`` command registers ``train`` without paying for it); the trainer
+and its loops load on the first call.
 """
 
 from .cli import register_cli
 from .recipes import RECIPES
-from .trainer import train
-from . import adversarial, decision_map, multi_encoder  # noqa: F401,E402  (part 2 recipes and loops register themselves)
+
+
+def train(method: str, data_dir, **options) -> dict:
+    """Train ``method``'s recipe; see :func:`MedFusionLib.training.trainer.train` for the options."""
+    from .trainer import train as run
+
+    return run(method, data_dir, **options)
+
 
 __all__ = ["RECIPES", "register_cli", "train"]

@@ -46,20 +46,7 @@ from . import trainer as T
 from .losses import FusionLoss
 from .recipes import RECIPES, Recipe
 
-RECIPE = Recipe(
-    name="ddcgan-lite",
-    network="DDcGANGenerator",
-    config=dict(spatial_dims=2, stem=8, growth=8, dense_layers=2, residual=True),
-    data="pairs",
-    loss="adversarial",
-    loss_args=dict(w_ssim=1.0, w_grad=4.0, w_int=1.0, adv_weight=0.05, warmup_steps=150, real_label=0.9, d_lr_ratio=0.5, d_channels=16),
-    epochs=12,
-    steps_per_epoch=40,
-    batch=8,
-    crop=128,
-    lr=1e-3,
-    description="2-D DDcGAN-lite generator on Harvard slice pairs, trained against two patch discriminators (one per source) plus the SSIM + gradient + intensity content loss",
-)
+RECIPE = RECIPES["ddcgan-lite"]  # defined with the others in recipes.py
 CONTENT_KEYS = ("w_ssim", "w_grad", "w_int", "ssim_window")
 
 
@@ -248,5 +235,4 @@ def train_adversarial(
     return {"weights": str(out), "history": history, "final": final, "train_seconds": wall, "data": data.summary}
 
 
-RECIPES.setdefault(RECIPE.name, RECIPE)
 T.register_loop(RECIPE.name, train_adversarial)

@@ -43,20 +43,7 @@ from .adversarial import cosine, resolve_recipe, save_checkpoint, write_card
 from .losses import FusionLoss
 from .recipes import RECIPES, Recipe
 
-RECIPE = Recipe(
-    name="multi-encoder",
-    network="MultiEncoderFusion",
-    config=dict(spatial_dims=2, encoders=3, channels=12, residual="attention"),
-    data="pairs+triples",
-    loss="fusion",
-    loss_args=dict(w_ssim=1.0, w_grad=4.0, w_int=1.0),
-    epochs=15,
-    steps_per_epoch=40,
-    batch=8,
-    crop=96,
-    lr=2e-3,
-    description="2-D multi-encoder network (3 encoders, latent attention fusion, 1 decoder) on Harvard training pairs and SPM template triples, unsupervised SSIM + gradient + intensity loss",
-)
+RECIPE = RECIPES["multi-encoder"]  # defined with the others in recipes.py
 TRIPLES = (("T1", "T2", "PD"), ("T1", "T2", "PET"), ("T1", "PD", "SPECT"), ("T2", "PD", "PET"))
 VAL_Z = tuple(range(50, 62))
 GUARD = 4
@@ -294,7 +281,6 @@ def main(argv=None) -> int:
     return 0
 
 
-RECIPES.setdefault(RECIPE.name, RECIPE)
 T.register_loop(RECIPE.name, train_multi_encoder)
 
 if __name__ == "__main__":

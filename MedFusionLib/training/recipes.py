@@ -68,5 +68,52 @@ RECIPES: Dict[str, Recipe] = {
             crop=96,
             description="2-D DenseFuse-lite autoencoder on single-modality Harvard slices (L1 + SSIM reconstruction)",
         ),
+        # part 2 (deep fusion families): custom loops for ddcgan-lite and multi-encoder live in
+        # adversarial.py and multi_encoder.py, loaded by the trainer on first use
+        # The decision-map network trains in the ordinary loop: its forward pass ends in the fixed smoothing
+        # and the pyramid blend of the source pixels, so the unsupervised fusion loss applied to the blended
+        # image reaches the weight maps through the blend (no decision-map ground truth needed).
+        Recipe(
+            name="decision-map-cnn",
+            network="DecisionMapNet",
+            config=dict(spatial_dims=2, channels=12, dilations=(1, 2, 4), smooth_sigma=2.0, levels=4),
+            data="pairs",
+            loss="fusion",
+            loss_args=dict(w_ssim=1.0, w_grad=4.0, w_int=1.0),
+            epochs=15,
+            steps_per_epoch=40,
+            batch=8,
+            crop=128,
+            lr=2e-3,
+            description="2-D decision-map CNN on Harvard slice pairs: weight maps trained through the pyramid blend with the unsupervised SSIM + gradient + intensity loss",
+        ),
+        Recipe(
+            name="ddcgan-lite",
+            network="DDcGANGenerator",
+            config=dict(spatial_dims=2, stem=8, growth=8, dense_layers=2, residual=True),
+            data="pairs",
+            loss="adversarial",
+            loss_args=dict(w_ssim=1.0, w_grad=4.0, w_int=1.0, adv_weight=0.05, warmup_steps=150, real_label=0.9, d_lr_ratio=0.5, d_channels=16),
+            epochs=12,
+            steps_per_epoch=40,
+            batch=8,
+            crop=128,
+            lr=1e-3,
+            description="2-D DDcGAN-lite generator on Harvard slice pairs, trained against two patch discriminators (one per source) plus the SSIM + gradient + intensity content loss",
+        ),
+        Recipe(
+            name="multi-encoder",
+            network="MultiEncoderFusion",
+            config=dict(spatial_dims=2, encoders=3, channels=12, residual="attention"),
+            data="pairs+triples",
+            loss="fusion",
+            loss_args=dict(w_ssim=1.0, w_grad=4.0, w_int=1.0),
+            epochs=15,
+            steps_per_epoch=40,
+            batch=8,
+            crop=96,
+            lr=2e-3,
+            description="2-D multi-encoder network (3 encoders, latent attention fusion, 1 decoder) on Harvard training pairs and SPM template triples, unsupervised SSIM + gradient + intensity loss",
+        ),
     )
 }

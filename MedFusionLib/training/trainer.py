@@ -210,6 +210,11 @@ def register_loop(name: str, loop: Callable[..., dict]) -> None:
     CUSTOM_LOOPS[name] = loop
 
 
+def _load_custom_loops() -> None:
+    """Import the modules whose loops register themselves (kept out of ``import MedFusionLib.training``)."""
+    from . import adversarial, multi_encoder  # noqa: F401
+
+
 def train(
     method: str,
     data_dir,
@@ -236,6 +241,7 @@ def train(
     each epoch to ``checkpoint_dir`` (default ``out/training/<method>``); ``resume`` continues from a checkpoint
     (same recipe). Returns a dict with the history, the final validation metrics and the wall time.
     """
+    _load_custom_loops()
     if method in CUSTOM_LOOPS:  # part 2 hook: adversarial / multi-input loops
         return CUSTOM_LOOPS[method](**locals())
     recipe = get_recipe(method)
