@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
-import SimpleITK as sitk
+from PIL import Image
 
 from . import io
 from .errors import MedFusionError
@@ -48,7 +48,7 @@ def _label(name: str, metrics: dict, seconds: float) -> str:
 
 
 def _montage(sources: Sequence[np.ndarray], source_names: Sequence[str], results: Sequence[FusionResult],
-             labels: Sequence[str], spacing) -> "Image":
+             labels: Sequence[str], spacing) -> Image.Image:
     """2-D: a grid of tiles with labels; 3-D: one row of orthogonal planes per image."""
     images = list(sources) + [r.fused_array for r in results]
     names = list(source_names) + list(labels)

@@ -145,7 +145,6 @@ def fuse_with_2d_network(name: str, stack: np.ndarray, mode: str, max_pixels: in
 
 def run_tiled_3d(forward: Callable[[torch.Tensor], torch.Tensor], stack: np.ndarray, halo: int, tile: int = TILE) -> np.ndarray:
     """``forward``: (n, 1, 1, d, h, w) -> (1, 1, d, h, w); ``stack`` (n, D, H, W) -> (D, H, W), tiled with ``halo``."""
-    n = stack.shape[0]
     shape = stack.shape[1:]
     out = np.empty(shape, np.float32)
     starts = [range(0, s, tile) for s in shape]

@@ -25,7 +25,6 @@ SHARPNESS = 12.0
 def triplanar_weights(weight_fn: Callable[[torch.Tensor], torch.Tensor], stack: np.ndarray) -> np.ndarray:
     """Per-voxel weights (n, D, H, W) from a 2-D ``weight_fn`` ((n, b, 1, h, w) -> same shape, summing to 1
     over n), computed slice-wise along each of the three axes and averaged; chunked to bound memory."""
-    n = stack.shape[0]
     total = np.zeros(stack.shape, np.float32)
     with torch_threads(), torch.inference_mode():
         for axis in range(3):

@@ -27,8 +27,6 @@ cards of the part-2 loops.
 from __future__ import annotations
 
 import json
-import math
-import os
 import sys
 import time
 from dataclasses import replace
@@ -45,19 +43,10 @@ from . import data as D
 from . import trainer as T
 from .losses import FusionLoss
 from .recipes import RECIPES, Recipe
+from .trainer import cosine, resolve_recipe, save_checkpoint
 
 RECIPE = RECIPES["ddcgan-lite"]  # defined with the others in recipes.py
 CONTENT_KEYS = ("w_ssim", "w_grad", "w_int", "ssim_window")
-
-
-def resolve_recipe(method: str, epochs=None, steps_per_epoch=None, batch=None, lr=None, config_overrides=None, loss_overrides=None) -> Recipe:
-    recipe = T.get_recipe(method)
-    overrides = {k: v for k, v in dict(epochs=epochs, steps_per_epoch=steps_per_epoch, batch=batch, lr=lr).items() if v is not None}
-    if config_overrides:
-        overrides["config"] = {**recipe.config, **config_overrides}
-    if loss_overrides:
-        overrides["loss_args"] = {**recipe.loss_args, **loss_overrides}
-    return replace(recipe, **overrides)
 
 
 def write_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path, rows: List[tuple], note: str = "") -> None:
@@ -96,16 +85,6 @@ def write_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path,
     if note:
         lines += [note, ""]
     path.with_suffix(".md").write_text("\n".join(lines))
-
-
-def save_checkpoint(checkpoint_dir: Path, state: dict) -> None:
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(state, checkpoint_dir / "last.pt.tmp")
-    os.replace(checkpoint_dir / "last.pt.tmp", checkpoint_dir / "last.pt")
-
-
-def cosine(total_steps: int) -> Callable[[int], float]:
-    return lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
 
 
 def train_adversarial(

@@ -12,7 +12,6 @@ All images are tensors (batch, 1, *spatial) in 0..1.
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F

@@ -36,10 +36,10 @@ import torch
 
 from ..errors import MedFusionError
 from ..networks import build_network
-from ..networks import multi_encoder as _network  # noqa: F401  (registers MultiEncoderFusion)
 from . import data as D
 from . import trainer as T
-from .adversarial import cosine, resolve_recipe, save_checkpoint, write_card
+from .adversarial import write_card
+from .trainer import cosine, resolve_recipe, save_checkpoint
 from .losses import FusionLoss
 from .recipes import RECIPES, Recipe
 

@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -33,6 +34,30 @@ def get_recipe(method: str) -> Recipe:
         return RECIPES[method]
     except KeyError:
         raise MedFusionError(f"no training recipe for {method!r} (trainable: {', '.join(RECIPES)})") from None
+
+
+def resolve_recipe(method: str, epochs=None, steps_per_epoch=None, batch=None, lr=None, config_overrides=None,
+                   loss_overrides=None) -> Recipe:
+    """``method``'s recipe with the command-line overrides applied (config and loss arguments merged)."""
+    recipe = get_recipe(method)
+    overrides = {k: v for k, v in dict(epochs=epochs, steps_per_epoch=steps_per_epoch, batch=batch, lr=lr).items() if v is not None}
+    if config_overrides:
+        overrides["config"] = {**recipe.config, **config_overrides}
+    if loss_overrides:
+        overrides["loss_args"] = {**recipe.loss_args, **loss_overrides}
+    return replace(recipe, **overrides)
+
+
+def cosine(total_steps: int) -> Callable[[int], float]:
+    """Cosine learning-rate decay to zero over ``total_steps`` (a LambdaLR factor)."""
+    return lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
+
+
+def save_checkpoint(checkpoint_dir: Path, state: dict) -> None:
+    """Write ``last.pt`` atomically, so an interrupted epoch never leaves a broken checkpoint."""
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(state, checkpoint_dir / "last.pt.tmp")
+    os.replace(checkpoint_dir / "last.pt.tmp", checkpoint_dir / "last.pt")
 
 
 def seed_everything(seed: int, threads: Optional[int]) -> None:
@@ -244,13 +269,7 @@ def train(
     _load_custom_loops()
     if method in CUSTOM_LOOPS:  # part 2 hook: adversarial / multi-input loops
         return CUSTOM_LOOPS[method](**locals())
-    recipe = get_recipe(method)
-    overrides = {k: v for k, v in dict(epochs=epochs, steps_per_epoch=steps_per_epoch, batch=batch, lr=lr).items() if v is not None}
-    if config_overrides:
-        overrides["config"] = {**recipe.config, **config_overrides}
-    if loss_overrides:
-        overrides["loss_args"] = {**recipe.loss_args, **loss_overrides}
-    recipe = Recipe(**{**recipe.__dict__, **overrides})
+    recipe = resolve_recipe(method, epochs, steps_per_epoch, batch, lr, config_overrides, loss_overrides)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise MedFusionError(f"{data_dir}: no such data folder")
@@ -263,7 +282,7 @@ def train(
     net = build_network(recipe.network, recipe.config)
     opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
     total_steps = recipe.epochs * recipe.steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(total_steps))
     loss_fn = FusionLoss(**recipe.loss_args) if recipe.loss == "fusion" else ReconstructionLoss(**recipe.loss_args)
     rng = np.random.default_rng(seed)
     history: List[dict] = []
@@ -310,14 +329,12 @@ def train(
         row["elapsed_s"] = elapsed_before + time.perf_counter() - t0
         history.append(row)
         log(f"[{method}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
         ckpt = {
             "recipe": recipe.name, "epoch": epoch + 1, "model": net.state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
             "history": history, "elapsed": row["elapsed_s"],
         }
-        torch.save(ckpt, checkpoint_dir / "last.pt.tmp")
-        os.replace(checkpoint_dir / "last.pt.tmp", checkpoint_dir / "last.pt")
+        save_checkpoint(checkpoint_dir, ckpt)
         if progress:  # after the checkpoint: an interrupt raised here loses nothing
             progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
 
