@@ -22,7 +22,7 @@ from . import io
 from .errors import MedFusionError
 from .fusion import available_methods
 from .pipeline import FusionResult, fuse_prepared, prepare_inputs
-from .preview import _planes, _tile, compose, grid
+from .preview import _tile, compose, grid, plane_rows
 
 LABEL_METRICS = ("QABF", "VIF", "SSIM", "MI", "SD")
 
@@ -54,11 +54,7 @@ def _montage(sources: Sequence[np.ndarray], source_names: Sequence[str], results
     names = list(source_names) + list(labels)
     if images[0].ndim == 2:
         return grid([_tile(im) for im in images], names, columns=4)
-    mask = np.any([im > 5 for im in sources], axis=0)
-    centre = [int(np.mean(np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != k))))) if mask.any()
-              else n // 2 for k, n in enumerate(mask.shape)]
-    return compose([[_tile(p, a) for p, a in _planes(im, centre, spacing)] for im in images],
-                   [name.replace("\n", "  ") for name in names])
+    return compose(plane_rows(images, spacing, reference=sources), [name.replace("\n", "  ") for name in names])
 
 
 def compare(paths: Sequence[str], out_dir: Path, *, mode: str = "slice", axis: int = 2, registration: str = "none",

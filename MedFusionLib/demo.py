@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import SimpleITK as sitk
+
 from .io import write_image
 from .pipeline import fuse_images, write_json
 from .preview import write_preview
@@ -18,7 +20,7 @@ def run_demo(out_dir: Path, method: Optional[str] = None, mode: str = "slice") -
     """Register the phantom MR to its CT (rigid), fuse, score, and write the results under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     pair = make_phantom_pair()
-    start_error = mean_displacement_error(_identity(), pair.true_transform, pair.brain_mask)
+    start_error = mean_displacement_error(sitk.Euler3DTransform(), pair.true_transform, pair.brain_mask)
     write_image(pair.ct, out_dir / "phantom_ct.nii.gz")
     write_image(pair.mr, out_dir / "phantom_mr_t2_moved.nii.gz")
 
@@ -45,9 +47,3 @@ def run_demo(out_dir: Path, method: Optional[str] = None, mode: str = "slice") -
     print(f"  metrics:      {metrics_path}")
     print(f"  preview PNG:  {preview_path}")
     return 0
-
-
-def _identity():
-    import SimpleITK as sitk
-
-    return sitk.Euler3DTransform()

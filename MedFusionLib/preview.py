@@ -76,14 +76,20 @@ def grid(tiles: List[Image.Image], captions: List[str], columns: int = 4) -> Ima
     return canvas
 
 
+def plane_rows(images: Sequence[np.ndarray], spacing_xyz, reference: Optional[Sequence[np.ndarray]] = None):
+    """One row of axial/coronal/sagittal tiles per volume, all cut through the centre of the foreground
+    (> 5 on 0..255) of ``reference`` (default: the grey volumes among ``images``)."""
+    reference = [im for im in images if im.ndim == 3] if reference is None else reference
+    mask = np.any([im > 5 for im in reference], axis=0)
+    centre = [int(np.mean(np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != k))))) if mask.any()
+              else n // 2 for k, n in enumerate(mask.shape)]
+    return [[_tile(p, aspect) for p, aspect in _planes(im, centre, spacing_xyz)] for im in images]
+
+
 def write_preview(images: Sequence[np.ndarray], labels: Sequence[str], path, spacing_xyz=(1.0, 1.0, 1.0)) -> None:
     """Write a PNG of 2-D images side by side, or of orthogonal planes of 3-D volumes (0..255, grey or RGB)."""
     if images[0].ndim == 2:
         canvas = compose([[_tile(im) for im in images]], [" | ".join(labels)])
     else:  # volumes (z, y, x), RGB volumes (z, y, x, 3)
-        mask = np.any([im > 5 for im in images if im.ndim == 3], axis=0)
-        centre = [int(np.mean(np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != k))))) if mask.any()
-                  else n // 2 for k, n in enumerate(mask.shape)]
-        rows = [[_tile(p, aspect) for p, aspect in _planes(im, centre, spacing_xyz)] for im in images]
-        canvas = compose(rows, list(labels))
+        canvas = compose(plane_rows(images, spacing_xyz), list(labels))
     io.write_atomically(Path(path), lambda tmp: canvas.save(tmp, format="PNG"))
