@@ -133,8 +133,8 @@ def as_scalar(image: sitk.Image, name: str = "image") -> sitk.Image:
     return image
 
 
-def check_values(image: sitk.Image, name: str = "image") -> np.ndarray:
-    """The image's values as float32, refusing NaN/Inf, empty and all-constant images."""
+def check_values(image: sitk.Image, name: str = "image") -> None:
+    """Refuse NaN/Inf, empty and all-constant images (reads a view: no copy of the voxels)."""
     array = sitk.GetArrayViewFromImage(image)
     if array.size == 0:
         raise InputError(f"{name}: image is empty")
@@ -142,7 +142,6 @@ def check_values(image: sitk.Image, name: str = "image") -> np.ndarray:
         raise InputError(f"{name}: contains NaN or infinite voxel values")
     if array.min() == array.max():
         raise InputError(f"{name}: all voxels have the same value ({array.flat[0]}); nothing to fuse")
-    return array.astype(np.float32)
 
 
 def load_for_fusion(path: PathLike) -> sitk.Image:
