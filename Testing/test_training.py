@@ -69,6 +69,17 @@ def test_case_id_and_split_by_case(data_dir):
     assert {D.case_id(i) for i in val.ids} <= split["val"]
 
 
+def test_model_selection_cases_come_from_the_training_cases(data_dir):
+    listing = D.list_pairs(data_dir)
+    split = D.split_cases([(p, f) for p, f, _, _ in listing], seed=1)
+    assert split["fit"] | split["select"] == split["train"]
+    assert not split["fit"] & split["select"] and split["select"]
+    select = D.load_pairs(data_dir, "select", seed=1)
+    assert {D.case_id(i) for i in select.ids} <= split["select"]
+    with pytest.raises(MedFusionError, match="unknown split 'test'"):
+        D.load_pairs(data_dir, "test", seed=1)
+
+
 def test_luma_of_pseudo_colour(tmp_path):
     rgb = np.zeros((4, 4, 3), np.uint8)
     rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 50
@@ -93,6 +104,18 @@ def test_losses():
     assert float(FusionLoss()(x, sources)) < float(FusionLoss()(torch.zeros_like(x), sources))
     x3 = torch.rand(1, 1, 12, 12, 12)
     assert torch.allclose(ssim(x3, x3, 7), torch.ones(1), atol=1e-5)
+
+
+def test_edge_preservation_loss_follows_the_qabf_metric():
+    from MedFusionLib.metrics import compute_metrics
+    from MedFusionLib.training.losses import edge_preservation
+
+    rng = np.random.default_rng(3)
+    a, b = _blob(rng, 48).astype(np.float64), _blob(rng, 48).astype(np.float64)
+    t = lambda z: torch.tensor(z / 255.0, dtype=torch.float64)[None, None]  # noqa: E731
+    for fused in (np.maximum(a, b), np.floor((a + b) / 2), a):
+        expected = compute_metrics([a, b], fused, keys=["QABF"])["QABF"]
+        assert float(edge_preservation(t(fused), torch.stack([t(a), t(b)]))) == pytest.approx(expected, abs=5e-3)
 
 
 def _tiny(method, data_dir, tmp_path, **kw):
@@ -130,6 +153,15 @@ def test_training_is_deterministic_and_resumes(data_dir, tmp_path):
         _tiny("ifcnn-lite", data_dir, tmp_path / "c", checkpoint_dir=tmp_path / "ck-c", progress=interrupt)
     c = _tiny("ifcnn-lite", data_dir, tmp_path / "c", resume=tmp_path / "ck-c" / "last.pt", checkpoint_dir=tmp_path / "ck-c")
     assert [r["loss"] for r in c["history"]] == pytest.approx([r["loss"] for r in a["history"]], rel=1e-5)
+
+
+def test_fit_split_trains_without_the_selection_cases_and_validates_on_them(data_dir, tmp_path):
+    result = _tiny("ifcnn-lite", data_dir, tmp_path, train_split="fit")
+    split = D.split_cases([(p, f) for p, f, _, _ in D.list_pairs(data_dir)])
+    assert result["data"].startswith("model-selection cases " + ", ".join(sorted(split["select"], key=int)) + ";")
+    assert "Validation (model-selection cases" in (tmp_path / "ifcnn-lite.md").read_text()
+    with pytest.raises(MedFusionError, match="train_split must be one of"):
+        _tiny("ifcnn-lite", data_dir, tmp_path, train_split="val")
 
 
 def test_cli_registration_and_errors(data_dir, tmp_path):

@@ -27,11 +27,10 @@ cards of the part-2 loops.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -39,11 +38,10 @@ import torch
 from ..errors import MedFusionError
 from ..networks import build_network
 from ..networks.ddcgan_lite import PatchDiscriminator
-from . import data as D
 from . import trainer as T
 from .losses import FusionLoss
 from .recipes import RECIPES, Recipe
-from .trainer import cosine, resolve_recipe, save_checkpoint
+from .trainer import cosine, save_checkpoint
 
 RECIPE = RECIPES["ddcgan-lite"]  # defined with the others in recipes.py
 CONTENT_KEYS = ("w_ssim", "w_grad", "w_int", "ssim_window")
@@ -87,42 +85,23 @@ def write_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path,
     path.with_suffix(".md").write_text("\n".join(lines))
 
 
-def train_adversarial(
-    method: str,
-    data_dir,
-    out=None,
-    epochs: Optional[int] = None,
-    seed: int = 0,
-    split_seed: int = D.SPLIT_SEED,
-    steps_per_epoch: Optional[int] = None,
-    batch: Optional[int] = None,
-    lr: Optional[float] = None,
-    checkpoint_dir=None,
-    resume=None,
-    threads: Optional[int] = 1,
-    validate_every: int = 5,
-    config_overrides: Optional[dict] = None,
-    loss_overrides: Optional[dict] = None,
-    progress: Optional[Callable[[float, str], None]] = None,
-    quiet: bool = False,
-    command: str = "",
-    data=None,
-) -> dict:
+def train_adversarial(method: str, data_dir, opts: Optional["T.TrainOptions"] = None, data=None, **options) -> dict:
     """Train the adversarial recipe ``method``; same arguments and result as :func:`trainer.train`.
 
     ``data`` (tests only) replaces the Harvard data with an object offering ``batch(rng)``, ``val_pairs`` and
     ``summary`` like the trainer's.
     """
-    recipe = resolve_recipe(method, epochs, steps_per_epoch, batch, lr, config_overrides, loss_overrides)
+    opts = opts or T.TrainOptions(**options)
+    recipe = opts.recipe(method)
     args = dict(recipe.loss_args)
     data_dir = Path(data_dir)
     if data is None and not data_dir.is_dir():
         raise MedFusionError(f"{data_dir}: no such data folder")
-    out = Path(out) if out else T.WEIGHTS_DIR / f"{method}.pt"
-    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else Path("out") / "training" / method
-    T.seed_everything(seed, threads)
+    out = opts.weights_path(method)
+    checkpoint_dir = opts.checkpoint_path(method)
+    T.seed_everything(opts.seed, opts.threads)
 
-    data = data if data is not None else T._Data(replace(recipe, data="pairs"), data_dir, split_seed)
+    data = data if data is not None else T._Data(replace(recipe, data="pairs"), data_dir, opts.split_seed, opts.train_split)
     gen = build_network(recipe.network, recipe.config)
     discs = torch.nn.ModuleList(PatchDiscriminator(int(args.get("d_channels", 16))) for _ in range(2))
     opt_g = torch.optim.Adam(gen.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
@@ -132,13 +111,13 @@ def train_adversarial(
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, cosine(total))
     content = FusionLoss(**{k: v for k, v in args.items() if k in CONTENT_KEYS})
     adv_weight, warmup, real = float(args["adv_weight"]), int(args["warmup_steps"]), float(args["real_label"])
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(opts.seed)
     history: List[dict] = []
     start_epoch, elapsed_before, step = 0, 0.0, 0
-    if resume:
-        ckpt = torch.load(resume, map_location="cpu", weights_only=False)
+    if opts.resume:
+        ckpt = torch.load(opts.resume, map_location="cpu", weights_only=False)
         if ckpt["recipe"] != recipe.name:
-            raise MedFusionError(f"{resume}: checkpoint of {ckpt['recipe']!r}, not {recipe.name!r}")
+            raise MedFusionError(f"{opts.resume}: checkpoint of {ckpt['recipe']!r}, not {recipe.name!r}")
         gen.load_state_dict(ckpt["model"])
         discs.load_state_dict(ckpt["discriminators"])
         for obj, key in ((opt_g, "opt_g"), (opt_d, "opt_d"), (sched_g, "sched_g"), (sched_d, "sched_d")):
@@ -146,7 +125,7 @@ def train_adversarial(
         rng.bit_generator.state = ckpt["rng"]
         torch.set_rng_state(ckpt["torch_rng"])
         history, start_epoch, elapsed_before, step = ckpt["history"], ckpt["epoch"], ckpt.get("elapsed", 0.0), ckpt["step"]
-    log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = opts.log
     log(f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}")
     val_recipe = replace(recipe, loss="fusion")
 
@@ -178,7 +157,7 @@ def train_adversarial(
             for key, v in (("loss", loss_g), ("content", loss_c), ("adv_g", adv), ("loss_d", loss_d)):
                 sums[key].append(float(v.detach()))
         row = {"epoch": epoch + 1, **{k: float(np.mean(v)) for k, v in sums.items()}, "lr": sched_g.get_last_lr()[0]}
-        if (epoch + 1) % validate_every == 0 or epoch + 1 == recipe.epochs:
+        if (epoch + 1) % opts.validate_every == 0 or epoch + 1 == recipe.epochs:
             row.update(T.validate(gen, val_recipe, data, content))
         row["elapsed_s"] = elapsed_before + time.perf_counter() - t0
         history.append(row)
@@ -188,19 +167,20 @@ def train_adversarial(
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict(),
             "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "history": history, "elapsed": row["elapsed_s"],
         })
-        if progress:
-            progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
+        if opts.progress:
+            opts.progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
 
     wall = elapsed_before + time.perf_counter() - t0
     final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "lr", "elapsed_s")}
     meta = {
-        "method": method, "recipe": dict(recipe.__dict__), "seed": seed, "split_seed": split_seed, "data": data.summary,
-        "train_seconds": round(wall, 1), "torch_threads": torch.get_num_threads(), "final": final, "command": command,
+        "method": method, "recipe": dict(recipe.__dict__), "seed": opts.seed, "split_seed": opts.split_seed,
+        "train_split": opts.train_split, "data": data.summary, "train_seconds": round(wall, 1),
+        "torch_threads": torch.get_num_threads(), "final": final, "command": opts.command,
     }
     T.export_weights(gen, recipe, out, meta)
     write_card(gen, recipe, meta, history, out, [
         ("data", T.DATA_TEXT["pairs"]),
-        ("split", f"by case id, seed {split_seed}: {data.summary}"),
+        ("split", f"by case id, seed {opts.split_seed}: {data.summary}"),
         ("loss", "generator: content (w_ssim (1 - mean SSIM(F, S_i)) + w_grad L1(|grad F|, max_i |grad S_i|) + w_int L1(F, max_i S_i)) "
                  "+ adv_weight x ramp x sum_k (D_k(F) - real)^2; discriminators (least squares): (D_k(S_k) - real)^2 + D_k(F)^2; "
                  f"`{json.dumps(recipe.loss_args)}`"),

@@ -28,6 +28,9 @@ def register_cli(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", default=None, help="where last.pt is written each epoch (default out/training/METHOD)")
     p.add_argument("--resume", default=None, metavar="CKPT", help="continue from a checkpoint written by this command")
     p.add_argument("--validate-every", type=int, default=5)
+    p.add_argument("--train-split", choices=("train", "fit"), default="train",
+                   help="train: all training cases, validated on the held-out cases (shipped weights); fit: the training "
+                        "cases less the model-selection cases, validated on those (for comparing recipes)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_handler)
     return p
@@ -39,7 +42,7 @@ def _handler(args: argparse.Namespace) -> int:
     result = train(
         args.method, args.data, out=args.out, epochs=args.epochs, seed=args.seed, steps_per_epoch=args.steps_per_epoch,
         batch=args.batch, lr=args.lr, checkpoint_dir=args.checkpoint_dir, resume=args.resume, threads=args.threads,
-        validate_every=args.validate_every, command="medfusion " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        validate_every=args.validate_every, train_split=args.train_split, command="medfusion " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     if args.json:
         print(json.dumps(result, indent=2))

@@ -24,6 +24,8 @@ from ..errors import MedFusionError
 
 PAIRS = ("CT-MRI", "PET-MRI", "SPECT-MRI")
 VAL_FRACTION = 0.25
+SELECT_FRACTION = 0.2
+SPLITS = ("train", "val", "fit", "select", "all")
 SPLIT_SEED = 2024
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -101,11 +103,38 @@ def split_cases(pairs: Sequence[Tuple[str, str]], seed: int = SPLIT_SEED, val_fr
             val.add(pair_cases[0])
         if len(pair_cases) > 1 and all(c in val for c in pair_cases):
             val.discard(pair_cases[-1])
-    return {"train": set(cases) - val, "val": val}
+    train = set(cases) - val
+    select = _selection_cases(pairs, train, seed)
+    return {"train": train, "val": val, "fit": train - select, "select": select}
+
+
+def _selection_cases(pairs: Sequence[Tuple[str, str]], train: set, seed: int) -> set:
+    """Model-selection cases: a seeded ``SELECT_FRACTION`` of the training cases, at least one per modality pair.
+
+    ``fit`` + ``select`` = ``train``. Recipe and checkpoint choices are made by training on ``fit`` and scoring
+    on ``select``, so the held-out ``val`` cases are only looked at for the final report.
+    """
+    rng = random.Random(seed + 1)
+    order = sorted(train, key=lambda c: (len(c), c))
+    rng.shuffle(order)
+    select = set(order[: max(1, int(round(SELECT_FRACTION * len(order))))])
+    for pair in sorted({p for p, _ in pairs}):
+        pair_cases = [c for c in order if c in {case_id(f) for p, f in pairs if p == pair}]
+        if len(pair_cases) > 1 and not any(c in select for c in pair_cases):
+            select.add(pair_cases[0])
+        if len(pair_cases) > 1 and all(c in select for c in pair_cases):
+            select.discard(pair_cases[-1])
+    return select
 
 
 def load_pairs(data_dir: Path, split: str, seed: int = SPLIT_SEED, pairs: Sequence[str] = PAIRS) -> PairSet:
-    """Load the ``split`` ("train", "val" or "all") slice pairs as uint8 (n, 2, H, W)."""
+    """Load the ``split`` slice pairs as uint8 (n, 2, H, W).
+
+    ``split``: "train" or "val" (held out, by case), "fit" and "select" (the training cases split again, by
+    case, for model selection), or "all".
+    """
+    if split not in SPLITS:
+        raise MedFusionError(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
     listing = list_pairs(data_dir)
     cases = split_cases([(p, f) for p, f, _, _ in listing], seed)
     chosen = [row for row in listing if row[0] in pairs and (split == "all" or case_id(row[1]) in cases[split])]

@@ -12,6 +12,7 @@ All images are tensors (batch, 1, *spatial) in 0..1.
 
 from __future__ import annotations
 
+import math
 
 import torch
 import torch.nn.functional as F
@@ -68,10 +69,48 @@ def gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(total + 1e-8)
 
 
+_SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
+_SOBEL_Y = ((1.0, 2.0, 1.0), (0.0, 0.0, 0.0), (-1.0, -2.0, -1.0))
+
+
+def _sobel_strength_orientation(x: torch.Tensor, eps: float = 1e-6):
+    """Sobel strength and atan orientation as Xydeas-Petrovic define them (2-D, zero padding, 0..255 scale)."""
+    kx = torch.tensor(_SOBEL_X, device=x.device, dtype=x.dtype).view(1, 1, 3, 3)
+    ky = torch.tensor(_SOBEL_Y, device=x.device, dtype=x.dtype).view(1, 1, 3, 3)
+    gx = F.conv2d(x * 255.0, kx, padding=1)
+    gy = F.conv2d(x * 255.0, ky, padding=1)
+    strength = torch.sqrt(gx * gx + gy * gy + eps)
+    orientation = torch.atan(gy / (gx + torch.where(gx >= 0, eps, -eps)))
+    return strength, orientation
+
+
+def edge_preservation(fused: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+    """Differentiable Xydeas-Petrovic edge preservation (the QABF of metrics-spec.md, N sources) per batch item.
+
+    Same Sobel operator, atan orientation and sigmoid constants as ``MedFusionLib.metrics``; the relative
+    strength is min/max (the metric's two cases), smooth except where strengths are equal. 2-D only.
+    """
+    if fused.ndim != 4:
+        raise ValueError("edge_preservation is defined for 2-D images (batch, 1, H, W)")
+    g_f, a_f = _sobel_strength_orientation(fused)
+    num = 0.0
+    den = 0.0
+    for src in sources:
+        g_s, a_s = _sobel_strength_orientation(src)
+        rel = torch.minimum(g_s, g_f) / torch.maximum(g_s, g_f).clamp_min(1e-6)
+        orient = 1 - torch.abs(a_s - a_f) / (math.pi / 2)
+        q = 0.9994 / (1 + torch.exp(-15 * (rel - 0.5))) * 0.9879 / (1 + torch.exp(-22 * (orient - 0.8)))
+        num = num + (q * g_s).flatten(1).sum(1)
+        den = den + g_s.flatten(1).sum(1)
+    return num / den.clamp_min(1e-6)
+
+
 class FusionLoss(nn.Module):
-    def __init__(self, w_ssim: float = 1.0, w_grad: float = 4.0, w_int: float = 1.0, ssim_window: int = 11) -> None:
+    def __init__(self, w_ssim: float = 1.0, w_grad: float = 4.0, w_int: float = 1.0, ssim_window: int = 11,
+                 w_edge: float = 0.0) -> None:
         super().__init__()
         self.w_ssim, self.w_grad, self.w_int, self.ssim_window = w_ssim, w_grad, w_int, ssim_window
+        self.w_edge = w_edge
 
     def forward(self, fused: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
         """``fused`` (batch, 1, *s); ``sources`` (n_inputs, batch, 1, *s)."""
@@ -79,7 +118,10 @@ class FusionLoss(nn.Module):
         grad_target = torch.stack([gradient_magnitude(src) for src in sources]).amax(dim=0)
         grad = F.l1_loss(gradient_magnitude(fused), grad_target)
         inten = F.l1_loss(fused, sources.amax(dim=0))
-        return self.w_ssim * (1 - s.mean()) + self.w_grad * grad + self.w_int * inten
+        loss = self.w_ssim * (1 - s.mean()) + self.w_grad * grad + self.w_int * inten
+        if self.w_edge:
+            loss = loss + self.w_edge * (1 - edge_preservation(fused, sources).mean())
+        return loss
 
 
 class ReconstructionLoss(nn.Module):

@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ from ..networks import build_network
 from . import data as D
 from . import trainer as T
 from .adversarial import write_card
-from .trainer import cosine, resolve_recipe, save_checkpoint
+from .trainer import cosine, save_checkpoint
 from .losses import FusionLoss
 from .recipes import RECIPES, Recipe
 
@@ -94,9 +94,9 @@ def triple_slices(volumes: Dict[str, np.ndarray], split: str) -> List[np.ndarray
 class PairsAndTriples:
     """Batches of pairs (Harvard) or triples (SPM), inputs randomly permuted; validation material for both."""
 
-    def __init__(self, recipe: Recipe, data_dir: Path, split_seed: int) -> None:
+    def __init__(self, recipe: Recipe, data_dir: Path, split_seed: int, train_split: str = "train") -> None:
         self.recipe = recipe
-        self.pairs = T._Data(replace(recipe, data="pairs"), data_dir, split_seed)
+        self.pairs = T._Data(replace(recipe, data="pairs"), data_dir, split_seed, train_split)
         volumes = load_spm_slices(data_dir)
         self.train_triples = triple_slices(volumes, "train")
         val = triple_slices(volumes, "val")
@@ -129,55 +129,36 @@ def validate_triples(net, triples: Sequence[np.ndarray]) -> Dict[str, float]:
     return {f"{k}_3": float(np.mean([r[k] for r in rows])) for k in VAL_METRICS}
 
 
-def train_multi_encoder(
-    method: str,
-    data_dir,
-    out=None,
-    epochs: Optional[int] = None,
-    seed: int = 0,
-    split_seed: int = D.SPLIT_SEED,
-    steps_per_epoch: Optional[int] = None,
-    batch: Optional[int] = None,
-    lr: Optional[float] = None,
-    checkpoint_dir=None,
-    resume=None,
-    threads: Optional[int] = 1,
-    validate_every: int = 5,
-    config_overrides: Optional[dict] = None,
-    loss_overrides: Optional[dict] = None,
-    progress: Optional[Callable[[float, str], None]] = None,
-    quiet: bool = False,
-    command: str = "",
-    data=None,
-) -> dict:
+def train_multi_encoder(method: str, data_dir, opts: Optional["T.TrainOptions"] = None, data=None, **options) -> dict:
     """Train the multi-encoder recipe; same arguments and result as :func:`trainer.train` (``data``: tests only)."""
-    recipe = resolve_recipe(method, epochs, steps_per_epoch, batch, lr, config_overrides, loss_overrides)
+    opts = opts or T.TrainOptions(**options)
+    recipe = opts.recipe(method)
     data_dir = Path(data_dir)
     if data is None and not data_dir.is_dir():
         raise MedFusionError(f"{data_dir}: no such data folder")
-    out = Path(out) if out else T.WEIGHTS_DIR / f"{method}.pt"
-    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else Path("out") / "training" / method
-    T.seed_everything(seed, threads)
-    data = data if data is not None else PairsAndTriples(recipe, data_dir, split_seed)
+    out = opts.weights_path(method)
+    checkpoint_dir = opts.checkpoint_path(method)
+    T.seed_everything(opts.seed, opts.threads)
+    data = data if data is not None else PairsAndTriples(recipe, data_dir, opts.split_seed, opts.train_split)
     net = build_network(recipe.network, recipe.config)
     opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
     total = recipe.epochs * recipe.steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(total))
     loss_fn = FusionLoss(**recipe.loss_args)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(opts.seed)
     history: List[dict] = []
     start_epoch, elapsed_before = 0, 0.0
-    if resume:
-        ckpt = torch.load(resume, map_location="cpu", weights_only=False)
+    if opts.resume:
+        ckpt = torch.load(opts.resume, map_location="cpu", weights_only=False)
         if ckpt["recipe"] != recipe.name:
-            raise MedFusionError(f"{resume}: checkpoint of {ckpt['recipe']!r}, not {recipe.name!r}")
+            raise MedFusionError(f"{opts.resume}: checkpoint of {ckpt['recipe']!r}, not {recipe.name!r}")
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         rng.bit_generator.state = ckpt["rng"]
         torch.set_rng_state(ckpt["torch_rng"])
         history, start_epoch, elapsed_before = ckpt["history"], ckpt["epoch"], ckpt.get("elapsed", 0.0)
-    log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = opts.log
     log(f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}")
     val_recipe = replace(recipe, loss="fusion")
 
@@ -194,7 +175,7 @@ def train_multi_encoder(
             sched.step()
             losses.append(float(loss.detach()))
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0]}
-        if (epoch + 1) % validate_every == 0 or epoch + 1 == recipe.epochs:
+        if (epoch + 1) % opts.validate_every == 0 or epoch + 1 == recipe.epochs:
             if getattr(data, "val_pairs", None) is not None:
                 row.update(T.validate(net, val_recipe, data, loss_fn))
             if getattr(data, "val_triples", None):
@@ -207,21 +188,22 @@ def train_multi_encoder(
             "scheduler": sched.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
             "history": history, "elapsed": row["elapsed_s"],
         })
-        if progress:
-            progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
+        if opts.progress:
+            opts.progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
 
     wall = elapsed_before + time.perf_counter() - t0
     final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "lr", "elapsed_s")}
     meta = {
-        "method": method, "recipe": dict(recipe.__dict__), "seed": seed, "split_seed": split_seed, "data": data.summary,
-        "train_seconds": round(wall, 1), "torch_threads": torch.get_num_threads(), "final": final, "command": command,
+        "method": method, "recipe": dict(recipe.__dict__), "seed": opts.seed, "split_seed": opts.split_seed,
+        "train_split": opts.train_split, "data": data.summary, "train_seconds": round(wall, 1),
+        "torch_threads": torch.get_num_threads(), "final": final, "command": opts.command,
     }
     T.export_weights(net, recipe, out, meta)
     write_card(net, recipe, meta, history, out, [
         ("data", "Harvard atlas training pairs (as part 1: PET/SPECT as rounded luma) and SPM12 template triples "
                  f"{', '.join('/'.join(t) for t in TRIPLES)} (axial slices upsampled x2, each volume 0..1 by its 99.5th foreground percentile); "
                  f"{int(TRIPLE_FRACTION * 100)} % of the batches are triples; inputs randomly permuted per batch"),
-        ("split", f"pairs by case id (seed {split_seed}); triples by location: held-out axial slab z {VAL_Z[0]}-{VAL_Z[-1]} with a {GUARD}-slice guard "
+        ("split", f"pairs by case id (seed {opts.split_seed}); triples by location: held-out axial slab z {VAL_Z[0]}-{VAL_Z[-1]} with a {GUARD}-slice guard "
                   f"on each side (the templates are one averaged subject). {data.summary}"),
         ("loss", f"unsupervised fusion loss over all N sources: w_ssim (1 - mean_i SSIM(F, S_i)) + w_grad L1(|grad F|, max_i |grad S_i|) + w_int L1(F, max_i S_i); `{json.dumps(recipe.loss_args)}`"),
         ("augmentation", f"random crop {recipe.crop} (containing foreground), flips, 90-degree rotations, per-source gain 0.8-1.2 and gamma 0.8-1.25"),

@@ -1,7 +1,7 @@
 """The trainer: seeded, deterministic, with checkpoints, resume, progress and validation metrics.
 
-``train(method, data_dir, out=None, epochs=None, seed=0, ...)`` trains the recipe ``method`` (see
-:mod:`.recipes`) and writes a compact float16 weight file that :mod:`MedFusionLib.fusion.methods` loads by name.
+``train(method, data_dir, out=None, epochs=None, seed=0, ...)`` (options: :class:`TrainOptions`) trains the
+recipe ``method`` (see :mod:`.recipes`) and writes a compact float16 weight file that :mod:`MedFusionLib.fusion.methods` loads by name.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -48,6 +48,53 @@ def resolve_recipe(method: str, epochs=None, steps_per_epoch=None, batch=None, l
     return replace(recipe, **overrides)
 
 
+TRAIN_SPLITS = {"train": "val", "fit": "select"}  # training split -> the split its validation metrics come from
+
+
+@dataclass
+class TrainOptions:
+    """Options shared by every training loop: the keyword arguments of :func:`train` and ``medfusion train``.
+
+    ``train_split="fit"`` trains on the training cases less the model-selection cases and validates on those
+    ("select"); that is how recipes are compared, so the held-out "val" cases stay out of every choice.
+    """
+
+    out: Optional[Path] = None
+    epochs: Optional[int] = None
+    seed: int = 0
+    split_seed: int = D.SPLIT_SEED
+    train_split: str = "train"
+    steps_per_epoch: Optional[int] = None
+    batch: Optional[int] = None
+    lr: Optional[float] = None
+    checkpoint_dir: Optional[Path] = None
+    resume: Optional[Path] = None
+    threads: Optional[int] = 1
+    validate_every: int = 5
+    config_overrides: Optional[dict] = None
+    loss_overrides: Optional[dict] = None
+    progress: Optional[Callable[[float, str], None]] = None
+    quiet: bool = False
+    command: str = ""
+
+    def __post_init__(self) -> None:
+        if self.train_split not in TRAIN_SPLITS:
+            raise MedFusionError(f"train_split must be one of {', '.join(TRAIN_SPLITS)}, not {self.train_split!r}")
+
+    def recipe(self, method: str) -> Recipe:
+        return resolve_recipe(method, self.epochs, self.steps_per_epoch, self.batch, self.lr, self.config_overrides, self.loss_overrides)
+
+    def weights_path(self, method: str) -> Path:
+        return Path(self.out) if self.out else WEIGHTS_DIR / f"{method}.pt"
+
+    def checkpoint_path(self, method: str) -> Path:
+        return Path(self.checkpoint_dir) if self.checkpoint_dir else Path("out") / "training" / method
+
+    def log(self, message: str) -> None:
+        if not self.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+
 def cosine(total_steps: int) -> Callable[[int], float]:
     """Cosine learning-rate decay to zero over ``total_steps`` (a LambdaLR factor)."""
     return lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
@@ -79,13 +126,13 @@ def _metrics_fn():
 class _Data:
     """Training batches and validation material for one recipe."""
 
-    def __init__(self, recipe: Recipe, data_dir: Path, split_seed: int) -> None:
+    def __init__(self, recipe: Recipe, data_dir: Path, split_seed: int, train_split: str = "train") -> None:
         self.recipe = recipe
         self.val_pairs: Optional[np.ndarray] = None
         self.val_volumes: List[np.ndarray] = []
         if recipe.data in ("pairs", "singles"):
-            train = D.load_pairs(data_dir, "train", split_seed)
-            val = D.load_pairs(data_dir, "val", split_seed)
+            train = D.load_pairs(data_dir, train_split, split_seed)
+            val = D.load_pairs(data_dir, TRAIN_SPLITS[train_split], split_seed)
             self.train = train.images.astype(np.float32) / 255.0
             if recipe.data == "singles":
                 flat = self.train.reshape(-1, 1, *self.train.shape[2:])
@@ -97,7 +144,7 @@ class _Data:
                     picks += list(np.array(idx)[np.linspace(0, len(idx) - 1, min(VAL_PAIRS_PER_MODALITY, len(idx))).astype(int)])
             self.val_pairs = val.images[picks].astype(np.float32) / 255.0
             held = sorted({D.case_id(i) for i in val.ids}, key=int)
-            self.summary = f"held-out cases {', '.join(held)}; {len(train.ids)} train pairs ({len(set(map(D.case_id, train.ids)))} cases), {len(val.ids)} held-out pairs ({len(set(map(D.case_id, val.ids)))} cases; {len(picks)} used for validation)"
+            self.summary = f"{'held-out' if train_split == 'train' else 'model-selection'} cases {', '.join(held)}; {len(train.ids)} {train_split} pairs ({len(set(map(D.case_id, train.ids)))} cases), {len(val.ids)} held-out pairs ({len(set(map(D.case_id, val.ids)))} cases; {len(picks)} used for validation)"
         elif recipe.data == "patches3d":
             self.train_volumes = D.load_volume_pairs(data_dir, "train")
             self.val_volumes = D.load_volume_pairs(data_dir, "val")
@@ -207,7 +254,8 @@ def model_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path)
         f"| CPU training time | {meta['train_seconds']:.0f} s of training ({meta['torch_threads']} thread(s), shared 2-core machine) |",
         f"| reproduce | `{meta['command'] or 'medfusion train ' + recipe.name + ' --data ../shared/data'}` (from the repository root) |",
         "",
-        "## Validation (held-out cases; the trainer never uses them for early stopping or checkpoint selection)",
+        "## Validation (held-out cases; the trainer never uses them for early stopping or checkpoint selection)"
+        if meta.get("train_split", "train") == "train" else "## Validation (model-selection cases, part of the training cases)",
         "",
     ]
     val_rows = [h for h in history if "val_loss" in h]
@@ -227,7 +275,8 @@ def model_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path)
 
 
 # Hook (deep fusion part 2): recipes trained by a loop other than the one in train() below (adversarial,
-# multi-input) register that loop here by recipe name; train() hands them over with all of its arguments.
+# multi-input) register that loop here by recipe name; train() hands them the method, the data folder and the
+# TrainOptions.
 CUSTOM_LOOPS: Dict[str, Callable[..., dict]] = {}
 
 
@@ -240,58 +289,41 @@ def _load_custom_loops() -> None:
     from . import adversarial, multi_encoder  # noqa: F401
 
 
-def train(
-    method: str,
-    data_dir,
-    out=None,
-    epochs: Optional[int] = None,
-    seed: int = 0,
-    split_seed: int = D.SPLIT_SEED,
-    steps_per_epoch: Optional[int] = None,
-    batch: Optional[int] = None,
-    lr: Optional[float] = None,
-    checkpoint_dir=None,
-    resume=None,
-    threads: Optional[int] = 1,
-    validate_every: int = 5,
-    config_overrides: Optional[dict] = None,
-    loss_overrides: Optional[dict] = None,
-    progress: Optional[Callable[[float, str], None]] = None,
-    quiet: bool = False,
-    command: str = "",
-) -> dict:
+def train(method: str, data_dir, out=None, **options) -> dict:
     """Train ``method``'s recipe on ``data_dir`` (the folder holding ``harvard/`` and ``volumes/``).
 
-    Writes the float16 weights to ``out`` (default ``MedFusionLib/weights/<method>.pt``) and a checkpoint after
-    each epoch to ``checkpoint_dir`` (default ``out/training/<method>``); ``resume`` continues from a checkpoint
-    (same recipe). Returns a dict with the history, the final validation metrics and the wall time.
+    ``options`` are the fields of :class:`TrainOptions`. Writes the float16 weights to ``out`` (default
+    ``MedFusionLib/weights/<method>.pt``) and a checkpoint after each epoch to ``checkpoint_dir`` (default
+    ``out/training/<method>``); ``resume`` continues from a checkpoint (same recipe). Returns a dict with the
+    history, the final validation metrics and the wall time.
     """
+    opts = TrainOptions(out=out, **options)
     _load_custom_loops()
     if method in CUSTOM_LOOPS:  # part 2 hook: adversarial / multi-input loops
-        return CUSTOM_LOOPS[method](**locals())
-    recipe = resolve_recipe(method, epochs, steps_per_epoch, batch, lr, config_overrides, loss_overrides)
+        return CUSTOM_LOOPS[method](method, data_dir, opts)
+    recipe = opts.recipe(method)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise MedFusionError(f"{data_dir}: no such data folder")
-    out = Path(out) if out else WEIGHTS_DIR / f"{method}.pt"
-    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else Path("out") / "training" / method
-    seed_everything(seed, threads)
+    out = opts.weights_path(method)
+    checkpoint_dir = opts.checkpoint_path(method)
+    seed_everything(opts.seed, opts.threads)
 
     started = time.perf_counter()
-    data = _Data(recipe, data_dir, split_seed)
+    data = _Data(recipe, data_dir, opts.split_seed, opts.train_split)
     net = build_network(recipe.network, recipe.config)
     opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
     total_steps = recipe.epochs * recipe.steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(total_steps))
     loss_fn = FusionLoss(**recipe.loss_args) if recipe.loss == "fusion" else ReconstructionLoss(**recipe.loss_args)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(opts.seed)
     history: List[dict] = []
     start_epoch = 0
     elapsed_before = 0.0
-    if resume:
-        ckpt = torch.load(resume, map_location="cpu", weights_only=False)
+    if opts.resume:
+        ckpt = torch.load(opts.resume, map_location="cpu", weights_only=False)
         if ckpt["recipe"] != recipe.name:
-            raise MedFusionError(f"{resume}: checkpoint of {ckpt['recipe']!r}, not {recipe.name!r}")
+            raise MedFusionError(f"{opts.resume}: checkpoint of {ckpt['recipe']!r}, not {recipe.name!r}")
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
@@ -300,7 +332,7 @@ def train(
         history = ckpt["history"]
         start_epoch = ckpt["epoch"]
         elapsed_before = ckpt.get("elapsed", 0.0)
-    log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = opts.log
     log(f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}")
 
     try:
@@ -312,7 +344,7 @@ def train(
     for epoch in range(start_epoch, recipe.epochs):
         losses = []
         steps = range(recipe.steps_per_epoch)
-        bar = tqdm(steps, desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False, disable=quiet or not sys.stderr.isatty()) if tqdm else steps
+        bar = tqdm(steps, desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False, disable=opts.quiet or not sys.stderr.isatty()) if tqdm else steps
         for _ in bar:
             x = data.batch(rng)
             loss = _step_loss(net, loss_fn, recipe, x)
@@ -321,10 +353,10 @@ def train(
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
-            if tqdm and not quiet:
+            if tqdm and not opts.quiet:
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0]}
-        if (epoch + 1) % validate_every == 0 or epoch + 1 == recipe.epochs:
+        if (epoch + 1) % opts.validate_every == 0 or epoch + 1 == recipe.epochs:
             row.update(validate(net, recipe, data, loss_fn))
         row["elapsed_s"] = elapsed_before + time.perf_counter() - t0
         history.append(row)
@@ -335,15 +367,15 @@ def train(
             "history": history, "elapsed": row["elapsed_s"],
         }
         save_checkpoint(checkpoint_dir, ckpt)
-        if progress:  # after the checkpoint: an interrupt raised here loses nothing
-            progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
+        if opts.progress:  # after the checkpoint: an interrupt raised here loses nothing
+            opts.progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
 
     wall = elapsed_before + time.perf_counter() - t0
     final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "lr", "elapsed_s")}
     meta = {
-        "method": method, "recipe": {k: v for k, v in recipe.__dict__.items()}, "seed": seed, "split_seed": split_seed,
-        "data": data.summary, "train_seconds": round(wall, 1), "torch_threads": torch.get_num_threads(),
-        "final": final, "command": command,
+        "method": method, "recipe": {k: v for k, v in recipe.__dict__.items()}, "seed": opts.seed, "split_seed": opts.split_seed,
+        "train_split": opts.train_split, "data": data.summary, "train_seconds": round(wall, 1),
+        "torch_threads": torch.get_num_threads(), "final": final, "command": opts.command,
     }
     export_weights(net, recipe, out, meta)
     out.with_suffix(".md").write_text(model_card(net, recipe, meta, history, out))
