@@ -3,6 +3,8 @@
 Usage (from the repository root)::
 
     python benchmarks/evaluate_quality.py --data ../shared/data [--out out/quality] [--methods a,b] [--limit N]
+    # comparing recipes (weights trained with --train-split fit), without looking at the held-out cases:
+    MEDFUSION_WEIGHTS_DIR=DIR python benchmarks/evaluate_quality.py --split select --methods max,ifcnn-lite
 
 For each modality pair (CT-MRI, PET-MRI, SPECT-MRI) the held-out split **by case** (the validation cases of
 ``MedFusionLib.training.data.split_cases``, seed 2024; never used for training or model selection) is fused
@@ -73,8 +75,8 @@ def _fmt(v, width=7, digits=2):
     return f"{'-':>{width}}" if v is None else f"{v:>{width}.{digits}f}"
 
 
-def evaluate(data_dir: Path, methods, limit: int = 0, out_dir: Path | None = None):
-    held = D.load_pairs(data_dir, "val")
+def evaluate(data_dir: Path, methods, limit: int = 0, out_dir: Path | None = None, split: str = "val"):
+    held = D.load_pairs(data_dir, split)
     results = {}
     for pair in D.PAIRS:
         sub = held.subset(pair)
@@ -100,7 +102,8 @@ def evaluate(data_dir: Path, methods, limit: int = 0, out_dir: Path | None = Non
                     montage.append((name, k, fused8.astype(np.uint8), a, b))
             rows[name] = {c: float(np.mean([s[c] for s in scores])) for c in COLUMNS + ("SSIM_dr2",)}
             rows[name]["seconds"] = time.perf_counter() - t0
-        results[pair] = {"n": len(idx), "cases": cases, "rows": rows}
+        results[pair] = {"n": len(idx), "cases": cases, "rows": rows,
+                         "split_name": "held-out" if split == "val" else "model-selection"}
         if out_dir is not None:
             _write_montage(out_dir / f"montage-{pair}.png", montage, methods)
     return results
@@ -126,7 +129,7 @@ def print_table(results, methods, default: str):
     head = f"{'method':<20}" + "".join(f"{c:>8}" for c in ("EN", "SD", "SF", "MI bit", "MI nat", "SCD", "VIF", "QABF", "SSIM", "SSIMdr2"))
     lines = []
     for pair, res in results.items():
-        lines.append(f"\n## {pair}: {res['n']} held-out pairs, cases {', '.join(res['cases'])}")
+        lines.append(f"\n## {pair}: {res['n']} {res.get('split_name', 'held-out')} pairs, cases {', '.join(res['cases'])}")
         lines.append(head)
         for name in methods:
             r = res["rows"][name]
@@ -158,6 +161,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--out", default=str(ROOT / "out" / "quality"), help="montages and results.json (not committed)")
     p.add_argument("--methods", default=None, help="comma-separated (default: every registered method)")
+    p.add_argument("--split", choices=("val", "select"), default="val",
+                   help="val: the held-out cases (the report); select: the model-selection cases (comparing recipes)")
     p.add_argument("--limit", type=int, default=0, help="at most N pairs per modality pair (evenly spaced; 0 = all)")
     args = p.parse_args(argv)
     from MedFusionLib.fusion import default_method_name
@@ -165,8 +170,9 @@ def main(argv=None) -> int:
     methods = args.methods.split(",") if args.methods else [m.name for m in available_methods() if "slice" in m.modes]
     out = Path(args.out)
     t0 = time.perf_counter()
-    results = evaluate(Path(args.data), methods, args.limit, out)
-    print(f"# Fusion quality, held-out cases (split by case, seed {D.SPLIT_SEED}); slice mode; default method marked (default)")
+    results = evaluate(Path(args.data), methods, args.limit, out, args.split)
+    cases = "held-out" if args.split == "val" else "model-selection"
+    print(f"# Fusion quality, {cases} cases (split by case, seed {D.SPLIT_SEED}); slice mode; default method marked (default)")
     print(print_table(results, methods, default_method_name()))
     print(f"\n({time.perf_counter() - t0:.0f} s; montages in {out})")
     out.mkdir(parents=True, exist_ok=True)

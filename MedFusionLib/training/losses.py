@@ -5,7 +5,9 @@ All images are tensors (batch, 1, *spatial) in 0..1.
 * ``FusionLoss``: ``w_ssim (1 - mean_i SSIM(F, S_i)) + w_grad |grad F - max_i |grad S_i| |_1
   + w_int |F - max_i S_i|_1``. The gradient term asks for each source's strongest edges, the intensity term
   for the brightest source (keeps PET uptake and a black background), the SSIM term for the structure of
-  every source.
+  every source. Optional ``+ w_edge (1 - Q)``: :func:`edge_preservation`, QABF written in torch, asks that
+  each source's edges appear in F with similar strength and orientation (the gradient term only matches
+  magnitudes).
 * ``ReconstructionLoss``: ``|X' - X|_1 + w_ssim (1 - SSIM(X', X))`` (DenseFuse's pixel + SSIM loss, L1 for
   robustness).
 """
