@@ -64,16 +64,10 @@ def write_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path,
         f"| CPU training time | {meta['train_seconds']:.0f} s of training ({meta['torch_threads']} thread(s), shared 2-core machine) |",
         f"| reproduce | `{meta['command'] or 'medfusion train ' + recipe.name + ' --data ../shared/data'}` (from the repository root) |",
         "",
-        "## Validation (held-out cases; never used for model selection)",
+        T.validation_heading(meta),
         "",
     ]
-    val_rows = [h for h in history if "val_loss" in h]
-    if val_rows:
-        keys = [k for k in val_rows[-1] if k not in ("epoch", "lr", "elapsed_s")]
-        lines.append("| epoch | " + " | ".join(keys) + " |")
-        lines.append("|---" * (len(keys) + 1) + "|")
-        for h in val_rows:
-            lines.append(f"| {h['epoch']} | " + " | ".join(f"{h.get(k, float('nan')):.4g}" for k in keys) + " |")
+    lines += T.validation_table(history)
     lines += [
         "",
         "Metrics: `MedFusionLib.metrics` definitions (MI in bits, SSIM summed over the sources with data range 255) on "
@@ -115,16 +109,9 @@ def train_adversarial(method: str, data_dir, opts: Optional["T.TrainOptions"] = 
     history: List[dict] = []
     start_epoch, elapsed_before, step = 0, 0.0, 0
     if opts.resume:
-        ckpt = torch.load(opts.resume, map_location="cpu", weights_only=False)
-        if ckpt["recipe"] != recipe.name:
-            raise MedFusionError(f"{opts.resume}: checkpoint of {ckpt['recipe']!r}, not {recipe.name!r}")
-        gen.load_state_dict(ckpt["model"])
-        discs.load_state_dict(ckpt["discriminators"])
-        for obj, key in ((opt_g, "opt_g"), (opt_d, "opt_d"), (sched_g, "sched_g"), (sched_d, "sched_d")):
-            obj.load_state_dict(ckpt[key])
-        rng.bit_generator.state = ckpt["rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
-        history, start_epoch, elapsed_before, step = ckpt["history"], ckpt["epoch"], ckpt.get("elapsed", 0.0), ckpt["step"]
+        states = {"model": gen, "discriminators": discs, "opt_g": opt_g, "opt_d": opt_d, "sched_g": sched_g, "sched_d": sched_d}
+        ckpt = T.resume_from(opts, recipe, states, rng)
+        history, start_epoch, elapsed_before, step = ckpt["history"], ckpt["epoch"], ckpt["elapsed"], ckpt["step"]
     log = opts.log
     log(f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}")
     val_recipe = replace(recipe, loss="fusion")
@@ -171,12 +158,8 @@ def train_adversarial(method: str, data_dir, opts: Optional["T.TrainOptions"] = 
             opts.progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
 
     wall = elapsed_before + time.perf_counter() - t0
-    final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "lr", "elapsed_s")}
-    meta = {
-        "method": method, "recipe": dict(recipe.__dict__), "seed": opts.seed, "split_seed": opts.split_seed,
-        "train_split": opts.train_split, "data": data.summary, "train_seconds": round(wall, 1),
-        "torch_threads": torch.get_num_threads(), "final": final, "command": opts.command,
-    }
+    meta = T.training_meta(method, recipe, opts, data.summary, wall, history)
+    final = meta["final"]
     T.export_weights(gen, recipe, out, meta)
     write_card(gen, recipe, meta, history, out, [
         ("data", T.DATA_TEXT["pairs"]),

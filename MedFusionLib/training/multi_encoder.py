@@ -149,15 +149,8 @@ def train_multi_encoder(method: str, data_dir, opts: Optional["T.TrainOptions"] 
     history: List[dict] = []
     start_epoch, elapsed_before = 0, 0.0
     if opts.resume:
-        ckpt = torch.load(opts.resume, map_location="cpu", weights_only=False)
-        if ckpt["recipe"] != recipe.name:
-            raise MedFusionError(f"{opts.resume}: checkpoint of {ckpt['recipe']!r}, not {recipe.name!r}")
-        net.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        rng.bit_generator.state = ckpt["rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
-        history, start_epoch, elapsed_before = ckpt["history"], ckpt["epoch"], ckpt.get("elapsed", 0.0)
+        ckpt = T.resume_from(opts, recipe, {"model": net, "optimizer": opt, "scheduler": sched}, rng)
+        history, start_epoch, elapsed_before = ckpt["history"], ckpt["epoch"], ckpt["elapsed"]
     log = opts.log
     log(f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}")
     val_recipe = replace(recipe, loss="fusion")
@@ -192,12 +185,8 @@ def train_multi_encoder(method: str, data_dir, opts: Optional["T.TrainOptions"] 
             opts.progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
 
     wall = elapsed_before + time.perf_counter() - t0
-    final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "lr", "elapsed_s")}
-    meta = {
-        "method": method, "recipe": dict(recipe.__dict__), "seed": opts.seed, "split_seed": opts.split_seed,
-        "train_split": opts.train_split, "data": data.summary, "train_seconds": round(wall, 1),
-        "torch_threads": torch.get_num_threads(), "final": final, "command": opts.command,
-    }
+    meta = T.training_meta(method, recipe, opts, data.summary, wall, history)
+    final = meta["final"]
     T.export_weights(net, recipe, out, meta)
     write_card(net, recipe, meta, history, out, [
         ("data", "Harvard atlas training pairs (as part 1: PET/SPECT as rounded luma) and SPM12 template triples "

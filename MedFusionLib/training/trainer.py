@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -105,6 +105,49 @@ def save_checkpoint(checkpoint_dir: Path, state: dict) -> None:
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     torch.save(state, checkpoint_dir / "last.pt.tmp")
     os.replace(checkpoint_dir / "last.pt.tmp", checkpoint_dir / "last.pt")
+
+
+def resume_from(opts: TrainOptions, recipe: Recipe, states: Dict[str, Any], rng: np.random.Generator) -> dict:
+    """Load ``opts.resume`` into ``states`` (checkpoint key -> object with ``load_state_dict``) and ``rng``.
+
+    Returns the checkpoint (its ``history``, ``epoch``, ``elapsed`` and any loop-specific keys).
+    """
+    ckpt = torch.load(opts.resume, map_location="cpu", weights_only=False)
+    if ckpt["recipe"] != recipe.name:
+        raise MedFusionError(f"{opts.resume}: checkpoint of {ckpt['recipe']!r}, not {recipe.name!r}")
+    for key, obj in states.items():
+        obj.load_state_dict(ckpt[key])
+    rng.bit_generator.state = ckpt["rng"]
+    torch.set_rng_state(ckpt["torch_rng"])
+    ckpt.setdefault("elapsed", 0.0)
+    return ckpt
+
+
+def training_meta(method: str, recipe: Recipe, opts: TrainOptions, summary: str, wall: float, history: List[dict]) -> dict:
+    """What is stored in the weight file and shown in the model card about how it was trained."""
+    final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "lr", "elapsed_s")}
+    return {
+        "method": method, "recipe": dict(recipe.__dict__), "seed": opts.seed, "split_seed": opts.split_seed,
+        "train_split": opts.train_split, "data": summary, "train_seconds": round(wall, 1),
+        "torch_threads": torch.get_num_threads(), "final": final, "command": opts.command,
+    }
+
+
+def validation_heading(meta: dict) -> str:
+    if meta.get("train_split", "train") == "train":
+        return "## Validation (held-out cases; the trainer never uses them for early stopping or checkpoint selection)"
+    return "## Validation (model-selection cases, part of the training cases)"
+
+
+def validation_table(history: List[dict]) -> List[str]:
+    """Markdown rows of the epochs that were validated (model cards)."""
+    rows = [h for h in history if "val_loss" in h]
+    if not rows:
+        return []
+    keys = [k for k in rows[-1] if k not in ("epoch", "lr", "elapsed_s")]
+    lines = ["| epoch | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    lines += [f"| {h['epoch']} | " + " | ".join(f"{h.get(k, float('nan')):.4g}" for k in keys) + " |" for h in rows]
+    return lines
 
 
 def seed_everything(seed: int, threads: Optional[int]) -> None:
@@ -255,17 +298,10 @@ def model_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path)
         f"| CPU training time | {meta['train_seconds']:.0f} s of training ({meta['torch_threads']} thread(s), shared 2-core machine) |",
         f"| reproduce | `{meta['command'] or 'medfusion train ' + recipe.name + ' --data ../shared/data'}` (from the repository root) |",
         "",
-        "## Validation (held-out cases; the trainer never uses them for early stopping or checkpoint selection)"
-        if meta.get("train_split", "train") == "train" else "## Validation (model-selection cases, part of the training cases)",
+        validation_heading(meta),
         "",
     ]
-    val_rows = [h for h in history if "val_loss" in h]
-    if val_rows:
-        keys = [k for k in val_rows[-1] if k not in ("epoch", "lr", "elapsed_s")]
-        lines.append("| epoch | " + " | ".join(keys) + " |")
-        lines.append("|---" * (len(keys) + 1) + "|")
-        for h in val_rows:
-            lines.append(f"| {h['epoch']} | " + " | ".join(f"{h.get(k, float('nan')):.4g}" for k in keys) + " |")
+    lines += validation_table(history)
     lines += [
         "",
         "Metrics: `MedFusionLib.metrics` definitions (MI in bits, SSIM summed over the two sources with data range 255) on "
@@ -319,20 +355,10 @@ def train(method: str, data_dir, out=None, **options) -> dict:
     loss_fn = FusionLoss(**recipe.loss_args) if recipe.loss == "fusion" else ReconstructionLoss(**recipe.loss_args)
     rng = np.random.default_rng(opts.seed)
     history: List[dict] = []
-    start_epoch = 0
-    elapsed_before = 0.0
+    start_epoch, elapsed_before = 0, 0.0
     if opts.resume:
-        ckpt = torch.load(opts.resume, map_location="cpu", weights_only=False)
-        if ckpt["recipe"] != recipe.name:
-            raise MedFusionError(f"{opts.resume}: checkpoint of {ckpt['recipe']!r}, not {recipe.name!r}")
-        net.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        rng.bit_generator.state = ckpt["rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
-        history = ckpt["history"]
-        start_epoch = ckpt["epoch"]
-        elapsed_before = ckpt.get("elapsed", 0.0)
+        ckpt = resume_from(opts, recipe, {"model": net, "optimizer": opt, "scheduler": sched}, rng)
+        history, start_epoch, elapsed_before = ckpt["history"], ckpt["epoch"], ckpt["elapsed"]
     log = opts.log
     log(f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}")
 
@@ -372,12 +398,8 @@ def train(method: str, data_dir, out=None, **options) -> dict:
             opts.progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
 
     wall = elapsed_before + time.perf_counter() - t0
-    final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "lr", "elapsed_s")}
-    meta = {
-        "method": method, "recipe": {k: v for k, v in recipe.__dict__.items()}, "seed": opts.seed, "split_seed": opts.split_seed,
-        "train_split": opts.train_split, "data": data.summary, "train_seconds": round(wall, 1),
-        "torch_threads": torch.get_num_threads(), "final": final, "command": opts.command,
-    }
+    meta = training_meta(method, recipe, opts, data.summary, wall, history)
+    final = meta["final"]
     export_weights(net, recipe, out, meta)
     out.with_suffix(".md").write_text(model_card(net, recipe, meta, history, out))
     log(f"[{method}] wrote {out} ({out.stat().st_size} bytes) after {wall:.0f} s (+{time.perf_counter() - started - wall:.0f} s loading)")
