@@ -49,34 +49,9 @@ CONTENT_KEYS = ("w_ssim", "w_grad", "w_int", "ssim_window")
 
 def write_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path, rows: List[tuple], note: str = "") -> None:
     """Markdown model card beside ``path``: ``rows`` are (item, value) pairs specific to the loop."""
-    n_params = sum(p.numel() for p in net.parameters())
-    lines = [
-        f"# Model card: `{path.name}` ({recipe.name})",
-        "",
-        f"{recipe.description}. Network `{recipe.network}` ({n_params:,} parameters), config `{json.dumps(recipe.config)}`; "
-        f"stored as a float16 state_dict ({path.stat().st_size:,} bytes), loaded offline by name.",
-        "",
-        "| item | value |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in rows],
-        f"| schedule | {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}, Adam lr {recipe.lr} with cosine decay, seed {meta['seed']} |",
-        f"| determinism | seeded numpy/torch, `torch.use_deterministic_algorithms(True)`, {meta['torch_threads']} torch thread(s) |",
-        f"| CPU training time | {meta['train_seconds']:.0f} s of training ({meta['torch_threads']} thread(s), shared 2-core machine) |",
-        f"| reproduce | `{meta['command'] or 'medfusion train ' + recipe.name + ' --data ../shared/data'}` (from the repository root) |",
-        "",
-        T.validation_heading(meta),
-        "",
-    ]
-    lines += T.validation_table(history)
-    lines += [
-        "",
-        "Metrics: `MedFusionLib.metrics` definitions (MI in bits, SSIM summed over the sources with data range 255) on "
-        "full-size held-out images. The quality tables are in docs/deep-fusion-part2.md.",
-        "",
-    ]
-    if note:
-        lines += [note, ""]
-    path.with_suffix(".md").write_text("\n".join(lines))
+    footer = ("Metrics: `MedFusionLib.metrics` definitions (MI in bits, SSIM summed over the sources with data range 255) on "
+              "full-size validation images. The quality tables are in docs/deep-fusion-part2.md.")
+    path.with_suffix(".md").write_text(T.model_card_text(net, recipe, meta, history, path, rows, footer, note))
 
 
 def train_adversarial(method: str, data_dir, opts: Optional["T.TrainOptions"] = None, data=None, **options) -> dict:

@@ -187,7 +187,7 @@ class _Data:
                     picks += list(np.array(idx)[np.linspace(0, len(idx) - 1, min(VAL_PAIRS_PER_MODALITY, len(idx))).astype(int)])
             self.val_pairs = val.images[picks].astype(np.float32) / 255.0
             held = sorted({D.case_id(i) for i in val.ids}, key=int)
-            self.summary = f"{'held-out' if train_split == 'train' else 'model-selection'} cases {', '.join(held)}; {len(train.ids)} {train_split} pairs ({len(set(map(D.case_id, train.ids)))} cases), {len(val.ids)} held-out pairs ({len(set(map(D.case_id, val.ids)))} cases; {len(picks)} used for validation)"
+            self.summary = f"{'held-out' if train_split == 'train' else 'model-selection'} cases {', '.join(held)}; {len(train.ids)} {train_split} pairs ({len(set(map(D.case_id, train.ids)))} cases), {len(val.ids)} {'held-out' if train_split == 'train' else 'model-selection'} pairs ({len(set(map(D.case_id, val.ids)))} cases; {len(picks)} used for validation)"
         elif recipe.data == "patches3d":
             self.train_volumes = D.load_volume_pairs(data_dir, "train")
             self.val_volumes = D.load_volume_pairs(data_dir, "val")
@@ -272,15 +272,13 @@ DATA_TEXT = {
 }
 
 
-def model_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path) -> str:
-    """Markdown model card written beside the weight file."""
+def model_card_text(net, recipe: Recipe, meta: dict, history: List[dict], path: Path, rows: List[tuple], footer: str,
+                    note: str = "") -> str:
+    """Markdown model card: the loop-specific ``rows`` ((item, value) pairs), then what every loop shares."""
     n_params = sum(p.numel() for p in net.parameters())
-    if recipe.data == "patches3d":
-        split_text = "by case (the volume's folder: spm trains, sirf validates)"
-        aug_text = f"random {recipe.crop}^3 patch containing foreground, flips along the three axes"
-    else:
-        split_text = f"by case id (leading digits of the file id minus the last three), seed {meta['split_seed']}"
-        aug_text = f"random {recipe.crop}x{recipe.crop} crop containing foreground, flips, 90-degree rotations"
+    default_command = f"medfusion train {recipe.name} --data ../shared/data"
+    if meta.get("train_split", "train") != "train":
+        default_command += f" --train-split {meta['train_split']}"
     lines = [
         f"# Model card: `{path.name}` ({recipe.name})",
         "",
@@ -289,26 +287,41 @@ def model_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path)
         "",
         "| item | value |",
         "|---|---|",
-        f"| data | {DATA_TEXT[recipe.data]} |",
-        f"| split | {split_text}: {meta['data']} |",
-        f"| loss | {LOSS_TEXT[recipe.loss]}; weights `{json.dumps(recipe.loss_args)}` |",
-        f"| augmentation | {aug_text}, per-source gain 0.8-1.2 and gamma 0.8-1.25 |",
-        f"| schedule | {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, Adam lr {recipe.lr} with cosine decay, seed {meta['seed']} |",
+        *[f"| {k} | {v} |" for k, v in rows],
+        f"| schedule | {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}, Adam lr {recipe.lr} with cosine decay, seed {meta['seed']} |",
         f"| determinism | seeded numpy/torch, `torch.use_deterministic_algorithms(True)`, {meta['torch_threads']} torch thread(s) |",
         f"| CPU training time | {meta['train_seconds']:.0f} s of training ({meta['torch_threads']} thread(s), shared 2-core machine) |",
-        f"| reproduce | `{meta['command'] or 'medfusion train ' + recipe.name + ' --data ../shared/data'}` (from the repository root) |",
+        f"| reproduce | `{meta['command'] or default_command}` (from the repository root) |",
         "",
         validation_heading(meta),
         "",
-    ]
-    lines += validation_table(history)
-    lines += [
+        *validation_table(history),
         "",
-        "Metrics: `MedFusionLib.metrics` definitions (MI in bits, SSIM summed over the two sources with data range 255) on "
-        "full-size held-out pairs (up to 8 per modality pair). The full quality table is in docs/deep-fusion.md.",
+        footer,
         "",
     ]
+    if note:
+        lines += [note, ""]
     return "\n".join(lines)
+
+
+def model_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path) -> str:
+    """Markdown model card of the recipes trained by :func:`train`."""
+    if recipe.data == "patches3d":
+        split_text = "by case (the volume's folder: spm trains, sirf validates)"
+        aug_text = f"random {recipe.crop}^3 patch containing foreground, flips along the three axes"
+    else:
+        split_text = f"by case id (leading digits of the file id minus the last three), seed {meta['split_seed']}"
+        aug_text = f"random {recipe.crop}x{recipe.crop} crop containing foreground, flips, 90-degree rotations"
+    rows = [
+        ("data", DATA_TEXT[recipe.data]),
+        ("split", f"{split_text}: {meta['data']}"),
+        ("loss", f"{LOSS_TEXT[recipe.loss]}; weights `{json.dumps(recipe.loss_args)}`"),
+        ("augmentation", f"{aug_text}, per-source gain 0.8-1.2 and gamma 0.8-1.25"),
+    ]
+    footer = ("Metrics: `MedFusionLib.metrics` definitions (MI in bits, SSIM summed over the two sources with data range 255) on "
+              "full-size validation pairs (up to 8 per modality pair). The full quality table is in docs/deep-fusion.md.")
+    return model_card_text(net, recipe, meta, history, path, rows, footer)
 
 
 # Hook (deep fusion part 2): recipes trained by a loop other than the one in train() below (adversarial,
