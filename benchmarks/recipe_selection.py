@@ -18,7 +18,6 @@ with ``MEDFUSION_WEIGHTS_DIR``.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -32,9 +31,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from MedFusionLib.metrics import compute_metrics  # noqa: E402
 from MedFusionLib.metrics.published_protocol import ssim_published  # noqa: E402
 from MedFusionLib.training import data as D  # noqa: E402
+from evaluate_quality import COLUMNS, PUBLISHED, at_least_published  # noqa: E402
 
-COLUMNS = ("EN", "SD", "SF", "MI", "SCD", "VIF", "QABF", "SSIM")
-IFCNN_CT_MRI = (4.53, 72.92, 34.89, 2.20, 1.31, 0.48, 0.62, 1.33)  # targets.md: MI in nats, SSIM with data range 2
+IFCNN_CT_MRI = PUBLISHED["CT-MRI"]["IFCNN (pub.)"]
 
 # name: (network config overrides, loss overrides); "base" is the recipe before the edge-preservation term
 VARIANTS = {
@@ -58,9 +57,9 @@ def score(fuse, pairs):
     for a, b in pairs.astype(np.float64):
         fused = np.clip(np.floor(fuse(a / 255.0, b / 255.0) * 255.0 + 0.5), 0, 255)
         r = compute_metrics([a, b], fused, keys=list(COLUMNS))
-        r["SSIMdr2"] = ssim_published([a, b], fused)
+        r["SSIM_dr2"] = ssim_published([a, b], fused)
         rows.append(r)
-    return {c: float(np.mean([r[c] for r in rows])) for c in COLUMNS + ("SSIMdr2",)}
+    return {c: float(np.mean([r[c] for r in rows])) for c in COLUMNS + ("SSIM_dr2",)}
 
 
 def network_fuser(path: Path):
@@ -142,11 +141,10 @@ def main(argv=None) -> int:
             beat = [c for c in COLUMNS if r[c] >= reference[pair][c]]
             ifcnn = "-"
             if pair == "CT-MRI":
-                ours = [r[c] * math.log(2) if c == "MI" else r["SSIMdr2"] if c == "SSIM" else r[c] for c in COLUMNS]
-                ok = [c for c, o, q in zip(COLUMNS, ours, IFCNN_CT_MRI) if o >= q]
-                ifcnn = f"{len(ok)}/8 {' '.join(ok)}"
+                ok, published = at_least_published(r, IFCNN_CT_MRI)
+                ifcnn = f"{len(ok)}/{published} {' '.join(ok)}"
             print(f"| {name} | {config} | {loss} | {seconds} | {pair} | " + " | ".join(f"{r[c]:.3f}" for c in COLUMNS)
-                  + f" | {r['SSIMdr2']:.3f} | {len(beat)}/8 {' '.join(beat)} | {ifcnn} |", flush=True)
+                  + f" | {r['SSIM_dr2']:.3f} | {len(beat)}/8 {' '.join(beat)} | {ifcnn} |", flush=True)
     if timings:
         print(f"\n| variant | s per 256x256x200 volume, slice mode, {args.threads} threads (best of 3) |\n|---|---|")
         for name, seconds in timings.items():

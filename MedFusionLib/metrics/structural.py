@@ -22,8 +22,8 @@ SSIM_C1 = (0.01 * PEAK) ** 2
 SSIM_C2 = (0.03 * PEAK) ** 2
 
 # Xydeas-Petrovic constants
-_TG, _KG, _DG = 0.9994, -15.0, 0.5
-_TA, _KA, _DA = 0.9879, -22.0, 0.8
+QABF_TG, QABF_KG, QABF_DG = 0.9994, -15.0, 0.5
+QABF_TA, QABF_KA, QABF_DA = 0.9879, -22.0, 0.8
 
 
 def ssim_maps(sources: Sequence[np.ndarray], fused: np.ndarray, window: np.ndarray, axes: Tuple[int, ...]) -> List[np.ndarray]:
@@ -95,8 +95,8 @@ def relative_strength(g_s: np.ndarray, g_f: np.ndarray) -> np.ndarray:
 
 def edge_q(rel: np.ndarray, orient: np.ndarray) -> np.ndarray:
     """Q = Qg(G) * Qa(A) with the Xydeas-Petrovic sigmoids."""
-    q_g = _TG / (1.0 + np.exp(_KG * (rel - _DG)))
-    q_a = _TA / (1.0 + np.exp(_KA * (orient - _DA)))
+    q_g = QABF_TG / (1.0 + np.exp(QABF_KG * (rel - QABF_DG)))
+    q_a = QABF_TA / (1.0 + np.exp(QABF_KA * (orient - QABF_DA)))
     return q_g * q_a
 
 

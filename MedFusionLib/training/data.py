@@ -96,13 +96,7 @@ def split_cases(pairs: Sequence[Tuple[str, str]], seed: int = SPLIT_SEED, val_fr
     order = cases[:]
     rng.shuffle(order)
     n_val = max(1, int(round(val_fraction * len(order))))
-    val = set(order[:n_val])
-    for pair in sorted({p for p, _ in pairs}):
-        pair_cases = [c for c in order if c in {case_id(f) for p, f in pairs if p == pair}]
-        if not any(c in val for c in pair_cases):
-            val.add(pair_cases[0])
-        if len(pair_cases) > 1 and all(c in val for c in pair_cases):
-            val.discard(pair_cases[-1])
+    val = _spread_over_pairs(set(order[:n_val]), order, pairs, min_cases=1)
     train = set(cases) - val
     select = _selection_cases(pairs, train, seed)
     return {"train": train, "val": val, "fit": train - select, "select": select}
@@ -118,13 +112,22 @@ def _selection_cases(pairs: Sequence[Tuple[str, str]], train: set, seed: int) ->
     order = sorted(train, key=lambda c: (len(c), c))
     rng.shuffle(order)
     select = set(order[: max(1, int(round(SELECT_FRACTION * len(order))))])
+    return _spread_over_pairs(select, order, pairs, min_cases=2)
+
+
+def _spread_over_pairs(chosen: set, order: Sequence[str], pairs: Sequence[Tuple[str, str]], min_cases: int) -> set:
+    """Give every modality pair with at least ``min_cases`` cases in ``order`` one chosen case and one left over.
+
+    A pair with none chosen gets its first case (in ``order``); a pair with all chosen gives back its last.
+    """
     for pair in sorted({p for p, _ in pairs}):
-        pair_cases = [c for c in order if c in {case_id(f) for p, f in pairs if p == pair}]
-        if len(pair_cases) > 1 and not any(c in select for c in pair_cases):
-            select.add(pair_cases[0])
-        if len(pair_cases) > 1 and all(c in select for c in pair_cases):
-            select.discard(pair_cases[-1])
-    return select
+        of_pair = {case_id(f) for p, f in pairs if p == pair}
+        pair_cases = [c for c in order if c in of_pair]
+        if len(pair_cases) >= min_cases and not any(c in chosen for c in pair_cases):
+            chosen.add(pair_cases[0])
+        if len(pair_cases) > 1 and all(c in chosen for c in pair_cases):
+            chosen.discard(pair_cases[-1])
+    return chosen
 
 
 def load_pairs(data_dir: Path, split: str, seed: int = SPLIT_SEED, pairs: Sequence[str] = PAIRS) -> PairSet:

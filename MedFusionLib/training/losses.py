@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..metrics.structural import QABF_DA, QABF_DG, QABF_KA, QABF_KG, QABF_TA, QABF_TG
+
 
 def _gaussian(size: int, sigma: float) -> torch.Tensor:
     x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
@@ -101,7 +103,7 @@ def edge_preservation(fused: torch.Tensor, sources: torch.Tensor) -> torch.Tenso
         g_s, a_s = _sobel_strength_orientation(src)
         rel = torch.minimum(g_s, g_f) / torch.maximum(g_s, g_f).clamp_min(1e-6)
         orient = 1 - torch.abs(a_s - a_f) / (math.pi / 2)
-        q = 0.9994 / (1 + torch.exp(-15 * (rel - 0.5))) * 0.9879 / (1 + torch.exp(-22 * (orient - 0.8)))
+        q = QABF_TG / (1 + torch.exp(QABF_KG * (rel - QABF_DG))) * QABF_TA / (1 + torch.exp(QABF_KA * (orient - QABF_DA)))
         num = num + (q * g_s).flatten(1).sum(1)
         den = den + g_s.flatten(1).sum(1)
     return num / den.clamp_min(1e-6)

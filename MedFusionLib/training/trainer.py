@@ -187,7 +187,8 @@ class _Data:
                     picks += list(np.array(idx)[np.linspace(0, len(idx) - 1, min(VAL_PAIRS_PER_MODALITY, len(idx))).astype(int)])
             self.val_pairs = val.images[picks].astype(np.float32) / 255.0
             held = sorted({D.case_id(i) for i in val.ids}, key=int)
-            self.summary = f"{'held-out' if train_split == 'train' else 'model-selection'} cases {', '.join(held)}; {len(train.ids)} {train_split} pairs ({len(set(map(D.case_id, train.ids)))} cases), {len(val.ids)} {'held-out' if train_split == 'train' else 'model-selection'} pairs ({len(set(map(D.case_id, val.ids)))} cases; {len(picks)} used for validation)"
+            role = "held-out" if train_split == "train" else "model-selection"
+            self.summary = f"{role} cases {', '.join(held)}; {len(train.ids)} {train_split} pairs ({len(set(map(D.case_id, train.ids)))} cases), {len(val.ids)} {role} pairs ({len(held)} cases; {len(picks)} used for validation)"
         elif recipe.data == "patches3d":
             self.train_volumes = D.load_volume_pairs(data_dir, "train")
             self.val_volumes = D.load_volume_pairs(data_dir, "val")
