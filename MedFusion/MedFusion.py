@@ -34,11 +34,10 @@ from slicer import vtkMRMLScalarVolumeNode
 # MedFusionLib sits beside this file once the extension is built (see CMakeLists.txt). Importing its
 # logic imports numpy and SimpleITK only (both bundled with Slicer); torch and scipy are installed on
 # first use, never here.
+from MedFusionLib.core.options import AXIS, COLOUR, DISPLAY_MODE, MODE, OVERLAY_MAP, REGISTRATION
 from MedFusionLib.mrml.logic import MedFusionLogic as MedFusionCoreLogic
 
 REQUIREMENTS = "requirements.txt"
-AXIS_CHOICES = ["k (axial)", "j (coronal)", "i (sagittal)"]
-AXIS_INDEX = {"k": 2, "j": 1, "i": 0}
 
 
 #
@@ -90,12 +89,14 @@ class MedFusionParameterNode:
     movingVolume: vtkMRMLScalarVolumeNode
     extraVolume: vtkMRMLScalarVolumeNode
     method: str = ""  # empty: the default method
-    mode: Annotated[str, Choice(["slice", "volume"])] = "slice"
-    axis: Annotated[str, Choice(AXIS_CHOICES)] = AXIS_CHOICES[0]
-    registration: Annotated[str, Choice(["none", "rigid", "affine", "deformable"])] = "rigid"
+    # choices and defaults from MedFusionLib.core.options; the node stores values, never display labels
+    mode: Annotated[str, Choice(list(MODE.values))] = MODE.default
+    axis: Annotated[int, Choice(list(AXIS.values))] = AXIS.default  # combo filled in code (shows AXIS.labels)
+    registration: Annotated[str, Choice(list(REGISTRATION.values))] = REGISTRATION.default
     opacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
-    colour: Annotated[str, Choice(["auto", "grey", "pet", "rgb"])] = "auto"
-    displayMode: Annotated[str, Choice(["overlay", "fused"])] = "overlay"
+    colour: Annotated[str, Choice(list(COLOUR.values))] = COLOUR.default
+    overlayMap: Annotated[str, Choice(list(OVERLAY_MAP.values))] = OVERLAY_MAP.default
+    displayMode: Annotated[str, Choice(list(DISPLAY_MODE.values))] = DISPLAY_MODE.default
     computeMetrics: bool = True
     hardenTransform: bool = False
     outputVolume: vtkMRMLScalarVolumeNode
@@ -117,7 +118,7 @@ class MedFusionJob:
     KILL_AFTER_MS = 5000
 
     def __init__(self, folder, onProgress, onFinished):
-        from MedFusionLib.worker import WorkerProcess
+        from MedFusionLib.apps.worker import WorkerProcess
 
         self._onProgress = onProgress
         self._onFinished = onFinished
@@ -181,6 +182,9 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.populateMethods()
         self.ui.methodComboBox.currentIndexChanged.connect(self.onMethodChanged)
+        for value in AXIS.values:
+            self.ui.axisComboBox.addItem(AXIS.label(value), value)
+        self.ui.axisComboBox.currentIndexChanged.connect(self.onAxisChanged)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.opacitySliderWidget.valueChanged.connect(self.onOpacityChanged)
         self.ui.progressBar.setRange(0, 100)
@@ -229,6 +233,7 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
             self._selectMethod(self._parameterNode.method)
+            self.ui.axisComboBox.currentIndex = list(AXIS.values).index(self._parameterNode.axis)
             self._checkCanApply()
 
     def _checkCanApply(self, caller=None, event=None) -> None:
@@ -276,6 +281,10 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode and name is not None and self._parameterNode.method != name:
             self._parameterNode.method = name
 
+    def onAxisChanged(self, index) -> None:
+        if self._parameterNode and index >= 0:
+            self._parameterNode.axis = int(self.ui.axisComboBox.itemData(index))
+
     # -- display -----------------------------------------------------------------------------------------
     def onOpacityChanged(self, value) -> None:
         p = self._parameterNode
@@ -304,14 +313,14 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.ensureDependencies(method)
             if not self._methods:
                 self.populateMethods()
-            options = dict(method=method, mode=p.mode, registration=p.registration, axis=AXIS_INDEX[p.axis[0]],
+            options = dict(method=method, mode=p.mode, registration=p.registration, axis=p.axis,
                            colour=p.colour, computeMetrics=p.computeMetrics)
             output = p.outputVolume
-            if output is not None and output.IsA("vtkMRMLVectorVolumeNode") != (p.colour == "rgb"):
+            if output is not None and output.IsA("vtkMRMLVectorVolumeNode") != (p.colour != "none"):
                 output = p.outputVolume = None  # scalar <-> RGB: a new output volume of the right kind
             self.logic.validate(nodes, method=method, mode=p.mode, registration=p.registration,
                                 axis=options["axis"], outputNode=output, colour=p.colour,
-                                displayMode=p.displayMode)
+                                overlayMap=p.overlayMap, displayMode=p.displayMode)
             folder = tempfile.mkdtemp(prefix="MedFusion-")
             modalities = self.logic.writeJob(folder, nodes, **options)
             self._jobContext = dict(nodes=nodes, folder=folder, modalities=modalities)
@@ -331,7 +340,8 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 with slicer.util.tryWithErrorDisplay(_("Failed to load the fusion result."), waitCursor=True):
                     p = self._parameterNode
                     result = self.logic.applyJob(context["folder"], context["nodes"], outputNode=p.outputVolume,
-                                                 opacity=p.opacity, colour=p.colour, displayMode=p.displayMode,
+                                                 opacity=p.opacity, colour=p.colour, overlayMap=p.overlayMap,
+                                                 displayMode=p.displayMode,
                                                  modalities=context["modalities"], hardenTransform=p.hardenTransform)
                     p.outputVolume = result.fusedVolumeNode
                     if result.metricsTableNode is not None:

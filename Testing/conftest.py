@@ -25,3 +25,12 @@ def shared_data(shared_dir: Path) -> Path:
     if not path.is_dir():
         pytest.skip("../shared/data is absent: real-data test skipped")
     return path
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark tests by what they need, so ``-m "not real_data"`` and friends select without hand-kept lists."""
+    for item in items:
+        if {"shared_dir", "shared_data"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_data)
+        if "test_scene_logic" in item.nodeid:
+            item.add_marker(pytest.mark.slicer)

@@ -11,9 +11,12 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import MedFusionError
-from ..progress import CancelCallback, ProgressCallback, check_cancel, report
-from .registry import FusionMethod, get_method
+from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.core.progress import CancelCallback
+from MedFusionLib.core.progress import ProgressCallback
+from MedFusionLib.core.progress import check_cancel
+from MedFusionLib.core.progress import report
+from MedFusionLib.fusion.registry import FusionMethod, get_method
 
 FOREGROUND_LEVEL = 0.02  # normalised intensity above which a pixel counts as foreground
 CROP_MARGIN = 8  # pixels kept around the joint foreground, so filters see some background

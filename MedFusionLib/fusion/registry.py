@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from ..errors import MedFusionError
+from MedFusionLib.core.errors import MedFusionError
 
 FAMILIES = (
     "classical",
@@ -88,7 +88,7 @@ def register_method(method: FusionMethod) -> FusionMethod:
 
 
 def _ensure_loaded() -> None:
-    from . import methods  # noqa: F401  (importing registers every shipped method)
+    from MedFusionLib.fusion import methods  # noqa: F401  (importing registers every shipped method)
 
 
 def available_methods() -> List[FusionMethod]:
@@ -99,7 +99,7 @@ def available_methods() -> List[FusionMethod]:
 
 def default_method_name() -> str:
     """Name of the method used when none is given: ``methods.DEFAULT_METHOD``, the best one we ship."""
-    from .methods import DEFAULT_METHOD
+    from MedFusionLib.fusion.methods import DEFAULT_METHOD
 
     return DEFAULT_METHOD
 

@@ -10,8 +10,8 @@ Public API::
 See docs/metrics.md for the definitions summary, the volume protocol and the N-source generalisations.
 """
 
-from .registry import METRIC_KEYS, METRICS, MetricInfo, compute_metrics
-from .report import format_table
-from .volume import score
+from MedFusionLib.metrics.registry import METRIC_KEYS, METRICS, MetricInfo, compute_metrics
+from MedFusionLib.metrics.report import format_table
+from MedFusionLib.metrics.volume import score
 
 __all__ = ["METRIC_KEYS", "METRICS", "MetricInfo", "compute_metrics", "format_table", "score"]

@@ -10,7 +10,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import InputError
+from MedFusionLib.core.errors import InputError
 
 MIN_SIDE = 11  # the SSIM window is 11 x 11; smaller images have no valid SSIM position
 

@@ -28,7 +28,7 @@ from typing import Dict
 
 import numpy as np
 
-from ._stack import Stack
+from MedFusionLib.metrics._stack import Stack
 
 L = 9  # 3 x 3 window
 _IDX = np.arange(1, L + 1, dtype=np.float64)

@@ -11,8 +11,8 @@ from typing import List
 
 import numpy as np
 
-from ._stack import Stack
-from .noreference import batched_histogram, entropy_from_counts
+from MedFusionLib.metrics._stack import Stack
+from MedFusionLib.metrics.noreference import batched_histogram, entropy_from_counts
 
 LEVELS = 256
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._stack import Stack
+from MedFusionLib.metrics._stack import Stack
 
 
 
@@ -61,7 +61,7 @@ def average_gradient(st: Stack) -> np.ndarray:
 
 def edge_intensity(st: Stack) -> np.ndarray:
     """EI: mean Sobel magnitude, correlation with replicated borders."""
-    from .structural import sobel  # structural imports this module's histogram helpers
+    from MedFusionLib.metrics.structural import sobel  # structural imports this module's histogram helpers
 
     sx, sy = sobel(st.fused, "edge")
     return np.sqrt(sx * sx + sy * sy).mean(axis=(-2, -1))

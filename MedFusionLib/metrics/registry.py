@@ -12,15 +12,15 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..errors import InputError
-from . import fmi as _fmi
-from . import information as _inf
-from . import noreference as _nr
-from . import structural as _st
-from . import vif as _vif
-from ._parallel import get_pool
-from ._stack import Stack
-from ._validation import as_float_arrays, check_slice_size
+from MedFusionLib.core.errors import InputError
+from MedFusionLib.metrics import fmi as _fmi
+from MedFusionLib.metrics import information as _inf
+from MedFusionLib.metrics import noreference as _nr
+from MedFusionLib.metrics import structural as _st
+from MedFusionLib.metrics import vif as _vif
+from MedFusionLib.metrics._parallel import get_pool
+from MedFusionLib.metrics._stack import Stack
+from MedFusionLib.metrics._validation import as_float_arrays, check_slice_size
 
 Kernel = Callable[[Stack], np.ndarray]
 

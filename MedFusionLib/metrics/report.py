@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List
 
-from .registry import METRICS
+from MedFusionLib.metrics.registry import METRICS
 
 
 def _fmt(value: Any) -> str:

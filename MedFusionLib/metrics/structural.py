@@ -11,8 +11,8 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from ._filters import correlate_valid, gaussian_window_1d
-from ._stack import Stack
+from MedFusionLib.metrics._filters import correlate_valid, gaussian_window_1d
+from MedFusionLib.metrics._stack import Stack
 
 PEAK = 255.0
 PSNR_CAP = 100.0  # dB; reached only for MSE <= 255^2 * 1e-10 (about 6.5e-6 gray levels squared)

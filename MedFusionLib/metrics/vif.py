@@ -11,8 +11,8 @@ from typing import List, Tuple
 
 import numpy as np
 
-from ._filters import correlate_valid, gaussian_window_1d
-from ._stack import Stack
+from MedFusionLib.metrics._filters import correlate_valid, gaussian_window_1d
+from MedFusionLib.metrics._stack import Stack
 
 SIGMA_NSQ = 2.0
 EPS = 1e-10

@@ -22,13 +22,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import InputError
-from ..progress import CancelCallback, ProgressCallback, check_cancel, report, sub_progress
-from ._parallel import WORKERS, get_pool
-from ._stack import Stack
-from ._validation import as_float_arrays, check_slice_size
-from .registry import compute_stack, resolve_keys
-from .volume3d import KEYS_3D, compute_3d
+from MedFusionLib.core.errors import InputError
+from MedFusionLib.core.progress import CancelCallback
+from MedFusionLib.core.progress import ProgressCallback
+from MedFusionLib.core.progress import check_cancel
+from MedFusionLib.core.progress import report
+from MedFusionLib.core.progress import sub_progress
+from MedFusionLib.metrics._parallel import WORKERS, get_pool
+from MedFusionLib.metrics._stack import Stack
+from MedFusionLib.metrics._validation import as_float_arrays, check_slice_size
+from MedFusionLib.metrics.registry import compute_stack, resolve_keys
+from MedFusionLib.metrics.volume3d import KEYS_3D, compute_3d
 
 RULES = ("percentile", "as-is")
 PERCENTILES = (0.5, 99.5)

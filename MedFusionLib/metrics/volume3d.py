@@ -22,12 +22,15 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..progress import CancelCallback, ProgressCallback, check_cancel, report
-from ._filters import correlate_same
-from ._parallel import get_pool
-from .information import LEVELS, quantise
-from .noreference import entropy_from_counts
-from .structural import SSIM_WINDOW, edge_q, relative_strength, ssim_maps
+from MedFusionLib.core.progress import CancelCallback
+from MedFusionLib.core.progress import ProgressCallback
+from MedFusionLib.core.progress import check_cancel
+from MedFusionLib.core.progress import report
+from MedFusionLib.metrics._filters import correlate_same
+from MedFusionLib.metrics._parallel import get_pool
+from MedFusionLib.metrics.information import LEVELS, quantise
+from MedFusionLib.metrics.noreference import entropy_from_counts
+from MedFusionLib.metrics.structural import SSIM_WINDOW, edge_q, relative_strength, ssim_maps
 
 KEYS_3D = ("EN3D", "SD3D", "MI3D", "NMI3D", "SSIM3D", "QABF3D")
 SLAB = 24  # output slices per slab for the filtered 3-D variants

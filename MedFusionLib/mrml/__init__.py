@@ -13,7 +13,7 @@ __all__ = ["MedFusionLogic", "MedFusionResult"]
 
 def __getattr__(name):
     if name in __all__:
-        from . import logic
+        from MedFusionLib.mrml import logic
 
         return getattr(logic, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

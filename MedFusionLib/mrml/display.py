@@ -12,11 +12,10 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from MedFusionLib.core.options import FUNCTIONAL_MODALITIES
+
 GREY = "vtkMRMLColorTableNodeGrey"
 PET_HEAT = "vtkMRMLPETProceduralColorNodePET-Heat"
-FUNCTIONAL = ("pet", "spect")
-DISPLAY_MODES = ("overlay", "fused")
-COLOUR_OPTIONS = ("auto", "grey", "pet", "rgb")
 
 _NAME_PATTERNS = (
     ("pet", r"(^|[^a-z])pet([^a-z]|$)"),
@@ -44,13 +43,13 @@ def guess_node_modality(node) -> str:
     return "auto"
 
 
-def colour_node_id(colour: str, modalities) -> str:
-    """Colour map ID for the scalar fused volume."""
-    if colour == "grey":
+def colour_node_id(overlay_map: str, modalities) -> str:
+    """Colour map ID for the scalar fused volume (``OVERLAY_MAP``: auto, grey or pet)."""
+    if overlay_map == "grey":
         return GREY
-    if colour == "pet":
+    if overlay_map == "pet":
         return PET_HEAT
-    return PET_HEAT if any(m in FUNCTIONAL for m in modalities) else GREY
+    return PET_HEAT if any(m in FUNCTIONAL_MODALITIES for m in modalities) else GREY
 
 
 def configure_fused_display(node, colour_id: Optional[str]) -> None:

@@ -12,7 +12,7 @@ modified (voxels, geometry, display); the registration is applied by setting eac
 transform (Slicer's convention), hardened only with ``hardenTransform=True``.
 
 The work is split so that the GUI can run the heavy part in a subprocess: :meth:`prepareInputs` (scene ->
-images), :func:`compute` (images -> :class:`FusionOutcome`, no scene; what ``MedFusionLib.worker`` runs)
+images), :func:`compute` (images -> :class:`FusionOutcome`, no scene; what ``MedFusionLib.apps.worker`` runs)
 and :meth:`applyOutcome` (outcome -> nodes and views).
 """
 
@@ -24,30 +24,17 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import InputError, MedFusionError
-from ..progress import check_cancel, report, sub_progress
-from . import display
+from MedFusionLib.core.errors import InputError
+from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.core.progress import check_cancel
+from MedFusionLib.core.progress import report
+from MedFusionLib.core.progress import sub_progress
+from MedFusionLib.core.options import AXIS, COLOUR, DISPLAY_MODE, MODE, OVERLAY_MAP, REGISTRATION
+from MedFusionLib.mrml import display
+from MedFusionLib.pipeline.job import FusionOutcome, compute, functional_index
 
-REGISTRATIONS = ("none", "rigid", "affine", "deformable")
-MODES = ("slice", "volume")
 ROLE = "MedFusion.Role"
 OUTPUT_METRICS_REFERENCE = "medfusionMetrics"
-
-
-@dataclass
-class FusionOutcome:
-    """What the computation gives back, independent of the scene (and of the process it ran in)."""
-
-    fused: sitk.Image  # scalar, 0..255, on the fixed image's (world) grid
-    transforms: List[Optional[sitk.Transform]]  # per moving input: fixed LPS -> moving LPS (ITK), or None
-    metrics: Optional[dict]
-    method: str
-    mode: str
-    axis: int
-    registration: str
-    normalisation: List[str] = field(default_factory=list)
-    rgb: Optional[sitk.Image] = None  # colour fusion (vector uint8), when asked for
-    summaries: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -61,46 +48,6 @@ class MedFusionResult:
     mode: str = ""
     registration: str = ""
     outcome: Optional[FusionOutcome] = None
-
-
-def functional_index(modalities: Sequence[str]) -> int:
-    """Input whose colours colour fusion shows: the first PET/SPECT input, else the last input."""
-    for index, modality in enumerate(modalities):
-        if modality in display.FUNCTIONAL:
-            return index
-    return len(modalities) - 1
-
-
-def compute(images: Sequence[sitk.Image], *, method=None, mode="slice", axis=2, registration="rigid",
-            modalities=None, colour="auto", computeMetrics=True, include3DMetrics=False,
-            progress: Optional[Callable] = None, cancel: Optional[Callable] = None) -> FusionOutcome:
-    """Register, fuse and score SimpleITK images (the first is fixed); touches no scene."""
-    from ..pipeline import fuse_images
-
-    modalities = list(modalities) if modalities else ["auto"] * len(images)
-    fusion_modalities = [m if m in ("ct", "mr", "pet", "spect", "8bit") else "auto" for m in modalities]
-    share = 0.85 if computeMetrics else 1.0
-    result = fuse_images(list(images), method=method, mode=mode, axis=axis, registration=registration,
-                         modalities=fusion_modalities, progress=sub_progress(progress, 0.0, share), cancel=cancel)
-    metrics = None
-    if computeMetrics:
-        check_cancel(cancel)
-        report(progress, share, "computing metrics")
-        metrics = result.metrics(include_3d=include3DMetrics, progress=sub_progress(progress, share, 1.0),
-                                 cancel=cancel)
-    rgb = None
-    if colour == "rgb":
-        from ..colour import colour_fused_image
-
-        source = result.sources[functional_index(modalities)] / 255.0
-        rgb = colour_fused_image(result.fused, functional01=source, colour_map="hot")
-    check_cancel(cancel)
-    report(progress, 1.0, "fusion computed")
-    return FusionOutcome(
-        fused=result.fused, transforms=[r.transform if r is not None else None for r in result.registrations],
-        metrics=metrics, method=result.method, mode=result.mode, axis=result.axis, registration=registration,
-        normalisation=list(result.normalisation), rgb=rgb,
-        summaries=[r.summary() if r is not None and hasattr(r, "summary") else "" for r in result.registrations])
 
 
 class MedFusionLogic:
@@ -139,33 +86,35 @@ class MedFusionLogic:
     # -- methods, for the GUI ----------------------------------------------------------------------------
     @staticmethod
     def methods() -> List[dict]:
-        from ..fusion import describe_methods
+        from MedFusionLib.fusion import describe_methods
 
         return describe_methods()
 
     @staticmethod
     def defaultMethod() -> str:
-        from ..fusion import default_method_name
+        from MedFusionLib.fusion import default_method_name
 
         return default_method_name()
 
     # -- the scripting contract -------------------------------------------------------------------------
-    def process(self, fixedNode, movingNode, method=None, mode="slice", registration="rigid", *,
-                extraNodes=None, axis=2, modalities=None, outputNode=None, opacity=0.5, colour="auto",
-                displayMode="overlay", showResult=True, computeMetrics=True, include3DMetrics=False,
-                hardenTransform=False, progress=None, cancel=None) -> MedFusionResult:
+    def process(self, fixedNode, movingNode, method=None, mode=MODE.default, registration=REGISTRATION.default, *,
+                extraNodes=None, axis=AXIS.default, modalities=None, outputNode=None, opacity=0.5,
+                colour=COLOUR.default, overlayMap=OVERLAY_MAP.default, displayMode=DISPLAY_MODE.default,
+                showResult=True, computeMetrics=True, include3DMetrics=False, hardenTransform=False,
+                progress=None, cancel=None) -> MedFusionResult:
         """Register ``movingNode`` (and ``extraNodes``) to ``fixedNode``, fuse, score and show the result.
 
         ``modalities``: one of auto/ct/mr/pet/spect per input (guessed from node attributes and names when
-        None); ``colour``: "auto" (grey, or PET heat when a functional input is present), "grey", "pet" or
-        "rgb" (colour fusion into an RGB vector volume); ``displayMode``: "overlay" (fixed background, fused
+        None); ``colour``: "none" (a grey fused volume, shown with ``overlayMap``: "auto" = PET heat when a
+        functional input is present, else grey; "grey"; "pet") or a colour-fusion style ("auto", "hot", "pet",
+        "rainbow": an RGB vector volume); choices and defaults: ``MedFusionLib.core.options``; ``displayMode``: "overlay" (fixed background, fused
         foreground at ``opacity``) or "fused" (fused alone); ``progress(fraction, message)`` and
         ``cancel() -> bool`` follow MedFusionLib.progress (cancelling leaves the scene as it was).
         """
         nodes = [fixedNode, movingNode] + list(extraNodes or [])
         modalities = self.validate(nodes, method=method, mode=mode, registration=registration, axis=axis,
                                    modalities=modalities, outputNode=outputNode, colour=colour,
-                                   displayMode=displayMode)
+                                   overlayMap=overlayMap, displayMode=displayMode)
         report(progress, 0.0, "reading the volumes")
         images = self.prepareInputs(nodes, ignoreOwnRegistration=registration != "none")
         check_cancel(cancel)
@@ -176,16 +125,17 @@ class MedFusionLogic:
         check_cancel(cancel)
         report(progress, 0.97, "updating the scene")
         result = self.applyOutcome(nodes, outcome, outputNode=outputNode, opacity=opacity, colour=colour,
-                                   displayMode=displayMode, showResult=showResult, modalities=modalities,
+                                   overlayMap=overlayMap, displayMode=displayMode, showResult=showResult, modalities=modalities,
                                    hardenTransform=hardenTransform, reference=images[0])
         report(progress, 1.0, "done")
         return result
 
     # -- steps -------------------------------------------------------------------------------------------
-    def validate(self, nodes, *, method=None, mode="slice", registration="rigid", axis=2, modalities=None,
-                 outputNode=None, colour="auto", displayMode="overlay") -> List[str]:
+    def validate(self, nodes, *, method=None, mode=MODE.default, registration=REGISTRATION.default,
+                 axis=AXIS.default, modalities=None, outputNode=None, colour=COLOUR.default,
+                 overlayMap=OVERLAY_MAP.default, displayMode=DISPLAY_MODE.default) -> List[str]:
         """Check everything before any work; returns the modality of each input."""
-        from ..fusion import get_method
+        from MedFusionLib.fusion import get_method
 
         if any(n is None for n in nodes):
             raise InputError("select a fixed and a moving volume")
@@ -200,22 +150,19 @@ class MedFusionLogic:
             raise InputError("the same volume is selected twice")
         if outputNode is not None and any(outputNode.GetID() == n.GetID() for n in nodes):
             raise InputError("the output volume cannot be one of the inputs")
-        if registration not in REGISTRATIONS:
-            raise MedFusionError(f"unknown registration {registration!r} (choose from {', '.join(REGISTRATIONS)})")
-        if mode not in MODES:
-            raise MedFusionError(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
-        if colour not in display.COLOUR_OPTIONS:
-            raise MedFusionError(f"unknown colour option {colour!r} (choose from {', '.join(display.COLOUR_OPTIONS)})")
-        if displayMode not in display.DISPLAY_MODES:
-            raise MedFusionError(f"unknown display mode {displayMode!r} (choose from {', '.join(display.DISPLAY_MODES)})")
-        if not 0 <= int(axis) <= 2:
+        REGISTRATION.check(registration)
+        MODE.check(mode)
+        COLOUR.check(colour)
+        OVERLAY_MAP.check(overlayMap)
+        DISPLAY_MODE.check(displayMode)
+        if int(axis) not in AXIS.values:
             raise MedFusionError(f"axis must be 0, 1 or 2, got {axis}")
         fusion = get_method(method)
         fusion.check(len(nodes), mode)
         if outputNode is not None:
-            wanted = "vtkMRMLVectorVolumeNode" if colour == "rgb" else "vtkMRMLScalarVolumeNode"
+            wanted = "vtkMRMLVectorVolumeNode" if colour != "none" else "vtkMRMLScalarVolumeNode"
             vector = outputNode.IsA("vtkMRMLVectorVolumeNode")
-            if not outputNode.IsA(wanted) or (colour != "rgb" and (vector or outputNode.IsA("vtkMRMLLabelMapVolumeNode"))):
+            if not outputNode.IsA(wanted) or (colour == "none" and (vector or outputNode.IsA("vtkMRMLLabelMapVolumeNode"))):
                 raise InputError(f"output {outputNode.GetName()!r} must be a {wanted} for colour option {colour!r}")
         if registration != "none":
             for node in nodes[1:]:
@@ -238,7 +185,7 @@ class MedFusionLogic:
         """Parent-to-world matrix of a node, ignoring a MedFusion registration transform on it when
         ``ignoreOwn`` (so that running again re-registers from the original position); None when
         non-linear."""
-        from .nodes import parent_linear_to_world
+        from MedFusionLib.mrml.nodes import parent_linear_to_world
 
         own = self._own_registration_parent(node) if ignoreOwn else None
         return parent_linear_to_world(own if own is not None else node)
@@ -247,26 +194,26 @@ class MedFusionLogic:
         """The volumes as SimpleITK images (voxels copied) where they appear in the world; a registration
         transform made by an earlier run of MedFusion on a moving node is left out when
         ``ignoreOwnRegistration`` (the registration is being redone)."""
-        from .nodes import _hardened_image, _image, _voxels, ijk_to_ras
+        from MedFusionLib.mrml.nodes import _hardened_image, _image, _voxels, ijk_to_ras
 
         images = []
         for index, node in enumerate(nodes):
             to_world = self._base_parent_to_world(node, ignoreOwnRegistration) if index > 0 else None
             if index == 0 or to_world is None:
-                from .nodes import volume_to_image
+                from MedFusionLib.mrml.nodes import volume_to_image
 
                 images.append(volume_to_image(node) if index == 0 else _hardened_image(node))
             else:
                 images.append(_image(_voxels(node), to_world @ ijk_to_ras(node)))
         return images
 
-    def applyOutcome(self, nodes, outcome: FusionOutcome, *, outputNode=None, opacity=0.5, colour="auto",
-                     displayMode="overlay", showResult=True, modalities=None, hardenTransform=False,
+    def applyOutcome(self, nodes, outcome: FusionOutcome, *, outputNode=None, opacity=0.5,
+                     colour=COLOUR.default, overlayMap=OVERLAY_MAP.default, displayMode=DISPLAY_MODE.default, showResult=True, modalities=None, hardenTransform=False,
                      reference: Optional[sitk.Image] = None) -> MedFusionResult:
         """Create or update the output, transform and table nodes from an outcome, and show them."""
-        from . import nodes as mrml_nodes
-        from .tables import update_metrics_table
-        from .transforms import transform_node_from_registration
+        from MedFusionLib.mrml import nodes as mrml_nodes
+        from MedFusionLib.mrml.tables import update_metrics_table
+        from MedFusionLib.mrml.transforms import transform_node_from_registration
 
         scene = self.scene
         fixed, moving = nodes[0], nodes[1:]
@@ -294,7 +241,7 @@ class MedFusionLogic:
                 node.HardenTransform()
             transform_nodes.append(tnode)
 
-        rgb = colour == "rgb" and outcome.rgb is not None
+        rgb = colour != "none" and outcome.rgb is not None
         image = outcome.rgb if rgb else outcome.fused
         if outputNode is None:
             name = scene.GenerateUniqueName(
@@ -313,7 +260,7 @@ class MedFusionLogic:
         outputNode.SetAttribute("MedFusion.Mode", outcome.mode)
         outputNode.SetAttribute("MedFusion.Registration", outcome.registration)
         outputNode.SetAttribute("MedFusion.Inputs", ";".join(n.GetID() for n in nodes))
-        display.configure_fused_display(outputNode, None if rgb else display.colour_node_id(colour, modalities))
+        display.configure_fused_display(outputNode, None if rgb else display.colour_node_id(overlayMap, modalities))
 
         table = None
         if outcome.metrics is not None:
@@ -336,24 +283,25 @@ class MedFusionLogic:
     # -- the same, with the heavy part in another process (what the Slicer module does) ------------------
     def writeJob(self, folder, nodes, **options) -> list:
         """Validate, then write the inputs (as they appear in the world) and the options of a
-        ``MedFusionLib.worker`` job into ``folder``; returns the modality of each input. ``options``: the
+        ``MedFusionLib.apps.worker`` job into ``folder``; returns the modality of each input. ``options``: the
         ``compute`` options (method, mode, axis, registration, modalities, colour, computeMetrics,
         include3DMetrics)."""
-        from .. import worker
+        from MedFusionLib.pipeline import job
 
         checks = {k: options[k] for k in ("method", "mode", "registration", "axis", "modalities", "colour")
                   if k in options}
         modalities = self.validate(nodes, **checks)
         options["modalities"] = modalities
-        images = self.prepareInputs(nodes, ignoreOwnRegistration=options.get("registration", "rigid") != "none")
-        worker.write_job(folder, images, **options)
+        registration = options.get("registration", REGISTRATION.default)
+        images = self.prepareInputs(nodes, ignoreOwnRegistration=registration != "none")
+        job.write_job(folder, images, **options)
         return modalities
 
     def applyJob(self, folder, nodes, **kwargs) -> MedFusionResult:
         """Bring a finished worker job into the scene (output, transform and table nodes, slice views)."""
-        from .. import worker
+        from MedFusionLib.pipeline import job
 
-        outcome = worker.load_outcome(folder)
+        outcome = job.load_outcome(folder)
         return self.applyOutcome(nodes, outcome, reference=outcome.fused, **kwargs)
 
     def showResult(self, fixedNode, fusedNode, *, opacity=0.5, displayMode="overlay", table=None, fit=True):

@@ -16,7 +16,7 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
-from ..errors import InputError
+from MedFusionLib.core.errors import InputError
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])  # its own inverse
 

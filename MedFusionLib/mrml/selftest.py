@@ -14,13 +14,13 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import MedFusionError
+from MedFusionLib.core.errors import MedFusionError
 
 PHANTOM_TOLERANCE_MM = 3.0  # about one phantom voxel (2.5 x 2.5 x 3 mm)
 
 
 def add_volume(scene, image: sitk.Image, name: str, modality: Optional[str] = None):
-    from .nodes import update_volume_from_image
+    from MedFusionLib.mrml.nodes import update_volume_from_image
 
     node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
     update_volume_from_image(node, image)
@@ -32,8 +32,8 @@ def add_volume(scene, image: sitk.Image, name: str, modality: Optional[str] = No
 
 def phantom_nodes(scene, seed: int = 7) -> dict:
     """CT (fixed), MR T2 and PET (both moved by the known transform) as volume nodes, plus the truth."""
-    from ..samples import make_phantom_pair
-    from ..samples_pet import make_phantom_pet
+    from MedFusionLib.samples.phantom import make_phantom_pair
+    from MedFusionLib.samples.pet import make_phantom_pet
 
     pair = make_phantom_pair(seed)
     return {
@@ -48,7 +48,7 @@ def phantom_nodes(scene, seed: int = 7) -> dict:
 def deep_method_ready(name: str) -> bool:
     """True when torch imports and the method's shipped weights are present."""
     try:
-        from ..networks.inference import weight_path
+        from MedFusionLib.inference.runtime import weight_path
     except ImportError:  # torch not installed yet (in Slicer: PyTorch extension not set up)
         return False
     return weight_path(name).exists()
@@ -57,7 +57,7 @@ def deep_method_ready(name: str) -> bool:
 def pick_methods() -> dict:
     """A classical method (the default when classical) and a deep one whose weights are present (None when
     there is none)."""
-    from ..fusion import describe_methods
+    from MedFusionLib.fusion import describe_methods
 
     methods = describe_methods()
     classical = [m for m in methods if m["family"] == "classical"]
@@ -68,7 +68,7 @@ def pick_methods() -> dict:
 
 
 def snapshot(node) -> dict:
-    from .nodes import snapshot as node_snapshot
+    from MedFusionLib.mrml.nodes import snapshot as node_snapshot
 
     return node_snapshot(node)
 
@@ -86,8 +86,8 @@ def check_untouched(node, before: dict) -> None:
 
 def registration_error_mm(transform_node, truth: sitk.Transform, mask: sitk.Image) -> float:
     """Mean distance over the mask between where the node and the truth send fixed points (ITK frame)."""
-    from ..samples import mean_displacement_error
-    from .transforms import itk_from_transform_node
+    from MedFusionLib.samples.phantom import mean_displacement_error
+    from MedFusionLib.mrml.transforms import itk_from_transform_node
 
     return mean_displacement_error(itk_from_transform_node(transform_node), truth, mask)
 
@@ -95,9 +95,9 @@ def registration_error_mm(transform_node, truth: sitk.Transform, mask: sitk.Imag
 def check_result(scene, result, fixed, moving_nodes, before: dict, *, truth=None, mask=None,
                  tolerance_mm: float = PHANTOM_TOLERANCE_MM, display_mode: str = "overlay") -> dict:
     """All the checks of one run; returns what was measured."""
-    from .nodes import ijk_to_ras
-    from .tables import table_rows
-    from ..metrics import METRIC_KEYS
+    from MedFusionLib.mrml.nodes import ijk_to_ras
+    from MedFusionLib.mrml.tables import table_rows
+    from MedFusionLib.metrics import METRIC_KEYS
 
     measured = {}
     fused = result.fusedVolumeNode

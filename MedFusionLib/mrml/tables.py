@@ -11,7 +11,7 @@ COLUMNS = ("metric", "value", "better", "description")
 
 
 def _rows(metrics: dict, keys: Optional[Sequence[str]] = None):
-    from ..metrics import METRIC_KEYS, METRICS
+    from MedFusionLib.metrics import METRIC_KEYS, METRICS
 
     keys = list(METRIC_KEYS) if keys is None else list(keys)
     for key in keys:

@@ -24,8 +24,8 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from ..errors import MedFusionError
-from .nodes import LPS_TO_RAS, array_to_matrix, matrix_to_array
+from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.mrml.nodes import LPS_TO_RAS, array_to_matrix, matrix_to_array
 
 MAX_GRID_VOXELS = 2_000_000  # the displacement grid is coarsened beyond this
 

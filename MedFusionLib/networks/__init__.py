@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from .ddcgan_lite import DDcGANGenerator
-from .decision_map import DecisionMapNet
-from .densefuse_lite import DenseFuseLite
-from .ifcnn_lite import IFCNNLite
-from .ifcnn_reference import IFCNNReference
-from .multi_encoder import MultiEncoderFusion
+from MedFusionLib.networks.ddcgan_lite import DDcGANGenerator
+from MedFusionLib.networks.decision_map import DecisionMapNet
+from MedFusionLib.networks.densefuse_lite import DenseFuseLite
+from MedFusionLib.networks.ifcnn_lite import IFCNNLite
+from MedFusionLib.networks.ifcnn_reference import IFCNNReference
+from MedFusionLib.networks.multi_encoder import MultiEncoderFusion
 
 NETWORKS = {cls.__name__: cls for cls in (IFCNNLite, DenseFuseLite, IFCNNReference, DDcGANGenerator,
                                           DecisionMapNet, MultiEncoderFusion)}

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ._layers import conv
-from .densefuse_lite import DenseBlock
+from MedFusionLib.networks._layers import conv
+from MedFusionLib.networks.densefuse_lite import DenseBlock
 
 
 class DDcGANGenerator(nn.Module):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._layers import conv
+from MedFusionLib.networks._layers import conv
 
 
 class DenseBlock(nn.Module):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._layers import conv, elementwise_fuse
+from MedFusionLib.networks._layers import conv, elementwise_fuse
 
 
 class IFCNNLite(nn.Module):

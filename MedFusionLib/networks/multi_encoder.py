@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._layers import conv
+from MedFusionLib.networks._layers import conv
 
 
 class MultiEncoderFusion(nn.Module):

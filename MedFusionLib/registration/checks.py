@@ -14,7 +14,7 @@ import itertools
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import RegistrationError
+from MedFusionLib.core.errors import RegistrationError
 
 MIN_OVERLAP = 0.25          # fraction of the smaller foreground that must overlap after registration
 

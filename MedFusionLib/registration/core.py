@@ -9,11 +9,14 @@ from typing import Optional
 
 import SimpleITK as sitk
 
-from ..errors import InputError, RegistrationError
-from ..progress import CancelCallback, ProgressCallback, report
-from . import checks, stages
-from .presets import PRESETS, Preset, get_preset, guess_preset
-from .pyramid import Level, as_scalar_float, build_pyramid, clip_intensities
+from MedFusionLib.core.errors import InputError
+from MedFusionLib.core.errors import RegistrationError
+from MedFusionLib.core.progress import CancelCallback
+from MedFusionLib.core.progress import ProgressCallback
+from MedFusionLib.core.progress import report
+from MedFusionLib.registration import checks, stages
+from MedFusionLib.registration.presets import PRESETS, Preset, get_preset, guess_preset
+from MedFusionLib.registration.pyramid import Level, as_scalar_float, build_pyramid, clip_intensities
 
 MODES = ("rigid", "affine", "deformable")
 Context = stages.Context

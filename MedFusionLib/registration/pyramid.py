@@ -15,8 +15,8 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import InputError
-from .presets import Preset
+from MedFusionLib.core.errors import InputError
+from MedFusionLib.registration.presets import Preset
 
 
 def as_scalar_float(image: sitk.Image, what: str) -> sitk.Image:

@@ -17,10 +17,13 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import OperationCancelled, RegistrationError
-from ..progress import CancelCallback, ProgressCallback, report
-from .presets import Preset
-from .pyramid import Level
+from MedFusionLib.core.errors import OperationCancelled
+from MedFusionLib.core.errors import RegistrationError
+from MedFusionLib.core.progress import CancelCallback
+from MedFusionLib.core.progress import ProgressCallback
+from MedFusionLib.core.progress import report
+from MedFusionLib.registration.presets import Preset
+from MedFusionLib.registration.pyramid import Level
 
 
 @dataclass

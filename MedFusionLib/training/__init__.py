@@ -1,4 +1,4 @@
-"""Training of MedFusion's deep fusion networks: data (by-case split), losses, trainer, CLI.
+"""Training of MedFusion's deep fusion networks: data (by-case split), losses, recipes, trainer.
 
 Python API: ``train(method, data_dir, out=None, epochs=None, seed=0, ...)``; CLI:
 ``medfusion train METHOD --data DIR [--out WEIGHTS] [--epochs N] [--resume CKPT]``. Importing this package
@@ -6,15 +6,14 @@ does not import torch (the ``medfusion`` command registers ``train`` without pay
 and its loops load on the first call.
 """
 
-from .cli import register_cli
-from .recipes import RECIPES
+from MedFusionLib.training.recipes import RECIPES
 
 
 def train(method: str, data_dir, **options) -> dict:
     """Train ``method``'s recipe; see :func:`MedFusionLib.training.trainer.train` for the options."""
-    from .trainer import train as run
+    from MedFusionLib.training.trainer import train as run
 
     return run(method, data_dir, **options)
 
 
-__all__ = ["RECIPES", "register_cli", "train"]
+__all__ = ["RECIPES", "train"]

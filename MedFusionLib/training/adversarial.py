@@ -35,13 +35,13 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from ..errors import MedFusionError
-from ..networks import build_network
-from ..networks.ddcgan_lite import PatchDiscriminator
-from . import trainer as T
-from .losses import FusionLoss
-from .recipes import RECIPES, Recipe
-from .trainer import cosine, save_checkpoint
+from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.networks import build_network
+from MedFusionLib.networks.ddcgan_lite import PatchDiscriminator
+from MedFusionLib.training import trainer as T
+from MedFusionLib.training.losses import FusionLoss
+from MedFusionLib.training.recipes import RECIPES, Recipe
+from MedFusionLib.training.trainer import cosine, save_checkpoint
 
 RECIPE = RECIPES["ddcgan-lite"]  # defined with the others in recipes.py
 CONTENT_KEYS = ("w_ssim", "w_grad", "w_int", "ssim_window")

@@ -20,7 +20,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import MedFusionError
+from MedFusionLib.core.errors import MedFusionError
 
 PAIRS = ("CT-MRI", "PET-MRI", "SPECT-MRI")
 VAL_FRACTION = 0.25

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..metrics.structural import QABF_DA, QABF_DG, QABF_KA, QABF_KG, QABF_TA, QABF_TG
+from MedFusionLib.metrics.structural import QABF_DA, QABF_DG, QABF_KA, QABF_KG, QABF_TA, QABF_TG
 
 
 def _gaussian(size: int, sigma: float) -> torch.Tensor:

@@ -34,14 +34,14 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..errors import MedFusionError
-from ..networks import build_network
-from . import data as D
-from . import trainer as T
-from .adversarial import write_card
-from .trainer import cosine, save_checkpoint
-from .losses import FusionLoss
-from .recipes import RECIPES, Recipe
+from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.networks import build_network
+from MedFusionLib.training import data as D
+from MedFusionLib.training import trainer as T
+from MedFusionLib.training.adversarial import write_card
+from MedFusionLib.training.trainer import cosine, save_checkpoint
+from MedFusionLib.training.losses import FusionLoss
+from MedFusionLib.training.recipes import RECIPES, Recipe
 
 RECIPE = RECIPES["multi-encoder"]  # defined with the others in recipes.py
 TRIPLES = (("T1", "T2", "PD"), ("T1", "T2", "PET"), ("T1", "PD", "SPECT"), ("T2", "PD", "PET"))
@@ -118,7 +118,7 @@ class PairsAndTriples:
 @torch.no_grad()
 def validate_triples(net, triples: Sequence[np.ndarray]) -> Dict[str, float]:
     """Metrics of the network's fusion of held-out triples (keys suffixed ``_3``)."""
-    from ..metrics import compute_metrics
+    from MedFusionLib.metrics import compute_metrics
 
     net.eval()
     rows = []
@@ -203,8 +203,8 @@ def train_multi_encoder(method: str, data_dir, opts: Optional["T.TrainOptions"] 
 
 def evaluate_triples(data_dir, methods: Sequence[str], every: int = 2) -> Dict[str, Dict[str, Dict[str, float]]]:
     """N = 3 quality on the held-out SPM slab: {triple: {method: {column: mean}}}, slice mode, 8-bit fused."""
-    from ..fusion import fuse_arrays
-    from ..metrics import compute_metrics
+    from MedFusionLib.fusion import fuse_arrays
+    from MedFusionLib.metrics import compute_metrics
 
     volumes = load_spm_slices(Path(data_dir))
     results: Dict[str, Dict[str, Dict[str, float]]] = {}
@@ -225,7 +225,7 @@ def evaluate_triples(data_dir, methods: Sequence[str], every: int = 2) -> Dict[s
 
 
 def main(argv=None) -> int:
-    from ..fusion import available_methods
+    from MedFusionLib.fusion import available_methods
 
     p = argparse.ArgumentParser(description="N = 3 fusion quality on the held-out SPM slab (every method that takes N inputs)")
     p.add_argument("--data", default="../shared/data")

@@ -18,11 +18,11 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 import torch
 
-from ..errors import MedFusionError
-from ..networks import build_network
-from . import data as D
-from .losses import FusionLoss, ReconstructionLoss
-from .recipes import RECIPES, Recipe
+from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.networks import build_network
+from MedFusionLib.training import data as D
+from MedFusionLib.training.losses import FusionLoss, ReconstructionLoss
+from MedFusionLib.training.recipes import RECIPES, Recipe
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 VAL_PAIRS_PER_MODALITY = 8  # full-size held-out pairs fused for the validation metrics at each epoch
@@ -160,7 +160,7 @@ def seed_everything(seed: int, threads: Optional[int]) -> None:
 
 def _metrics_fn():
     try:
-        from ..metrics import compute_metrics  # written by the metrics work; optional here
+        from MedFusionLib.metrics import compute_metrics  # written by the metrics work; optional here
     except Exception:  # pragma: no cover - absent during early development
         return None
     return compute_metrics
@@ -235,7 +235,7 @@ def validate(net, recipe: Recipe, data: _Data, loss_fn) -> Dict[str, float]:
             for key in VAL_METRICS:
                 out[key] = float(np.mean([r[key] for r in rows]))
     else:
-        from ..fusion.consistency import through_plane_consistency
+        from MedFusionLib.fusion.consistency import through_plane_consistency
 
         losses, cons = [], []
         for vol in data.val_volumes:
@@ -337,7 +337,7 @@ def register_loop(name: str, loop: Callable[..., dict]) -> None:
 
 def _load_custom_loops() -> None:
     """Import the modules whose loops register themselves (kept out of ``import MedFusionLib.training``)."""
-    from . import adversarial, multi_encoder  # noqa: F401
+    from MedFusionLib.training import adversarial, multi_encoder  # noqa: F401
 
 
 def train(method: str, data_dir, out=None, **options) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method
 
 NAME = "ddcgan-lite"
 WEIGHTS = "ddcgan-lite"
@@ -19,7 +19,7 @@ WEIGHTS = "ddcgan-lite"
 
 def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     """Fuse ``stack``: (2, batch, H, W) in slice mode, (2, D, H, W) in volume mode; 0..1 float32."""
-    from ...networks.inference import fuse_with_2d_network  # torch is imported on first use only
+    from MedFusionLib.inference.runtime import fuse_with_2d_network  # torch is imported on first use only
 
     return fuse_with_2d_network(WEIGHTS, stack, mode)
 

@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method
 
 NAME = "densefuse-lite"
 DEFAULT_STRATEGY = "max"
@@ -23,7 +23,9 @@ MAX_PIXELS = 1 << 19  # per input and forward pass: 32-channel dense features, 4
 
 def fuse(stack: np.ndarray, mode: str = "slice", strategy: Optional[str] = None) -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from ...networks.inference import load_network, run_slices, run_triplanar  # torch is imported on first use only
+    from MedFusionLib.inference.runtime import load_network
+    from MedFusionLib.inference.runtime import run_slices
+    from MedFusionLib.inference.runtime import run_triplanar  # torch is imported on first use only
 
     net = load_network(NAME)
     forward = lambda x: net(x, strategy or DEFAULT_STRATEGY)  # noqa: E731

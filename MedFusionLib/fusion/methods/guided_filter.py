@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from ..registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method
 
 BASE_RADIUS = 15  # box mean for the two-scale decomposition (31 x 31 in the paper)
 DETAIL_GUIDE = (7, 1e-6)  # radius, eps for the detail-layer weights

@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method
 
 NAME = "ifcnn-lite"
 WEIGHTS_2D = "ifcnn-lite"
@@ -23,7 +23,9 @@ WEIGHTS_3D = "ifcnn-lite-3d"
 
 def fuse(stack: np.ndarray, mode: str = "slice", rule: Optional[str] = None) -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from ...networks.inference import load_network, run_slices, run_tiled_3d  # torch is imported on first use only
+    from MedFusionLib.inference.runtime import load_network
+    from MedFusionLib.inference.runtime import run_slices
+    from MedFusionLib.inference.runtime import run_tiled_3d  # torch is imported on first use only
 
     if mode == "slice":
         net = load_network(WEIGHTS_2D)

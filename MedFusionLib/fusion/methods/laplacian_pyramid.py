@@ -13,7 +13,7 @@ from typing import List, Sequence
 import numpy as np
 from scipy import ndimage
 
-from ..registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method
 
 MAX_LEVELS = 4
 

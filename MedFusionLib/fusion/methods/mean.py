@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method
 
 
 def fuse_mean(stack: np.ndarray) -> np.ndarray:

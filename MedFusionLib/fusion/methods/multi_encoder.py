@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method
 
 NAME = "multi-encoder"
 WEIGHTS = "multi-encoder"
@@ -20,7 +20,7 @@ WEIGHTS = "multi-encoder"
 
 def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from ...networks.inference import fuse_with_2d_network  # torch is imported on first use only
+    from MedFusionLib.inference.runtime import fuse_with_2d_network  # torch is imported on first use only
 
     return fuse_with_2d_network(WEIGHTS, stack, mode)
 

@@ -1,0 +1,37 @@
+"""``medfusion fuse A B [C ...] -o OUT``: register, normalise, fuse and write one case."""
+
+from __future__ import annotations
+
+import argparse
+
+from MedFusionLib.apps.cli.common import ProgressBar, add_fusion_options, fusion_options
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("fuse", help="fuse images (the first is the reference grid)")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE")
+    p.add_argument("-o", "--output", required=True, metavar="OUT")
+    add_fusion_options(p)
+    p.add_argument("--metrics", metavar="OUT.json", help="write the metric values as JSON")
+    p.add_argument("--preview", metavar="OUT.png", help="write a preview PNG")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from MedFusionLib.pipeline.files import fuse_files
+
+    bar = ProgressBar("fuse")
+    try:
+        result, _ = fuse_files(args.inputs, args.output, fusion_options(args), metrics_path=args.metrics,
+                               preview_path=args.preview, progress=bar)
+    finally:
+        bar.close()
+    for registration in result.registrations:
+        if registration is not None:
+            print(registration.summary())
+    print(f"fused ({result.method}, {result.mode} mode): {args.output}")
+    if args.metrics:
+        print(f"metrics: {args.metrics}")
+    if args.preview:
+        print(f"preview: {args.preview}")
+    return 0

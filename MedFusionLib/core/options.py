@@ -1,0 +1,153 @@
+"""The one schema of user choices: every front-end (CLI, pipeline, scene logic, Slicer module, web app, study)
+takes its enumerations and defaults from here, so they can never disagree on what a word means.
+
+Each :class:`Choice` holds the allowed values, the single default, display labels for GUIs (a parameter node
+stores the *value*, never the label) and a one-line help text. ``check`` turns a bad value into a one-line
+:class:`~MedFusionLib.core.errors.MedFusionError` naming the option and the allowed values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from MedFusionLib.core.errors import MedFusionError
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One enumerated option: its values, its one default, GUI labels and help."""
+
+    name: str
+    values: tuple[Any, ...]
+    default: Any
+    help: str
+    labels: dict[Any, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.default not in self.values:
+            raise ValueError(f"default {self.default!r} of option {self.name!r} is not one of {self.values}")
+
+    def check(self, value: Any) -> Any:
+        """``value`` if allowed, else a one-line MedFusionError."""
+        if value not in self.values:
+            allowed = ", ".join(str(v) for v in self.values)
+            raise MedFusionError(f"unknown {self.name} {value!r} (choose from {allowed})")
+        return value
+
+    def label(self, value: Any) -> str:
+        """The display label of ``value`` (the value itself when it has none)."""
+        return self.labels.get(value, str(value))
+
+    def value_of_label(self, label: str) -> Any:
+        """Inverse of :meth:`label` (for GUIs that only hand back the shown text)."""
+        for value in self.values:
+            if self.label(value) == label or str(value) == label:
+                return value
+        raise MedFusionError(f"unknown {self.name} {label!r}")
+
+
+MODE = Choice(
+    "mode", ("slice", "volume"), "slice",
+    "slice: the 2-D method over the slices of the chosen axis; volume: the method's 3-D form",
+    labels={"slice": "slice-wise (2-D)", "volume": "volumetric (3-D)"},
+)
+
+AXIS = Choice(
+    "axis", (2, 1, 0), 2,
+    "image axis cut by slice mode: 0 = i (x, sagittal), 1 = j (y, coronal), 2 = k (z, axial)",
+    labels={2: "k (axial)", 1: "j (coronal)", 0: "i (sagittal)"},
+)
+
+REGISTRATION = Choice(
+    "registration", ("none", "rigid", "affine", "deformable"), "none",
+    "align inputs 2.. to the first before fusing (none: header geometry only)",
+)
+
+REGISTRATION_MODES = REGISTRATION.values[1:]  # what the registration core itself accepts
+
+COLOUR = Choice(
+    "colour", ("none", "auto", "hot", "pet", "rainbow"), "none",
+    "RGB output with the functional input's colour over the fused image: auto (the functional input's own "
+    "colours, or the PET map) or a map (hot, pet, rainbow); none: grey output",
+)
+
+COLOUR_MAP_NAMES = COLOUR.values[2:]  # the named colour maps (colour.COLOUR_MAPS holds their control points)
+
+OVERLAY_MAP = Choice(
+    "overlay map", ("auto", "grey", "pet"), "auto",
+    "colour table of a grey fused volume shown in Slicer's views: auto (PET heat when a PET/SPECT input is "
+    "present, else grey), grey or pet",
+)
+
+DISPLAY_MODE = Choice(
+    "display mode", ("overlay", "fused"), "overlay",
+    "overlay: the fused volume over the reference at the chosen opacity; fused: the fused volume alone",
+)
+
+MODALITY = Choice(
+    "modality", ("auto", "ct", "mr", "pet", "spect", "8bit"), "auto",
+    "intensity rule per input: ct (fixed HU window), mr/pet/spect (percentiles), 8bit (as is), auto (guessed)",
+)
+
+FUNCTIONAL_MODALITIES = ("pet", "spect")  # inputs shown in colour (functional imaging)
+
+ALL_CHOICES = (MODE, AXIS, REGISTRATION, COLOUR, OVERLAY_MAP, DISPLAY_MODE, MODALITY)
+
+
+def method_names() -> tuple[str, ...]:
+    """The registered fusion methods (the ``method`` option's values; ``None`` means the default)."""
+    from MedFusionLib.fusion.registry import available_methods
+
+    return tuple(method.name for method in available_methods())
+
+
+def default_method() -> str:
+    """The registry's default fusion method."""
+    from MedFusionLib.fusion.registry import default_method_name
+
+    return default_method_name()
+
+
+def check_method(name: str | None) -> str:
+    """The method's name (the default for ``None`` or ""); a one-line error for an unknown name."""
+    from MedFusionLib.fusion.registry import get_method
+
+    return get_method(name or None).name
+
+
+@dataclass(frozen=True)
+class FusionOptions:
+    """Every choice of one fusion run, validated: what the CLI, batch/study rows, the Dask engine and the web
+    app pass around (a plain, picklable value). ``method`` None = the registry's default; ``functional`` is the
+    0-based index of the functional input for colour output (None = the colour input, else the last)."""
+
+    method: str | None = None
+    mode: str = MODE.default
+    axis: int = AXIS.default
+    registration: str = REGISTRATION.default
+    modalities: tuple[str, ...] | None = None
+    colour: str = COLOUR.default
+    functional: int | None = None
+
+    def __post_init__(self) -> None:
+        MODE.check(self.mode)
+        AXIS.check(self.axis)
+        REGISTRATION.check(self.registration)
+        COLOUR.check(self.colour)
+        for modality in self.modalities or ():
+            MODALITY.check(modality)
+        if self.modalities is not None and not isinstance(self.modalities, tuple):
+            object.__setattr__(self, "modalities", tuple(self.modalities))
+
+    def fuse_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`MedFusionLib.pipeline.fuse_images`."""
+        return {"method": self.method, "mode": self.mode, "axis": self.axis, "registration": self.registration,
+                "modalities": list(self.modalities) if self.modalities else None, "colour": self.colour,
+                "functional": self.functional}
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (records, job files, study protocol)."""
+        return {"method": self.method, "mode": self.mode, "axis": self.axis, "registration": self.registration,
+                "modalities": list(self.modalities) if self.modalities else None, "colour": self.colour,
+                "functional": self.functional}

@@ -1,0 +1,116 @@
+"""Fuse one case: prepared inputs -> one method -> the fused image (and its colour rendering).
+
+The fused image lies on the reference (first input's) grid with its geometry, on the 0..255 fusion scale.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from MedFusionLib.core import imageio as io
+from MedFusionLib.core.colour import colour_fused_image
+from MedFusionLib.core.errors import InputError, MedFusionError
+from MedFusionLib.core.options import AXIS, COLOUR, MODE, REGISTRATION
+from MedFusionLib.core.progress import CancelCallback, ProgressCallback, check_cancel, report, sub_progress
+from MedFusionLib.fusion import fuse_arrays, get_method
+from MedFusionLib.pipeline.prepare import PreparedInputs, prepare_inputs
+from MedFusionLib.pipeline.result import FUSION_SCALE, FusionResult
+
+
+def _colour_result(fused: sitk.Image, originals, aligned_colour, sources01, colour: str,
+                   functional: Optional[int]) -> Optional[sitk.Image]:
+    """RGB result for the colour option: the functional input's own colours, or a colour map on its values."""
+    if colour == "none":
+        return None
+    coloured = [i for i, image in enumerate(originals) if io.is_colour(image)]
+    index = functional if functional is not None else (coloured[0] if coloured else len(originals) - 1)
+    if not 0 <= index < len(originals):
+        raise MedFusionError(f"functional input {index + 1} does not exist (there are {len(originals)} inputs)")
+    if colour == "auto" and index in coloured:
+        rgb = sitk.GetArrayFromImage(aligned_colour[index]).astype(np.float64)[..., :3]
+        return colour_fused_image(fused, functional_rgb=rgb)
+    colour_map = "pet" if colour == "auto" else colour
+    return colour_fused_image(fused, functional01=sources01[index], colour_map=colour_map)
+
+
+def fuse_prepared(
+    prepared: PreparedInputs,
+    *,
+    method: Optional[str] = None,
+    mode: str = MODE.default,
+    axis: int = AXIS.default,
+    colour: str = COLOUR.default,
+    functional: Optional[int] = None,
+    progress: Optional[ProgressCallback] = None,
+    cancel: Optional[CancelCallback] = None,
+) -> FusionResult:
+    """Fuse prepared inputs with one method; see :func:`fuse_images` for the options."""
+    COLOUR.check(colour)
+    fusion = get_method(method)
+    n_inputs = len(prepared.sources01)
+    fusion.check(n_inputs, mode)
+    fixed = prepared.fixed
+    if fixed.GetDimension() == 2:
+        axis = 2  # a 2-D image is its own single slice
+    elif not 0 <= axis < 3:
+        raise MedFusionError(f"axis must be 0, 1 or 2, got {axis}")
+
+    check_cancel(cancel)
+    fused01 = fuse_arrays(prepared.sources01, fusion.name, mode, 2 - axis, progress=progress, cancel=cancel)
+    fused_array = fused01 * FUSION_SCALE
+    if fixed.GetDimension() == 2 and fixed.GetPixelID() == sitk.sitkUInt8:
+        fused_array = np.clip(np.floor(fused_array + 0.5), 0, 255)
+        fused = sitk.GetImageFromArray(fused_array.astype(np.uint8))
+    else:
+        fused = sitk.GetImageFromArray(fused_array.astype(np.float32))
+    fused.CopyInformation(fixed)
+    colour_fused = _colour_result(fused, prepared.originals, prepared.aligned_colour, prepared.sources01, colour,
+                                  functional)
+    report(progress, 1.0, "fusion done")
+    return FusionResult(
+        fused=fused,
+        sources=[s * FUSION_SCALE for s in prepared.sources01],
+        fused_array=fused_array.astype(np.float32),
+        method=fusion.name,
+        mode=mode,
+        axis=axis,
+        normalisation=prepared.normalisation,
+        registrations=prepared.registrations,
+        colour_fused=colour_fused,
+    )
+
+
+def fuse_images(
+    images: Sequence[sitk.Image],
+    *,
+    method: Optional[str] = None,
+    mode: str = MODE.default,
+    axis: int = AXIS.default,
+    registration: str = REGISTRATION.default,
+    modalities: Optional[Sequence[str]] = None,
+    colour: str = COLOUR.default,
+    functional: Optional[int] = None,
+    progress: Optional[ProgressCallback] = None,
+    cancel: Optional[CancelCallback] = None,
+) -> FusionResult:
+    """Register every image to ``images[0]``, normalise each by its modality rule, and fuse.
+
+    ``axis`` is the image axis slice mode cuts along (2 = k, axial for axial acquisitions). 2-D colour
+    (RGB) inputs are fused on their luma. ``colour`` adds an RGB result (``colour_fused``): ``auto``
+    restores the functional input's own colours (or paints it with the PET map when it is grey), a map
+    name paints it with that map; ``functional`` is its 0-based index (default: the colour input, else
+    the last one). Inputs are never modified.
+    """
+    COLOUR.check(colour)  # checked before any slow work
+    if len(images) < 2:
+        raise InputError("fusion needs at least two input images")
+    fusion = get_method(method)
+    fusion.check(len(images), mode)
+    register_share = 0.0 if registration == "none" else 0.6
+    prepared = prepare_inputs(images, registration=registration, modalities=modalities,
+                              progress=sub_progress(progress, 0.0, register_share), cancel=cancel)
+    return fuse_prepared(prepared, method=fusion.name, mode=mode, axis=axis, colour=colour, functional=functional,
+                         progress=sub_progress(progress, register_share, 1.0), cancel=cancel)

@@ -1,0 +1,182 @@
+"""The job-folder format of one fusion run in another process (what the Slicer module's worker runs).
+
+:func:`compute` turns images into a :class:`FusionOutcome` (fused image, transforms, metrics) without any
+scene; :func:`write_job` / :func:`run_job` / :func:`load_outcome` carry it through a folder.
+
+The Slicer module writes the input volumes (as they appear in the world) and a ``job.json`` into a
+temporary folder and starts ``PythonSlicer -m MedFusionLib.apps.worker FOLDER`` (any Python with MedFusionLib
+works). The worker prints one JSON object per line on stdout::
+
+    {"progress": 0.42, "message": "aligning input 2 to input 1 (rigid)"}
+    {"done": true}                      # or {"error": "..."} / {"cancelled": true}
+
+and writes ``fused.nrrd`` (``rgb.nrrd`` for colour fusion), ``transform_<i>.h5`` per registered input and
+``outcome.json`` into the folder. Cancelling: the module creates the file ``cancel`` in the folder (the
+worker stops at its next check and writes nothing more), and kills the process if it does not stop.
+Imports neither slicer, vtk nor Qt.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence
+
+import SimpleITK as sitk
+
+from MedFusionLib.core.options import AXIS, COLOUR, FUNCTIONAL_MODALITIES, MODE, REGISTRATION
+from MedFusionLib.core.progress import check_cancel, report, sub_progress
+
+JOB = "job.json"
+OUTCOME = "outcome.json"
+CANCEL = "cancel"
+OPTIONS = ("method", "mode", "axis", "registration", "modalities", "colour", "computeMetrics", "include3DMetrics")
+
+
+def write_job(folder, images: Sequence[sitk.Image], **options) -> Path:
+    """Write the inputs and the options of a job; returns the job file."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for index, image in enumerate(images):
+        name = f"input_{index}.nrrd"
+        sitk.WriteImage(image, str(folder / name), useCompression=False)
+        names.append(name)
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown job options {sorted(unknown)}")
+    path = folder / JOB
+    path.write_text(json.dumps({"inputs": names, **options}, indent=2))
+    return path
+
+
+def _emit(stream, **message) -> None:
+    stream.write(json.dumps(message, allow_nan=False) + "\n")
+    stream.flush()
+
+
+def run_job(folder, stream=None) -> int:
+    """Run the job in ``folder``; returns the process exit code (0 done, 1 error, 2 cancelled)."""
+    from MedFusionLib.core.errors import MedFusionError
+    from MedFusionLib.core.errors import OperationCancelled
+    from MedFusionLib.registration import save_transform
+
+    stream = stream or sys.stdout
+    folder = Path(folder)
+    try:
+        job = json.loads((folder / JOB).read_text())
+        images = [sitk.ReadImage(str(folder / name)) for name in job["inputs"]]
+        options = {k: job[k] for k in OPTIONS if k in job}
+        outcome = compute(images, progress=lambda f, m: _emit(stream, progress=round(f, 4), message=m),
+                          cancel=lambda: (folder / CANCEL).exists(), **options)
+        sitk.WriteImage(outcome.fused, str(folder / "fused.nrrd"), useCompression=False)
+        if outcome.rgb is not None:
+            sitk.WriteImage(outcome.rgb, str(folder / "rgb.nrrd"), useCompression=False)
+        transforms = []
+        for index, transform in enumerate(outcome.transforms):
+            if transform is None:
+                transforms.append(None)
+                continue
+            name = f"transform_{index + 1}.h5"
+            save_transform(transform, folder / name)
+            transforms.append(name)
+        record = {"method": outcome.method, "mode": outcome.mode, "axis": outcome.axis,
+                  "registration": outcome.registration, "normalisation": outcome.normalisation,
+                  "metrics": outcome.metrics, "transforms": transforms, "summaries": outcome.summaries,
+                  "rgb": outcome.rgb is not None}
+        (folder / OUTCOME).write_text(json.dumps(record, indent=2))
+        _emit(stream, done=True)
+        return 0
+    except OperationCancelled:
+        _emit(stream, cancelled=True)
+        return 2
+    except MedFusionError as err:
+        _emit(stream, error=str(err))
+        return 1
+    except Exception as err:  # a bug: keep the traceback for the log
+        _emit(stream, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+        return 1
+
+
+def load_outcome(folder):
+    """The :class:`~MedFusionLib.mrml.logic.FusionOutcome` a finished job left in ``folder``."""
+    from MedFusionLib.registration import load_transform
+
+    folder = Path(folder)
+    record = json.loads((folder / OUTCOME).read_text())
+    return FusionOutcome(
+        fused=sitk.ReadImage(str(folder / "fused.nrrd")),
+        transforms=[load_transform(folder / name) if name else None for name in record["transforms"]],
+        metrics=record["metrics"], method=record["method"], mode=record["mode"], axis=record["axis"],
+        registration=record["registration"], normalisation=record["normalisation"],
+        rgb=sitk.ReadImage(str(folder / "rgb.nrrd")) if record.get("rgb") else None,
+        summaries=record.get("summaries", []))
+
+
+def parse_line(line: str) -> Optional[dict]:
+    """One worker stdout line as a dict (None for anything that is not a worker message)."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
+@dataclass
+class FusionOutcome:
+    """What the computation gives back, independent of the scene (and of the process it ran in)."""
+
+    fused: sitk.Image  # scalar, 0..255, on the fixed image's (world) grid
+    transforms: List[Optional[sitk.Transform]]  # per moving input: fixed LPS -> moving LPS (ITK), or None
+    metrics: Optional[dict]
+    method: str
+    mode: str
+    axis: int
+    registration: str
+    normalisation: List[str] = field(default_factory=list)
+    rgb: Optional[sitk.Image] = None  # colour fusion (vector uint8), when asked for
+    summaries: List[str] = field(default_factory=list)
+
+
+def functional_index(modalities: Sequence[str]) -> int:
+    """Input whose colours colour fusion shows: the first PET/SPECT input, else the last input."""
+    for index, modality in enumerate(modalities):
+        if modality in FUNCTIONAL_MODALITIES:
+            return index
+    return len(modalities) - 1
+
+
+def compute(images: Sequence[sitk.Image], *, method=None, mode=MODE.default, axis=AXIS.default,
+            registration=REGISTRATION.default, modalities=None, colour=COLOUR.default, computeMetrics=True,
+            include3DMetrics=False, progress: Optional[Callable] = None,
+            cancel: Optional[Callable] = None) -> FusionOutcome:
+    """Register, fuse and score SimpleITK images (the first is fixed); touches no scene. ``colour`` other
+    than "none" adds the RGB rendering of the functional input (:func:`functional_index`) over the fused image."""
+    from MedFusionLib.pipeline import fuse_images
+
+    COLOUR.check(colour)
+    modalities = list(modalities) if modalities else ["auto"] * len(images)
+    fusion_modalities = [m if m in ("ct", "mr", "pet", "spect", "8bit") else "auto" for m in modalities]
+    share = 0.85 if computeMetrics else 1.0
+    result = fuse_images(list(images), method=method, mode=mode, axis=axis, registration=registration,
+                         modalities=fusion_modalities, colour=colour, functional=functional_index(modalities),
+                         progress=sub_progress(progress, 0.0, share), cancel=cancel)
+    metrics = None
+    if computeMetrics:
+        check_cancel(cancel)
+        report(progress, share, "computing metrics")
+        metrics = result.metrics(include_3d=include3DMetrics, progress=sub_progress(progress, share, 1.0),
+                                 cancel=cancel)
+    check_cancel(cancel)
+    report(progress, 1.0, "fusion computed")
+    return FusionOutcome(
+        fused=result.fused, transforms=[r.transform if r is not None else None for r in result.registrations],
+        metrics=metrics, method=result.method, mode=result.mode, axis=result.axis, registration=registration,
+        normalisation=list(result.normalisation), rgb=result.colour_fused,
+        summaries=[r.summary() if r is not None and hasattr(r, "summary") else "" for r in result.registrations])

@@ -1,0 +1,1 @@
+"""Pictures of results: orthogonal-plane previews and labelled montages (PNG)."""
