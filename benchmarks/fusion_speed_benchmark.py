@@ -89,7 +89,7 @@ def _register_yardstick():
 
     from MedFusionLib.fusion.registry import _REGISTRY, FusionMethod, register_method
     from MedFusionLib.networks import IFCNNReference
-    from MedFusionLib.networks.inference import torch_threads
+    from MedFusionLib.inference.runtime import torch_threads
 
     torch.manual_seed(0)
     net = IFCNNReference().eval()
@@ -110,7 +110,7 @@ def yardstick_naive(net, a, b):
     """The published network slice by slice over the whole volume (no crop, no skip), batches of 8."""
     import torch
 
-    from MedFusionLib.networks.inference import torch_threads
+    from MedFusionLib.inference.runtime import torch_threads
 
     out = np.empty_like(a)
     with torch_threads(), torch.inference_mode():
@@ -192,7 +192,7 @@ def main(argv=None) -> int:
         results[(name, mode)] = fused
         add(f"{name} ({mode} mode)", t_s, t_v, f"through-plane ratio {cons['ratio']:.3f}, anisotropy {cons['anisotropy']:.3f}")
 
-    from MedFusionLib.networks.inference import precision
+    from MedFusionLib.inference.runtime import precision
 
     default_precision = precision()
     prec = []

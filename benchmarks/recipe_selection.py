@@ -65,7 +65,8 @@ def score(fuse, pairs):
 def network_fuser(path: Path):
     import torch
 
-    from MedFusionLib.networks.inference import load_network, run_slices
+    from MedFusionLib.inference.runtime import load_network
+    from MedFusionLib.inference.runtime import run_slices
 
     net = load_network(path.stem, str(path))
     torch.set_num_threads(1)
@@ -80,7 +81,7 @@ def volume_seconds(weights: Path, data: str, threads: int, repeat: int = 3) -> f
     from fusion_speed_benchmark import real_volume
 
     from MedFusionLib.fusion import fuse_arrays
-    from MedFusionLib.networks.inference import load_network
+    from MedFusionLib.inference.runtime import load_network
 
     a, b = real_volume(Path(data))
     os.environ["MEDFUSION_THREADS"] = str(threads)
