@@ -15,11 +15,12 @@ import tempfile
 from typing import Annotated
 
 import qt
-import vtk
-
 import slicer
+import vtk
+from slicer import vtkMRMLScalarVolumeNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -27,9 +28,6 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
-
-from slicer import vtkMRMLScalarVolumeNode
 
 # MedFusionLib sits beside this file once the extension is built (see CMakeLists.txt). Importing its
 # logic imports numpy and SimpleITK only (both bundled with Slicer); torch and scipy are installed on
@@ -124,9 +122,13 @@ class MedFusionJob:
         self._onFinished = onFinished
         moduleDir = os.path.dirname(os.path.abspath(__file__))  # MedFusionLib is installed beside this file
         self.worker = WorkerProcess(
-            folder, python=shutil.which("PythonSlicer") or "PythonSlicer", pythonPath=moduleDir,
-            launch=lambda args, env: slicer.util.launchConsoleProcess(args, useStartupEnvironment=False,
-                                                                      updateEnvironment=env))
+            folder,
+            python=shutil.which("PythonSlicer") or "PythonSlicer",
+            pythonPath=moduleDir,
+            launch=lambda args, env: slicer.util.launchConsoleProcess(
+                args, useStartupEnvironment=False, updateEnvironment=env
+            ),
+        )
         self._timer = qt.QTimer()
         self._timer.setInterval(self.POLL_MS)
         self._timer.timeout.connect(self._poll)
@@ -242,7 +244,9 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         ready = bool(p and p.fixedVolume and p.movingVolume and p.fixedVolume != p.movingVolume)
         self.ui.applyButton.enabled = ready
-        self.ui.applyButton.toolTip = _("Register, fuse and score.") if ready else _("Select a fixed and a moving volume.")
+        self.ui.applyButton.toolTip = (
+            _("Register, fuse and score.") if ready else _("Select a fixed and a moving volume.")
+        )
 
     # -- methods -----------------------------------------------------------------------------------------
     def populateMethods(self) -> None:
@@ -296,7 +300,11 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.text = _("Cancel") if running else _("Apply")
         self.ui.applyButton.enabled = True
         self.ui.progressBar.visible = running
-        for widget in (self.ui.inputsCollapsibleButton, self.ui.fusionCollapsibleButton, self.ui.outputCollapsibleButton):
+        for widget in (
+            self.ui.inputsCollapsibleButton,
+            self.ui.fusionCollapsibleButton,
+            self.ui.outputCollapsibleButton,
+        ):
             widget.enabled = not running
         if not running:
             self._checkCanApply()
@@ -313,14 +321,28 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.ensureDependencies(method)
             if not self._methods:
                 self.populateMethods()
-            options = dict(method=method, mode=p.mode, registration=p.registration, axis=p.axis,
-                           colour=p.colour, computeMetrics=p.computeMetrics)
+            options = dict(
+                method=method,
+                mode=p.mode,
+                registration=p.registration,
+                axis=p.axis,
+                colour=p.colour,
+                computeMetrics=p.computeMetrics,
+            )
             output = p.outputVolume
             if output is not None and output.IsA("vtkMRMLVectorVolumeNode") != (p.colour != "none"):
                 output = p.outputVolume = None  # scalar <-> RGB: a new output volume of the right kind
-            self.logic.validate(nodes, method=method, mode=p.mode, registration=p.registration,
-                                axis=options["axis"], outputNode=output, colour=p.colour,
-                                overlayMap=p.overlayMap, displayMode=p.displayMode)
+            self.logic.validate(
+                nodes,
+                method=method,
+                mode=p.mode,
+                registration=p.registration,
+                axis=options["axis"],
+                outputNode=output,
+                colour=p.colour,
+                overlayMap=p.overlayMap,
+                displayMode=p.displayMode,
+            )
             folder = tempfile.mkdtemp(prefix="MedFusion-")
             modalities = self.logic.writeJob(folder, nodes, **options)
             self._jobContext = dict(nodes=nodes, folder=folder, modalities=modalities)
@@ -339,10 +361,17 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if message.get("done"):
                 with slicer.util.tryWithErrorDisplay(_("Failed to load the fusion result."), waitCursor=True):
                     p = self._parameterNode
-                    result = self.logic.applyJob(context["folder"], context["nodes"], outputNode=p.outputVolume,
-                                                 opacity=p.opacity, colour=p.colour, overlayMap=p.overlayMap,
-                                                 displayMode=p.displayMode,
-                                                 modalities=context["modalities"], hardenTransform=p.hardenTransform)
+                    result = self.logic.applyJob(
+                        context["folder"],
+                        context["nodes"],
+                        outputNode=p.outputVolume,
+                        opacity=p.opacity,
+                        colour=p.colour,
+                        overlayMap=p.overlayMap,
+                        displayMode=p.displayMode,
+                        modalities=context["modalities"],
+                        hardenTransform=p.hardenTransform,
+                    )
                     p.outputVolume = result.fusedVolumeNode
                     if result.metricsTableNode is not None:
                         self.ui.metricsTableView.setMRMLTableNode(result.metricsTableNode)
@@ -435,8 +464,10 @@ class MedFusionTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Running MedFusion scenarios on synthetic CT, MR and PET volumes")
         runs = selftest.run_all(MedFusionLogic(), slicer.mrmlScene, log=self.delayDisplay)
         for name, mode, measured in runs:
-            self.delayDisplay(f"{name}, {mode}: registration error {measured.get('registration_error_mm', 0):.2f} mm, "
-                              f"{len(measured['metrics'])} metrics, {measured['views']} slice views")
+            self.delayDisplay(
+                f"{name}, {mode}: registration error {measured.get('registration_error_mm', 0):.2f} mm, "
+                f"{len(measured['metrics'])} metrics, {measured['views']} slice views"
+            )
         self.assertTrue(runs)
         self.delayDisplay("Scenarios passed")
 
@@ -449,8 +480,10 @@ class MedFusionTest(ScriptedLoadableModuleTest):
         self.assertIsNotNone(result.fusedVolumeNode)
         self.assertIsNotNone(result.transformNode)
         self.assertEqual(result.metricsTableNode.GetNumberOfRows(), 16)
-        self.assertLessEqual(selftest.registration_error_mm(result.transformNode, data["truth"], data["mask"]),
-                             selftest.PHANTOM_TOLERANCE_MM)
+        self.assertLessEqual(
+            selftest.registration_error_mm(result.transformNode, data["truth"], data["mask"]),
+            selftest.PHANTOM_TOLERANCE_MM,
+        )
         layoutManager = slicer.app.layoutManager()
         for name in layoutManager.sliceViewNames():
             composite = layoutManager.sliceWidget(name).mrmlSliceCompositeNode()

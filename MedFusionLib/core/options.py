@@ -48,26 +48,34 @@ class Choice:
 
 
 MODE = Choice(
-    "mode", ("slice", "volume"), "slice",
+    "mode",
+    ("slice", "volume"),
+    "slice",
     "slice: the 2-D method over the slices of the chosen axis; volume: the method's 3-D form",
     labels={"slice": "slice-wise (2-D)", "volume": "volumetric (3-D)"},
 )
 
 AXIS = Choice(
-    "axis", (2, 1, 0), 2,
+    "axis",
+    (2, 1, 0),
+    2,
     "image axis cut by slice mode: 0 = i (x, sagittal), 1 = j (y, coronal), 2 = k (z, axial)",
     labels={2: "k (axial)", 1: "j (coronal)", 0: "i (sagittal)"},
 )
 
 REGISTRATION = Choice(
-    "registration", ("none", "rigid", "affine", "deformable"), "none",
+    "registration",
+    ("none", "rigid", "affine", "deformable"),
+    "none",
     "align inputs 2.. to the first before fusing (none: header geometry only)",
 )
 
 REGISTRATION_MODES = REGISTRATION.values[1:]  # what the registration core itself accepts
 
 COLOUR = Choice(
-    "colour", ("none", "auto", "hot", "pet", "rainbow"), "none",
+    "colour",
+    ("none", "auto", "hot", "pet", "rainbow"),
+    "none",
     "RGB output with the functional input's colour over the fused image: auto (the functional input's own "
     "colours, or the PET map) or a map (hot, pet, rainbow); none: grey output",
 )
@@ -75,18 +83,24 @@ COLOUR = Choice(
 COLOUR_MAP_NAMES = COLOUR.values[2:]  # the named colour maps (colour.COLOUR_MAPS holds their control points)
 
 OVERLAY_MAP = Choice(
-    "overlay map", ("auto", "grey", "pet"), "auto",
+    "overlay map",
+    ("auto", "grey", "pet"),
+    "auto",
     "colour table of a grey fused volume shown in Slicer's views: auto (PET heat when a PET/SPECT input is "
     "present, else grey), grey or pet",
 )
 
 DISPLAY_MODE = Choice(
-    "display mode", ("overlay", "fused"), "overlay",
+    "display mode",
+    ("overlay", "fused"),
+    "overlay",
     "overlay: the fused volume over the reference at the chosen opacity; fused: the fused volume alone",
 )
 
 MODALITY = Choice(
-    "modality", ("auto", "ct", "mr", "pet", "spect", "8bit"), "auto",
+    "modality",
+    ("auto", "ct", "mr", "pet", "spect", "8bit"),
+    "auto",
     "intensity rule per input: ct (fixed HU window), mr/pet/spect (percentiles), 8bit (as is), auto (guessed)",
 )
 
@@ -142,12 +156,24 @@ class FusionOptions:
 
     def fuse_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`MedFusionLib.pipeline.fuse_images`."""
-        return {"method": self.method, "mode": self.mode, "axis": self.axis, "registration": self.registration,
-                "modalities": list(self.modalities) if self.modalities else None, "colour": self.colour,
-                "functional": self.functional}
+        return {
+            "method": self.method,
+            "mode": self.mode,
+            "axis": self.axis,
+            "registration": self.registration,
+            "modalities": list(self.modalities) if self.modalities else None,
+            "colour": self.colour,
+            "functional": self.functional,
+        }
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (records, job files, study protocol)."""
-        return {"method": self.method, "mode": self.mode, "axis": self.axis, "registration": self.registration,
-                "modalities": list(self.modalities) if self.modalities else None, "colour": self.colour,
-                "functional": self.functional}
+        return {
+            "method": self.method,
+            "mode": self.mode,
+            "axis": self.axis,
+            "registration": self.registration,
+            "modalities": list(self.modalities) if self.modalities else None,
+            "colour": self.colour,
+            "functional": self.functional,
+        }

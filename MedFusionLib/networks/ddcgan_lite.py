@@ -27,7 +27,9 @@ from MedFusionLib.networks.densefuse_lite import DenseBlock
 
 
 class DDcGANGenerator(nn.Module):
-    def __init__(self, spatial_dims: int = 2, stem: int = 8, growth: int = 8, dense_layers: int = 2, residual: bool = True) -> None:
+    def __init__(
+        self, spatial_dims: int = 2, stem: int = 8, growth: int = 8, dense_layers: int = 2, residual: bool = True
+    ) -> None:
         super().__init__()
         self.spatial_dims = spatial_dims
         self.residual = residual
@@ -36,9 +38,12 @@ class DDcGANGenerator(nn.Module):
             conv(spatial_dims, 1, stem, 3), nn.ReLU(inplace=True), DenseBlock(spatial_dims, stem, growth, dense_layers)
         )
         self.decoder = nn.Sequential(
-            conv(spatial_dims, 2 * width, width, 3), nn.ReLU(inplace=True),
-            conv(spatial_dims, width, width // 2, 3), nn.ReLU(inplace=True),
-            conv(spatial_dims, width // 2, width // 4, 3), nn.ReLU(inplace=True),
+            conv(spatial_dims, 2 * width, width, 3),
+            nn.ReLU(inplace=True),
+            conv(spatial_dims, width, width // 2, 3),
+            nn.ReLU(inplace=True),
+            conv(spatial_dims, width // 2, width // 4, 3),
+            nn.ReLU(inplace=True),
             conv(spatial_dims, width // 4, 1, 3),
         )
         if residual:
@@ -66,12 +71,14 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         c = channels
         self.net = nn.Sequential(
-            spectral_norm(nn.Conv2d(1, c, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True),
-            spectral_norm(nn.Conv2d(c, 2 * c, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True),
-            spectral_norm(nn.Conv2d(2 * c, 2 * c, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True),
+            spectral_norm(nn.Conv2d(1, c, 4, stride=2, padding=1)),
+            nn.LeakyReLU(0.2, inplace=True),
+            spectral_norm(nn.Conv2d(c, 2 * c, 4, stride=2, padding=1)),
+            nn.LeakyReLU(0.2, inplace=True),
+            spectral_norm(nn.Conv2d(2 * c, 2 * c, 4, stride=2, padding=1)),
+            nn.LeakyReLU(0.2, inplace=True),
             spectral_norm(nn.Conv2d(2 * c, 1, 3, padding=1)),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-

@@ -26,7 +26,6 @@ deep-feature method.
 from __future__ import annotations
 
 import math
-from typing import List
 
 import torch
 import torch.nn.functional as F
@@ -80,7 +79,9 @@ def _up(x: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear" if x.ndim == 4 else "trilinear", align_corners=False)
 
 
-def laplacian_blend(sources: torch.Tensor, weights: torch.Tensor, levels: int = 4, envelope: bool = True) -> torch.Tensor:
+def laplacian_blend(
+    sources: torch.Tensor, weights: torch.Tensor, levels: int = 4, envelope: bool = True
+) -> torch.Tensor:
     """Blend ``sources`` (n, batch, 1, *spatial) by ``weights`` (same shape, summing to 1 over n) in a Laplacian pyramid.
 
     Computed in float32 whatever the autocast state (the blend of source pixels must not be rounded to
@@ -111,8 +112,8 @@ def _laplacian_blend(sources: torch.Tensor, weights: torch.Tensor, levels: int, 
     if any(pad):
         x = F.pad(x, pad, mode="replicate")
         w = F.pad(w, pad, mode="replicate")
-    gauss_x: List[torch.Tensor] = [x]
-    gauss_w: List[torch.Tensor] = [w]
+    gauss_x: list[torch.Tensor] = [x]
+    gauss_w: list[torch.Tensor] = [w]
     for _ in range(levels):
         gauss_x.append(_down(gauss_x[-1]))
         gauss_w.append(_down(gauss_w[-1]))
@@ -144,7 +145,7 @@ class DecisionMapNet(nn.Module):
         self.spatial_dims = spatial_dims
         self.smooth_sigma = smooth_sigma
         self.levels = levels
-        layers: List[nn.Module] = []
+        layers: list[nn.Module] = []
         c_in = 1
         for d in dilations:
             layers += [_conv(spatial_dims, c_in, channels, 3, d), nn.ReLU(inplace=True)]
@@ -178,4 +179,3 @@ class DecisionMapNet(nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Fusion path: ``inputs`` (n_inputs, batch, 1, *spatial) in 0..1 -> (batch, 1, *spatial)."""
         return self.blend(inputs, self.weight_maps(inputs))
-

@@ -25,7 +25,8 @@ class DenseBlock(nn.Module):
     def __init__(self, spatial_dims: int, c_in: int, growth: int, layers: int) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            nn.Sequential(conv(spatial_dims, c_in + i * growth, growth, 3), nn.ReLU(inplace=True)) for i in range(layers)
+            nn.Sequential(conv(spatial_dims, c_in + i * growth, growth, 3), nn.ReLU(inplace=True))
+            for i in range(layers)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,15 +54,20 @@ class DenseFuseLite(nn.Module):
             conv(spatial_dims, 1, stem, 3), nn.ReLU(inplace=True), DenseBlock(spatial_dims, stem, growth, dense_layers)
         )
         self.decoder = nn.Sequential(
-            conv(spatial_dims, width, width, 3), nn.ReLU(inplace=True),
-            conv(spatial_dims, width, width // 2, 3), nn.ReLU(inplace=True),
-            conv(spatial_dims, width // 2, width // 4, 3), nn.ReLU(inplace=True),
+            conv(spatial_dims, width, width, 3),
+            nn.ReLU(inplace=True),
+            conv(spatial_dims, width, width // 2, 3),
+            nn.ReLU(inplace=True),
+            conv(spatial_dims, width // 2, width // 4, 3),
+            nn.ReLU(inplace=True),
             conv(spatial_dims, width // 4, 1, 3),
         )
 
     @property
     def receptive_radius(self) -> int:
-        return sum(m.kernel_size[0] // 2 for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))) + self.l1_radius
+        return (
+            sum(m.kernel_size[0] // 2 for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))) + self.l1_radius
+        )
 
     def autoencode(self, x: torch.Tensor) -> torch.Tensor:
         """Training path: (batch, 1, *spatial) -> reconstruction of the same shape."""
@@ -81,7 +87,9 @@ class DenseFuseLite(nn.Module):
                 pool = F.avg_pool2d if self.spatial_dims == 2 else F.avg_pool3d
                 activity = pool(activity, k, stride=1, padding=self.l1_radius, count_include_pad=False)
             weights = activity / activity.sum(dim=0, keepdim=True).clamp_min(1e-6)
-            weights = torch.where(activity.sum(dim=0, keepdim=True) > 1e-6, weights, torch.full_like(weights, 1.0 / feats.shape[0]))
+            weights = torch.where(
+                activity.sum(dim=0, keepdim=True) > 1e-6, weights, torch.full_like(weights, 1.0 / feats.shape[0])
+            )
             return (weights.unsqueeze(2) * feats).sum(dim=0)
         raise ValueError(f"unknown DenseFuse strategy {strategy!r} (addition, l1 or max)")
 

@@ -15,8 +15,12 @@ class IFCNNReference(nn.Module):
     def __init__(self, channels: int = 64) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, channels, 7, padding=3, bias=False)
-        self.conv2 = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
-        self.conv3 = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+        self.conv2 = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)
+        )
+        self.conv3 = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)
+        )
         self.conv4 = nn.Conv2d(channels, 3, 1)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:

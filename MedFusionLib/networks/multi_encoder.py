@@ -29,7 +29,9 @@ from MedFusionLib.networks._layers import conv
 
 
 class MultiEncoderFusion(nn.Module):
-    def __init__(self, spatial_dims: int = 2, encoders: int = 3, channels: int = 12, residual: str = "attention") -> None:
+    def __init__(
+        self, spatial_dims: int = 2, encoders: int = 3, channels: int = 12, residual: str = "attention"
+    ) -> None:
         super().__init__()
         self.spatial_dims = spatial_dims
         if residual not in ("attention", "max", "none"):
@@ -39,16 +41,21 @@ class MultiEncoderFusion(nn.Module):
 
         def encoder() -> nn.Module:
             return nn.Sequential(
-                conv(spatial_dims, 1, c, 3), nn.ReLU(inplace=True),
-                conv(spatial_dims, c, c, 3), nn.ReLU(inplace=True),
-                conv(spatial_dims, c, c, 3), nn.ReLU(inplace=True),
+                conv(spatial_dims, 1, c, 3),
+                nn.ReLU(inplace=True),
+                conv(spatial_dims, c, c, 3),
+                nn.ReLU(inplace=True),
+                conv(spatial_dims, c, c, 3),
+                nn.ReLU(inplace=True),
             )
 
         self.encoders = nn.ModuleList(encoder() for _ in range(encoders))
         self.attention = conv(spatial_dims, c, 1, 1)
         self.decoder = nn.Sequential(
-            conv(spatial_dims, 2 * c, c, 3), nn.ReLU(inplace=True),
-            conv(spatial_dims, c, c // 2, 3), nn.ReLU(inplace=True),
+            conv(spatial_dims, 2 * c, c, 3),
+            nn.ReLU(inplace=True),
+            conv(spatial_dims, c, c // 2, 3),
+            nn.ReLU(inplace=True),
             conv(spatial_dims, c // 2, 1, 3),
         )
         if residual != "none":
@@ -79,4 +86,3 @@ class MultiEncoderFusion(nn.Module):
         elif self.residual == "max":
             out = out + inputs.amax(dim=0)
         return out
-
