@@ -21,3 +21,19 @@ class RegistrationError(MedFusionError):
 
 class OperationCancelled(MedFusionError):
     """The user cancelled a long-running operation; nothing was written."""
+
+
+class OutputError(MedFusionError):
+    """An output cannot be written (it would replace an input, no permission, disk full, read-only)."""
+
+
+class ResourceError(MedFusionError):
+    """A run needs more memory than the machine has available."""
+
+
+def describe_os_error(err: OSError, path: object = None) -> str:
+    """One line for an operating-system error: ``<file>: <reason>`` (no errno numbers, no traceback)."""
+    reason = err.strerror or str(err) or type(err).__name__
+    reason = reason[:1].lower() + reason[1:]
+    target = path if path is not None else err.filename
+    return f"{target}: {reason}" if target is not None else reason

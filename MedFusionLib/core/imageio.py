@@ -11,13 +11,19 @@ import gzip
 import os
 import shutil
 import struct
+import sys
 import tempfile
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from MedFusionLib.core.errors import InputError
+from MedFusionLib.core.errors import InputError, OutputError, describe_os_error
+from MedFusionLib.core.log import warn
 
 PathLike = str | os.PathLike
 
@@ -27,21 +33,102 @@ SUPPORTED = VOLUME_EXTENSIONS + SLICE_EXTENSIONS
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, the protocol used for PET/SPECT colour slices
 
 
+class _NativeMessages:
+    """Text that native libraries (ITK, GDCM, libtiff, the NIfTI library) wrote to stderr meanwhile."""
+
+    text = ""
+
+    @property
+    def last(self) -> str:
+        lines = [line.strip() for line in self.text.splitlines() if line.strip()]
+        return lines[-1][-160:] if lines else ""
+
+
+@contextmanager
+def native_stderr() -> Iterator[_NativeMessages]:
+    """Capture what native code prints on file descriptor 2 (ITK's and libtiff's warnings and errors), so a
+    failure is reported in one line and a success prints nothing. The capture file is unlinked at once."""
+    messages = _NativeMessages()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to redirect
+        yield messages
+        return
+    with tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield messages
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            messages.text = capture.read().decode(errors="replace")
+
+
 def extension(path: PathLike) -> str:
     """Lower-case extension, treating ``.nii.gz`` as one."""
     name = str(path).lower()
     return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
 
 
-def _read_dicom_series(folder: Path) -> sitk.Image:
+# Tags of the reference series that a derived series must carry to stay in the same patient, study and frame of
+# reference (PS3.3 C.7.1.1, C.7.2.1, C.7.4.1); read from the first slice of a DICOM input.
+REFERENCE_TAGS = (
+    "0010|0010",  # Patient's Name
+    "0010|0020",  # Patient ID
+    "0010|0030",  # Patient's Birth Date
+    "0010|0040",  # Patient's Sex
+    "0020|000d",  # Study Instance UID
+    "0008|0020",  # Study Date
+    "0008|0030",  # Study Time
+    "0008|0050",  # Accession Number
+    "0008|0090",  # Referring Physician's Name
+    "0008|1030",  # Study Description
+    "0020|0010",  # Study ID
+    "0020|0052",  # Frame of Reference UID
+    "0020|1040",  # Position Reference Indicator
+    "0008|0060",  # Modality (of the source: kept as a hint for modality detection, not written)
+)
+
+
+def dicom_series(folder: PathLike) -> dict[str, list[str]]:
+    """The DICOM series of a folder: series UID -> its slice files (sorted by position)."""
     reader = sitk.ImageSeriesReader()
-    series = reader.GetGDCMSeriesIDs(str(folder))
+    return {sid: list(reader.GetGDCMSeriesFileNames(str(folder), sid)) for sid in reader.GetGDCMSeriesIDs(str(folder))}
+
+
+def _choose_series(folder: Path, series: dict[str, list[str]], wanted: Sequence[str] | None) -> str:
     if not series:
         raise InputError(f"{folder}: folder holds no DICOM series")
-    # Several series in one folder: take the one with the most slices (the main acquisition).
-    files = max((reader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series), key=len)
-    reader.SetFileNames(files)
-    return reader.Execute()
+    if wanted:
+        chosen = [sid for sid in series if sid in wanted]
+        if chosen:
+            return chosen[0]
+    if len(series) == 1 and not wanted:
+        return next(iter(series))
+    listed = ", ".join(f"{sid} ({len(files)} files)" for sid, files in series.items())
+    ask = f"none of --series {', '.join(wanted)} is there" if wanted else "choose one with --series UID"
+    raise InputError(f"{folder}: folder holds {len(series)} DICOM series ({ask}): {listed}")
+
+
+def _read_dicom_series(folder: Path, wanted: Sequence[str] | None = None) -> sitk.Image:
+    files = dicom_series(folder)
+    chosen = _choose_series(folder, files, wanted)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files[chosen])
+    reader.MetaDataDictionaryArrayUpdateOn()
+    image = reader.Execute()
+    for tag in REFERENCE_TAGS:
+        if reader.HasMetaDataKey(0, tag):
+            image.SetMetaData(tag, reader.GetMetaData(0, tag).strip())
+    image.SetMetaData("0020|000e", chosen)
+    return image
+
+
+def reference_tags(image: sitk.Image) -> dict[str, str]:
+    """The patient/study/frame-of-reference tags an image read from DICOM carries (empty otherwise)."""
+    return {tag: image.GetMetaData(tag) for tag in REFERENCE_TAGS if image.HasMetaDataKey(tag)}
 
 
 def _nifti_expected_bytes(header: bytes) -> int:
@@ -80,14 +167,44 @@ def _check_nifti_complete(path: Path) -> None:
         raise InputError(f"{path}: truncated file ({size} of {expected} bytes)")
 
 
-def read_image(path: PathLike) -> sitk.Image:
-    """Read a NIfTI/NRRD/MHA file, a 2-D PNG/TIFF or a DICOM series folder; clear errors otherwise."""
+def _restore_nifti_nan(path: Path, image: sitk.Image) -> sitk.Image:
+    """ITK's NIfTI reader turns NaN into 0; put back the NaN the file holds (read with nibabel)."""
+    if image.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
+        return image
+    import nibabel
+
+    data = np.asanyarray(nibabel.load(str(path)).dataobj)
+    if not np.issubdtype(data.dtype, np.floating):
+        return image
+    nan = np.isnan(data).ravel(order="F")  # file order (i fastest) = ITK's buffer order
+    array = sitk.GetArrayFromImage(image)
+    if not nan.any() or nan.size != array.size:
+        return image
+    array.reshape(-1)[nan] = np.nan
+    restored = sitk.GetImageFromArray(array, isVector=image.GetNumberOfComponentsPerPixel() > 1)
+    restored.CopyInformation(image)
+    for key in image.GetMetaDataKeys():
+        restored.SetMetaData(key, image.GetMetaData(key))
+    return restored
+
+
+def read_image(path: PathLike, series: Sequence[str] | None = None) -> sitk.Image:
+    """Read a NIfTI/NRRD/MHA file, a 2-D PNG/TIFF or a DICOM series folder; clear errors otherwise.
+
+    NaN voxels are kept as NaN in every format. A folder with several DICOM series needs ``series`` (UIDs;
+    the first one present in the folder is read), else a one-line error lists them.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
+    with native_stderr():
+        return _read_image(path, series)
+
+
+def _read_image(path: Path, series: Sequence[str] | None) -> sitk.Image:
     try:
         if path.is_dir():
-            image = _read_dicom_series(path)
+            image = _read_dicom_series(path, series)
         else:
             if extension(path) not in SUPPORTED:
                 raise InputError(
@@ -98,13 +215,17 @@ def read_image(path: PathLike) -> sitk.Image:
             if extension(path) in (".nii", ".nii.gz"):
                 _check_nifti_complete(path)
             image = sitk.ReadImage(str(path))
+            if extension(path) in (".nii", ".nii.gz"):
+                image = _restore_nifti_nan(path, image)
     except InputError:
         raise
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
+    except OSError as err:
+        raise InputError(describe_os_error(err, path)) from None
     except RuntimeError as err:  # SimpleITK's reader errors: not an image, truncated, corrupt
         detail = " ".join(str(err).split()).split("ERROR:")[-1].strip()[-160:]
         raise InputError(f"{path}: not a readable image (corrupt, truncated or wrong format): {detail}") from None
+    except Exception as err:  # nibabel's and numpy's own errors on malformed headers
+        raise InputError(f"{path}: not a readable image: {type(err).__name__}: {str(err)[:160]}") from None
     return image
 
 
@@ -135,21 +256,44 @@ def as_scalar(image: sitk.Image, name: str = "image") -> sitk.Image:
 
 
 def check_values(image: sitk.Image, name: str = "image") -> None:
-    """Refuse NaN/Inf, empty and all-constant images (reads a view: no copy of the voxels)."""
+    """Refuse infinite, empty, all-NaN and all-constant images (NaN alone is background: see fill_nan)."""
     array = sitk.GetArrayViewFromImage(image)
     if array.size == 0:
         raise InputError(f"{name}: image is empty")
-    if not np.isfinite(array).all():
-        raise InputError(f"{name}: contains NaN or infinite voxel values")
-    if array.min() == array.max():
-        raise InputError(f"{name}: all voxels have the same value ({array.flat[0]}); nothing to fuse")
+    if np.isinf(array).any():
+        raise InputError(f"{name}: contains infinite voxel values")
+    finite = array[~np.isnan(array)] if np.issubdtype(array.dtype, np.floating) else array
+    if finite.size == 0:
+        raise InputError(f"{name}: every voxel is NaN; nothing to fuse")
+    if finite.min() == finite.max():
+        raise InputError(f"{name}: all voxels have the same value ({finite.flat[0]}); nothing to fuse")
 
 
-def load_for_fusion(path: PathLike) -> sitk.Image:
-    """Read, reduce to a scalar image and validate values: the one call the CLI makes per input."""
-    image = as_scalar(read_image(path), str(path))
+def fill_nan(image: sitk.Image, name: str = "image") -> sitk.Image:
+    """NaN voxels (SPM and PET pipelines' "outside the mask") set to the background, i.e. the smallest finite
+    value, with one warning line giving their count; images without NaN are returned as they are."""
+    array = sitk.GetArrayViewFromImage(image)
+    if not np.issubdtype(array.dtype, np.floating):
+        return image
+    nan = np.isnan(array)
+    count = int(nan.sum())
+    if not count:
+        return image
+    background = float(np.nanmin(array))
+    filled = np.where(nan, background, array)
+    out = sitk.GetImageFromArray(filled, isVector=image.GetNumberOfComponentsPerPixel() > 1)
+    out.CopyInformation(image)
+    for key in image.GetMetaDataKeys():
+        out.SetMetaData(key, image.GetMetaData(key))
+    warn(f"{name}: {count} NaN voxel(s) of {array.size} treated as background (set to {background:g})")
+    return out
+
+
+def load_for_fusion(path: PathLike, series: Sequence[str] | None = None) -> sitk.Image:
+    """Read, reduce to a scalar image, validate values and fill NaN: the one call the CLI makes per input."""
+    image = as_scalar(read_image(path, series), str(path))
     check_values(image, str(path))
-    return image
+    return fill_nan(image, str(path))
 
 
 def _atomic_target(path: Path) -> Path:
@@ -159,20 +303,114 @@ def _atomic_target(path: Path) -> Path:
     return folder
 
 
-def write_atomically(path: PathLike, write) -> None:
-    """Call ``write(temporary_path)`` then rename onto ``path``; on any failure remove the temporary file."""
+_protected = threading.local()
+
+
+def _clashes(output: Path, source: Path) -> bool:
+    """True when writing ``output`` would replace or write inside ``source`` (same resolved path, same inode
+    through a hard link, or a file inside a source folder such as a DICOM series)."""
+    out, src = output.resolve(), source.resolve()
+    if out == src or (source.is_dir() and src in out.parents):
+        return True
+    try:
+        return output.exists() and source.exists() and os.path.samefile(output, source)
+    except OSError:
+        return False
+
+
+def check_not_input(output: PathLike, inputs: Sequence[PathLike]) -> None:
+    """Refuse an output that resolves to one of ``inputs`` (by path, symlink, ``..`` or hard link) or lies
+    inside an input folder: inputs are never modified."""
+    output = Path(output)
+    for source in inputs:
+        if _clashes(output, Path(source)):
+            raise OutputError(f"{output}: output would overwrite the input {source}; choose another output path")
+
+
+def check_distinct_outputs(outputs: Sequence[PathLike | None]) -> None:
+    """Refuse two outputs of one run that name the same file."""
+    seen: dict[Path, PathLike] = {}
+    for output in outputs:
+        if output is None:
+            continue
+        key = Path(output).resolve()
+        if key in seen:
+            raise OutputError(f"{output}: named twice as an output (also as {seen[key]})")
+        seen[key] = output
+
+
+@contextmanager
+def protected_inputs(inputs: Sequence[PathLike]) -> Iterator[None]:
+    """While active, every writer of this module (and ``save_transform``) refuses to write over ``inputs``
+    in this thread: the last line of defence behind the front-ends' early checks."""
+    previous = getattr(_protected, "paths", ())
+    _protected.paths = tuple(previous) + tuple(Path(p) for p in inputs)
+    try:
+        yield
+    finally:
+        _protected.paths = previous
+
+
+def _check_protected(output: Path) -> None:
+    check_not_input(output, getattr(_protected, "paths", ()))
+
+
+def current_umask() -> int:
+    """The process umask (read from /proc where possible: setting it to read it is not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _writer_failure(path: Path, err: BaseException) -> OutputError:
+    """A one-line OutputError for a failed write (OS errors by their reason, ITK's by their last words)."""
+    if isinstance(err, OSError):
+        return OutputError(f"{describe_os_error(err, path)} (nothing was written)")
+    detail = " ".join(str(err).split()).split("ERROR:")[-1].strip()[-160:]
+    return OutputError(f"{path}: could not write ({detail}); nothing was written")
+
+
+def write_atomically(path: PathLike, write, suffix: str | None = None) -> None:
+    """Call ``write(temporary_path)`` then rename onto ``path``; on any failure remove the temporary file.
+
+    The file gets the permissions a plain ``open()`` would give (0666 less the umask), not mkstemp's 0600.
+    OS and writer errors (permission denied, disk full, read-only file system) become one-line OutputErrors.
+    """
     path = Path(path)
     folder = _atomic_target(path)
-    suffix = extension(path)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=folder)
-    os.close(handle)
+    _check_protected(path)
+    suffix = extension(path) if suffix is None else suffix
+    tmp = None
     try:
+        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=folder)
+        os.close(handle)
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        _remove_quietly(tmp)
+        raise _writer_failure(path, err) from None
+    except OutputError as err:
+        _remove_quietly(tmp)
+        reason = str(err).split(": ", 1)[-1]
+        raise OutputError(f"{path}: could not write ({reason}: disk full or quota?); nothing was written") from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _remove_quietly(tmp)
         raise
+
+
+def _remove_quietly(tmp: str | None) -> None:
+    if tmp is not None and os.path.exists(tmp):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 DICOM_SCALE = 10.0  # float values are stored as int16 with RescaleSlope 0.1 (0.1 resolution) when they fit
@@ -184,7 +422,28 @@ def is_dicom_output(path: PathLike) -> bool:
     return path.is_dir() or str(path).endswith(os.sep) or extension(path) == ""
 
 
-def _write_dicom_series(image: sitk.Image, folder: Path) -> None:
+def new_uid() -> str:
+    """A globally unique DICOM UID (the ``2.25.<UUID as an integer>`` form of PS3.5 B.2)."""
+    return f"2.25.{uuid.uuid4().int}"
+
+
+def _series_tags(reference: dict[str, str] | None, description: str) -> dict[str, str]:
+    """Patient/study/frame-of-reference tags of the reference (new study and frame UIDs when there is
+    none), a new Series UID and a SeriesDescription."""
+    tags = {k: v for k, v in (reference or {}).items() if k != "0008|0060" and v}
+    tags.setdefault("0020|000d", new_uid())
+    tags.setdefault("0020|0052", new_uid())
+    tags.setdefault("0010|0020", "")
+    tags.setdefault("0010|0010", "")
+    tags["0020|000e"] = new_uid()
+    tags["0008|103e"] = description[:64]
+    tags["0020|0011"] = "9001"  # Series Number: derived series sort after the acquired ones
+    return tags
+
+
+def _write_dicom_series(
+    image: sitk.Image, folder: Path, reference: dict[str, str] | None = None, description: str = "MedFusion fused"
+) -> None:
     """One file per slice, with the geometry tags readers need to rebuild the volume exactly."""
     volume = image if image.GetDimension() == 3 else sitk.JoinSeries(image)
     if volume.GetNumberOfComponentsPerPixel() != 1:
@@ -195,7 +454,8 @@ def _write_dicom_series(image: sitk.Image, folder: Path) -> None:
     if slope is None:
         raise InputError(f"{folder}: values up to {peak:g} do not fit a 16-bit DICOM series")
     stored = sitk.Cast(volume, sitk.sitkFloat64)  # GDCM stores int16 values through the rescale tags
-    series_uid = "1.2.826.0.1.3680043.9.7433." + str(int(np.random.default_rng().integers(1e12)))
+    series = _series_tags(reference, description)
+    series_uid = series["0020|000e"]
     direction = volume.GetDirection()
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
@@ -204,9 +464,7 @@ def _write_dicom_series(image: sitk.Image, folder: Path) -> None:
         tags = {
             "0008|0060": "OT",
             "0008|0016": "1.2.840.10008.5.1.4.1.1.7",
-            "0008|103e": "MedFusion fused",
-            "0020|000e": series_uid,
-            "0020|000d": series_uid + ".0",
+            **series,
             "0008|0018": f"{series_uid}.{k + 1}",
             "0020|0013": str(k + 1),
             "0028|1052": "0",
@@ -225,29 +483,55 @@ def _write_dicom_series(image: sitk.Image, folder: Path) -> None:
         writer.Execute(piece)
 
 
-def write_dicom_series(image: sitk.Image, folder: PathLike) -> None:
-    """Write a DICOM series into a new folder, atomically (a temporary folder renamed at the end)."""
+def write_dicom_series(
+    image: sitk.Image,
+    folder: PathLike,
+    reference: dict[str, str] | None = None,
+    description: str = "MedFusion fused",
+) -> None:
+    """Write a DICOM series into a new folder, atomically (a temporary folder renamed at the end).
+
+    ``reference`` holds the reference input's patient, study and frame-of-reference tags (see
+    :func:`reference_tags`): the new series joins that study; without it, new study and frame UIDs are made.
+    """
     folder = Path(str(folder).rstrip(os.sep))
     parent = _atomic_target(folder)
-    if folder.exists() and any(folder.iterdir()):
-        raise InputError(f"{folder}: DICOM output folder exists and is not empty")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=parent))
+    _check_protected(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise OutputError(f"{folder}: DICOM output folder exists and is not empty")
+    tmp = None
     try:
-        _write_dicom_series(image, tmp)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=parent))
+        _write_dicom_series(image, tmp, reference, description)
+        mask = current_umask()
+        os.chmod(tmp, 0o777 & ~mask)
+        for item in tmp.iterdir():
+            os.chmod(item, 0o666 & ~mask)
         if folder.exists():
             folder.rmdir()
         os.replace(tmp, folder)
+    except (OSError, RuntimeError) as err:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise _writer_failure(folder, err) from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def write_image(image: sitk.Image, path: PathLike) -> None:
-    """Write ``image`` atomically; PNG outputs are cast to 8 bits; an extension-less path is a DICOM folder."""
+def write_image(
+    image: sitk.Image,
+    path: PathLike,
+    reference: dict[str, str] | None = None,
+    description: str = "MedFusion fused",
+) -> None:
+    """Write ``image`` atomically; PNG outputs are cast to 8 bits; an extension-less path is a DICOM folder
+    (``reference`` and ``description`` are its study tags and SeriesDescription, see write_dicom_series)."""
     path = Path(path)
     ext = extension(path)
     if is_dicom_output(path):
-        write_dicom_series(image, path)
+        write_dicom_series(image, path, reference, description)
         return
     if ext not in SUPPORTED:
         raise InputError(f"{path}: unsupported output type (expected one of {', '.join(SUPPORTED)})")
@@ -256,4 +540,26 @@ def write_image(image: sitk.Image, path: PathLike) -> None:
         converted = sitk.GetImageFromArray(array, isVector=image.GetNumberOfComponentsPerPixel() > 1)
         converted.CopyInformation(image)
         image = converted
-    write_atomically(path, lambda tmp: sitk.WriteImage(image, tmp, useCompression=ext != ".png"))
+    write_atomically(path, lambda tmp: _write_verified(image, Path(tmp), ext))
+
+
+def _write_verified(image: sitk.Image, tmp: Path, ext: str) -> None:
+    """Write, then check the file holds every voxel: ITK's NIfTI and TIFF writers report a short write
+    (disk full, quota) on stderr only and return as if all went well."""
+    with native_stderr() as messages:
+        sitk.WriteImage(image, str(tmp), useCompression=ext != ".png")
+        try:
+            if ext in (".nii", ".nii.gz"):
+                _check_nifti_complete(tmp)
+            else:
+                back = sitk.ImageFileReader()
+                back.SetFileName(str(tmp))
+                if ext in (".tif", ".tiff", ".png"):
+                    if back.Execute().GetSize() != image.GetSize():
+                        raise InputError("size differs")
+                else:
+                    back.ReadImageInformation()
+        except (InputError, RuntimeError):
+            raise OutputError(f"{tmp.name}: short write") from None
+    if messages.last and "error" in messages.text.lower():
+        raise OutputError(f"short write ({messages.last})")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -39,16 +38,10 @@ def save_transform(transform: sitk.Transform, path: PathLike) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"cannot save transform: folder {str(folder)!r} does not exist")
+    from MedFusionLib.core.imageio import write_atomically
+
     suffix = "".join(path.suffixes) or ".tfm"  # the writer picks the format from the extension
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
-        sitk.WriteTransform(transform, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomically(path, lambda tmp: sitk.WriteTransform(transform, tmp), suffix=suffix)
 
 
 def load_transform(path: PathLike) -> sitk.Transform:

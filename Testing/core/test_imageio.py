@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from MedFusionLib.core import imageio as io
-from MedFusionLib.core.errors import InputError
+from MedFusionLib.core.errors import InputError, MedFusionError, OutputError
 
 
 def _volume(dtype=np.int16, shape=(6, 7, 8)) -> sitk.Image:
@@ -152,14 +152,141 @@ def test_four_d_and_vector_volumes_are_refused():
         io.as_scalar(sitk.Compose(vol, vol, vol), "vector.nrrd")
 
 
-def test_constant_nan_inf_and_empty_values():
+def test_constant_inf_all_nan_and_empty_values():
     with pytest.raises(InputError, match="same value"):
         io.check_values(sitk.Image(8, 8, 8, sitk.sitkInt16), "flat.nii.gz")
-    for bad in (np.nan, np.inf, -np.inf):
+    for bad in (np.inf, -np.inf):
         array = np.random.default_rng(0).random((4, 5, 6)).astype(np.float32)
         array[1, 2, 3] = bad
-        with pytest.raises(InputError, match="NaN or infinite"):
-            io.check_values(sitk.GetImageFromArray(array), "nan.nii.gz")
+        with pytest.raises(InputError, match="infinite"):
+            io.check_values(sitk.GetImageFromArray(array), "inf.nii.gz")
+    with pytest.raises(InputError, match="every voxel is NaN"):
+        io.check_values(sitk.GetImageFromArray(np.full((3, 4, 5), np.nan, np.float32)), "nan.nii.gz")
+
+
+@pytest.mark.parametrize("ext", [".nii", ".nii.gz", ".nrrd", ".mha"])
+def test_nan_is_read_faithfully_and_filled_as_background_with_one_warning(tmp_path, ext, caplog):
+    array = np.random.default_rng(1).random((4, 5, 6)).astype(np.float32) + 2.0
+    array[0, 1, 2] = array[3, 4, 5] = array[2, 2, 2] = np.nan
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((1.5, 2.0, 2.5))
+    sitk.WriteImage(image, str(tmp_path / f"nan{ext}"))
+    back = io.read_image(tmp_path / f"nan{ext}")
+    np.testing.assert_array_equal(np.isnan(sitk.GetArrayFromImage(back)), np.isnan(array))  # ITK alone: 0 for NIfTI
+    io.check_values(back, "nan")  # NaN is not refused
+    with caplog.at_level("WARNING", logger="MedFusionLib"):
+        filled = io.fill_nan(back, "nan")
+    values = sitk.GetArrayFromImage(filled)
+    assert not np.isnan(values).any() and values[0, 1, 2] == np.nanmin(array)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"nan: 3 NaN voxel(s) of 120 treated as background (set to {np.nanmin(array):g})"
+    ]
+
+
+def test_output_resolving_to_an_input_is_refused(tmp_path):
+    source = tmp_path / "a.nii.gz"
+    io.write_image(_volume(), source)
+    before = source.read_bytes()
+    (tmp_path / "sub").mkdir()
+    os.link(source, tmp_path / "hard.nii.gz")
+    os.symlink(source, tmp_path / "soft.nii.gz")
+    for output in (source, tmp_path / "sub" / ".." / "a.nii.gz", tmp_path / "hard.nii.gz", tmp_path / "soft.nii.gz"):
+        with pytest.raises(OutputError, match="would overwrite the input"):
+            io.check_not_input(output, [source])
+        with io.protected_inputs([source]), pytest.raises(OutputError, match="would overwrite the input"):
+            io.write_image(_volume(np.float32), output)
+    dicom = tmp_path / "dicom_in"
+    io.write_image(_volume(np.int16), dicom)
+    for output in (dicom, dicom / "inside.nii.gz"):
+        with pytest.raises(OutputError, match="would overwrite the input"):
+            io.check_not_input(output, [dicom])
+    with pytest.raises(OutputError, match="named twice"):
+        io.check_distinct_outputs([tmp_path / "f.nii.gz", None, tmp_path / "sub" / ".." / "f.nii.gz"])
+    assert source.read_bytes() == before
+    io.check_not_input(tmp_path / "other.nii.gz", [source, dicom])  # a different file is fine
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_written_files_and_dicom_folders_follow_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        io.write_image(_volume(), tmp_path / "f.nii.gz")
+        io.write_image(_volume(), tmp_path / "series")
+        io.write_atomically(tmp_path / "t.json", lambda tmp: open(tmp, "w").write("{}"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.nii.gz").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "t.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "series").stat().st_mode & 0o777 == 0o777 & ~umask
+    assert {f.stat().st_mode & 0o777 for f in (tmp_path / "series").iterdir()} == {0o666 & ~umask}
+
+
+def _write_series(folder, image, uid: str, extra: dict | None = None) -> None:
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(image.GetDepth()):
+        piece = image[:, :, k]
+        piece.SetMetaData("0020|0032", "\\".join(map(str, image.TransformIndexToPhysicalPoint((0, 0, k)))))
+        piece.SetMetaData("0020|0037", "1\\0\\0\\0\\1\\0")
+        piece.SetMetaData("0020|0013", str(k))
+        piece.SetMetaData("0020|000e", uid)
+        for tag, value in (extra or {}).items():
+            piece.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"{uid[-3:]}_{k:03d}.dcm"))
+        writer.Execute(piece)
+
+
+def test_multi_series_folder_needs_series_uid(tmp_path):
+    a = sitk.GetImageFromArray(np.arange(4 * 6 * 6, dtype=np.int16).reshape(4, 6, 6))
+    b = sitk.GetImageFromArray(np.full((3, 6, 6), 7, np.int16) + np.arange(6, dtype=np.int16))
+    _write_series(tmp_path, a, "1.2.3.4.100")
+    _write_series(tmp_path, b, "1.2.3.4.200")
+    with pytest.raises(InputError, match=r"2 DICOM series \(choose one with --series UID\)") as err:
+        io.read_image(tmp_path)
+    assert "1.2.3.4.100 (4 files)" in str(err.value) and "1.2.3.4.200 (3 files)" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert io.read_image(tmp_path, series=["1.2.3.4.200"]).GetSize() == (6, 6, 3)
+    assert io.read_image(tmp_path, series=["9.9", "1.2.3.4.100"]).GetSize() == (6, 6, 4)
+    with pytest.raises(InputError, match="none of --series 9.9 is there"):
+        io.read_image(tmp_path, series=["9.9"])
+
+
+def test_dicom_output_joins_the_reference_study(tmp_path):
+    reference = {
+        "0010|0010": "Doe^Jane",
+        "0010|0020": "PID-42",
+        "0020|000d": "1.2.840.99.1",
+        "0020|0052": "1.2.840.99.2",
+        "0008|0060": "MR",
+    }
+    source = tmp_path / "ref"
+    source.mkdir()
+    _write_series(
+        source, sitk.GetImageFromArray(np.arange(3 * 5 * 5, dtype=np.int16).reshape(3, 5, 5)), "1.2.840.99.3", reference
+    )
+    image = io.read_image(source)
+    assert io.reference_tags(image)["0020|000d"] == "1.2.840.99.1"
+    io.write_image(
+        sitk.Cast(image, sitk.sitkFloat32), tmp_path / "out", io.reference_tags(image), "MedFusion mean (slice) fusion"
+    )
+    reader = sitk.ImageFileReader()
+    series_uids = set()
+    for path in sorted((tmp_path / "out").iterdir()):
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        assert reader.GetMetaData("0010|0010").strip() == "Doe^Jane"
+        assert reader.GetMetaData("0010|0020").strip() == "PID-42"
+        assert reader.GetMetaData("0020|000d").strip() == "1.2.840.99.1"
+        assert reader.GetMetaData("0020|0052").strip() == "1.2.840.99.2"
+        assert reader.GetMetaData("0008|103e").strip() == "MedFusion mean (slice) fusion"
+        series_uids.add(reader.GetMetaData("0020|000e").strip())
+    assert len(series_uids) == 1 and series_uids != {"1.2.840.99.3"}
+    # without a DICOM reference: new, distinct study and frame-of-reference UIDs of the 2.25 form
+    io.write_image(sitk.Cast(image, sitk.sitkFloat32), tmp_path / "out2")
+    reader.SetFileName(str(next((tmp_path / "out2").iterdir())))
+    reader.ReadImageInformation()
+    study, frame = reader.GetMetaData("0020|000d").strip(), reader.GetMetaData("0020|0052").strip()
+    assert study.startswith("2.25.") and frame.startswith("2.25.") and study != frame and len(study) <= 64
 
 
 def test_write_to_missing_folder_and_unsupported_type(tmp_path):
@@ -193,6 +320,6 @@ def test_dicom_series_writer_round_trip(tmp_path):
     np.testing.assert_array_equal(
         sitk.GetArrayFromImage(io.read_image(tmp_path / "ct_series")), sitk.GetArrayFromImage(ct)
     )
-    with pytest.raises(InputError, match="not empty"):
+    with pytest.raises(MedFusionError, match="not empty"):
         io.write_image(image, tmp_path / "series")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ct_series", "series"]  # no temporary folder left
