@@ -7,11 +7,19 @@ A long function takes two optional keyword arguments:
   :class:`~MedFusionLib.errors.OperationCancelled` and leaves nothing written.
 
 Plain callables keep the library free of Qt and easy to drive from the CLI, Slicer or a web viewer.
+
+Signals: :func:`install_interrupt_handlers` (used by the CLI) makes SIGINT and SIGTERM raise
+KeyboardInterrupt, except inside a :func:`native_section` (ITK's ``Execute``), where an exception raised in
+ITK's iteration callback would be swallowed: there the handler only sets a flag, the callback turns it into
+``StopRegistration()``, and the section raises once ITK has returned. ``check_cancel`` also honours the flag.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from MedFusionLib.core.errors import OperationCancelled
 
@@ -25,8 +33,65 @@ def report(progress: ProgressCallback | None, fraction: float, message: str) -> 
         progress(min(1.0, max(0.0, float(fraction))), message)
 
 
+_interrupted = threading.Event()
+_native_depth = 0
+_previous: dict[int, object] = {}
+
+
+def interrupt_requested() -> bool:
+    """True once SIGINT/SIGTERM arrived (with the handlers installed) and the run has not yet stopped."""
+    return _interrupted.is_set()
+
+
+def clear_interrupt() -> None:
+    """Forget a past interrupt (a new run starts)."""
+    _interrupted.clear()
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    _interrupted.set()
+    if _native_depth == 0:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def install_interrupt_handlers() -> None:
+    """SIGINT and SIGTERM stop the run (KeyboardInterrupt, deferred inside native sections); main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    clear_interrupt()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        _previous.setdefault(signum, signal.getsignal(signum))
+        signal.signal(signum, _on_signal)
+
+
+def uninstall_interrupt_handlers() -> None:
+    """Put back the handlers :func:`install_interrupt_handlers` replaced (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, handler in list(_previous.items()):
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        del _previous[signum]
+    clear_interrupt()
+
+
+@contextmanager
+def native_section() -> Iterator[None]:
+    """A stretch of native code that calls back into Python (ITK's Execute with an iteration command): a
+    signal inside only sets the flag (poll :func:`interrupt_requested`); the interrupt is raised on exit."""
+    global _native_depth
+    _native_depth += 1
+    try:
+        yield
+    finally:
+        _native_depth -= 1
+    if _native_depth == 0 and _interrupted.is_set():
+        raise KeyboardInterrupt("interrupted")
+
+
 def check_cancel(cancel: CancelCallback | None) -> None:
-    """Raise OperationCancelled when the user asked to stop."""
+    """Raise OperationCancelled when the user asked to stop (or KeyboardInterrupt after a signal)."""
+    if _interrupted.is_set():
+        raise KeyboardInterrupt("interrupted")
     if cancel is not None and cancel():
         raise OperationCancelled("cancelled by the user")
 

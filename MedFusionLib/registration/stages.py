@@ -17,7 +17,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from MedFusionLib.core.errors import OperationCancelled, RegistrationError
-from MedFusionLib.core.progress import CancelCallback, ProgressCallback, report
+from MedFusionLib.core.progress import (
+    CancelCallback,
+    ProgressCallback,
+    check_cancel,
+    interrupt_requested,
+    native_section,
+    report,
+)
 from MedFusionLib.registration.presets import Preset
 from MedFusionLib.registration.pyramid import Level
 
@@ -34,6 +41,7 @@ class Context:
     log: list = field(default_factory=list)
 
     def check_cancel(self) -> None:
+        check_cancel(None)  # a signal (Ctrl-C, SIGTERM)
         if self.cancel is not None and self.cancel():
             raise OperationCancelled("registration cancelled by the user")
 
@@ -135,7 +143,8 @@ def run(
     tolerance = p.stall_tolerances[index]
 
     def on_iteration() -> None:
-        if ctx.cancel is not None and ctx.cancel():
+        # Exceptions raised here are swallowed by ITK: stop the optimiser and raise after Execute returns.
+        if interrupt_requested() or (ctx.cancel is not None and ctx.cancel()):
             state["cancelled"] = True
             R.StopRegistration()
             return
@@ -154,8 +163,10 @@ def run(
     R.AddCommand(sitk.sitkIterationEvent, on_iteration)
     t0 = time.perf_counter()
     try:
-        R.Execute(level.fixed, level.moving)
+        with native_section():
+            R.Execute(level.fixed, level.moving)
     except RuntimeError as exc:
+        ctx.check_cancel()
         if state["cancelled"]:
             raise OperationCancelled("registration cancelled by the user") from None
         msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "optimiser failed"
@@ -165,6 +176,7 @@ def run(
                 f"(too few sample points inside the moving image)"
             ) from None
         raise RegistrationError(f"{label}: optimiser failed: {msg}") from None
+    ctx.check_cancel()
     if state["cancelled"]:
         raise OperationCancelled("registration cancelled by the user")
     ctx.iterations += R.GetOptimizerIteration()

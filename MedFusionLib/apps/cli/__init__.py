@@ -9,56 +9,103 @@ half-written file.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from MedFusionLib import __version__
 from MedFusionLib.apps.cli import batch, compare, demo, fuse, methods, metrics, register, train
 from MedFusionLib.apps.cli.common import EXIT_CANCELLED, EXIT_USER_ERROR, ProgressBar
-from MedFusionLib.core.errors import MedFusionError, OperationCancelled
+from MedFusionLib.core.errors import MedFusionError, OperationCancelled, describe_os_error
+from MedFusionLib.core.progress import install_interrupt_handlers, uninstall_interrupt_handlers
 
 COMMANDS = (methods, register, fuse, batch, metrics, demo, compare, train)
 
 __all__ = ["EXIT_CANCELLED", "EXIT_USER_ERROR", "ProgressBar", "build_parser", "main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (``medfusion: error: ...``, exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"medfusion: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="medfusion", description="Register, fuse and score multimodal medical images."
-    )
+    parser = _Parser(prog="medfusion", description="Register, fuse and score multimodal medical images.")
     parser.add_argument("--version", action="version", version=f"medfusion {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for command in COMMANDS:
         command.add_parser(sub)
     return parser
 
 
+class _LineHandler(logging.Handler):
+    """The library's warnings as ``medfusion: warning: ...`` lines on stderr, its decisions (e.g. a detected
+    modality) as ``medfusion: ...`` lines on stdout with the rest of the run's report."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = " ".join(record.getMessage().split())
+        if record.levelno >= logging.WARNING:
+            print(f"medfusion: warning: {text}", file=sys.stderr, flush=True)
+        else:
+            print(f"medfusion: {text}", flush=True)
+
+
+def _show_library_messages() -> logging.Handler:
+    handler = _LineHandler()
+    logger = logging.getLogger("MedFusionLib")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; exit codes: 0 done, 1 internal error (a bug), 2 user error, 130 interrupted."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    install_interrupt_handlers()
+    handler = _show_library_messages()
     try:
         return args.func(args)
-    except OperationCancelled:
-        print("medfusion: cancelled; nothing was written", file=sys.stderr)
-        return EXIT_CANCELLED
-    except KeyboardInterrupt:
+    except (OperationCancelled, KeyboardInterrupt):
         if args.debug:
             raise
-        print("medfusion: interrupted; nothing half-written was left", file=sys.stderr)
+        print("medfusion: interrupted; nothing was written", file=sys.stderr)
         return EXIT_CANCELLED
     except MedFusionError as err:
         if args.debug:
             raise
-        print(f"medfusion: error: {err}", file=sys.stderr)
+        print(f"medfusion: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as err:  # permissions, disk full, read-only file system, ... outside the library's checks
+        if args.debug:
+            raise
+        print(f"medfusion: error: {describe_os_error(err)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except MemoryError:
+        if args.debug:
+            raise
+        print(
+            "medfusion: error: out of memory (the inputs are too large for this machine's free memory); "
+            "nothing was written",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
     except Exception as err:  # a bug: one line unless --debug
         if args.debug:
             raise
+        text = " ".join(str(err).split())[:300]
         print(
-            f"medfusion: internal error: {type(err).__name__}: {err} (rerun with --debug for details)", file=sys.stderr
+            f"medfusion: internal error: {type(err).__name__}: {text} (rerun with --debug for details)", file=sys.stderr
         )
         return 1
+    finally:
+        logging.getLogger("MedFusionLib").removeHandler(handler)
+        uninstall_interrupt_handlers()
 
 
 if __name__ == "__main__":

@@ -4,32 +4,49 @@ choices and defaults come from :mod:`MedFusionLib.core.options` (never written o
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 
-from MedFusionLib.core.options import AXIS, COLOUR, MODE, REGISTRATION, FusionOptions
+from MedFusionLib.core.options import AXIS, COLOUR, COLOUR_STYLE, MODE, REGISTRATION, FusionOptions
 
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
 
 
 class ProgressBar:
-    """A tqdm bar fed by the library's ``progress(fraction, message)`` callbacks (silent when not a TTY)."""
+    """Progress of the library's ``progress(fraction, message)`` callbacks: a tqdm bar on a terminal, else a
+    plain line on stderr every few seconds (``MEDFUSION_PROGRESS_SECONDS``, default 5; 0 = every update),
+    so a long run in a log file or a pipe still shows it is alive."""
 
     def __init__(self, description: str):
         from tqdm import tqdm
 
+        self._description = description
+        self._tty = sys.stderr.isatty()
+        try:
+            self._every = float(os.environ.get("MEDFUSION_PROGRESS_SECONDS", "5"))
+        except ValueError:
+            self._every = 5.0
+        self._last = time.monotonic()
         self._bar = tqdm(
             total=1000,
             desc=description,
             file=sys.stderr,
-            disable=None,
+            disable=not self._tty,
             leave=False,
             bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}",
         )
 
     def __call__(self, fraction: float, message: str) -> None:
-        self._bar.n = int(fraction * 1000)
-        self._bar.set_postfix_str(message[:60], refresh=True)
+        if self._tty:
+            self._bar.n = int(fraction * 1000)
+            self._bar.set_postfix_str(message[:60], refresh=True)
+            return
+        now = time.monotonic()
+        if now - self._last >= self._every:
+            self._last = now
+            print(f"medfusion: {self._description} {fraction:4.0%}: {message}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         self._bar.close()
@@ -73,11 +90,27 @@ def add_fusion_options(parser: argparse.ArgumentParser, with_axis: bool = True) 
         "--colour", default=COLOUR.default, metavar="MAP", help=f"{COLOUR.help} (default: {COLOUR.default})"
     )
     parser.add_argument(
+        "--colour-style",
+        choices=COLOUR_STYLE.values,
+        default=COLOUR_STYLE.default,
+        help=f"{COLOUR_STYLE.help} (default: {COLOUR_STYLE.default})",
+    )
+    parser.add_argument(
         "--functional",
         type=int,
         metavar="N",
         help="1-based index of the functional (PET/SPECT) input for --colour (default: the colour "
-        "input, else the last)",
+        "input, else the one detected as PET/SPECT, else the last); FusionOptions.functional is 0-based",
+    )
+
+
+def add_series_option(parser: argparse.ArgumentParser) -> None:
+    """``--series UID`` (repeatable): which series to read from a DICOM folder holding several."""
+    parser.add_argument(
+        "--series",
+        action="append",
+        metavar="UID",
+        help="DICOM series instance UID to read from an input folder holding several series (repeat per folder)",
     )
 
 
@@ -90,5 +123,6 @@ def fusion_options(args: argparse.Namespace) -> FusionOptions:
         registration=args.register,
         modalities=tuple(args.modality) if args.modality else None,
         colour=args.colour,
+        colour_style=args.colour_style,
         functional=None if args.functional is None else args.functional - 1,
     )

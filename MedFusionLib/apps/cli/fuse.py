@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from MedFusionLib.apps.cli.common import ProgressBar, add_fusion_options, fusion_options
+from MedFusionLib.apps.cli.common import ProgressBar, add_fusion_options, add_series_option, fusion_options
 
 
 def add_parser(sub) -> None:
@@ -12,6 +12,7 @@ def add_parser(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="IMAGE")
     p.add_argument("-o", "--output", required=True, metavar="OUT")
     add_fusion_options(p)
+    add_series_option(p)
     p.add_argument("--metrics", metavar="OUT.json", help="write the metric values as JSON")
     p.add_argument("--preview", metavar="OUT.png", help="write a preview PNG")
     p.set_defaults(func=run)
@@ -29,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
             metrics_path=args.metrics,
             preview_path=args.preview,
             progress=bar,
+            series=args.series,
         )
     finally:
         bar.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from MedFusionLib.apps.cli.common import add_series_option
 from MedFusionLib.core.errors import MedFusionError
 
 
@@ -14,18 +15,23 @@ def add_parser(sub) -> None:
     p.add_argument("b")
     p.add_argument("f")
     p.add_argument("--json", action="store_true", help="one JSON object")
+    add_series_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import SimpleITK as sitk
 
-    from MedFusionLib.core.imageio import as_scalar, read_image
+    from MedFusionLib.core.imageio import as_scalar, check_values, fill_nan, read_image
+    from MedFusionLib.core.resources import check_memory
     from MedFusionLib.metrics import format_table, score
 
+    check_memory([args.f, args.a, args.b], args.series, what="scoring these images")
     arrays = []
     for path in (args.a, args.b, args.f):
-        arrays.append(sitk.GetArrayFromImage(as_scalar(read_image(path), path)).astype("float64"))
+        image = as_scalar(read_image(path, args.series), path)
+        check_values(image, path)
+        arrays.append(sitk.GetArrayFromImage(fill_nan(image, path)).astype("float64"))
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
         raise MedFusionError(f"A, B and F must have the same size, got {[a.shape[::-1] for a in arrays]} (x, y[, z])")

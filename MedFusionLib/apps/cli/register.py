@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from MedFusionLib.apps.cli.common import ProgressBar
+from MedFusionLib.apps.cli.common import ProgressBar, add_series_option
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.core.options import REGISTRATION_MODES
 
@@ -17,15 +17,34 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="TRANSFORM.tfm")
     p.add_argument("--mode", choices=REGISTRATION_MODES, default="rigid")
     p.add_argument("--resampled", metavar="OUT", help="also write MOVING resampled onto FIXED's grid")
+    add_series_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from MedFusionLib.core.imageio import load_for_fusion, write_image
+    from MedFusionLib.core.imageio import (
+        check_distinct_outputs,
+        check_not_input,
+        load_for_fusion,
+        protected_inputs,
+    )
+    from MedFusionLib.core.resources import check_memory
+
+    inputs = [args.fixed, args.moving]
+    check_distinct_outputs([args.output, args.resampled])
+    for path in (args.output, args.resampled):
+        if path:
+            check_not_input(path, inputs)
+    check_memory(inputs, args.series, what="registering these images")
+    with protected_inputs(inputs):
+        return _run(args, load_for_fusion(args.fixed, args.series), load_for_fusion(args.moving, args.series))
+
+
+def _run(args: argparse.Namespace, fixed, moving) -> int:
+    from MedFusionLib.core.imageio import reference_tags, write_image
     from MedFusionLib.pipeline import check_output_path
     from MedFusionLib.registration import register, resample_to_fixed, save_transform
 
-    fixed, moving = load_for_fusion(args.fixed), load_for_fusion(args.moving)
     if not Path(args.output).parent.is_dir() and str(Path(args.output).parent):
         raise MedFusionError(f"{args.output}: output folder {Path(args.output).parent} does not exist")
     if args.resampled:
@@ -39,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     print(result.summary())
     print(f"transform (fixed -> moving points, ITK convention): {args.output}")
     if args.resampled:
-        write_image(resample_to_fixed(fixed, moving, result.transform), args.resampled)
+        resampled = resample_to_fixed(fixed, moving, result.transform)
+        write_image(resampled, args.resampled, reference_tags(fixed), f"MedFusion {args.mode} resampled")
         print(f"resampled moving image: {args.resampled}")
     return 0
