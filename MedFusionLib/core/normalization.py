@@ -12,9 +12,18 @@ documented scale:
   protocols do.
 * ``auto``: 8-bit pixel type → ``8bit``; minimum below -500 → ``ct``; anything else → ``mr`` (the
   percentile rule, also right for PET and SPECT).
+
+What an input *is* (ct, mr, pet, spect), as opposed to the rule that scales it, is decided by
+:func:`detect_modalities` from the header (DICOM Modality, NIfTI description) and intensity statistics:
+CT values (air below -500 HU, or an 8-bit slice whose bone saturates), pseudo-colour slices, and the relative
+smoothness of functional images beside anatomical ones. It picks the registration preset and the colour
+input, and each decision is logged as one line.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -60,3 +69,91 @@ def normalize(image: sitk.Image, modality: str = MODALITY.default) -> tuple[np.n
     low, high, rule = intensity_range(image, modality)
     array = sitk.GetArrayFromImage(image).astype(np.float32)
     return np.clip((array - low) / (high - low), 0.0, 1.0), rule
+
+
+# Header words that name a modality (DICOM Modality codes and words found in NIfTI descriptions).
+_HEADER_WORDS = {
+    "ct": ("ct",),
+    "pet": ("pt", "pet", "fdg", "amyloid", "pib"),
+    "spect": ("nm", "spect", "hmpao", "tc-99m", "ecd", "datscan"),
+    "mr": ("mr", "mri", "t1", "t2", "flair", "pd", "epi", "dwi", "bold"),
+}
+SMOOTHER_RATIO = 0.7  # functional images carry less fine detail than the anatomy they are fused with
+SATURATED_FRACTION = 0.15  # 8-bit CT slices: bone saturates a large part of the foreground
+
+
+def _header_kind(image: sitk.Image) -> str | None:
+    """The modality a header names (DICOM 0008|0060, NIfTI ``descrip``), if any."""
+    for key in ("0008|0060", "descrip", "ITK_FileNotes"):
+        if not image.HasMetaDataKey(key):
+            continue
+        words = set(re.findall(r"[a-z0-9-]+", image.GetMetaData(key).lower()))
+        for kind, names in _HEADER_WORDS.items():
+            if words & set(names):
+                return kind
+    return None
+
+
+def _detail(array: np.ndarray) -> float:
+    """Fine-detail energy of the foreground relative to the range (lower = smoother)."""
+    from scipy import ndimage
+
+    values = np.nan_to_num(array.astype(np.float32))
+    low, high = np.percentile(values, (1, 99.5))
+    if high <= low:
+        return 0.0
+    foreground = values > low + 0.1 * (high - low)
+    if not foreground.any():
+        return 0.0
+    residual = np.abs(values - ndimage.gaussian_filter(values, 1.0))
+    return float(residual[foreground].mean() / (high - low))
+
+
+def _saturated(array: np.ndarray) -> float:
+    """Fraction of the foreground at the top of the 8-bit range."""
+    foreground = array[array > 20]
+    return float((foreground >= 250).mean()) if foreground.size else 0.0
+
+
+def detect_modalities(images: Sequence[sitk.Image], given: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """(ct | mr | pet | spect, reason) per input; ``given`` modalities other than ``auto``/``8bit`` are kept.
+
+    Order of evidence: the header; a pseudo-colour slice (functional); CT values; the relative smoothness of
+    an input beside the anatomical ones (below SMOOTHER_RATIO of their fine detail: pet)."""
+    given = list(given) if given else ["auto"] * len(images)
+    decided: list[tuple[str, str] | None] = []
+    for image, choice in zip(images, given):
+        if choice not in ("auto", "8bit"):
+            decided.append((choice, "given"))
+            continue
+        from_header = _header_kind(image)
+        if from_header:
+            decided.append((from_header, "header"))
+        elif image.GetNumberOfComponentsPerPixel() in (3, 4):
+            decided.append(("pet", "pseudo-colour slice"))
+        elif image.GetPixelID() not in (sitk.sitkUInt8,) and float(np.nanmin(sitk.GetArrayViewFromImage(image))) < -500:
+            decided.append(("ct", "values below -500 (HU)"))
+        elif (
+            image.GetPixelID() == sitk.sitkUInt8 and _saturated(sitk.GetArrayViewFromImage(image)) >= SATURATED_FRACTION
+        ):
+            decided.append(("ct", "8-bit with saturated bone"))
+        else:
+            decided.append(None)
+    scalar = [
+        sitk.GetArrayViewFromImage(image) if image.GetNumberOfComponentsPerPixel() == 1 else None for image in images
+    ]
+    detail: list[float] = [
+        _detail(a) if a is not None and (d is None or d[0] in ("ct", "mr")) else -1.0 for a, d in zip(scalar, decided)
+    ]
+    out: list[tuple[str, str]] = []
+    for i, d in enumerate(decided):
+        if d is not None:
+            out.append(d)
+            continue
+        reference = max((detail[j] for j in range(len(images)) if j != i), default=-1.0)
+        mine = detail[i] or 0.0
+        if reference > 0 and mine < SMOOTHER_RATIO * reference:
+            out.append(("pet", f"smooth: {mine / reference:.2f}x the fine detail of the sharpest other input"))
+        else:
+            out.append(("mr", "no CT values, not smoother than the other inputs"))
+    return out

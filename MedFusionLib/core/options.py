@@ -80,6 +80,16 @@ COLOUR = Choice(
     "colours, or the PET map) or a map (hot, pet, rainbow); none: grey output",
 )
 
+COLOUR_STYLE = Choice(
+    "colour style",
+    ("overlay", "ycbcr"),
+    "overlay",
+    "how --colour paints the functional input: overlay (the fused anatomy in grey, the colour map above a "
+    "threshold of the functional values, transparent below, black background kept black) or ycbcr (fused "
+    "image as luma, functional colour as chroma everywhere)",
+    labels={"overlay": "thresholded overlay", "ycbcr": "luma/chroma (YCbCr)"},
+)
+
 COLOUR_MAP_NAMES = COLOUR.values[2:]  # the named colour maps (colour.COLOUR_MAPS holds their control points)
 
 OVERLAY_MAP = Choice(
@@ -106,7 +116,7 @@ MODALITY = Choice(
 
 FUNCTIONAL_MODALITIES = ("pet", "spect")  # inputs shown in colour (functional imaging)
 
-ALL_CHOICES = (MODE, AXIS, REGISTRATION, COLOUR, OVERLAY_MAP, DISPLAY_MODE, MODALITY)
+ALL_CHOICES = (MODE, AXIS, REGISTRATION, COLOUR, COLOUR_STYLE, OVERLAY_MAP, DISPLAY_MODE, MODALITY)
 
 
 def method_names() -> tuple[str, ...]:
@@ -143,12 +153,16 @@ class FusionOptions:
     modalities: tuple[str, ...] | None = None
     colour: str = COLOUR.default
     functional: int | None = None
+    colour_style: str = COLOUR_STYLE.default
 
     def __post_init__(self) -> None:
         MODE.check(self.mode)
         AXIS.check(self.axis)
         REGISTRATION.check(self.registration)
         COLOUR.check(self.colour)
+        COLOUR_STYLE.check(self.colour_style)
+        if self.functional is not None and (not isinstance(self.functional, int) or self.functional < 0):
+            raise MedFusionError(f"functional input index must be 0 or more (0-based), got {self.functional!r}")
         for modality in self.modalities or ():
             MODALITY.check(modality)
         if self.modalities is not None and not isinstance(self.modalities, tuple):
@@ -163,6 +177,7 @@ class FusionOptions:
             "registration": self.registration,
             "modalities": list(self.modalities) if self.modalities else None,
             "colour": self.colour,
+            "colour_style": self.colour_style,
             "functional": self.functional,
         }
 
@@ -175,5 +190,6 @@ class FusionOptions:
             "registration": self.registration,
             "modalities": list(self.modalities) if self.modalities else None,
             "colour": self.colour,
+            "colour_style": self.colour_style,
             "functional": self.functional,
         }

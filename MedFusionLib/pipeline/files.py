@@ -10,7 +10,7 @@ from pathlib import Path
 
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.core.options import FusionOptions
-from MedFusionLib.core.progress import ProgressCallback
+from MedFusionLib.core.progress import CancelCallback, ProgressCallback, check_cancel, sub_progress
 from MedFusionLib.pipeline.result import FusionResult
 
 
@@ -28,30 +28,56 @@ def fuse_files(
     metrics_path=None,
     preview_path=None,
     progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
     want_metrics: bool = False,
+    series: Sequence[str] | None = None,
 ) -> tuple[FusionResult, dict | None]:
-    """Load, fuse, write the fused image (and metrics/preview); returns (result, metrics dict or None)."""
+    """Load, fuse, write the fused image (and metrics/preview); returns (result, metrics dict or None).
+
+    Before anything is read: no output may resolve to an input (or lie inside an input folder), outputs must
+    be distinct, and the estimated memory must be available. ``series`` picks DICOM series by UID.
+    """
     import MedFusionLib.pipeline as pipeline  # looked up at call time (tests interrupt it here)
-    from MedFusionLib.core.imageio import as_scalar, check_values, read_image, write_image
+    from MedFusionLib.core.imageio import (
+        as_scalar,
+        check_distinct_outputs,
+        check_not_input,
+        check_values,
+        protected_inputs,
+        read_image,
+        reference_tags,
+        write_image,
+    )
+    from MedFusionLib.core.resources import check_memory
 
-    images = [read_image(path) for path in inputs]
-    for path, image in zip(inputs, images):
-        check_values(as_scalar(image, path), path)
-    pipeline.check_output_path(output, images[0].GetDimension())
-    for extra in (metrics_path, preview_path):
-        if extra:
-            _check_folder(extra)
-    result = pipeline.fuse_images(images, progress=progress, **options.fuse_kwargs())
-    metrics = result.metrics() if (metrics_path or want_metrics) else None
-    write_image(result.colour_fused if result.colour_fused is not None else result.fused, output)
-    if metrics_path:
-        pipeline.write_json(metrics, metrics_path)
-    if preview_path:
-        import SimpleITK as sitk
+    outputs = [output, metrics_path, preview_path]
+    check_distinct_outputs(outputs)
+    for path in outputs:
+        if path:
+            check_not_input(path, inputs)
+    check_memory(inputs, series, what="fusing these inputs")
+    with protected_inputs(inputs):
+        images = [read_image(path, series) for path in inputs]
+        for path, image in zip(inputs, images):
+            check_values(as_scalar(image, path), path)
+        pipeline.check_output_path(output, images[0].GetDimension())
+        for extra in (metrics_path, preview_path):
+            if extra:
+                _check_folder(extra)
+        scoring = bool(metrics_path or want_metrics)
+        share = 0.75 if scoring else 1.0
+        result = pipeline.fuse_images(
+            images, progress=sub_progress(progress, 0.0, share), cancel=cancel, **options.fuse_kwargs()
+        )
+        metrics = result.metrics(progress=sub_progress(progress, share, 1.0), cancel=cancel) if scoring else None
+        check_cancel(cancel)
+        description = f"MedFusion {result.method} ({result.mode}) fusion"
+        fused = result.colour_fused if result.colour_fused is not None else result.fused
+        write_image(fused, output, reference=reference_tags(images[0]), description=description)
+        if metrics_path:
+            pipeline.write_json(metrics, metrics_path)
+        if preview_path:
+            from MedFusionLib.render.preview import write_case_preview
 
-        from MedFusionLib.render.preview import write_preview
-
-        labels = [Path(p).name for p in inputs] + [f"fused ({result.method}, {result.mode})"]
-        shown = result.fused_array if result.colour_fused is None else sitk.GetArrayFromImage(result.colour_fused)
-        write_preview(result.sources + [shown], labels, preview_path, images[0].GetSpacing())
+            write_case_preview(result, [Path(p).name for p in inputs], preview_path, images[0].GetSpacing())
     return result, metrics

@@ -13,7 +13,7 @@ import SimpleITK as sitk
 from MedFusionLib.core import imageio as io
 from MedFusionLib.core.colour import colour_fused_image
 from MedFusionLib.core.errors import InputError, MedFusionError
-from MedFusionLib.core.options import AXIS, COLOUR, MODE, REGISTRATION
+from MedFusionLib.core.options import AXIS, COLOUR, COLOUR_STYLE, FUNCTIONAL_MODALITIES, MODE, REGISTRATION
 from MedFusionLib.core.progress import CancelCallback, ProgressCallback, check_cancel, report, sub_progress
 from MedFusionLib.fusion import fuse_arrays, get_method
 from MedFusionLib.pipeline.prepare import PreparedInputs, prepare_inputs
@@ -21,20 +21,31 @@ from MedFusionLib.pipeline.result import FUSION_SCALE, FusionResult
 
 
 def _colour_result(
-    fused: sitk.Image, originals, aligned_colour, sources01, colour: str, functional: int | None
+    fused: sitk.Image,
+    originals,
+    aligned_colour,
+    sources01,
+    colour: str,
+    functional: int | None,
+    style: str = COLOUR_STYLE.default,
+    kinds: Sequence[str] = (),
 ) -> sitk.Image | None:
-    """RGB result for the colour option: the functional input's own colours, or a colour map on its values."""
+    """RGB result for the colour option: the functional input's own colours, or a colour map on its values.
+
+    The functional input is ``functional`` (0-based), else the colour input, else the one detected as PET or
+    SPECT (``kinds``), else the last."""
     if colour == "none":
         return None
     coloured = [i for i, image in enumerate(originals) if io.is_colour(image)]
-    index = functional if functional is not None else (coloured[0] if coloured else len(originals) - 1)
+    detected = [i for i, kind in enumerate(kinds) if kind in FUNCTIONAL_MODALITIES]
+    index = functional if functional is not None else (coloured or detected or [len(originals) - 1])[0]
     if not 0 <= index < len(originals):
         raise MedFusionError(f"functional input {index + 1} does not exist (there are {len(originals)} inputs)")
     if colour == "auto" and index in coloured:
         rgb = sitk.GetArrayFromImage(aligned_colour[index]).astype(np.float64)[..., :3]
-        return colour_fused_image(fused, functional_rgb=rgb)
+        return colour_fused_image(fused, functional_rgb=rgb, style=style)
     colour_map = "pet" if colour == "auto" else colour
-    return colour_fused_image(fused, functional01=sources01[index], colour_map=colour_map)
+    return colour_fused_image(fused, functional01=sources01[index], colour_map=colour_map, style=style)
 
 
 def fuse_prepared(
@@ -45,11 +56,13 @@ def fuse_prepared(
     axis: int = AXIS.default,
     colour: str = COLOUR.default,
     functional: int | None = None,
+    colour_style: str = COLOUR_STYLE.default,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
 ) -> FusionResult:
     """Fuse prepared inputs with one method; see :func:`fuse_images` for the options."""
     COLOUR.check(colour)
+    COLOUR_STYLE.check(colour_style)
     fusion = get_method(method)
     n_inputs = len(prepared.sources01)
     fusion.check(n_inputs, mode)
@@ -68,8 +81,16 @@ def fuse_prepared(
     else:
         fused = sitk.GetImageFromArray(fused_array.astype(np.float32))
     fused.CopyInformation(fixed)
+    check_cancel(cancel)
     colour_fused = _colour_result(
-        fused, prepared.originals, prepared.aligned_colour, prepared.sources01, colour, functional
+        fused,
+        prepared.originals,
+        prepared.aligned_colour,
+        prepared.sources01,
+        colour,
+        functional,
+        colour_style,
+        prepared.kinds,
     )
     report(progress, 1.0, "fusion done")
     return FusionResult(
@@ -82,6 +103,7 @@ def fuse_prepared(
         normalisation=prepared.normalisation,
         registrations=prepared.registrations,
         colour_fused=colour_fused,
+        kinds=list(prepared.kinds),
     )
 
 
@@ -95,6 +117,7 @@ def fuse_images(
     modalities: Sequence[str] | None = None,
     colour: str = COLOUR.default,
     functional: int | None = None,
+    colour_style: str = COLOUR_STYLE.default,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
 ) -> FusionResult:
@@ -103,10 +126,13 @@ def fuse_images(
     ``axis`` is the image axis slice mode cuts along (2 = k, axial for axial acquisitions). 2-D colour
     (RGB) inputs are fused on their luma. ``colour`` adds an RGB result (``colour_fused``): ``auto``
     restores the functional input's own colours (or paints it with the PET map when it is grey), a map
-    name paints it with that map; ``functional`` is its 0-based index (default: the colour input, else
-    the last one). Inputs are never modified.
+    name paints it with that map; ``colour_style`` is ``overlay`` (thresholded colour over grey anatomy,
+    the default) or ``ycbcr``; ``functional`` is the functional input's 0-based index in Python (the CLI's
+    ``--functional`` is 1-based; default: the colour input, else the one detected as PET/SPECT, else the
+    last). NaN voxels are background (one warning). Inputs are never modified.
     """
     COLOUR.check(colour)  # checked before any slow work
+    COLOUR_STYLE.check(colour_style)
     if len(images) < 2:
         raise InputError("fusion needs at least two input images")
     fusion = get_method(method)
@@ -126,6 +152,7 @@ def fuse_images(
         axis=axis,
         colour=colour,
         functional=functional,
+        colour_style=colour_style,
         progress=sub_progress(progress, register_share, 1.0),
         cancel=cancel,
     )

@@ -7,15 +7,16 @@ header geometry when registration is ``none``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
 
 from MedFusionLib.core import imageio as io
 from MedFusionLib.core.errors import InputError, MedFusionError
-from MedFusionLib.core.normalization import intensity_range
-from MedFusionLib.core.options import REGISTRATION
+from MedFusionLib.core.log import note, warn
+from MedFusionLib.core.normalization import detect_modalities, intensity_range
+from MedFusionLib.core.options import FUNCTIONAL_MODALITIES, REGISTRATION
 from MedFusionLib.core.progress import CancelCallback, ProgressCallback, check_cancel, report, sub_progress
 
 
@@ -32,7 +33,47 @@ def _check_inputs(images: Sequence[sitk.Image], registration: str) -> None:
             raise InputError(f"2-D inputs have different sizes {sorted(sizes)}; use --register rigid or affine")
 
 
-def _align(fixed: sitk.Image, moving: sitk.Image, registration: str, progress, cancel):
+MISALIGNED_MM = 5.0  # header box centres or foreground centroids further apart than this: warn under 'none'
+
+
+def _centroid(image: sitk.Image) -> np.ndarray:
+    """Physical centre of the foreground (above 10 % of the robust range)."""
+    array = sitk.GetArrayViewFromImage(image)
+    low, high = np.percentile(array, (1, 99))
+    index = np.argwhere(array > low + 0.1 * (high - low))
+    if not len(index):
+        index = np.argwhere(np.ones(array.shape, bool))
+    return np.array(image.TransformContinuousIndexToPhysicalPoint(index.mean(axis=0)[::-1].tolist()))
+
+
+def _box_centre(image: sitk.Image) -> np.ndarray:
+    return np.array(image.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2.0 for s in image.GetSize()]))
+
+
+def warn_if_misaligned(fixed: sitk.Image, moving: sitk.Image, name: str) -> None:
+    """One warning line when, fused by header geometry alone, ``moving`` looks offset from ``fixed``."""
+    if moving.GetDimension() == 2 and moving.GetSize() == fixed.GetSize():
+        return  # 2-D slices of one size are pixel-aligned by definition
+    boxes = float(np.linalg.norm(_box_centre(moving) - _box_centre(fixed)))
+    contents = float(np.linalg.norm(_centroid(moving) - _centroid(fixed)))
+    if max(boxes, contents) > MISALIGNED_MM:
+        warn(
+            f"{name}: header geometry puts it {boxes:.0f} mm (box centres) and {contents:.0f} mm (foreground "
+            f"centres) from input 1, and --register none trusts the headers; consider --register rigid"
+        )
+
+
+def registration_preset(kinds: Sequence[str], index: int) -> str:
+    """The registration preset for aligning input ``index`` to input 0, from their detected modalities."""
+    pair = {kinds[0], kinds[index]}
+    if "ct" in pair and pair != {"ct"}:
+        return "ct-mr"
+    if pair & set(FUNCTIONAL_MODALITIES):
+        return "pet-mr"
+    return "mr-mr"
+
+
+def _align(fixed: sitk.Image, moving: sitk.Image, registration: str, progress, cancel, preset: str = "auto"):
     """The moving image on the fixed grid, and the registration that put it there (None for 'none')."""
     if registration == "none":
         if moving.GetDimension() == 2 and moving.GetSize() == fixed.GetSize():
@@ -43,7 +84,7 @@ def _align(fixed: sitk.Image, moving: sitk.Image, registration: str, progress, c
         return resample_to_fixed(fixed, moving, identity), None
     from MedFusionLib.registration import register, resample_to_fixed
 
-    result = register(fixed, moving, registration, progress=progress, cancel=cancel)
+    result = register(fixed, moving, registration, preset=preset, progress=progress, cancel=cancel)
     return resample_to_fixed(fixed, moving, result.transform), result
 
 
@@ -65,6 +106,7 @@ class PreparedInputs:
     sources01: list[np.ndarray]  # normalised 0..1, array order z, y, x
     normalisation: list[str]
     registrations: list
+    kinds: list[str] = field(default_factory=list)  # detected (or given) modality per input: ct, mr, pet, spect
 
 
 def prepare_inputs(
@@ -77,7 +119,9 @@ def prepare_inputs(
 ) -> PreparedInputs:
     """Validate, register every image to ``images[0]`` and normalise each by its modality rule.
 
-    2-D colour (RGB) inputs are reduced to their luma. Inputs are never modified.
+    2-D colour (RGB) inputs are reduced to their luma; NaN voxels become background (one warning line each).
+    The modality of every ``auto`` input is detected (one line each, see ``detect_modalities``) and picks
+    the registration preset. Inputs are never modified.
     """
     originals = list(images)
     images = [io.as_scalar(image, f"input {i + 1}") for i, image in enumerate(originals)]
@@ -87,6 +131,13 @@ def prepare_inputs(
     modalities = list(modalities) if modalities else ["auto"] * len(images)
     if len(modalities) != len(images):
         raise MedFusionError(f"{len(modalities)} modalities given for {len(images)} images")
+    images = [io.fill_nan(image, f"input {i + 1}") for i, image in enumerate(images)]
+    shown = [original if io.is_colour(original) else image for original, image in zip(originals, images)]
+    detected = detect_modalities(shown, modalities)
+    kinds = [kind for kind, _ in detected]
+    for i, ((kind, reason), given) in enumerate(zip(detected, modalities)):
+        if given == "auto":
+            note(f"input {i + 1}: modality {kind} (auto-detected: {reason})")
     fixed = images[0]
 
     n_moving = len(images) - 1
@@ -95,7 +146,10 @@ def prepare_inputs(
         check_cancel(cancel)
         part = sub_progress(progress, index / n_moving, (index + 1) / n_moving)
         report(part, 0.0, f"aligning input {index + 2} to input 1 ({registration})")
-        resampled, result = _align(fixed, moving, registration, part, cancel)
+        if registration == "none":
+            warn_if_misaligned(fixed, moving, f"input {index + 2}")
+        preset = registration_preset(kinds, index + 1)
+        resampled, result = _align(fixed, moving, registration, part, cancel, preset)
         aligned.append(resampled)
         registrations.append(result)
     aligned_colour = [originals[0]] + [
@@ -108,4 +162,5 @@ def prepare_inputs(
         values = sitk.GetArrayFromImage(on_grid).astype(np.float32)
         sources.append(np.clip((values - low) / (high - low), 0.0, 1.0))
         rules.append(rule)
-    return PreparedInputs(fixed, originals, aligned_colour, sources, rules, registrations)
+        check_cancel(cancel)
+    return PreparedInputs(fixed, originals, aligned_colour, sources, rules, registrations, kinds)

@@ -25,6 +25,7 @@ class FusionResult:
     normalisation: list[str]
     registrations: list = field(default_factory=list)  # RegistrationResult or None per moving input
     colour_fused: sitk.Image | None = None  # RGB: functional colour over the fused image (colour option)
+    kinds: list[str] = field(default_factory=list)  # modality per input (given or detected): ct, mr, pet, spect
 
     @property
     def array_axis(self) -> int:

@@ -41,14 +41,22 @@ def _planes(volume: np.ndarray, centre: Sequence[int], spacing_xyz: Sequence[flo
     ]
 
 
-def compose(rows: list[list[Image.Image]], labels: list[str] | None = None) -> Image.Image:
-    """Grid of tiles (one list per row) with an optional label above each row."""
+def compose(
+    rows: list[list[Image.Image]], labels: list[str] | None = None, columns: Sequence[str] | None = None
+) -> Image.Image:
+    """Grid of tiles (one list per row) with an optional label above each row and column titles on top."""
     label_h = 14 if labels else 0
+    title_h = 14 if columns else 0
     width = max(sum(t.width for t in row) + 4 * (len(row) - 1) for row in rows)
-    height = sum(max(t.height for t in row) + label_h for row in rows) + 4 * (len(rows) - 1)
+    height = title_h + sum(max(t.height for t in row) + label_h for row in rows) + 4 * (len(rows) - 1)
     canvas = Image.new("RGB", (width, height))
     draw = ImageDraw.Draw(canvas)
-    top = 0
+    if columns:
+        left = 0
+        for title, tile in zip(columns, rows[0]):
+            draw.text((left + 2, 0), title, fill=(0, 255, 255))
+            left += tile.width + 4
+    top = title_h
     for index, row in enumerate(rows):
         if labels:
             draw.text((2, top), labels[index], fill=(255, 255, 0))
@@ -91,7 +99,27 @@ def plane_rows(images: Sequence[np.ndarray], spacing_xyz, reference: Sequence[np
 def write_preview(images: Sequence[np.ndarray], labels: Sequence[str], path, spacing_xyz=(1.0, 1.0, 1.0)) -> None:
     """Write a PNG of 2-D images side by side, or of orthogonal planes of 3-D volumes (0..255, grey or RGB)."""
     if images[0].ndim == 2:
-        canvas = compose([[_tile(im) for im in images]], [" | ".join(labels)])
+        canvas = compose([[_tile(im) for im in images]], None, list(labels))
     else:  # volumes (z, y, x), RGB volumes (z, y, x, 3)
-        canvas = compose(plane_rows(images, spacing_xyz), list(labels))
+        canvas = compose(plane_rows(images, spacing_xyz), list(labels), PLANE_TITLES)
     io.write_atomically(Path(path), lambda tmp: canvas.save(tmp, format="PNG"))
+
+
+PLANE_TITLES = ("axial", "coronal", "sagittal")
+
+
+def write_case_preview(result, names: Sequence[str], path, spacing_xyz=(1.0, 1.0, 1.0)) -> None:
+    """The preview of one fused case: each source (PET/SPECT ones in the PET colour map, labelled with their
+    modality) and the fused image (in colour when the run made a colour result)."""
+    import SimpleITK as sitk
+
+    from MedFusionLib.core.colour import apply_colour_map
+    from MedFusionLib.core.options import FUNCTIONAL_MODALITIES
+
+    kinds = list(result.kinds) or ["?"] * len(result.sources)
+    shown: list[np.ndarray] = []
+    for source, kind in zip(result.sources, kinds):
+        shown.append(apply_colour_map(source / 255.0, "pet") if kind in FUNCTIONAL_MODALITIES else source)
+    fused = result.fused_array if result.colour_fused is None else sitk.GetArrayFromImage(result.colour_fused)
+    labels = [f"{name} ({kind})" for name, kind in zip(names, kinds)] + [f"fused ({result.method}, {result.mode})"]
+    write_preview(shown + [fused], labels, path, spacing_xyz)
