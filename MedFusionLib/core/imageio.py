@@ -171,9 +171,18 @@ def _restore_nifti_nan(path: Path, image: sitk.Image) -> sitk.Image:
     """ITK's NIfTI reader turns NaN into 0; put back the NaN the file holds (read with nibabel)."""
     if image.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
         return image
+    import logging
+
     import nibabel
 
-    data = np.asanyarray(nibabel.load(str(path)).dataobj)
+    quiet = logging.getLogger("nibabel")  # its header-fix reports would print lines of their own
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL + 1)
+    try:
+        with nibabel.imageglobals.LoggingOutputSuppressor():
+            data = np.asanyarray(nibabel.load(str(path)).dataobj)
+    finally:
+        quiet.setLevel(level)
     if not np.issubdtype(data.dtype, np.floating):
         return image
     nan = np.isnan(data).ravel(order="F")  # file order (i fastest) = ITK's buffer order
@@ -226,7 +235,21 @@ def _read_image(path: Path, series: Sequence[str] | None) -> sitk.Image:
         raise InputError(f"{path}: not a readable image (corrupt, truncated or wrong format): {detail}") from None
     except Exception as err:  # nibabel's and numpy's own errors on malformed headers
         raise InputError(f"{path}: not a readable image: {type(err).__name__}: {str(err)[:160]}") from None
+    check_geometry(image, str(path))
     return image
+
+
+def check_geometry(image: sitk.Image, name: str = "image") -> None:
+    """Refuse headers no resampling can use: non-finite or non-positive spacing, a non-finite origin, a
+    singular or non-finite direction."""
+    spacing = np.array(image.GetSpacing(), dtype=np.float64)
+    if not (np.isfinite(spacing).all() and (spacing > 0).all()):
+        raise InputError(f"{name}: invalid voxel spacing {tuple(float(v) for v in spacing)} in the header")
+    if not np.isfinite(image.GetOrigin()).all():
+        raise InputError(f"{name}: invalid origin {image.GetOrigin()} in the header")
+    direction = np.array(image.GetDirection(), dtype=np.float64).reshape(image.GetDimension(), -1)
+    if not np.isfinite(direction).all() or abs(np.linalg.det(direction)) < 1e-6:
+        raise InputError(f"{name}: invalid (singular) direction matrix in the header")
 
 
 def is_colour(image: sitk.Image) -> bool:

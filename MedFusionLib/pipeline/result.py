@@ -9,6 +9,7 @@ import SimpleITK as sitk
 
 from MedFusionLib.core.progress import CancelCallback, ProgressCallback
 
+IMAGE_AXIS_NOTE = "image axis the slices were cut along, as --axis: 0 = i (x), 1 = j (y), 2 = k (z, usually axial)"
 FUSION_SCALE = 255.0  # fused volumes are written as float32 on 0..255, the scale the metrics are defined on
 
 
@@ -49,5 +50,7 @@ class FusionResult:
         )
         if "protocol" in result:
             result["protocol"]["normalisation"] = self.normalisation
-            result["protocol"]["image_axis"] = self.axis
+            if result["protocol"].get("dimensions") == 3:  # one axis key, in the convention of --axis
+                result["protocol"]["axis"] = self.axis
+                result["protocol"]["axis_note"] = IMAGE_AXIS_NOTE
         return result

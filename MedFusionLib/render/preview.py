@@ -96,9 +96,12 @@ def plane_rows(images: Sequence[np.ndarray], spacing_xyz, reference: Sequence[np
     return [[_tile(p, aspect) for p, aspect in _planes(im, centre, spacing_xyz)] for im in images]
 
 
-def write_preview(images: Sequence[np.ndarray], labels: Sequence[str], path, spacing_xyz=(1.0, 1.0, 1.0)) -> None:
-    """Write a PNG of 2-D images side by side, or of orthogonal planes of 3-D volumes (0..255, grey or RGB)."""
-    if images[0].ndim == 2:
+def write_preview(
+    images: Sequence[np.ndarray], labels: Sequence[str], path, spacing_xyz=(1.0, 1.0, 1.0), dimension: int | None = None
+) -> None:
+    """Write a PNG of 2-D images side by side, or of orthogonal planes of 3-D volumes (0..255, grey or RGB;
+    ``dimension`` 2 or 3 tells which when the first image is an RGB slice; default: the first image's ndim)."""
+    if (dimension or images[0].ndim) == 2:
         canvas = compose([[_tile(im) for im in images]], None, list(labels))
     else:  # volumes (z, y, x), RGB volumes (z, y, x, 3)
         canvas = compose(plane_rows(images, spacing_xyz), list(labels), PLANE_TITLES)
@@ -122,4 +125,4 @@ def write_case_preview(result, names: Sequence[str], path, spacing_xyz=(1.0, 1.0
         shown.append(apply_colour_map(source / 255.0, "pet") if kind in FUNCTIONAL_MODALITIES else source)
     fused = result.fused_array if result.colour_fused is None else sitk.GetArrayFromImage(result.colour_fused)
     labels = [f"{name} ({kind})" for name, kind in zip(names, kinds)] + [f"fused ({result.method}, {result.mode})"]
-    write_preview(shown + [fused], labels, path, spacing_xyz)
+    write_preview(shown + [fused], labels, path, spacing_xyz, dimension=result.fused_array.ndim)

@@ -36,5 +36,10 @@ def run(args: argparse.Namespace) -> int:
     if len(shapes) != 1:
         raise MedFusionError(f"A, B and F must have the same size, got {[a.shape[::-1] for a in arrays]} (x, y[, z])")
     result = score(arrays[:2], arrays[2], axis=0)
+    if result["protocol"].get("dimensions") == 3:  # numpy axis 0 of (z, y, x) is the image's k axis
+        from MedFusionLib.pipeline.result import IMAGE_AXIS_NOTE
+
+        result["protocol"]["axis"] = 2
+        result["protocol"]["axis_note"] = IMAGE_AXIS_NOTE
     print(json.dumps(result, indent=2, allow_nan=False) if args.json else format_table(result))
     return 0
