@@ -46,6 +46,12 @@ def run_demo(out_dir: Path, method: str | None = None, mode: str = "slice") -> i
     print(f"  fusion: {result.method}, {result.mode} mode; total {elapsed:.1f} s")
     print("  metrics (" + metrics.get("protocol", {}).get("rule", "") + "):")
     print("    " + "  ".join(f"{k}={metrics[k]:.3f}" for k in KEY_METRICS if k in metrics))
+    if "SSIM" in metrics:
+        n = len(result.sources)
+        print(
+            f"    (SSIM and VIF are summed over the {n} sources, as the review's eq. 8 defines them: SSIM can "
+            f"reach {n}, not 1; MI is a sum too; see docs/metrics-spec.md)"
+        )
     print(f"  fused volume: {fused_path}")
     print(f"  metrics:      {metrics_path}")
     print(f"  preview PNG:  {preview_path}")

@@ -33,8 +33,8 @@ class RegistrationResult:
     def summary(self) -> str:
         return (
             f"{self.mode} registration ({self.preset}): metric {self.initial_metric_value:.4f} -> "
-            f"{self.metric_value:.4f}, {self.iterations} iterations, {self.starts_tried} start(s), "
-            f"{self.elapsed_s:.1f} s; stopped: {self.stop_reason}"
+            f"{self.metric_value:.4f}, {self.iterations} iterations in all over {self.starts_tried} start(s) and "
+            f"the pyramid levels, {self.elapsed_s:.1f} s; last run: {self.stop_reason}"
         )
 
 
@@ -58,7 +58,7 @@ def _looks_bad(coarse: Level, t: sitk.Transform | None, ctx: Context) -> bool:
     """A start converged badly when little overlaps, the angle is implausible or it ran out of iterations."""
     if t is None:
         return True
-    if "Maximum number of iterations" in ctx.stop_reason:
+    if "iteration limit" in ctx.stop_reason:
         return True
     if stages.rotation_angle_deg(t) > 40.0:
         return True

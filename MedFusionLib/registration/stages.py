@@ -46,6 +46,28 @@ class Context:
             raise OperationCancelled("registration cancelled by the user")
 
 
+_STOP_WORDS = (
+    ("user requested", "stopped early by MedFusion"),
+    ("maximum number of iterations", "reached the iteration limit"),
+    ("step too small", "converged (step below the minimum)"),
+    ("minimum step", "converged (step below the minimum)"),
+    ("gradient magnitude tolerance", "converged (gradient below the tolerance)"),
+    ("projected gradient", "converged (gradient below the tolerance)"),
+    ("rel_reduction_of_f", "converged (cost change below the tolerance)"),
+    ("convergence", "converged"),
+)
+
+
+def plain_stop_reason(description: str, iterations: int) -> str:
+    """ITK's stop description (e.g. "LBFGSBOptimizerv4: User requested") in plain words, with the iteration
+    count of the run it describes."""
+    text = description.lower()
+    words = next((plain for key, plain in _STOP_WORDS if key in text), None)
+    if words is None:  # unknown wording: drop the class-name prefix
+        words = description.split(": ", 1)[-1].strip().rstrip(".") or "stopped"
+    return f"{words} after {iterations} iterations of the last run"
+
+
 def _method(level: Level, ctx: Context, seed_offset: int = 0) -> sitk.ImageRegistrationMethod:
     R = sitk.ImageRegistrationMethod()
     R.SetMetricAsMattesMutualInformation(numberOfHistogramBins=ctx.preset.bins)
@@ -182,9 +204,9 @@ def run(
     ctx.iterations += R.GetOptimizerIteration()
     ctx.stop_reason = (
         f"metric stalled (no gain > {tolerance:g} for {patience} iterations) after "
-        f"{R.GetOptimizerIteration()} iterations"
+        f"{R.GetOptimizerIteration()} iterations of the last run"
         if state["stalled"]
-        else R.GetOptimizerStopConditionDescription()
+        else plain_stop_reason(R.GetOptimizerStopConditionDescription(), R.GetOptimizerIteration())
     )
     value = float(R.GetMetricValue())
     ctx.log.append(

@@ -67,10 +67,12 @@ def test_methods_json_contract(capsys):
     assert code == 0 and methods
     assert sum(m["default"] for m in methods) == 1
     for m in methods:
-        assert set(m) == {"name", "family", "modes", "inputs", "default"}
+        assert set(m) == {"name", "family", "modes", "min_inputs", "max_inputs", "default"}
         assert m["family"] in FAMILIES
         assert m["modes"] and set(m["modes"]) <= {"slice", "volume"}
-        assert m["inputs"] in (2, "n")
+        assert isinstance(m["min_inputs"], int) and m["min_inputs"] >= 2
+        assert m["max_inputs"] is None or (isinstance(m["max_inputs"], int) and m["max_inputs"] >= m["min_inputs"])
+    assert any(m["max_inputs"] is None for m in methods)  # the multi-input methods
 
 
 def test_methods_table(capsys):
@@ -273,6 +275,9 @@ def test_demo_reports_registration_error_and_writes_outputs(capsys, tmp_path):
     line = next(text for text in out.splitlines() if "registration error" in text)
     after = float(line.split("->")[1].split("mm")[0])
     assert after < 1.5  # the known misalignment (about 13 mm) is recovered
+    assert "SSIM and VIF are summed over the 2 sources" in out  # why SSIM can exceed 1
+    summary = next(text for text in out.splitlines() if "registration:" in text)
+    assert "iterations in all" in summary and "last run:" in summary and "v4" not in summary
     for name in ("fused.nii.gz", "metrics.json", "preview.png"):
         assert (tmp_path / "demo" / name).stat().st_size > 0
 

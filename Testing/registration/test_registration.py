@@ -258,3 +258,17 @@ def test_auto_preset_recognises_ct():
     ct = mr * 2000 - 1000
     assert guess_preset(ct, mr) == "ct-mr"
     assert guess_preset(mr, mr) == "mr-mr"
+
+
+def test_stop_reasons_in_plain_words():
+    from MedFusionLib.registration.stages import plain_stop_reason
+
+    assert plain_stop_reason("LBFGSBOptimizerv4: User requested", 12) == (
+        "stopped early by MedFusion after 12 iterations of the last run"
+    )
+    text = plain_stop_reason("RegularStepGradientDescentOptimizerv4: Step too small after 41 iterations.", 41)
+    assert text == "converged (step below the minimum) after 41 iterations of the last run"
+    assert plain_stop_reason("SomeOptimizerv4: Odd stop.", 3) == "Odd stop after 3 iterations of the last run"
+    assert "v4" not in plain_stop_reason(
+        "GradientDescentOptimizerv4Template: Maximum number of iterations (5) exceeded.", 5
+    )

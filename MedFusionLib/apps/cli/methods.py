@@ -1,4 +1,7 @@
-"""``medfusion methods [--json]``: the fusion methods of the registry."""
+"""``medfusion methods [--json]``: the fusion methods of the registry.
+
+JSON: a list of ``{"name", "family", "modes", "min_inputs", "max_inputs", "default"}``; ``max_inputs`` is
+null for methods that take any number of inputs from ``min_inputs`` up."""
 
 from __future__ import annotations
 
@@ -16,8 +19,19 @@ def run(args: argparse.Namespace) -> int:
     from MedFusionLib.fusion import describe_methods
 
     methods = describe_methods()
-    if args.json:
-        print(json.dumps([{k: m[k] for k in ("name", "family", "modes", "inputs", "default")} for m in methods]))
+    if args.json:  # inputs as numbers: min_inputs, and max_inputs (null = no upper limit)
+        rows = [
+            {
+                "name": m["name"],
+                "family": m["family"],
+                "modes": m["modes"],
+                "min_inputs": 2 if m["inputs"] == "n" else int(m["inputs"]),
+                "max_inputs": None if m["inputs"] == "n" else int(m["inputs"]),
+                "default": m["default"],
+            }
+            for m in methods
+        ]
+        print(json.dumps(rows))
         return 0
     name_w = max(len(m["name"]) for m in methods) + 1
     family_w = max(len(m["family"]) for m in methods)
