@@ -1,4 +1,4 @@
-"""Fusion quality metrics: the review's 14 plus VIF and SCD, exact to ``shared/docs/metrics-spec.md``.
+"""Fusion quality metrics: the review's 14 plus VIF and SCD, exact to ``docs/metrics-spec.md``.
 
 Public API::
 

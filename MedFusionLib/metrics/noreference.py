@@ -1,7 +1,7 @@
 """No-reference metrics (the fused image only): EN, SD, SF, AG, EI.
 
 Each kernel takes a :class:`~._stack.Stack` and returns one value per slice. Definitions follow
-``shared/docs/metrics-spec.md`` to the letter (e.g. SF divides both sums by M*N, AG uses MATLAB's
+``docs/metrics-spec.md`` to the letter (e.g. SF divides both sums by M*N, AG uses MATLAB's
 ``gradient``).
 """
 

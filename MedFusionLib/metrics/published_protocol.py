@@ -1,6 +1,6 @@
 """Metric variants of the published comparison tables, for comparison with those rows only.
 
-Our metrics follow ``shared/docs/metrics-spec.md``. The published table of ``shared/docs/targets.md``
+Our metrics follow ``docs/metrics-spec.md``. The published table of ``shared/docs/targets.md``
 (CDDFuse, Zhao et al. 2023, Table 5, and the IFCNN row re-run with the same protocol) differs in three places:
 MI in nats (ours times ln 2), SF over M(N-1) (< 0.2 % apart) and SSIM. Their SSIM is scikit-image's
 ``structural_similarity`` with its defaults of that time applied to float images: a 7x7 uniform window,
