@@ -108,3 +108,43 @@ def test_colour_output_for_rgb_slices_and_scalar_volumes(pair):
     assert abs(rim[0] - rim[2]) <= 2  # grey where there is no uptake
     volume = fuse_images([pair.ct, pair.mr], method="max", colour="hot", functional=1).colour_fused
     assert volume.GetNumberOfComponentsPerPixel() == 3 and volume.GetSize() == pair.ct.GetSize()
+
+
+def test_overlay_style_grey_anatomy_thresholded_colour_black_background():
+    """PET over MR as clinicians read it: grey below the threshold, colour above it, black stays black."""
+    z, y, x = np.mgrid[-1:1:8j, -1:1:48j, -1:1:48j]
+    head = x**2 + y**2 < 0.7
+    mr = sitk.GetImageFromArray(np.where(head, 300 + 200 * np.sin(6 * x), 0).astype(np.float32))
+    uptake = np.exp(-((x - 0.3) ** 2 + y**2) / 0.05)
+    pet = sitk.GetImageFromArray((np.where(head, 0.2, 0.0) + uptake * head).astype(np.float32))
+    for image in (mr, pet):
+        image.SetSpacing((2.0, 2.0, 4.0))
+    overlay = fuse_images([mr, pet], method="mean", colour="auto")  # overlay is the default style
+    rgb = sitk.GetArrayFromImage(overlay.colour_fused).astype(int)
+    grey = overlay.fused_array
+    hot, tissue, air = (4, 24, 31), (4, 24, 10), (4, 2, 2)
+    assert rgb[hot][0] > rgb[hot][2] + 60  # coloured uptake
+    assert abs(rgb[tissue][0] - rgb[tissue][2]) <= 1 and abs(rgb[tissue][0] - grey[tissue]) <= 1  # plain grey
+    assert (rgb[air] == 0).all()  # black background
+    assert overlay.kinds == ["mr", "pet"]  # the colour input was detected, not assumed
+    ycbcr = fuse_images([mr, pet], method="mean", colour="auto", colour_style="ycbcr")
+    assert not np.array_equal(sitk.GetArrayFromImage(ycbcr.colour_fused), sitk.GetArrayFromImage(overlay.colour_fused))
+    with pytest.raises(MedFusionError, match="unknown colour style"):
+        fuse_images([mr, pet], method="mean", colour="auto", colour_style="pastel")
+
+
+def test_metrics_protocol_has_one_axis_key_in_the_axis_option_convention(pair):
+    result = fuse_images([pair.ct, pair.mr], method="mean", axis=1)
+    protocol = result.metrics(include_3d=False)["protocol"]
+    assert protocol["axis"] == 1 and "image_axis" not in protocol and "--axis" in protocol["axis_note"]
+
+
+def test_nan_inputs_are_background_in_the_library_too(pair, caplog):
+    mr = sitk.GetArrayFromImage(pair.mr).astype(np.float32)
+    mr[:, :5] = np.nan
+    image = sitk.GetImageFromArray(mr)
+    image.CopyInformation(pair.mr)
+    with caplog.at_level("WARNING", logger="MedFusionLib"):
+        result = fuse_images([pair.ct, image], method="mean")
+    assert np.isfinite(result.fused_array).all()
+    assert any("NaN voxel(s)" in r.getMessage() and r.getMessage().startswith("input 2:") for r in caplog.records)

@@ -1,0 +1,57 @@
+"""Modality auto-detection: header words, CT values, saturated 8-bit bone, and functional smoothness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from scipy import ndimage
+
+from MedFusionLib.core.imageio import read_image
+from MedFusionLib.core.normalization import detect_modalities
+from MedFusionLib.pipeline.prepare import registration_preset
+from MedFusionLib.samples.phantom import make_phantom_pair
+
+
+def _mr_and_pet() -> tuple[sitk.Image, sitk.Image]:
+    rng = np.random.default_rng(0)
+    z, y, x = np.mgrid[-1:1:20j, -1:1:40j, -1:1:40j]
+    head = x**2 + y**2 + z**2 < 0.8
+    mr = np.where(head, 400 + 150 * np.sign(np.sin(9 * x) * np.cos(7 * y)) + rng.normal(0, 20, head.shape), 0)
+    pet = ndimage.gaussian_filter(np.where(head, 1.0 + 0.5 * (x > 0.2), 0.0), 2.5)
+    return sitk.GetImageFromArray(mr.astype(np.float32)), sitk.GetImageFromArray(pet.astype(np.float32))
+
+
+def test_pet_beside_mr_is_detected_by_smoothness_in_either_order():
+    mr, pet = _mr_and_pet()
+    assert [k for k, _ in detect_modalities([mr, pet])] == ["mr", "pet"]
+    assert [k for k, _ in detect_modalities([pet, mr])] == ["pet", "mr"]
+    assert "smooth" in detect_modalities([mr, pet])[1][1]
+
+
+def test_ct_values_header_words_and_given_modalities():
+    pair = make_phantom_pair()
+    assert [k for k, _ in detect_modalities([pair.ct, pair.mr])] == ["ct", "mr"]
+    mr, pet = _mr_and_pet()
+    pet.SetMetaData("descrip", "Tc-99m HMPAO SPECT template")
+    mr.SetMetaData("0008|0060", "MR")
+    assert detect_modalities([mr, pet]) == [("mr", "header"), ("spect", "header")]
+    assert detect_modalities([mr, pet], ["auto", "pet"])[1] == ("pet", "given")
+
+
+def test_eight_bit_ct_slice_with_saturated_bone():
+    y, x = np.mgrid[-1:1:64j, -1:1:64j]
+    r = np.sqrt(x**2 + y**2)
+    ct = np.where(r < 0.8, 90, 0) + np.where((r > 0.7) & (r < 0.8), 165, 0)  # skull ring at 255
+    mr = np.where(r < 0.8, 80 + 60 * np.sin(12 * x) ** 2, 0)
+    images = [sitk.GetImageFromArray(a.astype(np.uint8)) for a in (ct, mr)]
+    kinds = [k for k, _ in detect_modalities(images)]
+    assert kinds == ["ct", "mr"] and registration_preset(kinds, 1) == "ct-mr"
+    assert registration_preset(["mr", "pet"], 1) == "pet-mr" and registration_preset(["mr", "mr"], 1) == "mr-mr"
+
+
+@pytest.mark.parametrize(("name", "kind"), [("PET", "pet"), ("SPECT", "spect"), ("T2", "mr")])
+def test_spm_templates_beside_t1(shared_data, name, kind):
+    folder = shared_data / "volumes" / "spm"
+    t1, other = read_image(folder / "T1.nii.gz"), read_image(folder / f"{name}.nii.gz")
+    assert [k for k, _ in detect_modalities([t1, other])] == ["mr", kind]
