@@ -173,7 +173,11 @@ def _restore_nifti_nan(path: Path, image: sitk.Image) -> sitk.Image:
         return image
     import logging
 
-    import nibabel
+    try:
+        import nibabel
+    except ImportError:  # e.g. a Slicer Python without it: keep ITK's reading, say what it means
+        warn(f"{path}: nibabel is not installed, so NaN voxels of this NIfTI file (if any) read as 0")
+        return image
 
     quiet = logging.getLogger("nibabel")  # its header-fix reports would print lines of their own
     level = quiet.level
@@ -206,6 +210,9 @@ def read_image(path: PathLike, series: Sequence[str] | None = None) -> sitk.Imag
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
+    from MedFusionLib.core.resources import check_memory
+
+    check_memory([path], series, what="reading this image", single=True)
     with native_stderr():
         return _read_image(path, series)
 

@@ -79,8 +79,16 @@ def available_memory() -> int:
             return int(float(override))
         except ValueError:
             raise InputError(f"MEDFUSION_MEMORY_AVAILABLE={override!r} is not a number of bytes") from None
-    import psutil
-
+    try:
+        import psutil
+    except ImportError:  # e.g. a Slicer Python without it: the kernel's own figure
+        try:
+            for line in open("/proc/meminfo").read().splitlines():
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 2**62  # unknown: no guard
     return int(psutil.virtual_memory().available)
 
 
@@ -96,14 +104,24 @@ def _gb(n: float) -> str:
 
 
 def check_memory(
-    paths: Sequence[str | os.PathLike], series: Sequence[str] | None = None, what: str = "this run"
+    paths: Sequence[str | os.PathLike],
+    series: Sequence[str] | None = None,
+    what: str = "this run",
+    single: bool = False,
 ) -> None:
-    """Refuse, before reading, a run whose estimated peak memory exceeds the available memory."""
-    infos = [image_info(path, series) for path in paths]
+    """Refuse, before reading, a run whose estimated peak memory exceeds the available memory (``single``:
+    just reading one image, its buffer and one working copy, the guard every reader applies)."""
+    from MedFusionLib.core.imageio import native_stderr
+
+    with native_stderr():  # a damaged header makes ITK print; the reader reports the problem in one line
+        infos = [image_info(path, series) for path in paths]
     known = [info for info in infos if info is not None]
     if not known or infos[0] is None:
         return
-    needed = estimate_run_bytes([infos[0]] + [i for i in infos[1:] if i is not None])
+    if single:
+        needed = 2 * infos[0].nbytes
+    else:
+        needed = estimate_run_bytes([infos[0]] + [i for i in infos[1:] if i is not None])
     available = available_memory()
     if needed > available:
         largest = max(known, key=lambda info: info.nbytes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -54,7 +55,14 @@ class _LineHandler(logging.Handler):
             print(f"medfusion: {text}", flush=True)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings (numpy, torch) as one ``medfusion: warning:`` line, like the library's own."""
+    text = " ".join(str(message).split())[:300]
+    print(f"medfusion: warning: {category.__name__}: {text}", file=sys.stderr, flush=True)
+
+
 def _show_library_messages() -> logging.Handler:
+    warnings.showwarning = _one_line_warning
     handler = _LineHandler()
     logger = logging.getLogger("MedFusionLib")
     logger.addHandler(handler)
