@@ -220,6 +220,8 @@ def read_image(path: PathLike, series: Sequence[str] | None = None) -> sitk.Imag
 def _read_image(path: Path, series: Sequence[str] | None) -> sitk.Image:
     try:
         if path.is_dir():
+            if not os.access(path, os.R_OK | os.X_OK):
+                raise InputError(f"{path}: permission denied")
             image = _read_dicom_series(path, series)
         else:
             if extension(path) not in SUPPORTED:
@@ -467,6 +469,7 @@ def _series_tags(reference: dict[str, str] | None, description: str) -> dict[str
     tags.setdefault("0010|0010", "")
     tags["0020|000e"] = new_uid()
     tags["0008|103e"] = description[:64]
+    tags["0008|0008"] = "DERIVED\\SECONDARY"  # Image Type: computed from other images
     tags["0020|0011"] = "9001"  # Series Number: derived series sort after the acquired ones
     return tags
 

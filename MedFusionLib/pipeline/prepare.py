@@ -16,7 +16,7 @@ from MedFusionLib.core import imageio as io
 from MedFusionLib.core.errors import InputError, MedFusionError
 from MedFusionLib.core.log import note, warn
 from MedFusionLib.core.normalization import detect_modalities, intensity_range
-from MedFusionLib.core.options import FUNCTIONAL_MODALITIES, REGISTRATION
+from MedFusionLib.core.options import REGISTRATION
 from MedFusionLib.core.progress import CancelCallback, ProgressCallback, check_cancel, report, sub_progress
 
 
@@ -65,12 +65,9 @@ def warn_if_misaligned(fixed: sitk.Image, moving: sitk.Image, name: str) -> None
 
 def registration_preset(kinds: Sequence[str], index: int) -> str:
     """The registration preset for aligning input ``index`` to input 0, from their detected modalities."""
-    pair = {kinds[0], kinds[index]}
-    if "ct" in pair and pair != {"ct"}:
-        return "ct-mr"
-    if pair & set(FUNCTIONAL_MODALITIES):
-        return "pet-mr"
-    return "mr-mr"
+    from MedFusionLib.registration.presets import preset_for
+
+    return preset_for(kinds[0], kinds[index])
 
 
 def _align(fixed: sitk.Image, moving: sitk.Image, registration: str, progress, cancel, preset: str = "auto"):

@@ -146,7 +146,7 @@ def register(
     if f.GetDimension() != m.GetDimension():
         raise InputError(f"fixed image is {f.GetDimension()}-D but moving image is {m.GetDimension()}-D")
     checks.check_fields_of_view(f, m)
-    name = guess_preset(f, m) if preset == "auto" else preset
+    name = guess_preset(fixed, moving) if preset == "auto" else preset
     settings = _settings or get_preset(name)
     ctx = Context(settings, progress, cancel)
     report(progress, 0.0, f"{mode} registration ({name}): preparing images")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import numpy as np
 import SimpleITK as sitk
 
 PRESETS = ("auto", "ct-mr", "pet-mr", "mr-mr")
@@ -53,14 +52,24 @@ def get_preset(name: str) -> Preset:
     return _PRESETS[name]
 
 
-def guess_preset(fixed: sitk.Image, moving: sitk.Image) -> str:
-    """CT shows air at about -1000 HU; nothing else has values below -500. Otherwise "mr-mr", which is
-    also sound for PET/SPECT (choose "pet-mr" explicitly for them: it is a little more accurate)."""
-    for image in (fixed, moving):
-        arr = sitk.GetArrayViewFromImage(image)
-        if arr.size and float(np.min(arr)) < -500:
-            return "ct-mr"
+def preset_for(fixed_kind: str, moving_kind: str) -> str:
+    """The preset for a pair of modalities (ct, mr, pet, spect): CT with anything else "ct-mr", a
+    functional image in the pair "pet-mr", else "mr-mr"."""
+    pair = {fixed_kind, moving_kind}
+    if "ct" in pair and pair != {"ct"}:
+        return "ct-mr"
+    if pair & {"pet", "spect"}:
+        return "pet-mr"
     return "mr-mr"
+
+
+def guess_preset(fixed: sitk.Image, moving: sitk.Image) -> str:
+    """The preset for the pair's detected modalities (:func:`MedFusionLib.core.normalization.detect_modalities`:
+    header, CT values in HU or an 8-bit slice with saturated bone, a functional image's smoothness)."""
+    from MedFusionLib.core.normalization import detect_modalities
+
+    (fixed_kind, _), (moving_kind, _) = detect_modalities([fixed, moving])
+    return preset_for(fixed_kind, moving_kind)
 
 
 def tuned(preset: Preset, **changes) -> Preset:

@@ -366,3 +366,28 @@ def test_progress_lines_when_not_a_terminal(capsys, pair, tmp_path, monkeypatch)
     lines = [line for line in err.splitlines() if line.startswith("medfusion: fuse ")]
     assert code == 0 and len(lines) > 10
     assert any("metrics: slice" in line for line in lines) and any("slice" in line for line in lines)
+
+
+def test_allocation_failures_of_torch_and_itk_are_one_line_exit_2(capsys, pair, tmp_path, monkeypatch):
+    import MedFusionLib.pipeline as pipeline
+
+    def torch_out_of_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried")
+
+    monkeypatch.setattr(pipeline, "fuse_images", torch_out_of_memory)
+    code, _, err = run(capsys, "fuse", pair["a"], pair["b"], "-o", tmp_path / "f.png")
+    assert code == 2 and "out of memory" in one_error_line(err) and list(tmp_path.iterdir()) == []
+
+
+def test_unreadable_dicom_folder_is_permission_denied(pair, tmp_path):
+    series = tmp_path / "series"
+    io.write_image(sitk.ReadImage(str(pair["ct"])), series)
+    os.chmod(series, 0o000)
+    try:
+        args = ["fuse", str(series), str(pair["mr"]), "-o", str(tmp_path / "f.nii.gz")]
+        result = subprocess.run(
+            [*_unprivileged(), sys.executable, "-m", "MedFusionLib", *args], capture_output=True, text=True
+        )
+    finally:
+        os.chmod(series, 0o755)
+    assert result.returncode == 2 and one_error_line(result.stderr) == f"medfusion: error: {series}: permission denied"

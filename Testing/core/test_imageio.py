@@ -279,6 +279,7 @@ def test_dicom_output_joins_the_reference_study(tmp_path):
         assert reader.GetMetaData("0020|000d").strip() == "1.2.840.99.1"
         assert reader.GetMetaData("0020|0052").strip() == "1.2.840.99.2"
         assert reader.GetMetaData("0008|103e").strip() == "MedFusion mean (slice) fusion"
+        assert reader.GetMetaData("0008|0008").strip().startswith("DERIVED")
         series_uids.add(reader.GetMetaData("0020|000e").strip())
     assert len(series_uids) == 1 and series_uids != {"1.2.840.99.3"}
     # without a DICOM reference: new, distinct study and frame-of-reference UIDs of the 2.25 form

@@ -272,3 +272,14 @@ def test_stop_reasons_in_plain_words():
     assert "v4" not in plain_stop_reason(
         "GradientDescentOptimizerv4Template: Maximum number of iterations (5) exceeded.", 5
     )
+
+
+def test_auto_preset_follows_detected_modalities_for_8bit_ct_and_pet():
+    y, x = np.mgrid[-1:1:64j, -1:1:64j]
+    r = np.sqrt(x**2 + y**2)
+    ct = sitk.GetImageFromArray((np.where(r < 0.8, 90, 0) + np.where((r > 0.7) & (r < 0.8), 165, 0)).astype(np.uint8))
+    mr = sitk.GetImageFromArray(np.where(r < 0.8, 80 + 60 * np.sin(12 * x) ** 2, 0).astype(np.uint8))
+    assert guess_preset(ct, mr) == "ct-mr"  # an 8-bit CT slice has no HU values: its saturated bone tells
+    pet = mr.__class__(mr)
+    pet.SetMetaData("descrip", "FDG PET")
+    assert guess_preset(mr, pet) == "pet-mr"

@@ -71,6 +71,20 @@ def _show_library_messages() -> logging.Handler:
     return handler
 
 
+def _is_allocation_failure(err: BaseException) -> bool:
+    text = str(err).lower()
+    return any(words in text for words in ("can't allocate memory", "out of memory", "failed to allocate", "bad_alloc"))
+
+
+def _internal_error(args: argparse.Namespace, err: BaseException) -> int:
+    """A bug: one line (exit 1) unless --debug, which shows the traceback."""
+    if args.debug:
+        raise err
+    text = " ".join(str(err).split())[:300]
+    print(f"medfusion: internal error: {type(err).__name__}: {text} (rerun with --debug for details)", file=sys.stderr)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; exit codes: 0 done, 1 internal error (a bug), 2 user error, 130 interrupted."""
     parser = build_parser()
@@ -94,9 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"medfusion: error: {describe_os_error(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except MemoryError:
-        if args.debug:
-            raise
+    except (MemoryError, RuntimeError) as err:  # numpy's MemoryError; torch's and ITK's allocation failures
+        if args.debug or (isinstance(err, RuntimeError) and not _is_allocation_failure(err)):
+            return _internal_error(args, err)
         print(
             "medfusion: error: out of memory (the inputs are too large for this machine's free memory); "
             "nothing was written",
