@@ -391,3 +391,20 @@ def test_unreadable_dicom_folder_is_permission_denied(pair, tmp_path):
     finally:
         os.chmod(series, 0o755)
     assert result.returncode == 2 and one_error_line(result.stderr) == f"medfusion: error: {series}: permission denied"
+
+
+def test_fused_dicom_series_joins_the_reference_study(capsys, pair, tmp_path):
+    io.write_image(sitk.ReadImage(str(pair["ct"])), tmp_path / "ct_dicom")
+    code, _, _ = run(capsys, "fuse", tmp_path / "ct_dicom", pair["mr"], "-o", tmp_path / "fused", "--method", "mean")
+    assert code == 0
+
+    def tags(folder: Path) -> dict[str, str]:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(sorted(folder.iterdir())[0]))
+        reader.ReadImageInformation()
+        keys = ("0020|000d", "0020|0052", "0020|000e", "0008|103e", "0010|0020")
+        return {k: reader.GetMetaData(k).strip() for k in keys if reader.HasMetaDataKey(k)}
+
+    source, fused = tags(tmp_path / "ct_dicom"), tags(tmp_path / "fused")
+    assert fused["0020|000d"] == source["0020|000d"] and fused["0020|0052"] == source["0020|0052"]
+    assert fused["0020|000e"] != source["0020|000e"] and fused["0008|103e"] == "MedFusion mean (slice) fusion"
