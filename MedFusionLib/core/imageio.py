@@ -385,6 +385,9 @@ def protected_inputs(inputs: Sequence[PathLike]) -> Iterator[None]:
 
 def _check_protected(output: Path) -> None:
     check_not_input(output, getattr(_protected, "paths", ()))
+    if output.exists() and not (output.is_file() or output.is_dir()):
+        # renaming onto /dev/null, a FIFO or a socket would replace that node with a regular file
+        raise OutputError(f"{output}: not a regular file (a device, FIFO or socket); choose a file path")
 
 
 def current_umask() -> int:

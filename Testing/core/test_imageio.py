@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -324,3 +325,14 @@ def test_dicom_series_writer_round_trip(tmp_path):
     with pytest.raises(MedFusionError, match="not empty"):
         io.write_image(image, tmp_path / "series")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ct_series", "series"]  # no temporary folder left
+
+
+def test_device_fifo_outputs_are_refused_not_replaced(tmp_path):
+    fifo = tmp_path / "pipe.nii.gz"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputError, match="not a regular file"):
+        io.write_image(_volume(), fifo)
+    assert fifo.is_fifo()
+    with pytest.raises(OutputError, match="not a regular file"):
+        io.write_atomically("/dev/null", lambda tmp: open(tmp, "w").write("x"))
+    assert Path("/dev/null").is_char_device()
