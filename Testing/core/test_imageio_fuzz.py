@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from MedFusionLib.core import imageio as io
@@ -48,8 +48,31 @@ def images(draw) -> tuple[np.ndarray, dict, str, tuple]:
     return array, header, ext, damage
 
 
+_MET_TYPES = {
+    "uint8": "MET_UCHAR",
+    "int16": "MET_SHORT",
+    "uint16": "MET_USHORT",
+    "int32": "MET_INT",
+    "float32": "MET_FLOAT",
+    "float64": "MET_DOUBLE",
+}
+
+
+def _write_raw_metaimage(array: np.ndarray, header: dict, path: Path) -> None:
+    """A MetaImage written by hand, for headers SimpleITK's writer refuses (NaN, Inf or zero spacing...)."""
+    size = " ".join(str(n) for n in array.shape[::-1])
+    text = (
+        f"ObjectType = Image\nNDims = {array.ndim}\nDimSize = {size}\n"
+        f"ElementSpacing = {' '.join(repr(float(v)) for v in header['spacing'])}\n"
+        f"Offset = {' '.join(repr(float(v)) for v in header['origin'])}\n"
+        f"ElementType = {_MET_TYPES[array.dtype.name]}\nElementByteOrderMSB = False\nElementDataFile = LOCAL\n"
+    )
+    path.write_bytes(text.encode() + np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes())
+
+
 def _write(array: np.ndarray, header: dict, path: Path) -> bool:
-    """Write with SimpleITK (False when SimpleITK itself refuses the header: nothing to read then)."""
+    """Write with SimpleITK, or by hand as MetaImage when SimpleITK refuses the header (False: the case was
+    written as ``path.with_suffix('.mha')``)."""
     image = sitk.GetImageFromArray(array)
     try:
         with io.native_stderr():  # ITK prints about singular matrices while setting such headers
@@ -91,13 +114,17 @@ def test_readers_load_or_fail_with_one_line(case, capfd):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"fuzz{ext}"
         if not _write(array, header, path):
-            return
+            path = Path(folder) / "fuzz_raw.mha"
+            _write_raw_metaimage(array, header, path)
+            ext = ".mha (hand-written header)"
         _damage(path, damage)
         try:
             image = io.load_for_fusion(path)
         except MedFusionError as err:
+            event(f"{ext}: refused")
             assert "\n" not in str(err) and str(err)
         else:
+            event(f"{ext}: loaded")
             values = sitk.GetArrayViewFromImage(image)
             assert np.isfinite(values).all()
             assert image.GetNumberOfComponentsPerPixel() == 1
