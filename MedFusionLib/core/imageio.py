@@ -7,6 +7,7 @@ leaves a half-written output.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import shutil
@@ -93,9 +94,16 @@ REFERENCE_TAGS = (
 
 
 def dicom_series(folder: PathLike) -> dict[str, list[str]]:
-    """The DICOM series of a folder: series UID -> its slice files (sorted by position)."""
+    """The DICOM series of a folder: series UID -> its slice files (sorted by position). The scan is cached
+    per folder and modification time (the memory guard and the reader both need it)."""
+    folder = Path(folder)
+    return {sid: list(files) for sid, files in _scan_dicom(str(folder.resolve()), folder.stat().st_mtime_ns)}
+
+
+@functools.lru_cache(maxsize=16)
+def _scan_dicom(folder: str, mtime_ns: int) -> tuple[tuple[str, list[str]], ...]:
     reader = sitk.ImageSeriesReader()
-    return {sid: list(reader.GetGDCMSeriesFileNames(str(folder), sid)) for sid in reader.GetGDCMSeriesIDs(str(folder))}
+    return tuple((sid, list(reader.GetGDCMSeriesFileNames(folder, sid))) for sid in reader.GetGDCMSeriesIDs(folder))
 
 
 def _choose_series(folder: Path, series: dict[str, list[str]], wanted: Sequence[str] | None) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import SimpleITK as sitk
 
 from MedFusionLib.core.errors import InputError, RegistrationError
+from MedFusionLib.core.log import note
 from MedFusionLib.core.progress import CancelCallback, ProgressCallback, report
 from MedFusionLib.registration import checks, stages
 from MedFusionLib.registration.presets import PRESETS, Preset, get_preset, guess_preset
@@ -147,6 +148,8 @@ def register(
         raise InputError(f"fixed image is {f.GetDimension()}-D but moving image is {m.GetDimension()}-D")
     checks.check_fields_of_view(f, m)
     name = guess_preset(fixed, moving) if preset == "auto" else preset
+    if preset == "auto":
+        note(f"registration preset {name} (auto: from the detected modalities of the fixed and moving images)")
     settings = _settings or get_preset(name)
     ctx = Context(settings, progress, cancel)
     report(progress, 0.0, f"{mode} registration ({name}): preparing images")

@@ -408,3 +408,10 @@ def test_fused_dicom_series_joins_the_reference_study(capsys, pair, tmp_path):
     source, fused = tags(tmp_path / "ct_dicom"), tags(tmp_path / "fused")
     assert fused["0020|000d"] == source["0020|000d"] and fused["0020|0052"] == source["0020|0052"]
     assert fused["0020|000e"] != source["0020|000e"] and fused["0008|103e"] == "MedFusion mean (slice) fusion"
+
+
+def test_register_prints_the_preset_it_chose(capsys, pair, tmp_path):
+    code, out, _ = run(capsys, "register", pair["ct"], pair["mr"], "-o", tmp_path / "t.tfm")
+    assert code == 0
+    assert "medfusion: registration preset ct-mr (auto: from the detected modalities" in out
+    assert (tmp_path / "t.tfm").stat().st_mode & 0o777 == 0o666 & ~io.current_umask()
