@@ -77,14 +77,26 @@ def uninstall_interrupt_handlers() -> None:
 @contextmanager
 def native_section() -> Iterator[None]:
     """A stretch of native code that calls back into Python (ITK's Execute with an iteration command): a
-    signal inside only sets the flag (poll :func:`interrupt_requested`); the interrupt is raised on exit."""
+    signal inside only sets the flag (poll :func:`interrupt_requested`); the interrupt is raised on exit.
+
+    Without the CLI's handlers (the library in a script, a notebook or Slicer's console), Python's default
+    SIGINT handler would raise inside ITK's callback, where ITK swallows it: the section swaps in the flag
+    handler for its duration, so Ctrl-C still stops the run."""
     global _native_depth
+    swapped = None
+    if _native_depth == 0 and threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            swapped = signal.signal(signal.SIGINT, _on_signal)
     _native_depth += 1
     try:
         yield
     finally:
         _native_depth -= 1
+        if swapped is not None:
+            signal.signal(signal.SIGINT, swapped)
     if _native_depth == 0 and _interrupted.is_set():
+        if swapped is not None:
+            _interrupted.clear()  # the flag was this section's own: the caller's KeyboardInterrupt says it all
         raise KeyboardInterrupt("interrupted")
 
 

@@ -283,3 +283,29 @@ def test_auto_preset_follows_detected_modalities_for_8bit_ct_and_pet():
     pet = mr.__class__(mr)
     pet.SetMetaData("descrip", "FDG PET")
     assert guess_preset(mr, pet) == "pet-mr"
+
+
+def test_ctrl_c_stops_registration_in_library_use_too():
+    """Without the CLI's handlers, ITK used to swallow the KeyboardInterrupt raised in its iteration callback
+    and run on; now the run stops with KeyboardInterrupt within a second of the signal."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from MedFusionLib.core.progress import interrupt_requested
+    from MedFusionLib.samples.phantom import make_phantom_pair
+
+    pair = make_phantom_pair()
+    started = {}
+
+    def progress(fraction, message):
+        if "iteration" in message and "t" not in started:
+            started["t"] = time.monotonic()
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        register(pair.ct, pair.mr, "rigid", progress=progress)
+    assert time.monotonic() - started["t"] < 1.5
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler and not interrupt_requested()
