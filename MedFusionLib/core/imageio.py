@@ -51,11 +51,17 @@ def native_stderr() -> Iterator[_NativeMessages]:
     failure is reported in one line and a success prints nothing. The capture file is unlinked at once."""
     messages = _NativeMessages()
     try:
-        saved = os.dup(2)
-    except OSError:  # no stderr to redirect
+        capture_file = tempfile.TemporaryFile()
+    except OSError:  # no usable temporary folder: let native messages through rather than fail
         yield messages
         return
-    with tempfile.TemporaryFile() as capture:
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to redirect
+        capture_file.close()
+        yield messages
+        return
+    with capture_file as capture:
         sys.stderr.flush()
         os.dup2(capture.fileno(), 2)
         try:

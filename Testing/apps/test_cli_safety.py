@@ -415,3 +415,11 @@ def test_register_prints_the_preset_it_chose(capsys, pair, tmp_path):
     assert code == 0
     assert "medfusion: registration preset ct-mr (auto: from the detected modalities" in out
     assert (tmp_path / "t.tfm").stat().st_mode & 0o777 == 0o666 & ~io.current_umask()
+
+
+def test_missing_temporary_folder_does_not_stop_a_run(pair, tmp_path):
+    args = ["fuse", str(pair["ct"]), str(pair["mr"]), "-o", str(tmp_path / "f.nii.gz"), "--method", "mean"]
+    env = dict(os.environ, TMPDIR=str(tmp_path / "nowhere"))
+    result = subprocess.run([sys.executable, "-m", "MedFusionLib", *args], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "f.nii.gz").is_file()
