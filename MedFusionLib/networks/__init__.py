@@ -4,7 +4,7 @@
 * :class:`DenseFuseLite` (``densefuse_lite.py``): dense-block encoder / decoder in the DenseFuse family.
 * :class:`IFCNNReference` (``ifcnn_reference.py``): the published IFCNN architecture's cost, a speed yardstick.
 * :class:`DDcGANGenerator` (``ddcgan_lite.py``): GAN-trained generator (with its discriminators).
-* :class:`DecisionMapNet` (``decision_map.py``): per-pixel weight maps, plus pyramid blending helpers.
+* :class:`DecisionMapNet` (``decision_map.py``): per-pixel weight maps (blending ops in ``layers.py``).
 * :class:`MultiEncoderFusion` (``multi_encoder.py``): one encoder per input, shared decoder.
 
 Weight files hold ``{"network": class name, "config": kwargs, "state_dict": ..., "meta": ...}``;

@@ -18,7 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from MedFusionLib.networks._layers import conv
+from MedFusionLib.networks.layers import check_positive, check_spatial_dims, conv
+
+STRATEGIES = ("addition", "l1", "max")
 
 
 class DenseBlock(nn.Module):
@@ -36,6 +38,20 @@ class DenseBlock(nn.Module):
 
 
 class DenseFuseLite(nn.Module):
+    """A light dense-block encoder / decoder in the DenseFuse family (Li & Wu, "DenseFuse: A fusion approach to
+    infrared and visible images", IEEE TIP 28(5), 2019), trained as an autoencoder.
+
+    Args:
+        spatial_dims: 2 or 3. Default 2.
+        stem: channels of the first convolution (C1). Default 8 (the paper: 16).
+        growth: channels each dense-block layer adds. Default 8 (the paper: 16).
+        dense_layers: layers of the dense block. Default 3 (as the paper).
+        strategy: feature fusion: "addition", "l1" (L1-norm activity weighting) or "max". Default "l1".
+        l1_radius: half-width of the window averaging the L1 activity. Default 1.
+
+    Input (n_inputs, batch, 1, *spatial) in 0..1; output (batch, 1, *spatial).
+    """
+
     def __init__(
         self,
         spatial_dims: int = 2,
@@ -46,6 +62,12 @@ class DenseFuseLite(nn.Module):
         l1_radius: int = 1,
     ) -> None:
         super().__init__()
+        check_spatial_dims(spatial_dims)
+        check_positive(stem=stem, growth=growth, dense_layers=dense_layers)
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown DenseFuse strategy {strategy!r} ({', '.join(STRATEGIES)})")
+        if not isinstance(l1_radius, int) or l1_radius < 0:
+            raise ValueError(f"l1_radius must be a non-negative integer, got {l1_radius!r}")
         self.spatial_dims = spatial_dims
         self.strategy = strategy
         self.l1_radius = l1_radius

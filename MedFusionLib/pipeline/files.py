@@ -41,7 +41,7 @@ def fuse_files(
     for extra in (metrics_path, preview_path):
         if extra:
             _check_folder(extra)
-    result = pipeline.fuse_images(images, progress=progress, **options.fuse_kwargs())
+    result = pipeline.fuse_images(images, progress=progress, **options.as_dict())
     metrics = result.metrics() if (metrics_path or want_metrics) else None
     write_image(result.colour_fused if result.colour_fused is not None else result.fused, output)
     if metrics_path:

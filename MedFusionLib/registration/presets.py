@@ -6,7 +6,7 @@ each difference below was measured with benchmarks/registration_benchmark.py (do
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
@@ -61,8 +61,3 @@ def guess_preset(fixed: sitk.Image, moving: sitk.Image) -> str:
         if arr.size and float(np.min(arr)) < -500:
             return "ct-mr"
     return "mr-mr"
-
-
-def tuned(preset: Preset, **changes) -> Preset:
-    """A copy with some fields changed (benchmark tuning and tests)."""
-    return replace(preset, **changes)
