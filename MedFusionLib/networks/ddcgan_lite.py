@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from MedFusionLib.networks.densefuse_lite import DenseBlock
-from MedFusionLib.networks.layers import check_positive, check_spatial_dims, conv
+from MedFusionLib.networks.layers import check_positive, check_spatial_dims, conv, receptive_radius
 
 
 class DDcGANGenerator(nn.Module):
@@ -67,7 +67,7 @@ class DDcGANGenerator(nn.Module):
 
     @property
     def receptive_radius(self) -> int:
-        return sum(m.kernel_size[0] // 2 for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d)))
+        return receptive_radius(self)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """``inputs``: (n_inputs, batch, 1, *spatial) in 0..1; returns (batch, 1, *spatial)."""

@@ -28,12 +28,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from MedFusionLib.networks.layers import check_positive, check_spatial_dims, laplacian_blend, smooth_weights
-
-
-def _conv(dims: int, c_in: int, c_out: int, kernel: int = 3, dilation: int = 1) -> nn.Module:
-    cls = nn.Conv2d if dims == 2 else nn.Conv3d
-    return cls(c_in, c_out, kernel, padding=dilation * (kernel // 2), dilation=dilation)
+from MedFusionLib.networks.layers import check_positive, check_spatial_dims, conv, laplacian_blend, smooth_weights
 
 
 class DecisionMapNet(nn.Module):
@@ -69,11 +64,11 @@ class DecisionMapNet(nn.Module):
         layers: list[nn.Module] = []
         c_in = 1
         for d in dilations:
-            layers += [_conv(spatial_dims, c_in, channels, 3, d), nn.ReLU(inplace=True)]
+            layers += [conv(spatial_dims, c_in, channels, 3, dilation=d), nn.ReLU(inplace=True)]
             c_in = channels
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
-            _conv(spatial_dims, 3 * channels, channels, 3), nn.ReLU(inplace=True), _conv(spatial_dims, channels, 1, 1)
+            conv(spatial_dims, 3 * channels, channels, 3), nn.ReLU(inplace=True), conv(spatial_dims, channels, 1, 1)
         )
         self._receptive = sum(d for d in dilations) + 1
 

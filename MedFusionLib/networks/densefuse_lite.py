@@ -15,10 +15,9 @@ Lite: grayscale, 8 + 3 x 8 = 32 encoder channels (the paper: 16 + 3 x 16 = 64). 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from MedFusionLib.networks.layers import check_positive, check_spatial_dims, conv
+from MedFusionLib.networks.layers import AVG_POOL_FN, check_positive, check_spatial_dims, conv, receptive_radius
 
 STRATEGIES = ("addition", "l1", "max")
 
@@ -87,9 +86,7 @@ class DenseFuseLite(nn.Module):
 
     @property
     def receptive_radius(self) -> int:
-        return (
-            sum(m.kernel_size[0] // 2 for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))) + self.l1_radius
-        )
+        return receptive_radius(self) + self.l1_radius
 
     def autoencode(self, x: torch.Tensor) -> torch.Tensor:
         """Training path: (batch, 1, *spatial) -> reconstruction of the same shape."""
@@ -106,7 +103,7 @@ class DenseFuseLite(nn.Module):
             activity = feats.abs().sum(dim=2)  # (n, batch, *spatial)
             if self.l1_radius > 0:
                 k = 2 * self.l1_radius + 1
-                pool = F.avg_pool2d if self.spatial_dims == 2 else F.avg_pool3d
+                pool = AVG_POOL_FN[self.spatial_dims]
                 activity = pool(activity, k, stride=1, padding=self.l1_radius, count_include_pad=False)
             weights = activity / activity.sum(dim=0, keepdim=True).clamp_min(1e-6)
             weights = torch.where(

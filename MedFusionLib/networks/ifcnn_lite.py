@@ -15,7 +15,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from MedFusionLib.networks.layers import check_positive, check_rule, check_spatial_dims, conv, elementwise_fuse
+from MedFusionLib.networks.layers import (
+    check_positive,
+    check_rule,
+    check_spatial_dims,
+    conv,
+    elementwise_fuse,
+    receptive_radius,
+)
 
 
 class IFCNNLite(nn.Module):
@@ -65,7 +72,7 @@ class IFCNNLite(nn.Module):
 
     @property
     def receptive_radius(self) -> int:
-        return sum(m.kernel_size[0] // 2 for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d)))
+        return receptive_radius(self)
 
     def forward(self, inputs: torch.Tensor, rule: str | None = None) -> torch.Tensor:
         """``inputs``: (n_inputs, batch, 1, *spatial) in 0..1; returns (batch, 1, *spatial)."""

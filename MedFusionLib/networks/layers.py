@@ -13,17 +13,27 @@ from torch import nn
 FUSION_RULES = ("max", "mean", "sum")
 
 
-def conv(spatial_dims: int, c_in: int, c_out: int, kernel: int, bias: bool = True) -> nn.Module:
-    """A ``kernel``-wide convolution in 2-D or 3-D with zero 'same' padding.
+CONV = {2: nn.Conv2d, 3: nn.Conv3d}  # layer factories by spatial_dims (as MONAI's Conv["conv", dims])
+CONV_FN = {2: F.conv2d, 3: F.conv3d}
+AVG_POOL_FN = {2: F.avg_pool2d, 3: F.avg_pool3d}
+INTERPOLATION = {2: "bilinear", 3: "trilinear"}
+
+
+def conv(spatial_dims: int, c_in: int, c_out: int, kernel: int, bias: bool = True, dilation: int = 1) -> nn.Module:
+    """A ``kernel``-wide (optionally dilated) convolution in 2-D or 3-D with zero 'same' padding.
 
     Zero padding keeps a black border black and makes tiled inference identical to whole-volume inference
     when tiles carry a halo at least as wide as the receptive radius.
     """
-    if spatial_dims == 2:
-        return nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=bias)
-    if spatial_dims == 3:
-        return nn.Conv3d(c_in, c_out, kernel, padding=kernel // 2, bias=bias)
-    raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+    check_spatial_dims(spatial_dims)
+    return CONV[spatial_dims](c_in, c_out, kernel, padding=dilation * (kernel // 2), dilation=dilation, bias=bias)
+
+
+def receptive_radius(module: nn.Module) -> int:
+    """Pixels a stack of 'same' convolutions reaches beyond the output pixel (the tiling halo needed)."""
+    return sum(
+        m.dilation[0] * (m.kernel_size[0] // 2) for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))
+    )
 
 
 def elementwise_fuse(features: torch.Tensor, rule: str) -> torch.Tensor:
@@ -72,7 +82,7 @@ def gaussian_smooth(x: torch.Tensor, sigma: float) -> torch.Tensor:
     dims = x.ndim - 2
     g = _gauss1d(sigma, x.device, x.dtype)
     r = g.numel() // 2
-    conv = F.conv2d if dims == 2 else F.conv3d
+    conv = CONV_FN[dims]
     c = x.shape[1]
     for axis in range(dims):
         shape = [c, 1] + [1] * dims
@@ -97,12 +107,11 @@ def smooth_weights(weights: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def _down(x: torch.Tensor) -> torch.Tensor:
-    pool = F.avg_pool2d if x.ndim == 4 else F.avg_pool3d
-    return pool(x, 2)
+    return AVG_POOL_FN[x.ndim - 2](x, 2)
 
 
 def _up(x: torch.Tensor, size) -> torch.Tensor:
-    return F.interpolate(x, size=size, mode="bilinear" if x.ndim == 4 else "trilinear", align_corners=False)
+    return F.interpolate(x, size=size, mode=INTERPOLATION[x.ndim - 2], align_corners=False)
 
 
 def laplacian_blend(
