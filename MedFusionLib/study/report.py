@@ -117,7 +117,12 @@ def montage(outcome: StudyOutcome, n_cases: int = MONTAGE_CASES) -> Image.Image 
     for group in dict.fromkeys(c.group for c in usable):
         picks.append(next(c for c in usable if c.group == group))
     rest = [c for c in usable if c not in picks]
-    picks += [rest[i] for i in np.linspace(0, len(rest) - 1, max(0, n_cases - len(picks))).astype(int)] if rest else []
+    wanted = max(0, min(n_cases - len(picks), len(rest)))
+    picks += (
+        [rest[int(i)] for i in dict.fromkeys(np.linspace(0, len(rest) - 1, wanted).round().astype(int))]
+        if wanted
+        else []
+    )
     picks = sorted(picks[:n_cases], key=lambda c: c.row)
     rows = []
     for case in picks:
@@ -237,7 +242,7 @@ def report_html(outcome: StudyOutcome, options: FusionOptions, manifest: Path) -
     sheet = montage(outcome)
     if sheet is not None:
         parts += [
-            "<h2>Montage</h2><p>A few cases (rows): the sources (display-scaled to their 0.5-99.5th percentiles), "
+            "<h2>Montage</h2><p>A few cases (rows): the sources as read, before registration (display-scaled to their 0.5-99.5th percentiles), "
             "then each method's fused output (middle axial slice for volumes).</p>",
             _img(_png_data(sheet), "montage of cases across methods"),
         ]

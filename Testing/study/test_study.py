@@ -171,6 +171,7 @@ def test_report_is_self_contained_and_complete(study):
         assert needed in text, needed
     montage = Image.open(io.BytesIO(base64.b64decode(page.images[-1][0].split(",", 1)[1])))
     assert montage.width >= 5 * 160  # two sources + three methods per row
+    assert montage.height == 4 * (160 + 18)  # the four cases, each once
 
 
 def test_study_reports_a_failed_row_and_goes_on(tmp_path, capsys):
@@ -180,7 +181,11 @@ def test_study_reports_a_failed_row_and_goes_on(tmp_path, capsys):
     rows = list(csv.DictReader(open(tmp_path / "out" / "cases.csv")))
     assert [r["case"] for r in rows] == ["case0", "case1"]
     assert {r["group"] for r in csv.DictReader(open(tmp_path / "out" / "summary.csv"))} == {"all"}
-    assert "Failed runs" in (tmp_path / "out" / "report.html").read_text()
+    page = _Page()
+    page.feed((tmp_path / "out" / "report.html").read_text())
+    assert "Failed runs" in " ".join(page.text)
+    montage = Image.open(io.BytesIO(base64.b64decode(page.images[-1][0].split(",", 1)[1])))
+    assert montage.height == 2 * (160 + 18)  # the two good cases, none repeated
 
 
 @pytest.mark.parametrize(
