@@ -224,3 +224,23 @@ def test_report_renders_in_headless_chromium(study, tmp_path):
     image = np.asarray(Image.open(shot).convert("L"))
     assert image.shape == (2400, 1200)
     assert image.std() > 20  # tables and plots drawn, not a blank page
+
+
+def test_study_of_volumes_in_volume_mode(tmp_path):
+    from MedFusionLib.samples.phantom import make_phantom_pair
+
+    pair = make_phantom_pair()
+    shrink = lambda image: sitk.Shrink(image, [2, 2, 2])  # noqa: E731  (small and fast)
+    for i in range(2):
+        sitk.WriteImage(shrink(pair.ct), str(tmp_path / f"ct{i}.nrrd"))
+        sitk.WriteImage(shrink(pair.mr), str(tmp_path / f"mr{i}.nrrd"))
+    (tmp_path / "m.csv").write_text("a,b,name\nct0.nrrd,mr0.nrrd,v0\nct1.nrrd,mr1.nrrd,v1\n")
+    out = tmp_path / "out"
+    assert cli.main(["study", str(tmp_path / "m.csv"), str(out), "--methods", "mean", "--mode", "volume"]) == 0
+    fused = sitk.ReadImage(str(out / "mean" / "v0.nrrd"))
+    assert fused.GetSize() == shrink(pair.ct).GetSize()
+    rows = list(csv.DictReader(open(out / "cases.csv")))
+    assert [(r["method"], r["case"]) for r in rows] == [("max", "v0"), ("max", "v1"), ("mean", "v0"), ("mean", "v1")]
+    page = _Page()
+    page.feed((out / "report.html").read_text())
+    assert page.images[-1][1] == "montage of cases across methods" and "mode volume" in " ".join(page.text)
