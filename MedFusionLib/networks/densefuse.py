@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from MedFusionLib.networks._layers import conv
+from MedFusionLib.networks.layers import AVG_POOL_FN, check_positive, check_spatial_dims, conv
 
 STRATEGIES = ("addition", "l1")
 
@@ -42,10 +41,10 @@ class DenseFuse(nn.Module):
         l1_radius: int = 1,
     ) -> None:
         super().__init__()
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
-        if channels < 1 or dense_layers < 1 or l1_radius < 0:
-            raise ValueError("channels and dense_layers must be positive, l1_radius non-negative")
+        check_spatial_dims(spatial_dims)
+        check_positive(channels=channels, dense_layers=dense_layers)
+        if l1_radius < 0:
+            raise ValueError(f"l1_radius must be non-negative, got {l1_radius!r}")
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown DenseFuse strategy {strategy!r} (addition or l1)")
         self.spatial_dims, self.strategy, self.l1_radius = spatial_dims, strategy, l1_radius
@@ -86,8 +85,9 @@ class DenseFuse(nn.Module):
             raise ValueError(f"unknown DenseFuse strategy {strategy!r} (addition or l1)")
         activity = feats.abs().sum(dim=2)  # (n, batch, *spatial)
         if self.l1_radius > 0:
-            pool = F.avg_pool2d if self.spatial_dims == 2 else F.avg_pool3d
-            activity = pool(activity, 2 * self.l1_radius + 1, stride=1, padding=self.l1_radius, count_include_pad=False)
+            activity = AVG_POOL_FN[self.spatial_dims](
+                activity, 2 * self.l1_radius + 1, stride=1, padding=self.l1_radius, count_include_pad=False
+            )
         total = activity.sum(dim=0, keepdim=True)
         weights = torch.where(total > 1e-6, activity / total.clamp_min(1e-6), torch.full_like(activity, 1 / len(feats)))
         return (weights.unsqueeze(2) * feats).sum(dim=0)

@@ -5,13 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from MedFusionLib.networks._layers import conv, elementwise_fuse
+from MedFusionLib.networks.layers import check_positive, check_rule, check_spatial_dims, conv, elementwise_fuse
 
-RULES = ("max", "mean", "sum")
-
-
-def _norm(spatial_dims: int, channels: int) -> nn.Module:
-    return nn.BatchNorm2d(channels) if spatial_dims == 2 else nn.BatchNorm3d(channels)
+NORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}  # batch norm by spatial_dims
 
 
 class IFCNN(nn.Module):
@@ -37,19 +33,15 @@ class IFCNN(nn.Module):
 
     def __init__(self, spatial_dims: int = 2, in_channels: int = 1, channels: int = 64, rule: str = "max") -> None:
         super().__init__()
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
-        if in_channels < 1 or channels < 1:
-            raise ValueError("in_channels and channels must be positive")
-        if rule not in RULES:
-            raise ValueError(f"unknown fusion rule {rule!r} (max, mean or sum)")
-        self.spatial_dims, self.rule = spatial_dims, rule
+        check_spatial_dims(spatial_dims)
+        check_positive(in_channels=in_channels, channels=channels)
+        self.spatial_dims, self.rule = spatial_dims, check_rule(rule)
         self.conv1 = conv(spatial_dims, in_channels, channels, 7, bias=False)
         self.conv2 = nn.Sequential(
-            conv(spatial_dims, channels, channels, 3, bias=False), _norm(spatial_dims, channels), nn.ReLU(inplace=True)
+            conv(spatial_dims, channels, channels, 3, bias=False), NORM[spatial_dims](channels), nn.ReLU(inplace=True)
         )
         self.conv3 = nn.Sequential(
-            conv(spatial_dims, channels, channels, 3, bias=False), _norm(spatial_dims, channels), nn.ReLU(inplace=True)
+            conv(spatial_dims, channels, channels, 3, bias=False), NORM[spatial_dims](channels), nn.ReLU(inplace=True)
         )
         self.conv4 = conv(spatial_dims, channels, in_channels, 1)
 
@@ -59,9 +51,7 @@ class IFCNN(nn.Module):
 
     def forward(self, inputs: torch.Tensor, rule: str | None = None) -> torch.Tensor:
         """``inputs``: (n_inputs, batch, C, *spatial) in 0..1; returns (batch, C, *spatial)."""
-        rule = rule or self.rule
-        if rule not in RULES:
-            raise ValueError(f"unknown fusion rule {rule!r} (max, mean or sum)")
+        rule = check_rule(rule or self.rule)
         n = inputs.shape[0]
         feats = self.conv2(self.conv1(inputs.flatten(0, 1))).unflatten(0, (n, -1))
         return self.conv4(self.conv3(elementwise_fuse(feats, rule)))

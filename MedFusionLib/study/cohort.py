@@ -13,12 +13,13 @@ from __future__ import annotations
 import csv
 import io as text_io
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.core.options import FusionOptions
 from MedFusionLib.study.manifest import Case, read_manifest
+from MedFusionLib.study.outcome import StudyOutcome
 from MedFusionLib.study.runner import CaseRecord, run_case
 from MedFusionLib.study.statistics import mean_ci, paired_outcome
 
@@ -33,26 +34,6 @@ def run_locally(tasks: Sequence[Task]) -> Iterable[CaseRecord]:
     """Run the tasks one after another in this process."""
     for case, out_dir, options in tasks:
         yield run_case(case, out_dir, options)
-
-
-@dataclass
-class StudyOutcome:
-    """The records of a study (``(method, record)`` in run order) and where its outputs went."""
-
-    out_dir: Path
-    methods: list[str]
-    baseline: str
-    cases: list[Case]
-    records: list[tuple[str, CaseRecord]] = field(default_factory=list)
-    summary: list[dict] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[tuple[str, CaseRecord]]:
-        return [(m, r) for m, r in self.records if not r.ok]
-
-    @property
-    def groups(self) -> list[str]:
-        return sorted({c.group for c in self.cases if c.group})
 
 
 def choose_methods(spec: str | None, baseline: str, n_inputs: int, mode: str) -> list[str]:

@@ -13,16 +13,13 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from MedFusionLib.core.options import FusionOptions
+from MedFusionLib.study.outcome import StudyOutcome
 from MedFusionLib.study.statistics import CI_METHOD, CONFIDENCE, MARGIN
-
-if TYPE_CHECKING:
-    from MedFusionLib.study.cohort import StudyOutcome
 
 MONTAGE_CASES = 4
 TILE = 160

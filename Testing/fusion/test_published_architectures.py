@@ -67,7 +67,7 @@ def test_rules_strategies_and_spatial_dims():
     [
         (lambda: IFCNN(spatial_dims=1), "spatial_dims"),
         (lambda: IFCNN(rule="median"), "fusion rule"),
-        (lambda: IFCNN(channels=0), "positive"),
+        (lambda: IFCNN(channels=0), "positive integer"),
         (lambda: DenseFuse(strategy="max"), "strategy"),
         (lambda: DenseFuse(spatial_dims=4), "spatial_dims"),
         (lambda: DenseFuse(l1_radius=-1), "non-negative"),
