@@ -145,13 +145,23 @@ def _fmt(value) -> str:
 
 
 def verdict_table(rows: Sequence[dict], keys: Sequence[str]) -> str:
-    """Methods x metrics: the mean, coloured by the paired verdict against the baseline, and W/T/L counts."""
+    """Methods x metrics: the mean, coloured by the paired verdict against the baseline (the best mean of each
+    column in bold), and W/T/L counts."""
+    from MedFusionLib.metrics import METRICS
+
     head = "".join(f"<th>{k}</th>" for k in keys)
+    best = {}
+    for k in keys:
+        sign = 1.0 if METRICS[k].direction == "higher" else -1.0
+        means = [sign * row[f"{k}_mean"] for row in rows if row[f"{k}_mean"] == row[f"{k}_mean"]]
+        best[k] = sign * max(means) if means else None
     body = []
     for row in rows:
         cells = "".join(
             f'<td style="background:{COLOURS[row[f"{k}_vs_baseline"]]}" title="{row[f"{k}_vs_baseline"]}: '
-            f'mean paired difference {_fmt(row[f"{k}_diff"])}">{_fmt(row[f"{k}_mean"])}</td>'
+            f'mean paired difference {_fmt(row[f"{k}_diff"])}">'
+            + (f"<b>{_fmt(row[f'{k}_mean'])}</b>" if row[f"{k}_mean"] == best[k] else _fmt(row[f"{k}_mean"]))
+            + "</td>"
             for k in keys
         )
         wtl = (
@@ -220,7 +230,8 @@ def report_html(outcome: StudyOutcome, options: FusionOptions, manifest: Path) -
         f"<span style='background:{COLOURS['loss']}'>loss</span> against the baseline on the same cases: a win needs "
         f"a mean paired difference of at least {MARGIN:.0%} of the baseline's mean in the metric's better direction "
         f"and a {CONFIDENCE:.0%} confidence interval of that difference entirely on the better side of zero; a loss "
-        "is the mirror image. Cells show the mean; hover for the mean paired difference.</p>",
+        "is the mirror image. Cells show the mean (the best of each column in bold); hover for the mean paired "
+        "difference.</p>",
     ]
     for group in ["all", *groups]:
         rows = [r for r in outcome.summary if r["group"] == group]

@@ -169,6 +169,7 @@ def test_report_is_self_contained_and_complete(study):
         "laplacian",
     ):
         assert needed in text, needed
+    assert page.tags.count("b") >= 3 * len(METRIC_KEYS)  # the best mean of each column, per table (all, 2 groups)
     montage = Image.open(io.BytesIO(base64.b64decode(page.images[-1][0].split(",", 1)[1])))
     assert montage.width >= 5 * 160  # two sources + three methods per row
     assert montage.height == 4 * (160 + 18)  # the four cases, each once
