@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     p.add_argument("--time", action="store_true", help="also time each variant on a 256x256x200 volume (slice mode)")
     p.add_argument("--threads", type=int, default=2, help="torch threads for --time (default 2)")
     args = p.parse_args(argv)
-    from MedFusionLib.training.trainer import train
+    from MedFusionLib.training import train
 
     names = args.only.split(",") if args.only else list(VARIANTS)
     out = Path(args.out)

@@ -7,12 +7,10 @@ leaves a half-written output.
 
 from __future__ import annotations
 
-import functools
 import gzip
 import os
 import shutil
 import struct
-import sys
 import tempfile
 import threading
 import uuid
@@ -25,6 +23,8 @@ import SimpleITK as sitk
 
 from MedFusionLib.core.errors import InputError, OutputError, describe_os_error
 from MedFusionLib.core.log import warn
+from MedFusionLib.core.native import dicom_series, native_stderr
+from MedFusionLib.core.resources import check_memory
 
 PathLike = str | os.PathLike
 
@@ -32,45 +32,6 @@ VOLUME_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 SLICE_EXTENSIONS = (".png", ".tif", ".tiff")
 SUPPORTED = VOLUME_EXTENSIONS + SLICE_EXTENSIONS
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, the protocol used for PET/SPECT colour slices
-
-
-class _NativeMessages:
-    """Text that native libraries (ITK, GDCM, libtiff, the NIfTI library) wrote to stderr meanwhile."""
-
-    text = ""
-
-    @property
-    def last(self) -> str:
-        lines = [line.strip() for line in self.text.splitlines() if line.strip()]
-        return lines[-1][-160:] if lines else ""
-
-
-@contextmanager
-def native_stderr() -> Iterator[_NativeMessages]:
-    """Capture what native code prints on file descriptor 2 (ITK's and libtiff's warnings and errors), so a
-    failure is reported in one line and a success prints nothing. The capture file is unlinked at once."""
-    messages = _NativeMessages()
-    try:
-        capture_file = tempfile.TemporaryFile()
-    except OSError:  # no usable temporary folder: let native messages through rather than fail
-        yield messages
-        return
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr to redirect
-        capture_file.close()
-        yield messages
-        return
-    with capture_file as capture:
-        sys.stderr.flush()
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield messages
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            messages.text = capture.read().decode(errors="replace")
 
 
 def extension(path: PathLike) -> str:
@@ -97,19 +58,6 @@ REFERENCE_TAGS = (
     "0020|1040",  # Position Reference Indicator
     "0008|0060",  # Modality (of the source: kept as a hint for modality detection, not written)
 )
-
-
-def dicom_series(folder: PathLike) -> dict[str, list[str]]:
-    """The DICOM series of a folder: series UID -> its slice files (sorted by position). The scan is cached
-    per folder and modification time (the memory guard and the reader both need it)."""
-    folder = Path(folder)
-    return {sid: list(files) for sid, files in _scan_dicom(str(folder.resolve()), folder.stat().st_mtime_ns)}
-
-
-@functools.lru_cache(maxsize=16)
-def _scan_dicom(folder: str, mtime_ns: int) -> tuple[tuple[str, list[str]], ...]:
-    reader = sitk.ImageSeriesReader()
-    return tuple((sid, list(reader.GetGDCMSeriesFileNames(folder, sid))) for sid in reader.GetGDCMSeriesIDs(folder))
 
 
 def _choose_series(folder: Path, series: dict[str, list[str]], wanted: Sequence[str] | None) -> str:
@@ -224,8 +172,6 @@ def read_image(path: PathLike, series: Sequence[str] | None = None) -> sitk.Imag
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
-    from MedFusionLib.core.resources import check_memory
-
     check_memory([path], series, what="reading this image", single=True)
     with native_stderr():
         return _read_image(path, series)

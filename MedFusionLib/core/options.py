@@ -1,5 +1,7 @@
 """The one schema of user choices: every front-end (CLI, pipeline, scene logic, Slicer module, web app, study)
-takes its enumerations and defaults from here, so they can never disagree on what a word means.
+takes its enumerations and defaults from here, so they can never disagree on what a word means. The fusion
+method is the one open-ended choice: its values and default come from the method registry
+(``MedFusionLib.fusion.available_methods()`` / ``default_method_name()``; ``None`` means the default).
 
 Each :class:`Choice` holds the allowed values, the single default, display labels for GUIs (a parameter node
 stores the *value*, never the label) and a one-line help text. ``check`` turns a bad value into a one-line
@@ -119,27 +121,6 @@ FUNCTIONAL_MODALITIES = ("pet", "spect")  # inputs shown in colour (functional i
 ALL_CHOICES = (MODE, AXIS, REGISTRATION, COLOUR, COLOUR_STYLE, OVERLAY_MAP, DISPLAY_MODE, MODALITY)
 
 
-def method_names() -> tuple[str, ...]:
-    """The registered fusion methods (the ``method`` option's values; ``None`` means the default)."""
-    from MedFusionLib.fusion.registry import available_methods
-
-    return tuple(method.name for method in available_methods())
-
-
-def default_method() -> str:
-    """The registry's default fusion method."""
-    from MedFusionLib.fusion.registry import default_method_name
-
-    return default_method_name()
-
-
-def check_method(name: str | None) -> str:
-    """The method's name (the default for ``None`` or ""); a one-line error for an unknown name."""
-    from MedFusionLib.fusion.registry import get_method
-
-    return get_method(name or None).name
-
-
 @dataclass(frozen=True)
 class FusionOptions:
     """Every choice of one fusion run, validated: what the CLI, batch/study rows, the Dask engine and the web
@@ -168,21 +149,9 @@ class FusionOptions:
         if self.modalities is not None and not isinstance(self.modalities, tuple):
             object.__setattr__(self, "modalities", tuple(self.modalities))
 
-    def fuse_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`MedFusionLib.pipeline.fuse_images`."""
-        return {
-            "method": self.method,
-            "mode": self.mode,
-            "axis": self.axis,
-            "registration": self.registration,
-            "modalities": list(self.modalities) if self.modalities else None,
-            "colour": self.colour,
-            "colour_style": self.colour_style,
-            "functional": self.functional,
-        }
-
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (records, job files, study protocol)."""
+        """JSON-ready form (records, job files, study protocol); also the keyword arguments of
+        :func:`MedFusionLib.pipeline.fuse_images`."""
         return {
             "method": self.method,
             "mode": self.mode,

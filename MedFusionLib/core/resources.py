@@ -15,6 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from MedFusionLib.core.errors import InputError, ResourceError
+from MedFusionLib.core.native import dicom_series, native_stderr
 
 # Bytes per reference-grid voxel per input that the pipeline holds at its peak: the resampled float copy, the
 # 0..1 source, the 0..255 source and the metric suite's float64 working copies; plus the fused image's own.
@@ -52,8 +53,6 @@ def image_info(path: str | os.PathLike, series: Sequence[str] | None = None) -> 
     path = Path(path)
     try:
         if path.is_dir():
-            from MedFusionLib.core.imageio import dicom_series
-
             files = dicom_series(path)
             chosen = next((f for sid, f in files.items() if series and sid in series), None)
             chosen = chosen or (max(files.values(), key=len) if files else None)
@@ -111,8 +110,6 @@ def check_memory(
 ) -> None:
     """Refuse, before reading, a run whose estimated peak memory exceeds the available memory (``single``:
     just reading one image, its buffer and one working copy, the guard every reader applies)."""
-    from MedFusionLib.core.imageio import native_stderr
-
     with native_stderr():  # a damaged header makes ITK print; the reader reports the problem in one line
         infos = [image_info(path, series) for path in paths]
     known = [info for info in infos if info is not None]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.core.options import MODE
 
 FAMILIES = (
     "classical",
@@ -30,7 +31,7 @@ FAMILIES = (
     "feature-extraction",
     "multi-encoder",
 )
-MODES = ("slice", "volume")
+MODES = MODE.values
 
 FuseFunction = Callable[[np.ndarray], np.ndarray]
 

@@ -250,7 +250,7 @@ class MedFusionLogic:
         """The volumes as SimpleITK images (voxels copied) where they appear in the world; a registration
         transform made by an earlier run of MedFusion on a moving node is left out when
         ``ignoreOwnRegistration`` (the registration is being redone)."""
-        from MedFusionLib.mrml.nodes import _hardened_image, _image, _voxels, ijk_to_ras
+        from MedFusionLib.mrml.nodes import hardened_image, ijk_to_ras, image_from_voxels, volume_voxels
 
         images = []
         for index, node in enumerate(nodes):
@@ -258,9 +258,9 @@ class MedFusionLogic:
             if index == 0 or to_world is None:
                 from MedFusionLib.mrml.nodes import volume_to_image
 
-                images.append(volume_to_image(node) if index == 0 else _hardened_image(node))
+                images.append(volume_to_image(node) if index == 0 else hardened_image(node))
             else:
-                images.append(_image(_voxels(node), to_world @ ijk_to_ras(node)))
+                images.append(image_from_voxels(volume_voxels(node), to_world @ ijk_to_ras(node)))
         return images
 
     def applyOutcome(

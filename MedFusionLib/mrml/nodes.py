@@ -75,7 +75,7 @@ def ijk_to_ras_from_image(image: sitk.Image) -> np.ndarray:
     return LPS_TO_RAS @ lps
 
 
-def _voxels(node) -> np.ndarray:
+def volume_voxels(node) -> np.ndarray:
     if node is None or node.GetImageData() is None:
         raise InputError(f"volume {node.GetName() if node else None!r} holds no image data")
     if node.GetImageData().GetNumberOfScalarComponents() != 1:
@@ -83,7 +83,7 @@ def _voxels(node) -> np.ndarray:
     return np.array(slicer.util.arrayFromVolume(node), copy=True)  # a copy: the node is never touched
 
 
-def _image(array: np.ndarray, ijk_to_ras_matrix: np.ndarray) -> sitk.Image:
+def image_from_voxels(array: np.ndarray, ijk_to_ras_matrix: np.ndarray) -> sitk.Image:
     origin, spacing, direction = geometry_from_ijk_to_ras(ijk_to_ras_matrix)
     image = sitk.GetImageFromArray(array)
     image.SetOrigin(origin)
@@ -98,11 +98,11 @@ def volume_to_image(node) -> sitk.Image:
         raise InputError("a scalar volume node is needed")
     to_world = parent_linear_to_world(node)
     if to_world is not None:
-        return _image(_voxels(node), to_world @ ijk_to_ras(node))
-    return _hardened_image(node)
+        return image_from_voxels(volume_voxels(node), to_world @ ijk_to_ras(node))
+    return hardened_image(node)
 
 
-def _hardened_image(node) -> sitk.Image:
+def hardened_image(node) -> sitk.Image:
     """Non-linear parent: harden it on a temporary clone (Slicer resamples the voxels), then remove the clone."""
     scene = node.GetScene()
     logic = slicer.vtkSlicerVolumesLogic()
@@ -113,7 +113,7 @@ def _hardened_image(node) -> sitk.Image:
         clone.HardenTransform()
         if clone.GetParentTransformNode() is not None:
             raise InputError(f"could not harden the transform of {node.GetName()!r}")
-        return _image(_voxels(clone), ijk_to_ras(clone))
+        return image_from_voxels(volume_voxels(clone), ijk_to_ras(clone))
     finally:
         for index in reversed(range(clone.GetNumberOfDisplayNodes())):
             display = clone.GetNthDisplayNode(index)

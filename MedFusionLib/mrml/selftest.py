@@ -13,6 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.core.options import MODE
 
 PHANTOM_TOLERANCE_MM = 3.0  # about one phantom voxel (2.5 x 2.5 x 3 mm)
 
@@ -214,7 +215,7 @@ def run_all(logic, scene, log=print) -> list:
         if name is None:
             log(f"no {family} fusion method is ready (registered, with torch and weights): {family} scenario skipped")
             continue
-        for mode in ("slice", "volume"):
+        for mode in MODE.values:
             if mode not in methods["modes"][name]:
                 log(f"{name} has no {mode} mode: skipped")
                 continue

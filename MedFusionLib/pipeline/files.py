@@ -67,7 +67,7 @@ def fuse_files(
         scoring = bool(metrics_path or want_metrics)
         share = 0.75 if scoring else 1.0
         result = pipeline.fuse_images(
-            images, progress=sub_progress(progress, 0.0, share), cancel=cancel, **options.fuse_kwargs()
+            images, progress=sub_progress(progress, 0.0, share), cancel=cancel, **options.as_dict()
         )
         metrics = result.metrics(progress=sub_progress(progress, share, 1.0), cancel=cancel) if scoring else None
         check_cancel(cancel)

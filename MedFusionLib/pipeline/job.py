@@ -27,7 +27,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from MedFusionLib.core.options import AXIS, COLOUR, FUNCTIONAL_MODALITIES, MODE, REGISTRATION
+from MedFusionLib.core.options import AXIS, COLOUR, FUNCTIONAL_MODALITIES, MODALITY, MODE, REGISTRATION
 from MedFusionLib.core.progress import check_cancel, report, sub_progress
 
 JOB = "job.json"
@@ -187,7 +187,7 @@ def compute(
 
     COLOUR.check(colour)
     modalities = list(modalities) if modalities else ["auto"] * len(images)
-    fusion_modalities = [m if m in ("ct", "mr", "pet", "spect", "8bit") else "auto" for m in modalities]
+    fusion_modalities = [m if m in MODALITY.values else MODALITY.default for m in modalities]
     share = 0.85 if computeMetrics else 1.0
     result = fuse_images(
         list(images),

@@ -10,12 +10,13 @@ import SimpleITK as sitk
 
 from MedFusionLib.core.errors import InputError, RegistrationError
 from MedFusionLib.core.log import note
+from MedFusionLib.core.options import REGISTRATION_MODES
 from MedFusionLib.core.progress import CancelCallback, ProgressCallback, report
 from MedFusionLib.registration import checks, stages
-from MedFusionLib.registration.presets import PRESETS, Preset, get_preset, guess_preset
+from MedFusionLib.registration.presets import PRESETS, get_preset, guess_preset
 from MedFusionLib.registration.pyramid import Level, as_scalar_float, build_pyramid, clip_intensities
 
-MODES = ("rigid", "affine", "deformable")
+MODES = REGISTRATION_MODES  # the registration core itself: none is the pipeline's business
 Context = stages.Context
 
 
@@ -66,9 +67,7 @@ def _looks_bad(coarse: Level, t: sitk.Transform | None, ctx: Context) -> bool:
     return checks.overlap_fraction(coarse.fixed, coarse.moving, t) < 0.7
 
 
-def _register_once(
-    levels: list[Level], mode: str, ctx: Context, initial_metric: float, rotated: bool
-) -> tuple[sitk.Transform, float, int]:
+def _register_once(levels: list[Level], mode: str, ctx: Context, rotated: bool) -> tuple[sitk.Transform, float, int]:
     coarse, fine = levels[0], levels[-1]
     starts = stages.translation_starts(coarse)
     best_v, best_t, tried = _search_starts(coarse, starts, ctx, (0.02, 0.15))
@@ -128,7 +127,6 @@ def register(
     preset: str = "auto",
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
-    _settings: Preset | None = None,
 ) -> RegistrationResult:
     """Register ``moving`` onto ``fixed``; the result's transform maps fixed points to moving points.
 
@@ -150,7 +148,7 @@ def register(
     name = guess_preset(fixed, moving) if preset == "auto" else preset
     if preset == "auto":
         note(f"registration preset {name} (auto: from the detected modalities of the fixed and moving images)")
-    settings = _settings or get_preset(name)
+    settings = get_preset(name)
     ctx = Context(settings, progress, cancel)
     report(progress, 0.0, f"{mode} registration ({name}): preparing images")
     ctx.check_cancel()
@@ -161,14 +159,14 @@ def register(
 
     header = stages.translation_starts(levels[0])[0][1]
     initial = stages.evaluate(levels[-1], header, ctx)
-    transform, value, tried = _register_once(levels, mode, ctx, initial, rotated=False)
+    transform, value, tried = _register_once(levels, mode, ctx, rotated=False)
     try:
         checks.check_result(levels[0].fixed, levels[0].moving, transform, initial, value)
     except RegistrationError:
         # Last resort before giving up: search rotated starts too, and refine the header position itself on
         # the finer levels (the coarse level can prefer a wrong optimum); keep the best final metric.
         report(progress, 0.5, "first result looks wrong: trying rotated starts and the header position")
-        again, again_value, more = _register_once(levels, mode, ctx, initial, rotated=True)
+        again, again_value, more = _register_once(levels, mode, ctx, rotated=True)
         tried += more + (mode == "rigid")
         candidates = [(value, transform), (again_value, again)]
         if mode == "rigid":

@@ -6,7 +6,7 @@ each difference below was measured with benchmarks/registration_benchmark.py (do
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import SimpleITK as sitk
 
@@ -70,8 +70,3 @@ def guess_preset(fixed: sitk.Image, moving: sitk.Image) -> str:
 
     (fixed_kind, _), (moving_kind, _) = detect_modalities([fixed, moving])
     return preset_for(fixed_kind, moving_kind)
-
-
-def tuned(preset: Preset, **changes) -> Preset:
-    """A copy with some fields changed (benchmark tuning and tests)."""
-    return replace(preset, **changes)

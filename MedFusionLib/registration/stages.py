@@ -10,8 +10,7 @@ uses L-BFGS-B, which copes with thousands of parameters.
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
@@ -38,7 +37,6 @@ class Context:
     cancel: CancelCallback | None = None
     iterations: int = 0
     stop_reason: str = ""
-    log: list = field(default_factory=list)
 
     def check_cancel(self) -> None:
         check_cancel(None)  # a signal (Ctrl-C, SIGTERM)
@@ -183,7 +181,6 @@ def run(
             report(ctx.progress, span[0] + (span[1] - span[0]) * frac, f"{label}: iteration {it}, metric {value:.4f}")
 
     R.AddCommand(sitk.sitkIterationEvent, on_iteration)
-    t0 = time.perf_counter()
     try:
         with native_section():
             R.Execute(level.fixed, level.moving)
@@ -209,16 +206,6 @@ def run(
         else plain_stop_reason(R.GetOptimizerStopConditionDescription(), R.GetOptimizerIteration())
     )
     value = float(R.GetMetricValue())
-    ctx.log.append(
-        (
-            label,
-            round(level.spacing, 2),
-            level.sampling,
-            R.GetOptimizerIteration(),
-            round(value, 4),
-            round(time.perf_counter() - t0, 2),
-        )
-    )
     report(ctx.progress, span[1], f"{label}: done, metric {value:.4f}")
     return value
 

@@ -21,7 +21,7 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(array), 0, 255).astype(np.uint8)
 
 
-def _tile(plane: np.ndarray, aspect: float = 1.0) -> Image.Image:
+def plane_tile(plane: np.ndarray, aspect: float = 1.0) -> Image.Image:
     """One plane (rows, cols) on 0..255 as a PIL image, rows stretched by ``aspect`` (row/col spacing)."""
     rows, cols = plane.shape[:2]
     height, width = rows * aspect, cols
@@ -93,7 +93,7 @@ def plane_rows(images: Sequence[np.ndarray], spacing_xyz, reference: Sequence[np
         int(np.mean(np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != k))))) if mask.any() else n // 2
         for k, n in enumerate(mask.shape)
     ]
-    return [[_tile(p, aspect) for p, aspect in _planes(im, centre, spacing_xyz)] for im in images]
+    return [[plane_tile(p, aspect) for p, aspect in _planes(im, centre, spacing_xyz)] for im in images]
 
 
 def write_preview(
@@ -102,7 +102,7 @@ def write_preview(
     """Write a PNG of 2-D images side by side, or of orthogonal planes of 3-D volumes (0..255, grey or RGB;
     ``dimension`` 2 or 3 tells which when the first image is an RGB slice; default: the first image's ndim)."""
     if (dimension or images[0].ndim) == 2:
-        canvas = compose([[_tile(im) for im in images]], None, list(labels))
+        canvas = compose([[plane_tile(im) for im in images]], None, list(labels))
     else:  # volumes (z, y, x), RGB volumes (z, y, x, 3)
         canvas = compose(plane_rows(images, spacing_xyz), list(labels), PLANE_TITLES)
     io.write_atomically(Path(path), lambda tmp: canvas.save(tmp, format="PNG"))

@@ -20,7 +20,7 @@ Measures that keep this stable on a CPU with short runs (documented in docs/deep
 5. seeded, deterministic kernels (``torch.use_deterministic_algorithms``), single-threaded by default.
 
 The loop mirrors part 1's trainer (same data, split, augmentation, validation metrics, checkpoints each
-epoch, ``--resume``) and is reached through its ``register_loop`` hook. :func:`write_card` writes the model
+epoch, ``--resume``) and is reached through ``MedFusionLib.training.train``. :func:`write_card` writes the model
 cards of the part-2 loops.
 """
 
@@ -198,6 +198,3 @@ def train_adversarial(method: str, data_dir, opts: T.TrainOptions | None = None,
     )
     log(f"[{method}] wrote {out} ({out.stat().st_size} bytes) after {wall:.0f} s")
     return {"weights": str(out), "history": history, "final": final, "train_seconds": wall, "data": data.summary}
-
-
-T.register_loop(RECIPE.name, train_adversarial)

@@ -298,7 +298,5 @@ def main(argv=None) -> int:
     return 0
 
 
-T.register_loop(RECIPE.name, train_multi_encoder)
-
 if __name__ == "__main__":
     sys.exit(main())

@@ -358,18 +358,6 @@ def model_card(net, recipe: Recipe, meta: dict, history: list[dict], path: Path)
 # Hook (deep fusion part 2): recipes trained by a loop other than the one in train() below (adversarial,
 # multi-input) register that loop here by recipe name; train() hands them the method, the data folder and the
 # TrainOptions.
-CUSTOM_LOOPS: dict[str, Callable[..., dict]] = {}
-
-
-def register_loop(name: str, loop: Callable[..., dict]) -> None:
-    CUSTOM_LOOPS[name] = loop
-
-
-def _load_custom_loops() -> None:
-    """Import the modules whose loops register themselves (kept out of ``import MedFusionLib.training``)."""
-    from MedFusionLib.training import adversarial, multi_encoder  # noqa: F401
-
-
 def train(method: str, data_dir, out=None, **options) -> dict:
     """Train ``method``'s recipe on ``data_dir`` (the folder holding ``harvard/`` and ``volumes/``).
 
@@ -379,9 +367,6 @@ def train(method: str, data_dir, out=None, **options) -> dict:
     history, the final validation metrics and the wall time.
     """
     opts = TrainOptions(out=out, **options)
-    _load_custom_loops()
-    if method in CUSTOM_LOOPS:  # part 2 hook: adversarial / multi-input loops
-        return CUSTOM_LOOPS[method](method, data_dir, opts)
     recipe = opts.recipe(method)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():

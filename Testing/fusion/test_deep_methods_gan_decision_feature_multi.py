@@ -12,7 +12,8 @@ from MedFusionLib.fusion import available_methods, fuse_arrays
 from MedFusionLib.inference.runtime import load_network, weight_path
 from MedFusionLib.networks import build_network
 from MedFusionLib.networks.ddcgan_lite import DDcGANGenerator, PatchDiscriminator
-from MedFusionLib.networks.decision_map import DecisionMapNet, laplacian_blend
+from MedFusionLib.networks.decision_map import DecisionMapNet
+from MedFusionLib.networks.layers import laplacian_blend
 from MedFusionLib.networks.multi_encoder import MultiEncoderFusion
 from MedFusionLib.pipeline import fuse_images
 

@@ -48,7 +48,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from MedFusionLib.training.trainer import train
+    from MedFusionLib.training import train
 
     result = train(
         args.method,
