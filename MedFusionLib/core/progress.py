@@ -11,7 +11,9 @@ Plain callables keep the library free of Qt and easy to drive from the CLI, Slic
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterator, Optional
 
 from MedFusionLib.core.errors import OperationCancelled
 
@@ -40,3 +42,22 @@ def sub_progress(progress: Optional[ProgressCallback], start: float, stop: float
         report(progress, start + (stop - start) * fraction, message)
 
     return _scaled
+
+
+_SCOPE_CANCEL: ContextVar[Optional[CancelCallback]] = ContextVar("medfusion_cancel", default=None)
+
+
+@contextmanager
+def cancel_scope(cancel: Optional[CancelCallback]) -> Iterator[None]:
+    """Make ``cancel`` visible to :func:`check_scope` in the code below (a method's ``fuse_volume`` takes no
+    callbacks, so the inference loops it runs check the scope instead: Cancel is honoured within one chunk)."""
+    token = _SCOPE_CANCEL.set(cancel)
+    try:
+        yield
+    finally:
+        _SCOPE_CANCEL.reset(token)
+
+
+def check_scope() -> None:
+    """Raise OperationCancelled when the enclosing :func:`cancel_scope`'s callback asks to stop."""
+    check_cancel(_SCOPE_CANCEL.get())

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from MedFusionLib.networks import decision_map as dm
 from MedFusionLib.inference.runtime import MAX_CHUNK_PIXELS
 from MedFusionLib.inference.runtime import torch_threads
+from MedFusionLib.core.progress import check_scope
 
 FEATURE_CHUNK_DIVISOR = 8  # feature maps are wide: fewer pixels per forward pass than plain inference
 RADIUS = 4
@@ -34,6 +35,7 @@ def triplanar_weights(weight_fn: Callable[[torch.Tensor], torch.Tensor], stack: 
             chunk = max(1, MAX_CHUNK_PIXELS // FEATURE_CHUNK_DIVISOR // max(1, h * w))
             view = np.moveaxis(total, axis + 1, 1)
             for start in range(0, moved.shape[1], chunk):
+                check_scope()
                 x = torch.from_numpy(np.ascontiguousarray(moved[:, start : start + chunk], dtype=np.float32)).unsqueeze(2)
                 view[:, start : start + chunk] += weight_fn(x)[:, :, 0].float().numpy()
     total /= 3.0

@@ -259,10 +259,10 @@ class FusionWebApp:
                 if cancel_at is not None and time.monotonic() - cancel_at > KILL_AFTER_S:
                     job.kill()
         with self.state:
-            self._finish(job.final)
+            self._finish(job)
 
-    def _finish(self, message: dict) -> None:
-        context, self._job = self._job_context, None
+    def _finish(self, job) -> None:
+        context, self._job, message = self._job_context, None, job.final
         s = self.state
         try:
             if message.get("done"):
@@ -275,7 +275,7 @@ class FusionWebApp:
         except MedFusionError as err:
             self._report(err)
         finally:
-            shutil.rmtree(context["folder"], ignore_errors=True)
+            job.close()  # no process of the job and no copy of the inputs stays behind
             s.running = False
 
     def _apply_result(self, context: dict) -> None:
@@ -336,8 +336,7 @@ class FusionWebApp:
     def shutdown(self, **_) -> None:
         """Stop a running job and remove every temporary file of this session."""
         if self._job is not None:
-            self._job.kill()
-            shutil.rmtree(self._job_context.get("folder", ""), ignore_errors=True)
+            self._job.close()
             self._job = None
 
 
