@@ -80,14 +80,22 @@ def page(server, tmp_path_factory):
         context.close()
 
 
-def views(page, name: str) -> np.ndarray:
-    """The three views as a grey array, saved as an artefact (after a moment for the next frame)."""
+def views(page, name: str, timeout: float = 15.0) -> np.ndarray:
+    """The three views as a grey array once two frames 0.5 s apart agree (the server renders and streams
+    asynchronously), saved as an artefact."""
     from PIL import Image
 
-    time.sleep(1.0)
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    data = page.locator("#views").screenshot(path=str(ARTEFACTS / f"{name}.png"))
-    return np.asarray(Image.open(io.BytesIO(data)).convert("L"), dtype=float)
+    previous = None
+    deadline = time.monotonic() + timeout
+    while True:
+        time.sleep(0.5)
+        data = page.locator("#views").screenshot()
+        current = np.asarray(Image.open(io.BytesIO(data)).convert("L"), dtype=float)
+        if previous is not None and (np.abs(current - previous).mean() < 0.05 or time.monotonic() > deadline):
+            (ARTEFACTS / f"{name}.png").write_bytes(data)
+            return current
+        previous = current
 
 
 def choose(page, element_id: str, label: str) -> None:

@@ -63,17 +63,25 @@ class FusionWebApp:
         self.state.change("opacity")(self.on_opacity)
         self.state.change("upload")(self.on_upload)
         self.server.controller.on_server_exited.add(self.shutdown)
-        self.server.controller.on_client_connected.add(self._fit_when_sized)
+        self._fit_pending = False
+        from vtkmodules.vtkCommonCore import vtkCommand
 
-    def _fit_when_sized(self, *_, **__) -> None:
-        """The views learn their size from the page after it connects: fit the volumes once they have it."""
+        for view in self.slicer_app.view_manager.get_slice_views():
+            view.interactor().AddObserver(vtkCommand.WindowResizeEvent, self._fit_after_resize)
 
-        async def fit() -> None:
-            await asyncio.sleep(0.5)
+    def _fit_after_resize(self, *_) -> None:
+        """The views learn their size from the page (after it loads, or when the window changes): fit the
+        volumes to the new size once the resizes have settled."""
+        if self._fit_pending:
+            return
+        self._fit_pending = True
+
+        def fit() -> None:
+            self._fit_pending = False
             self.slicer_app.display_manager.reset_views()
             self._render()
 
-        asyncio.get_event_loop().create_task(fit())
+        asyncio.get_event_loop().call_later(0.3, fit)
 
     # -- state ---------------------------------------------------------------------------------------------
     def _initial_state(self) -> None:
