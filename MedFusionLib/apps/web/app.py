@@ -49,6 +49,7 @@ class FusionWebApp:
         slicer.mrmlScene = self.slicer_app.scene  # slicer.util helpers need the global scene
         self.logic = MedFusionLogic(scene=self.slicer_app.scene)
         self.fused_node = None
+        self._shown_reference = None
         self.result = None
         self._job = None
         self._job_context: dict[str, Any] = {}
@@ -61,6 +62,7 @@ class FusionWebApp:
         if sample:
             self.open_sample()
         self.state.change("opacity")(self.on_opacity)
+        self.state.change("display_mode")(self.on_display_mode)
         self.state.change("upload")(self.on_upload)
         self.server.controller.on_server_exited.add(self.shutdown)
         self._fit_pending = False
@@ -97,6 +99,7 @@ class FusionWebApp:
         s.registrations, s.registration = choice_items(options.REGISTRATION), options.REGISTRATION.default
         s.colours, s.colour = choice_items(options.COLOUR), options.COLOUR.default
         s.overlay_maps, s.overlay_map = choice_items(options.OVERLAY_MAP), options.OVERLAY_MAP.default
+        s.display_modes, s.display_mode = choice_items(options.DISPLAY_MODE), options.DISPLAY_MODE.default
         s.opacity = 0.5
         s.running = False
         s.progress = 0
@@ -125,11 +128,15 @@ class FusionWebApp:
             self.state.moving = others[0] if others else None
 
     def _show(self, background, foreground=None) -> None:
+        """Reference (or the fused volume alone, in "fused" display mode) and overlay in every view."""
         from MedFusionLib.mrml import display
 
+        if foreground is not None and self.state.display_mode == "fused":
+            background, foreground = foreground, None
         display.ensure_display(background)
         display.show_in_slice_views(self.slicer_app.scene, background, foreground, float(self.state.opacity), fit=False)
         self.slicer_app.display_manager.reset_views()
+        self._render()
 
     # -- opening volumes -----------------------------------------------------------------------------------
     def add_image(self, image, name: str, modality: str | None = None):
@@ -298,7 +305,8 @@ class FusionWebApp:
                                      overlayMap=options.OVERLAY_MAP.check(self.state.overlay_map),
                                      modalities=context["modalities"], showResult=False)
         self.result, self.fused_node = result, result.fusedVolumeNode
-        self._show(context["nodes"][0], self.fused_node)
+        self._shown_reference = context["nodes"][0]
+        self._show(self._shown_reference, self.fused_node)
         rows = table_rows(result.metricsTableNode) if result.metricsTableNode is not None else []
         self.state.metrics = [{"metric": m, "value": f"{v:.4g}", "better": b, "description": d}
                               for m, v, b, d in rows]
@@ -307,6 +315,11 @@ class FusionWebApp:
         self.state.status = f"Done: {self.fused_node.GetName()}"
 
     # -- display and saving --------------------------------------------------------------------------------
+    def on_display_mode(self, display_mode=None, **_) -> None:
+        if self.fused_node is not None and self.result is not None:
+            options.DISPLAY_MODE.check(display_mode)
+            self._show(self._shown_reference, self.fused_node)
+
     def on_opacity(self, opacity=0.5, **_) -> None:
         if self.fused_node is not None:
             self.logic.setOverlayOpacity(float(opacity))

@@ -24,10 +24,11 @@ def build_layout(app: Any):
     layouts.set_layout("medfusion")
     app.layout_manager = layouts
 
-    def select(label: str, items: str, model: str, element_id: str) -> None:
+    def select(label: str, items: str, model: str, element_id: str, while_running: bool = False) -> None:
         with html.Div(id=element_id, classes="mb-2"):
             v3.VSelect(label=label, items=(items,), v_model=(model,), density="compact", hide_details=True,
-                       disabled=("running",), item_title="title", item_value="value")
+                       disabled=("false" if while_running else "running",), item_title="title",
+                       item_value="value")
 
     with SinglePageWithDrawerLayout(server, theme="dark") as layout:
         layout.title.set_text("MedFusion")
@@ -60,6 +61,7 @@ def build_layout(app: Any):
                                    id="progress")
                 html.Div("{{ error }}", v_show=("error",), id="error", classes="text-error text-body-2 mt-2")
                 html.Div("Display", classes="text-subtitle-2 mb-1 mt-4")
+                select("Show", "display_modes", "display_mode", "display-mode", while_running=True)
                 with html.Div(id="opacity"):
                     v3.VSlider(label="Overlay opacity", v_model=("opacity",), min=0, max=1, step=0.05,
                                hide_details=True, thumb_label=True)
