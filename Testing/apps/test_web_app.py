@@ -59,7 +59,8 @@ def server(tmp_path_factory):
     else:
         process.kill()
         pytest.fail("medfusion app did not start listening within 120 s")
-    yield {"url": f"http://127.0.0.1:{port}/", "process": process, "tmp": tmp}
+    yield {"url": f"http://127.0.0.1:{port}/", "process": process, "tmp": tmp,
+           "data": tmp_path_factory.mktemp("web-data")}
     process.terminate()
     try:
         process.wait(20)
@@ -130,6 +131,27 @@ def test_the_web_app_fuses_shows_and_cancels(page, server):
     from MedFusionLib.core import options
 
     page.wait_for_function(ALL_VIEWS_DRAWN, timeout=90_000)
+
+    # more volumes: one opened by its path on the server, one uploaded (read, then deleted at once)
+    import SimpleITK as sitk
+
+    from MedFusionLib.samples.pet import make_phantom_pet
+
+    extra = server["data"] / "extra PET.nrrd"
+    sitk.WriteImage(make_phantom_pet(3), str(extra))
+    page.fill("input#open-path", str(extra))
+    page.click("#open")
+    assert wait_status(page, ["Opened", "rror"], timeout=30) == "Opened extra PET", page.inner_text("#error")
+    uploaded = server["data"] / "uploaded PET.nrrd"
+    sitk.WriteImage(make_phantom_pet(5), str(uploaded))
+    page.locator("input#upload").set_input_files(str(uploaded))
+    assert wait_status(page, ["uploaded", "rror"], timeout=30) == "Opened uploaded PET (uploaded)"
+    assert not list(server["tmp"].glob("medfusion-upload-*")), "the uploaded copy was not deleted"
+    page.locator("#moving .v-field").click()
+    names = page.get_by_role("option").all_inner_texts()
+    page.keyboard.press("Escape")
+    assert [n.strip() for n in names] == ["Phantom CT", "Phantom MR T2", "Phantom PET", "extra PET", "uploaded PET"]
+
     before = views(page, "1-loaded")
     assert before.std() > 10, "the views show no volume"
     assert page.inner_text("#apply").strip().lower() == "apply"
