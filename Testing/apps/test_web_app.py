@@ -114,6 +114,28 @@ def wait_status(page, words, timeout: float = 120.0) -> str:
     raise AssertionError(f"status {page.inner_text('#status')!r} never showed one of {words}")
 
 
+def assert_serves_only_the_page(server, files) -> None:
+    """Listens on 127.0.0.1 only, and no file (one the user opened, or any other) can be fetched over HTTP."""
+    import psutil
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    listening = [c for c in psutil.Process(server["process"].pid).net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN]
+    assert listening and all(c.laddr.ip == "127.0.0.1" for c in listening), listening
+    for path in files:
+        for url in (server["url"] + urllib.parse.quote(str(path).lstrip("/")),
+                    server["url"] + "../../../../.." + urllib.parse.quote(str(path)),
+                    server["url"] + "%2e%2e/%2e%2e/%2e%2e/%2e%2e" + urllib.parse.quote(str(path))):
+            try:
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    body = response.read()
+            except urllib.error.HTTPError:
+                continue
+            assert path.read_bytes()[:64] not in body, f"{path} is served at {url}"
+
+
 def press_apply(page) -> None:
     """Apply, then wait until the button has turned into Cancel (the job has started)."""
     page.click("#apply")
@@ -151,6 +173,8 @@ def test_the_web_app_fuses_shows_and_cancels(page, server):
     names = page.get_by_role("option").all_inner_texts()
     page.keyboard.press("Escape")
     assert [n.strip() for n in names] == ["Phantom CT", "Phantom MR T2", "Phantom PET", "extra PET", "uploaded PET"]
+
+    assert_serves_only_the_page(server, [extra, Path("/etc/os-release")])
 
     before = views(page, "1-loaded")
     assert before.std() > 10, "the views show no volume"
