@@ -227,3 +227,18 @@ def test_the_web_app_fuses_shows_and_cancels(page, server):
     registered = views(page, "6-registered")
     assert np.abs(registered - before).mean() > 1.0
     assert not list(server["tmp"].glob("medfusion-job-*"))
+
+
+def test_app_command_errors_are_one_line(tmp_path):
+    """A taken port or a missing FILE: one line, exit code 2, no server left running."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args, expected in ((["--port", str(port)], "cannot listen on 127.0.0.1"),
+                               ([str(tmp_path / "missing.nii.gz"), "--port", str(_free_port())], "missing.nii.gz")):
+            done = subprocess.run([sys.executable, "-m", "MedFusionLib", "app", *args], capture_output=True,
+                                  text=True, timeout=120, env=dict(os.environ, TMPDIR=str(tmp_path)))
+            lines = [line for line in done.stderr.splitlines() if line.startswith("medfusion:")]
+            assert done.returncode == 2 and len(lines) == 1 and expected in lines[0], done.stderr[-2000:]
+            assert "Traceback" not in done.stderr

@@ -40,6 +40,7 @@ class FusionWebApp:
         import slicer
         from trame.app import get_server
         from trame_slicer.core import SlicerApp
+        from vtkmodules.vtkCommonCore import vtkCommand
 
         from MedFusionLib.mrml.logic import MedFusionLogic
 
@@ -66,7 +67,6 @@ class FusionWebApp:
         self.state.change("upload")(self.on_upload)
         self.server.controller.on_server_exited.add(self.shutdown)
         self._fit_pending = False
-        from vtkmodules.vtkCommonCore import vtkCommand
 
         for view in self.slicer_app.view_manager.get_slice_views():
             view.interactor().AddObserver(vtkCommand.WindowResizeEvent, self._fit_after_resize)
@@ -363,9 +363,21 @@ class FusionWebApp:
 
 def serve(files: Sequence[str] = (), *, host: str = "127.0.0.1", port: int = 8080, sample: bool = False) -> int:
     """Build the app (reading FILEs first, so a bad path fails before the server starts) and serve it."""
+    _check_port(host, port)
     app = FusionWebApp(files=files, sample=sample or not files)
     try:
         app.server.start(host=host, port=port, open_browser=False, show_connection_info=True)
     finally:
         app.shutdown()
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """A one-line error for a port that is taken (instead of the server's traceback)."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, port))
+    except OSError as err:
+        raise MedFusionError(f"cannot listen on {host}:{port} ({err.strerror}); choose another --port or --host") from None
