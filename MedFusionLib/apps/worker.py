@@ -112,13 +112,16 @@ class WorkerProcess:
         """End the whole process tree now. ``PythonSlicer`` is a launcher that starts a second Python process,
         so killing the launcher alone would leave the worker computing."""
         self._cancelled = True
-        kill_process_tree(self.process.pid)
+        if self.process.poll() is None:  # once reaped, the pid may already belong to another process
+            kill_process_tree(self.process.pid)
         worker = self.worker_pid()
         if worker is not None:  # orphaned by a launcher that already exited
             kill_process_tree(worker)
+        import subprocess
+
         try:
             self.process.wait(timeout=10)
-        except Exception:  # noqa: BLE001 - already reaped, or not a subprocess.Popen
+        except subprocess.TimeoutExpired:  # a process that ignores SIGKILL (stuck in the kernel): leave it
             pass
 
     def worker_pid(self) -> Optional[int]:
