@@ -13,14 +13,15 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Annotated, Union
+from typing import Annotated
 
 import qt
-import vtk
-
 import slicer
+import vtk
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -28,9 +29,6 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
-
-from slicer import vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode
 
 # MedFusionLib sits beside this file once the extension is built (see CMakeLists.txt). Importing its
 # logic imports numpy and SimpleITK only (both bundled with Slicer); torch and scipy are installed on
@@ -102,7 +100,7 @@ class MedFusionParameterNode:
     hardenTransform: bool = False
     # connectGui sets the output selector's nodeTypes from this annotation: both kinds, or colour fusion's
     # RGB (vector) results could not be chosen
-    outputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode]
+    outputVolume: vtkMRMLScalarVolumeNode | vtkMRMLVectorVolumeNode
 
 
 #
@@ -127,9 +125,13 @@ class MedFusionJob:
         self._onFinished = onFinished
         moduleDir = os.path.dirname(os.path.abspath(__file__))  # MedFusionLib is installed beside this file
         self.worker = WorkerProcess(
-            folder, python=shutil.which("PythonSlicer") or "PythonSlicer", pythonPath=moduleDir,
-            launch=lambda args, env: slicer.util.launchConsoleProcess(args, useStartupEnvironment=False,
-                                                                      updateEnvironment=env))
+            folder,
+            python=shutil.which("PythonSlicer") or "PythonSlicer",
+            pythonPath=moduleDir,
+            launch=lambda args, env: slicer.util.launchConsoleProcess(
+                args, useStartupEnvironment=False, updateEnvironment=env
+            ),
+        )
         self._timer = qt.QTimer()
         self._timer.setInterval(self.POLL_MS)
         self._timer.timeout.connect(self._poll)
@@ -261,7 +263,9 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         ready = bool(p and p.fixedVolume and p.movingVolume and p.fixedVolume != p.movingVolume)
         self.ui.applyButton.enabled = ready
-        self.ui.applyButton.toolTip = _("Register, fuse and score.") if ready else _("Select a fixed and a moving volume.")
+        self.ui.applyButton.toolTip = (
+            _("Register, fuse and score.") if ready else _("Select a fixed and a moving volume.")
+        )
 
     # -- methods -----------------------------------------------------------------------------------------
     def populateMethods(self) -> None:
@@ -315,7 +319,11 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.text = _("Cancel") if running else _("Apply")
         self.ui.applyButton.enabled = True
         self.ui.progressBar.visible = running
-        for widget in (self.ui.inputsCollapsibleButton, self.ui.fusionCollapsibleButton, self.ui.outputCollapsibleButton):
+        for widget in (
+            self.ui.inputsCollapsibleButton,
+            self.ui.fusionCollapsibleButton,
+            self.ui.outputCollapsibleButton,
+        ):
             widget.enabled = not running
         if not running:
             self._checkCanApply()
@@ -332,14 +340,28 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.ensureDependencies(method)
             if not self._methods:
                 self.populateMethods()
-            options = dict(method=method, mode=p.mode, registration=p.registration, axis=p.axis,
-                           colour=p.colour, computeMetrics=p.computeMetrics)
+            options = dict(
+                method=method,
+                mode=p.mode,
+                registration=p.registration,
+                axis=p.axis,
+                colour=p.colour,
+                computeMetrics=p.computeMetrics,
+            )
             output = p.outputVolume
             if output is not None and output.IsA("vtkMRMLVectorVolumeNode") != (p.colour != "none"):
                 output = p.outputVolume = None  # scalar <-> RGB: a new output volume of the right kind
-            self.logic.validate(nodes, method=method, mode=p.mode, registration=p.registration,
-                                axis=options["axis"], outputNode=output, colour=p.colour,
-                                overlayMap=p.overlayMap, displayMode=p.displayMode)
+            self.logic.validate(
+                nodes,
+                method=method,
+                mode=p.mode,
+                registration=p.registration,
+                axis=options["axis"],
+                outputNode=output,
+                colour=p.colour,
+                overlayMap=p.overlayMap,
+                displayMode=p.displayMode,
+            )
             folder = tempfile.mkdtemp(prefix="MedFusion-")
             modalities = self.logic.writeJob(folder, nodes, **options)
             self._jobContext = dict(nodes=nodes, folder=folder, modalities=modalities)
@@ -362,10 +384,17 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             elif message.get("done"):
                 with slicer.util.tryWithErrorDisplay(_("Failed to load the fusion result."), waitCursor=True):
                     p = self._parameterNode
-                    result = self.logic.applyJob(context["folder"], context["nodes"], outputNode=p.outputVolume,
-                                                 opacity=p.opacity, colour=p.colour, overlayMap=p.overlayMap,
-                                                 displayMode=p.displayMode,
-                                                 modalities=context["modalities"], hardenTransform=p.hardenTransform)
+                    result = self.logic.applyJob(
+                        context["folder"],
+                        context["nodes"],
+                        outputNode=p.outputVolume,
+                        opacity=p.opacity,
+                        colour=p.colour,
+                        overlayMap=p.overlayMap,
+                        displayMode=p.displayMode,
+                        modalities=context["modalities"],
+                        hardenTransform=p.hardenTransform,
+                    )
                     p.outputVolume = result.fusedVolumeNode
                     if result.metricsTableNode is not None:
                         self.ui.metricsTableView.setMRMLTableNode(result.metricsTableNode)
@@ -404,8 +433,11 @@ class MedFusionLogic(ScriptedLoadableModuleLogic, MedFusionCoreLogic):
         """Check what the chosen method needs before any work, without importing it and never installing
         silently: Slicer 5.11+ asks through ``slicer.packaging.pip_ensure`` (skipped under --testing); older
         releases get a one-line message saying what to install (no pip run on the GUI thread)."""
-        missing = [requirement for module, requirement in (("scipy", "scipy"), ("PIL", "pillow"))
-                   if importlib.util.find_spec(module) is None]
+        missing = [
+            requirement
+            for module, requirement in (("scipy", "scipy"), ("PIL", "pillow"))
+            if importlib.util.find_spec(module) is None
+        ]
         if missing:
             packaging = getattr(slicer, "packaging", None)
             if packaging is not None and hasattr(packaging, "pip_ensure"):
@@ -413,8 +445,12 @@ class MedFusionLogic(ScriptedLoadableModuleLogic, MedFusionCoreLogic):
                 packaging.pip_ensure(packaging.load_requirements(requirements), requester="MedFusion")
             else:
                 packages = " ".join(missing)
-                raise RuntimeError(_("MedFusion needs {packages}: install them from the Python console with "
-                                     "slicer.util.pip_install('{packages}'), then press Apply again.").format(packages=packages))
+                raise RuntimeError(
+                    _(
+                        "MedFusion needs {packages}: install them from the Python console with "
+                        "slicer.util.pip_install('{packages}'), then press Apply again."
+                    ).format(packages=packages)
+                )
         if self.methodNeedsTorch(method):
             self.ensureTorch()
 
@@ -437,8 +473,12 @@ class MedFusionLogic(ScriptedLoadableModuleLogic, MedFusionCoreLogic):
         try:
             import PyTorchUtils
         except ImportError:
-            raise RuntimeError(_("This fusion method needs PyTorch: install the PyTorch extension from the "
-                                 "Extensions Manager, or choose a classical method."))
+            raise RuntimeError(
+                _(
+                    "This fusion method needs PyTorch: install the PyTorch extension from the "
+                    "Extensions Manager, or choose a classical method."
+                )
+            )
         torchLogic = PyTorchUtils.PyTorchUtilsLogic()
         if torchLogic.installTorch(askConfirmation=True) is None:
             raise RuntimeError(_("PyTorch was not installed; choose a classical method or install it."))
@@ -468,8 +508,10 @@ class MedFusionTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Running MedFusion scenarios on synthetic CT, MR and PET volumes")
         runs = selftest.run_all(MedFusionLogic(), slicer.mrmlScene, log=self.delayDisplay)
         for name, mode, measured in runs:
-            self.delayDisplay(f"{name}, {mode}: registration error {measured.get('registration_error_mm', 0):.2f} mm, "
-                              f"{len(measured['metrics'])} metrics, {measured['views']} slice views")
+            self.delayDisplay(
+                f"{name}, {mode}: registration error {measured.get('registration_error_mm', 0):.2f} mm, "
+                f"{len(measured['metrics'])} metrics, {measured['views']} slice views"
+            )
         self.assertTrue(runs)
         self.delayDisplay("Scenarios passed")
 

@@ -44,11 +44,14 @@ from MedFusionLib.metrics.published_protocol import ssim_published  # noqa: E402
 
 COLUMNS = ("EN", "SD", "SF", "MI", "SCD", "VIF", "QABF", "SSIM")
 LN2 = math.log(2)
+
+
 def _deep_methods() -> tuple:
     """Every registered non-classical method (the rows checked against max fusion and IFCNN)."""
     from MedFusionLib.fusion import available_methods
 
     return tuple(m.name for m in available_methods() if m.family != "classical")
+
 
 # Published rows (targets.md): EN SD SF MI(nats) SCD VIF QABF SSIM(dr 2); None = not published.
 PUBLISHED = {
@@ -112,8 +115,12 @@ def evaluate(data_dir: Path, methods, limit: int = 0, out_dir: Path | None = Non
                     montage.append((name, k, fused8.astype(np.uint8), a, b))
             rows[name] = {c: float(np.mean([s[c] for s in scores])) for c in COLUMNS + ("SSIM_dr2",)}
             rows[name]["seconds"] = time.perf_counter() - t0
-        results[pair] = {"n": len(idx), "cases": cases, "rows": rows,
-                         "split_name": "held-out" if split == "val" else "model-selection"}
+        results[pair] = {
+            "n": len(idx),
+            "cases": cases,
+            "rows": rows,
+            "split_name": "held-out" if split == "val" else "model-selection",
+        }
         if out_dir is not None:
             _write_montage(out_dir / f"montage-{pair}.png", montage, methods)
     return results
@@ -136,20 +143,39 @@ def _write_montage(path: Path, tiles, methods):
 
 
 def print_table(results, methods, default: str):
-    head = f"{'method':<20}" + "".join(f"{c:>8}" for c in ("EN", "SD", "SF", "MI bit", "MI nat", "SCD", "VIF", "QABF", "SSIM", "SSIMdr2"))
+    head = f"{'method':<20}" + "".join(
+        f"{c:>8}" for c in ("EN", "SD", "SF", "MI bit", "MI nat", "SCD", "VIF", "QABF", "SSIM", "SSIMdr2")
+    )
     lines = []
     for pair, res in results.items():
-        lines.append(f"\n## {pair}: {res['n']} {res.get('split_name', 'held-out')} pairs, cases {', '.join(res['cases'])}")
+        lines.append(
+            f"\n## {pair}: {res['n']} {res.get('split_name', 'held-out')} pairs, cases {', '.join(res['cases'])}"
+        )
         lines.append(head)
         for name in methods:
             r = res["rows"][name]
-            vals = [r["EN"], r["SD"], r["SF"], r["MI"], r["MI"] * LN2, r["SCD"], r["VIF"], r["QABF"], r["SSIM"], r["SSIM_dr2"]]
+            vals = [
+                r["EN"],
+                r["SD"],
+                r["SF"],
+                r["MI"],
+                r["MI"] * LN2,
+                r["SCD"],
+                r["VIF"],
+                r["QABF"],
+                r["SSIM"],
+                r["SSIM_dr2"],
+            ]
             lines.append(f"{name + (' (default)' if name == default else ''):<20}" + "".join(_fmt(v, 8) for v in vals))
         for name, pub in PUBLISHED.get(pair, {}).items():
             en, sd, sf, mi, scd, vif, qabf, ssim_dr2 = pub
-            lines.append(f"{name:<20}" + "".join(_fmt(v, 8) for v in (en, sd, sf, None, mi, scd, vif, qabf, None, ssim_dr2)))
-        lines.append("(pub.: published rows, MI in nats, SSIM with data range 2 and a 7x7 uniform window (column SSIMdr2), "
-                     "SF over M(N-1); ours: MI in bits and nats, SSIM as pinned (data range 255) and SSIMdr2 as published)")
+            lines.append(
+                f"{name:<20}" + "".join(_fmt(v, 8) for v in (en, sd, sf, None, mi, scd, vif, qabf, None, ssim_dr2))
+            )
+        lines.append(
+            "(pub.: published rows, MI in nats, SSIM with data range 2 and a 7x7 uniform window (column SSIMdr2), "
+            "SF over M(N-1); ours: MI in bits and nats, SSIM as pinned (data range 255) and SSIMdr2 as published)"
+        )
         mx = res["rows"].get("max")
         ifcnn = PUBLISHED.get(pair, {}).get("IFCNN (pub.)")
         for name in [m for m in methods if m in _deep_methods()]:
@@ -159,8 +185,10 @@ def print_table(results, methods, default: str):
                 lines.append(f"check {name}: >= max fusion on {len(beat_max)}/8 ({' '.join(beat_max)})")
             if ifcnn:
                 ok, published = at_least_published(r, ifcnn)
-                lines.append(f"check {name}: >= IFCNN published on {len(ok)}/{published} published columns ({' '.join(ok)}; "
-                             "MI in nats, SSIM as SSIMdr2)")
+                lines.append(
+                    f"check {name}: >= IFCNN published on {len(ok)}/{published} published columns ({' '.join(ok)}; "
+                    "MI in nats, SSIM as SSIMdr2)"
+                )
     return "\n".join(lines)
 
 
@@ -169,8 +197,12 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--out", default=str(ROOT / "out" / "quality"), help="montages and results.json (not committed)")
     p.add_argument("--methods", default=None, help="comma-separated (default: every registered method)")
-    p.add_argument("--split", choices=("val", "select"), default="val",
-                   help="val: the held-out cases (the report); select: the model-selection cases (comparing recipes)")
+    p.add_argument(
+        "--split",
+        choices=("val", "select"),
+        default="val",
+        help="val: the held-out cases (the report); select: the model-selection cases (comparing recipes)",
+    )
     p.add_argument("--limit", type=int, default=0, help="at most N pairs per modality pair (evenly spaced; 0 = all)")
     args = p.parse_args(argv)
     from MedFusionLib.fusion import default_method_name
@@ -180,7 +212,9 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     results = evaluate(Path(args.data), methods, args.limit, out, args.split)
     cases = "held-out" if args.split == "val" else "model-selection"
-    print(f"# Fusion quality, {cases} cases (split by case, seed {D.SPLIT_SEED}); slice mode; default method marked (default)")
+    print(
+        f"# Fusion quality, {cases} cases (split by case, seed {D.SPLIT_SEED}); slice mode; default method marked (default)"
+    )
     print(print_table(results, methods, default_method_name()))
     print(f"\n({time.perf_counter() - t0:.0f} s; montages in {out})")
     out.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,10 @@ def real_volume(data: Path, shape=(200, 256, 256)):
     ref.SetSpacing(spacing)
     ref.SetOrigin(t1.GetOrigin())
     ref.SetDirection(t1.GetDirection())
-    out = [normalise_volume(sitk.GetArrayFromImage(sitk.Resample(im, ref, sitk.Transform(), sitk.sitkLinear, 0.0))) for im in (t1, pet)]
+    out = [
+        normalise_volume(sitk.GetArrayFromImage(sitk.Resample(im, ref, sitk.Transform(), sitk.sitkLinear, 0.0)))
+        for im in (t1, pet)
+    ]
     return out[0], out[1]
 
 
@@ -88,8 +91,8 @@ def _register_yardstick():
     import torch
 
     from MedFusionLib.fusion.registry import _REGISTRY, FusionMethod, register_method
-    from MedFusionLib.networks import IFCNNReference
     from MedFusionLib.inference.runtime import torch_threads
+    from MedFusionLib.networks import IFCNNReference
 
     torch.manual_seed(0)
     net = IFCNNReference().eval()
@@ -98,11 +101,19 @@ def _register_yardstick():
         out = np.empty(stack.shape[1:], np.float32)
         with torch_threads(), torch.inference_mode():
             for s in range(0, stack.shape[1], 8):
-                out[s : s + 8] = net(torch.from_numpy(np.ascontiguousarray(stack[:, s : s + 8])).unsqueeze(2))[:, 0].clamp(0, 1).numpy()
+                out[s : s + 8] = (
+                    net(torch.from_numpy(np.ascontiguousarray(stack[:, s : s + 8])).unsqueeze(2))[:, 0]
+                    .clamp(0, 1)
+                    .numpy()
+                )
         return out
 
     if "yardstick" not in _REGISTRY:
-        register_method(FusionMethod(name="yardstick", family="cnn", description="benchmark only", fuse_slices=fuse_slices, inputs="n"))
+        register_method(
+            FusionMethod(
+                name="yardstick", family="cnn", description="benchmark only", fuse_slices=fuse_slices, inputs="n"
+            )
+        )
     return net
 
 
@@ -128,7 +139,16 @@ def memory_child(mode: str, method: str, shape) -> None:
     fused = fuse_arrays([a, b], method, mode=mode)
     seconds = time.perf_counter() - t
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_gb": peak_kb / 1024**2, "seconds": seconds, "inputs_gb": 2 * a.nbytes / 1024**3, "ok": bool(np.isfinite(fused).all())}))
+    print(
+        json.dumps(
+            {
+                "peak_gb": peak_kb / 1024**2,
+                "seconds": seconds,
+                "inputs_gb": 2 * a.nbytes / 1024**3,
+                "ok": bool(np.isfinite(fused).all()),
+            }
+        )
+    )
 
 
 def main(argv=None) -> int:
@@ -156,7 +176,11 @@ def main(argv=None) -> int:
     if have_data:
         from MedFusionLib.training.data import read_gray
 
-        sa = read_gray(data / "harvard" / "CT-MRI" / "CT" / "2004.png") / 255.0 if (data / "harvard/CT-MRI/CT/2004.png").exists() else None
+        sa = (
+            read_gray(data / "harvard" / "CT-MRI" / "CT" / "2004.png") / 255.0
+            if (data / "harvard/CT-MRI/CT/2004.png").exists()
+            else None
+        )
         sb = read_gray(data / "harvard" / "CT-MRI" / "MRI" / "2004.png") / 255.0 if sa is not None else None
         va, vb = real_volume(data)
         source = "Harvard CT-MRI 2004 / SPM T1 + PET resampled to 200x256x256"
@@ -186,11 +210,20 @@ def main(argv=None) -> int:
     add("yardstick through our engine (crop, skip, batch)", t_slice_y, t_vol_y, "")
     results = {}
     for name, mode in [(n, m) for n in deep for m in ("slice", "volume")] + [("max", "slice")]:
-        t_s, _ = best_time(lambda: fuse_arrays([sa, sb], name), args.repeat) if mode == "slice" else (float("nan"), None)
-        t_v, fused = best_time(lambda: fuse_arrays([va, vb], name, mode=mode), args.repeat if name == "ifcnn-lite" else 1)
+        t_s, _ = (
+            best_time(lambda: fuse_arrays([sa, sb], name), args.repeat) if mode == "slice" else (float("nan"), None)
+        )
+        t_v, fused = best_time(
+            lambda: fuse_arrays([va, vb], name, mode=mode), args.repeat if name == "ifcnn-lite" else 1
+        )
         cons = through_plane_consistency(fused, [va, vb], axis=0)
         results[(name, mode)] = fused
-        add(f"{name} ({mode} mode)", t_s, t_v, f"through-plane ratio {cons['ratio']:.3f}, anisotropy {cons['anisotropy']:.3f}")
+        add(
+            f"{name} ({mode} mode)",
+            t_s,
+            t_v,
+            f"through-plane ratio {cons['ratio']:.3f}, anisotropy {cons['anisotropy']:.3f}",
+        )
 
     from MedFusionLib.inference.runtime import precision
 
@@ -200,19 +233,25 @@ def main(argv=None) -> int:
         times = {}
         for value in ("float32", "bfloat16"):
             os.environ["MEDFUSION_PRECISION"] = value
-            times[value], times[value + "_out"] = best_time(lambda: fuse_arrays([va, vb], "ifcnn-lite", mode=mode), args.repeat)
+            times[value], times[value + "_out"] = best_time(
+                lambda: fuse_arrays([va, vb], "ifcnn-lite", mode=mode), args.repeat
+            )
         diff = float(np.abs(times["float32_out"] - times["bfloat16_out"]).max() * 255)
         prec.append((mode, times["bfloat16"], times["float32"], diff))
     os.environ.pop("MEDFUSION_PRECISION")
 
-    print(f"# Fusion speed, {args.threads} torch threads, {os.cpu_count()} CPUs visible; precision {default_precision} (auto); data: {source}")
-    print(f"| method | s per 256x256 slice pair | s per 256x256x200 volume | speed-up vs yardstick (volume) | note |")
+    print(
+        f"# Fusion speed, {args.threads} torch threads, {os.cpu_count()} CPUs visible; precision {default_precision} (auto); data: {source}"
+    )
+    print("| method | s per 256x256 slice pair | s per 256x256x200 volume | speed-up vs yardstick (volume) | note |")
     print("|---|---|---|---|---|")
     for label, ts, tv, note in rows:
         speed = t_vol_naive / tv
         ts_txt = "-" if ts != ts else f"{ts:.4f}"
         print(f"| {label} | {ts_txt} | {tv:.2f} | {speed:.1f}x | {note} |")
-    print("\n| IFCNN-lite precision | s per volume, bfloat16 | s per volume, float32 | max |difference| (grey levels) |")
+    print(
+        "\n| IFCNN-lite precision | s per volume, bfloat16 | s per volume, float32 | max |difference| (grey levels) |"
+    )
     print("|---|---|---|---|")
     for mode, t_bf, t_32, diff in prec:
         print(f"| {mode} mode | {t_bf:.2f} | {t_32:.2f} | {diff:.2f} |")
@@ -221,7 +260,16 @@ def main(argv=None) -> int:
         print("\n| peak memory, 512x512x400 phantom pair (float32 inputs 0.78 GB included) | peak RSS GB | seconds |")
         print("|---|---|---|")
         for method, mode in (("ifcnn-lite", "volume"), ("ifcnn-lite", "slice"), ("densefuse-lite", "slice")):
-            cmd = [sys.executable, __file__, "--threads", str(args.threads), "--memory-child", mode, method, "400x512x512"]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--threads",
+                str(args.threads),
+                "--memory-child",
+                mode,
+                method,
+                "400x512x512",
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
             res = json.loads(out)
             print(f"| {method} ({mode} mode) | {res['peak_gb']:.2f} | {res['seconds']:.1f} |")

@@ -20,8 +20,8 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List, Tuple
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from MedFusionLib.metrics.volume3d import KEYS_3D, compute_3d  # noqa: E402
 SHARED = Path(os.environ.get("MEDFUSION_SHARED", ROOT.parent / "shared"))
 
 
-def load_triple(case: str, fused: str) -> Tuple[List[np.ndarray], np.ndarray, str]:
+def load_triple(case: str, fused: str) -> tuple[list[np.ndarray], np.ndarray, str]:
     vectors = SHARED / "metrics" / "vectors"
     if (vectors / f"{case}_A.png").is_file():
         from PIL import Image
@@ -59,12 +59,12 @@ def load_triple(case: str, fused: str) -> Tuple[List[np.ndarray], np.ndarray, st
     return [a, b], np.floor((a + b) / 2 + 0.5), "generated 256x256 phantom (../shared absent)"
 
 
-def timed(fn: Callable[[], object], repeats: int) -> Tuple[float, float]:
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     """Median and min wall-clock seconds over ``repeats`` calls."""
     return timed_cpu(fn, repeats)[:2]
 
 
-def timed_cpu(fn: Callable[[], object], repeats: int) -> Tuple[float, float, float]:
+def timed_cpu(fn: Callable[[], object], repeats: int) -> tuple[float, float, float]:
     """Median and min wall-clock seconds, and median process CPU seconds (all threads), over ``repeats``."""
     times, cpu = [], []
     for _ in range(repeats):
@@ -75,7 +75,9 @@ def timed_cpu(fn: Callable[[], object], repeats: int) -> Tuple[float, float, flo
     return float(np.median(times)), float(min(times)), float(np.median(cpu))
 
 
-def make_volume(srcs: List[np.ndarray], fused: np.ndarray, depth: int, head: bool = False) -> Tuple[List[np.ndarray], np.ndarray]:
+def make_volume(
+    srcs: list[np.ndarray], fused: np.ndarray, depth: int, head: bool = False
+) -> tuple[list[np.ndarray], np.ndarray]:
     """``depth`` slices of the triple, each shifted and with +-2 noise on its foreground.
 
     ``head=False``: every slice is the full section (the worst case for FMI). ``head=True``: each slice is
@@ -99,7 +101,7 @@ def make_volume(srcs: List[np.ndarray], fused: np.ndarray, depth: int, head: boo
     return [stack(s) for s in srcs], stack(fused)
 
 
-def volume_verdict(seconds: float, shape: Tuple[int, ...]) -> str:
+def volume_verdict(seconds: float, shape: tuple[int, ...]) -> str:
     """The target is set for 256x256x200; other sizes get no verdict."""
     if shape != (200, 256, 256):
         return "n/a (the target is for 256x256x200)"
@@ -117,7 +119,9 @@ def main() -> None:
 
     srcs, fused, label = load_triple(args.case, args.fused)
     print(f"# metrics benchmark: {label}")
-    print(f"# python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"# python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"# wall-clock time.perf_counter, median (min) of {args.repeats} repeats\n")
     compute_metrics(srcs, fused)  # warm-up (imports, allocator)
 
@@ -133,21 +137,29 @@ def main() -> None:
     print(f"{'all 16':8s} {med * 1e3:10.2f} {low * 1e3:8.2f}  one thread")
     med, low, cpu = timed_cpu(lambda: compute_metrics(srcs, fused), args.repeats)
     verdict = "meets" if med <= 0.1 else "MISSES"
-    print(f"{'all 16':8s} {med * 1e3:10.2f} {low * 1e3:8.2f}  compute_metrics ({WORKERS} threads, CPU {cpu * 1e3:.0f} ms), target <= 100 ms: {verdict}")
+    print(
+        f"{'all 16':8s} {med * 1e3:10.2f} {low * 1e3:8.2f}  compute_metrics ({WORKERS} threads, CPU {cpu * 1e3:.0f} ms), target <= 100 ms: {verdict}"
+    )
 
     vs, vf = make_volume(srcs, fused, args.depth)
     shape = "x".join(map(str, vf.shape[::-1]))
     med, low, cpu = timed_cpu(lambda: score(vs, vf, axis=0, rule="as-is", include_3d=False), args.volume_repeats)
     verdict = volume_verdict(med, vf.shape)
-    print(f"\nvolume {shape} (x*y*z), per-slice along axis 0, 16 metrics, {args.volume_repeats} repeats, {WORKERS} threads:")
-    print(f"  per-slice protocol: median {med:.2f} s (min {low:.2f} s, CPU {cpu:.2f} s), {med / args.depth * 1e3:.1f} ms/slice, target <= 10 s: {verdict}")
+    print(
+        f"\nvolume {shape} (x*y*z), per-slice along axis 0, 16 metrics, {args.volume_repeats} repeats, {WORKERS} threads:"
+    )
+    print(
+        f"  per-slice protocol: median {med:.2f} s (min {low:.2f} s, CPU {cpu:.2f} s), {med / args.depth * 1e3:.1f} ms/slice, target <= 10 s: {verdict}"
+    )
     med, low, cpu = timed_cpu(lambda: compute_3d(vs, vf, list(KEYS_3D)), 1)
     print(f"  3-D variants {' '.join(KEYS_3D)}: {med:.2f} s (CPU {cpu:.2f} s, one run)")
     hs, hf = make_volume(srcs, fused, args.depth, head=True)
     used = score(hs, hf, rule="as-is", include_3d=False, keys=["SD"])["protocol"]["slices_used"]
     med, low, cpu = timed_cpu(lambda: score(hs, hf, axis=0, rule="as-is", include_3d=False), args.volume_repeats)
     verdict = volume_verdict(med, hf.shape)
-    print(f"  head-shaped volume ({used} of {args.depth} slices with foreground): median {med:.2f} s (min {low:.2f} s, CPU {cpu:.2f} s), target <= 10 s: {verdict}")
+    print(
+        f"  head-shaped volume ({used} of {args.depth} slices with foreground): median {med:.2f} s (min {low:.2f} s, CPU {cpu:.2f} s), target <= 10 s: {verdict}"
+    )
     print(f"# load average at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 from MedFusionLib.fusion import fuse_arrays  # noqa: E402
 from MedFusionLib.metrics import compute_metrics  # noqa: E402
 from MedFusionLib.metrics.published_protocol import ssim_published  # noqa: E402
-from MedFusionLib.metrics.structural import _sobel_strength_angle, edge_preservation as q_map  # noqa: E402
+from MedFusionLib.metrics.structural import _sobel_strength_angle  # noqa: E402
+from MedFusionLib.metrics.structural import edge_preservation as q_map
 from MedFusionLib.training import data as D  # noqa: E402
 
 COLUMNS = ("EN", "SD", "SF", "MI", "SCD", "VIF", "QABF", "SSIM")
@@ -114,11 +115,15 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     n, cases, rows, bound = run(Path(args.data), args.pair, args.split, args.limit, args.steps)
-    print(f"# QABF headroom, {args.pair}, {n} {args.split} pairs (cases {', '.join(cases)}), {args.steps} optimiser steps")
+    print(
+        f"# QABF headroom, {args.pair}, {n} {args.split} pairs (cases {', '.join(cases)}), {args.steps} optimiser steps"
+    )
     print("| fused image | " + " | ".join(COLUMNS) + " | SSIM dr2 |")
     print("|---" * (len(COLUMNS) + 2) + "|")
     for name, scores in rows.items():
-        print(f"| {name} | " + " | ".join(f"{np.mean([s[c] for s in scores]):.3f}" for c in COLUMNS + ("SSIMdr2",)) + " |")
+        print(
+            f"| {name} | " + " | ".join(f"{np.mean([s[c] for s in scores]):.3f}" for c in COLUMNS + ("SSIMdr2",)) + " |"
+        )
     print("| per-pixel bound (QABF only) | " + " | ".join("-" for _ in COLUMNS[:6]) + f" | {bound:.3f} | - | - |")
     print(f"\n({time.perf_counter() - t0:.0f} s)")
     return 0

@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from evaluate_quality import COLUMNS, PUBLISHED, at_least_published  # noqa: E402
+
 from MedFusionLib.metrics import compute_metrics  # noqa: E402
 from MedFusionLib.metrics.published_protocol import ssim_published  # noqa: E402
 from MedFusionLib.training import data as D  # noqa: E402
-from evaluate_quality import COLUMNS, PUBLISHED, at_least_published  # noqa: E402
 
 IFCNN_CT_MRI = PUBLISHED["CT-MRI"]["IFCNN (pub.)"]
 
@@ -65,8 +66,7 @@ def score(fuse, pairs):
 def network_fuser(path: Path):
     import torch
 
-    from MedFusionLib.inference.runtime import load_network
-    from MedFusionLib.inference.runtime import run_slices
+    from MedFusionLib.inference.runtime import load_network, run_slices
 
     net = load_network(path.stem, str(path))
     torch.set_num_threads(1)
@@ -110,16 +110,22 @@ def main(argv=None) -> int:
     p.add_argument("--time", action="store_true", help="also time each variant on a 256x256x200 volume (slice mode)")
     p.add_argument("--threads", type=int, default=2, help="torch threads for --time (default 2)")
     args = p.parse_args(argv)
-    from MedFusionLib.training.trainer import train
+    from MedFusionLib.training import train
 
     names = args.only.split(",") if args.only else list(VARIANTS)
     out = Path(args.out)
     select = D.load_pairs(args.data, "select")
     subsets = {pair: select.subset(pair).images for pair in D.PAIRS}
     reference = {pair: score(np.maximum, imgs) for pair, imgs in subsets.items()}
-    print(f"# IFCNN-lite variants on the model-selection cases ({', '.join(sorted({D.case_id(i) for i in select.ids}, key=int))}); "
-          "trained on the fit cases")
-    print("| variant | config | loss | train s | pair | " + " | ".join(COLUMNS) + " | SSIM dr2 | >= max | >= IFCNN (CT-MRI) |")
+    print(
+        f"# IFCNN-lite variants on the model-selection cases ({', '.join(sorted({D.case_id(i) for i in select.ids}, key=int))}); "
+        "trained on the fit cases"
+    )
+    print(
+        "| variant | config | loss | train s | pair | "
+        + " | ".join(COLUMNS)
+        + " | SSIM dr2 | >= max | >= IFCNN (CT-MRI) |"
+    )
     print("|---" * (len(COLUMNS) + 8) + "|")
     timings = {}
     for name in ["max"] + names:
@@ -131,8 +137,18 @@ def main(argv=None) -> int:
             weights = out / f"{name}.pt"
             if not weights.exists():
                 t0 = time.perf_counter()
-                train("ifcnn-lite", args.data, out=weights, train_split="fit", config_overrides=config, loss_overrides=loss,
-                      threads=1, quiet=True, checkpoint_dir=out / f"ck-{name}", validate_every=1000)
+                train(
+                    "ifcnn-lite",
+                    args.data,
+                    out=weights,
+                    train_split="fit",
+                    config_overrides=config,
+                    loss_overrides=loss,
+                    threads=1,
+                    quiet=True,
+                    checkpoint_dir=out / f"ck-{name}",
+                    validate_every=1000,
+                )
                 seconds = f"{time.perf_counter() - t0:.0f}"
             fuse = network_fuser(weights)
             rows = {pair: score(fuse, imgs) for pair, imgs in subsets.items()}
@@ -144,8 +160,12 @@ def main(argv=None) -> int:
             if pair == "CT-MRI":
                 ok, published = at_least_published(r, IFCNN_CT_MRI)
                 ifcnn = f"{len(ok)}/{published} {' '.join(ok)}"
-            print(f"| {name} | {config} | {loss} | {seconds} | {pair} | " + " | ".join(f"{r[c]:.3f}" for c in COLUMNS)
-                  + f" | {r['SSIM_dr2']:.3f} | {len(beat)}/8 {' '.join(beat)} | {ifcnn} |", flush=True)
+            print(
+                f"| {name} | {config} | {loss} | {seconds} | {pair} | "
+                + " | ".join(f"{r[c]:.3f}" for c in COLUMNS)
+                + f" | {r['SSIM_dr2']:.3f} | {len(beat)}/8 {' '.join(beat)} | {ifcnn} |",
+                flush=True,
+            )
     if timings:
         print(f"\n| variant | s per 256x256x200 volume, slice mode, {args.threads} threads (best of 3) |\n|---|---|")
         for name, seconds in timings.items():

@@ -67,8 +67,9 @@ def perturb(image: sitk.Image, R: np.ndarray, shift, centre) -> tuple[sitk.Image
 
 
 def displacement(t: sitk.Transform, grid: sitk.Image) -> np.ndarray:
-    f = sitk.TransformToDisplacementField(t, sitk.sitkVectorFloat64, grid.GetSize(), grid.GetOrigin(),
-                                          grid.GetSpacing(), grid.GetDirection())
+    f = sitk.TransformToDisplacementField(
+        t, sitk.sitkVectorFloat64, grid.GetSize(), grid.GetOrigin(), grid.GetSpacing(), grid.GetDirection()
+    )
     return sitk.GetArrayFromImage(f)
 
 
@@ -80,8 +81,10 @@ def mean_distance(a: sitk.Transform, b: sitk.Transform, mask: sitk.Image) -> flo
 
 # ----------------------------------------------------------------------------------------------- elastix
 
+
 def to_itk(image: sitk.Image):
     import itk
+
     out = itk.GetImageFromArray(sitk.GetArrayFromImage(image).astype(np.float32))
     out.SetOrigin(image.GetOrigin())
     out.SetSpacing(image.GetSpacing())
@@ -92,6 +95,7 @@ def to_itk(image: sitk.Image):
 def run_elastix(fixed: sitk.Image, moving: sitk.Image) -> tuple[sitk.Transform, float]:
     """itk-elastix default rigid map (result image off); its Euler transform as a SimpleITK transform."""
     import itk
+
     fi, mi = to_itk(fixed), to_itk(moving)
     po = itk.ParameterObject.New()
     pm = po.GetDefaultParameterMap("rigid")
@@ -109,6 +113,7 @@ def run_elastix(fixed: sitk.Image, moving: sitk.Image) -> tuple[sitk.Transform, 
 
 
 # ------------------------------------------------------------------------------------------------- cases
+
 
 def spm_cases(selected):
     spm = VOLUMES / "spm"
@@ -160,20 +165,29 @@ def main() -> int:
         mr = sitk.ReadImage(str(VOLUMES / "porcine" / "mr_t2.nii.gz"))
         res = register(ct, mr, args.mode, preset=PRESET_FOR["porcine"])
         tot_o += res.elapsed_s
-        line = [f"porcine CT <- MR T2 ({PRESET_FOR['porcine']})", "header position (~30 mm, ~14 deg)", "n/a", f"{res.elapsed_s:.1f}"]
+        line = [
+            f"porcine CT <- MR T2 ({PRESET_FOR['porcine']})",
+            "header position (~30 mm, ~14 deg)",
+            "n/a",
+            f"{res.elapsed_s:.1f}",
+        ]
         obj = sitk.BinaryThreshold(sitk.Shrink(ct, [2, 2, 2]), -400, 32767, 1, 0)
         ident = sitk.Euler3DTransform()
-        porcine_note = (f"porcine: our result moves the object by {mean_distance(res.transform, ident, obj):.2f} mm "
-                        f"on average from the header position; metric {res.initial_metric_value:.4f} -> "
-                        f"{res.metric_value:.4f}")
+        porcine_note = (
+            f"porcine: our result moves the object by {mean_distance(res.transform, ident, obj):.2f} mm "
+            f"on average from the header position; metric {res.initial_metric_value:.4f} -> "
+            f"{res.metric_value:.4f}"
+        )
         if use_elastix:
             te, el = run_elastix(ct, mr)
             tot_e += el
             diff = mean_distance(res.transform, te, obj)
             ok &= diff <= 1.5
             line += ["n/a", f"{el:.1f}"]
-            porcine_note += (f"; elastix moves it by {mean_distance(te, ident, obj):.2f} mm; "
-                             f"**ours vs elastix: {diff:.2f} mm** mean displacement difference over the CT object")
+            porcine_note += (
+                f"; elastix moves it by {mean_distance(te, ident, obj):.2f} mm; "
+                f"**ours vs elastix: {diff:.2f} mm** mean displacement difference over the CT object"
+            )
         rows.append(line)
         print("  " + " | ".join(line) + f"   [{res.summary()}]", file=sys.stderr, flush=True)
 
@@ -190,8 +204,10 @@ def main() -> int:
         print("\n" + porcine_note)
     if use_elastix:
         ok &= tot_o <= tot_e
-        print(f"\ntarget (error <= elastix on every case, porcine within 1.5 mm of elastix, total time <= "
-              f"elastix): {'MET' if ok else 'NOT MET'}")
+        print(
+            f"\ntarget (error <= elastix on every case, porcine within 1.5 mm of elastix, total time <= "
+            f"elastix): {'MET' if ok else 'NOT MET'}"
+        )
     return 0
 
 

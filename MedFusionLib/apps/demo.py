@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 import SimpleITK as sitk
 
 from MedFusionLib.core.imageio import write_image
-from MedFusionLib.pipeline import fuse_images
-from MedFusionLib.pipeline import write_json
+from MedFusionLib.pipeline import fuse_images, write_json
 from MedFusionLib.render.preview import write_preview
-from MedFusionLib.samples.phantom import make_phantom_pair
-from MedFusionLib.samples.phantom import mean_displacement_error
+from MedFusionLib.samples.phantom import make_phantom_pair, mean_displacement_error
 
 KEY_METRICS = ("EN", "SD", "MI", "SSIM", "QABF", "VIF", "SCD")
 
 
-def run_demo(out_dir: Path, method: Optional[str] = None, mode: str = "slice") -> int:
+def run_demo(out_dir: Path, method: str | None = None, mode: str = "slice") -> int:
     """Register the phantom MR to its CT (rigid), fuse, score, and write the results under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     pair = make_phantom_pair()
@@ -36,8 +33,12 @@ def run_demo(out_dir: Path, method: Optional[str] = None, mode: str = "slice") -
     fused_path, metrics_path, preview_path = out_dir / "fused.nii.gz", out_dir / "metrics.json", out_dir / "preview.png"
     write_image(result.fused, fused_path)
     write_json(metrics, metrics_path)
-    write_preview(result.sources + [result.fused_array], ["CT (fixed)", "MR T2 (registered)", f"fused: {result.method}"],
-                  preview_path, pair.ct.GetSpacing())
+    write_preview(
+        result.sources + [result.fused_array],
+        ["CT (fixed)", "MR T2 (registered)", f"fused: {result.method}"],
+        preview_path,
+        pair.ct.GetSpacing(),
+    )
 
     print("MedFusion demo: synthetic CT + MR T2 head phantom, MR misaligned by a known rigid transform")
     print(f"  registration: {registration.summary()}")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 from MedFusionLib.pipeline.job import CANCEL, parse_line, run_job
 
@@ -23,15 +22,15 @@ class WorkerProcess:
     finds MedFusionLib.
     """
 
-    def __init__(self, folder, python: Optional[str] = None, pythonPath: Optional[str] = None, launch=None):
+    def __init__(self, folder, python: str | None = None, pythonPath: str | None = None, launch=None):
         import os
         import queue
         import threading
 
         self.folder = Path(folder)
-        self.final: Optional[dict] = None
+        self.final: dict | None = None
         self.log: list = []
-        self._last: Optional[dict] = None
+        self._last: dict | None = None
         self._cancelled = False
         self._lines = queue.Queue()
         self._empty = queue.Empty
@@ -49,8 +48,15 @@ class WorkerProcess:
         import subprocess
 
         env = dict(os.environ, **environment)
-        return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                encoding="utf-8", errors="replace")
+        return subprocess.Popen(
+            args,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
 
     def _read(self):
         """Queue the worker's output lines; always ends with None, whatever bytes the process writes.
@@ -90,7 +96,9 @@ class WorkerProcess:
                 if self._cancelled and not (self._last or {}).get("done"):
                     self._last = {"cancelled": True}
                 elif self._last is None:
-                    self._last = {"error": f"the MedFusion worker stopped unexpectedly (exit code {self.process.returncode})"}
+                    self._last = {
+                        "error": f"the MedFusion worker stopped unexpectedly (exit code {self.process.returncode})"
+                    }
                 self.final = self._last
                 break
             message = parse_line(line)
@@ -124,7 +132,7 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:  # a process that ignores SIGKILL (stuck in the kernel): leave it
             pass
 
-    def worker_pid(self) -> Optional[int]:
+    def worker_pid(self) -> int | None:
         """The pid the worker wrote into its folder, if that process still runs this job."""
         import psutil
 

@@ -9,8 +9,6 @@ applied to a scalar functional volume.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import SimpleITK as sitk
 
@@ -47,8 +45,12 @@ def recolour(fused_luma: np.ndarray, functional_rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(ycbcr @ _FROM_YCBCR.T), 0, 255).astype(np.uint8)
 
 
-def colour_fused_image(fused: sitk.Image, functional_rgb: Optional[np.ndarray] = None,
-                       functional01: Optional[np.ndarray] = None, colour_map: str = "hot") -> sitk.Image:
+def colour_fused_image(
+    fused: sitk.Image,
+    functional_rgb: np.ndarray | None = None,
+    functional01: np.ndarray | None = None,
+    colour_map: str = "hot",
+) -> sitk.Image:
     """An RGB vector image on ``fused``'s grid: functional colour over the fused grey image.
 
     Give either ``functional_rgb`` (the functional image's own colours, on the fused grid) or

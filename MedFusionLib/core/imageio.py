@@ -13,14 +13,13 @@ import shutil
 import struct
 import tempfile
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import SimpleITK as sitk
 
 from MedFusionLib.core.errors import InputError
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 VOLUME_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 SLICE_EXTENSIONS = (".png", ".tif", ".tiff")
@@ -91,7 +90,9 @@ def read_image(path: PathLike) -> sitk.Image:
             image = _read_dicom_series(path)
         else:
             if extension(path) not in SUPPORTED:
-                raise InputError(f"{path}: unsupported file type (expected one of {', '.join(SUPPORTED)} or a DICOM folder)")
+                raise InputError(
+                    f"{path}: unsupported file type (expected one of {', '.join(SUPPORTED)} or a DICOM folder)"
+                )
             with open(path, "rb"):
                 pass  # surfaces permission problems as a clear error
             if extension(path) in (".nii", ".nii.gz"):
@@ -201,13 +202,22 @@ def _write_dicom_series(image: sitk.Image, folder: Path) -> None:
     for k in range(volume.GetDepth()):
         piece = stored[:, :, k]
         tags = {
-            "0008|0060": "OT", "0008|0016": "1.2.840.10008.5.1.4.1.1.7", "0008|103e": "MedFusion fused",
-            "0020|000e": series_uid, "0020|000d": series_uid + ".0", "0008|0018": f"{series_uid}.{k + 1}",
-            "0020|0013": str(k + 1), "0028|1052": "0", "0028|1053": f"{slope:g}",
+            "0008|0060": "OT",
+            "0008|0016": "1.2.840.10008.5.1.4.1.1.7",
+            "0008|103e": "MedFusion fused",
+            "0020|000e": series_uid,
+            "0020|000d": series_uid + ".0",
+            "0008|0018": f"{series_uid}.{k + 1}",
+            "0020|0013": str(k + 1),
+            "0028|1052": "0",
+            "0028|1053": f"{slope:g}",
             "0020|0032": "\\".join(f"{v:.6f}" for v in volume.TransformIndexToPhysicalPoint((0, 0, k))),
             "0020|0037": "\\".join(f"{v:.6f}" for v in direction[0::3] + direction[1::3]),
             "0018|0050": f"{volume.GetSpacing()[2]:.6f}",
-            "0028|0100": "16", "0028|0101": "16", "0028|0102": "15", "0028|0103": "1",  # stored as int16
+            "0028|0100": "16",
+            "0028|0101": "16",
+            "0028|0102": "15",
+            "0028|0103": "1",  # stored as int16
         }
         for tag, value in tags.items():
             piece.SetMetaData(tag, value)

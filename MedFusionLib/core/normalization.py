@@ -16,13 +16,10 @@ documented scale:
 
 from __future__ import annotations
 
-from typing import Tuple
-
 import numpy as np
 import SimpleITK as sitk
 
 from MedFusionLib.core.options import MODALITY
-from MedFusionLib.core.errors import MedFusionError
 
 CT_WINDOW = (-500.0, 1100.0)
 PERCENTILES = (0.5, 99.5)
@@ -37,7 +34,7 @@ def guess_modality(image: sitk.Image) -> str:
     return "ct" if minimum < -500 else "mr"
 
 
-def _percentile_range(array: np.ndarray) -> Tuple[float, float]:
+def _percentile_range(array: np.ndarray) -> tuple[float, float]:
     low = float(np.percentile(array, PERCENTILES[0]))
     top = float(array.max())
     foreground = array[array > low + BACKGROUND_FRACTION * (top - low)]
@@ -45,7 +42,7 @@ def _percentile_range(array: np.ndarray) -> Tuple[float, float]:
     return low, max(high, low + 1e-6)
 
 
-def intensity_range(image: sitk.Image, modality: str = MODALITY.default) -> Tuple[float, float, str]:
+def intensity_range(image: sitk.Image, modality: str = MODALITY.default) -> tuple[float, float, str]:
     """The (low, high) intensities mapped to 0 and 1, and a one-line description of the rule."""
     MODALITY.check(modality)
     chosen = guess_modality(image) if modality == "auto" else modality
@@ -58,7 +55,7 @@ def intensity_range(image: sitk.Image, modality: str = MODALITY.default) -> Tupl
     return low, high, f"{chosen}: percentiles {PERCENTILES[0]}..{PERCENTILES[1]} -> {low:.4g}..{high:.4g}"
 
 
-def normalize(image: sitk.Image, modality: str = MODALITY.default) -> Tuple[np.ndarray, str]:
+def normalize(image: sitk.Image, modality: str = MODALITY.default) -> tuple[np.ndarray, str]:
     """The image's voxels as float32 in 0..1 (array order z, y, x) and the rule used."""
     low, high, rule = intensity_range(image, modality)
     array = sitk.GetArrayFromImage(image).astype(np.float32)

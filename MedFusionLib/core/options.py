@@ -1,5 +1,7 @@
 """The one schema of user choices: every front-end (CLI, pipeline, scene logic, Slicer module, web app, study)
-takes its enumerations and defaults from here, so they can never disagree on what a word means.
+takes its enumerations and defaults from here, so they can never disagree on what a word means. The fusion
+method is the one open-ended choice: its values and default come from the method registry
+(``MedFusionLib.fusion.available_methods()`` / ``default_method_name()``; ``None`` means the default).
 
 Each :class:`Choice` holds the allowed values, the single default, display labels for GUIs (a parameter node
 stores the *value*, never the label) and a one-line help text. ``check`` turns a bad value into a one-line
@@ -48,26 +50,34 @@ class Choice:
 
 
 MODE = Choice(
-    "mode", ("slice", "volume"), "slice",
+    "mode",
+    ("slice", "volume"),
+    "slice",
     "slice: the 2-D method over the slices of the chosen axis; volume: the method's 3-D form",
     labels={"slice": "slice-wise (2-D)", "volume": "volumetric (3-D)"},
 )
 
 AXIS = Choice(
-    "axis", (2, 1, 0), 2,
+    "axis",
+    (2, 1, 0),
+    2,
     "image axis cut by slice mode: 0 = i (x, sagittal), 1 = j (y, coronal), 2 = k (z, axial)",
     labels={2: "k (axial)", 1: "j (coronal)", 0: "i (sagittal)"},
 )
 
 REGISTRATION = Choice(
-    "registration", ("none", "rigid", "affine", "deformable"), "none",
+    "registration",
+    ("none", "rigid", "affine", "deformable"),
+    "none",
     "align inputs 2.. to the first before fusing (none: header geometry only)",
 )
 
 REGISTRATION_MODES = REGISTRATION.values[1:]  # what the registration core itself accepts
 
 COLOUR = Choice(
-    "colour", ("none", "auto", "hot", "pet", "rainbow"), "none",
+    "colour",
+    ("none", "auto", "hot", "pet", "rainbow"),
+    "none",
     "RGB output with the functional input's colour over the fused image: auto (the functional input's own "
     "colours, or the PET map) or a map (hot, pet, rainbow); none: grey output",
 )
@@ -75,45 +85,30 @@ COLOUR = Choice(
 COLOUR_MAP_NAMES = COLOUR.values[2:]  # the named colour maps (colour.COLOUR_MAPS holds their control points)
 
 OVERLAY_MAP = Choice(
-    "overlay map", ("auto", "grey", "pet"), "auto",
+    "overlay map",
+    ("auto", "grey", "pet"),
+    "auto",
     "colour table of a grey fused volume shown in Slicer's views: auto (PET heat when a PET/SPECT input is "
     "present, else grey), grey or pet",
 )
 
 DISPLAY_MODE = Choice(
-    "display mode", ("overlay", "fused"), "overlay",
+    "display mode",
+    ("overlay", "fused"),
+    "overlay",
     "overlay: the fused volume over the reference at the chosen opacity; fused: the fused volume alone",
 )
 
 MODALITY = Choice(
-    "modality", ("auto", "ct", "mr", "pet", "spect", "8bit"), "auto",
+    "modality",
+    ("auto", "ct", "mr", "pet", "spect", "8bit"),
+    "auto",
     "intensity rule per input: ct (fixed HU window), mr/pet/spect (percentiles), 8bit (as is), auto (guessed)",
 )
 
 FUNCTIONAL_MODALITIES = ("pet", "spect")  # inputs shown in colour (functional imaging)
 
 ALL_CHOICES = (MODE, AXIS, REGISTRATION, COLOUR, OVERLAY_MAP, DISPLAY_MODE, MODALITY)
-
-
-def method_names() -> tuple[str, ...]:
-    """The registered fusion methods (the ``method`` option's values; ``None`` means the default)."""
-    from MedFusionLib.fusion.registry import available_methods
-
-    return tuple(method.name for method in available_methods())
-
-
-def default_method() -> str:
-    """The registry's default fusion method."""
-    from MedFusionLib.fusion.registry import default_method_name
-
-    return default_method_name()
-
-
-def check_method(name: str | None) -> str:
-    """The method's name (the default for ``None`` or ""); a one-line error for an unknown name."""
-    from MedFusionLib.fusion.registry import get_method
-
-    return get_method(name or None).name
 
 
 @dataclass(frozen=True)
@@ -140,14 +135,15 @@ class FusionOptions:
         if self.modalities is not None and not isinstance(self.modalities, tuple):
             object.__setattr__(self, "modalities", tuple(self.modalities))
 
-    def fuse_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`MedFusionLib.pipeline.fuse_images`."""
-        return {"method": self.method, "mode": self.mode, "axis": self.axis, "registration": self.registration,
-                "modalities": list(self.modalities) if self.modalities else None, "colour": self.colour,
-                "functional": self.functional}
-
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (records, job files, study protocol)."""
-        return {"method": self.method, "mode": self.mode, "axis": self.axis, "registration": self.registration,
-                "modalities": list(self.modalities) if self.modalities else None, "colour": self.colour,
-                "functional": self.functional}
+        """JSON-ready form (records, job files, study protocol); also the keyword arguments of
+        :func:`MedFusionLib.pipeline.fuse_images`."""
+        return {
+            "method": self.method,
+            "mode": self.mode,
+            "axis": self.axis,
+            "registration": self.registration,
+            "modalities": list(self.modalities) if self.modalities else None,
+            "colour": self.colour,
+            "functional": self.functional,
+        }

@@ -11,9 +11,9 @@ Plain callables keep the library free of Qt and easy to drive from the CLI, Slic
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Callable, Iterator, Optional
 
 from MedFusionLib.core.errors import OperationCancelled
 
@@ -21,19 +21,19 @@ ProgressCallback = Callable[[float, str], None]
 CancelCallback = Callable[[], bool]
 
 
-def report(progress: Optional[ProgressCallback], fraction: float, message: str) -> None:
+def report(progress: ProgressCallback | None, fraction: float, message: str) -> None:
     """Call ``progress`` if given, clamping the fraction to 0..1."""
     if progress is not None:
         progress(min(1.0, max(0.0, float(fraction))), message)
 
 
-def check_cancel(cancel: Optional[CancelCallback]) -> None:
+def check_cancel(cancel: CancelCallback | None) -> None:
     """Raise OperationCancelled when the user asked to stop."""
     if cancel is not None and cancel():
         raise OperationCancelled("cancelled by the user")
 
 
-def sub_progress(progress: Optional[ProgressCallback], start: float, stop: float) -> Optional[ProgressCallback]:
+def sub_progress(progress: ProgressCallback | None, start: float, stop: float) -> ProgressCallback | None:
     """Map a sub-task's 0..1 progress into the ``start..stop`` part of the parent's range."""
     if progress is None:
         return None
@@ -44,11 +44,11 @@ def sub_progress(progress: Optional[ProgressCallback], start: float, stop: float
     return _scaled
 
 
-_SCOPE_CANCEL: ContextVar[Optional[CancelCallback]] = ContextVar("medfusion_cancel", default=None)
+_SCOPE_CANCEL: ContextVar[CancelCallback | None] = ContextVar("medfusion_cancel", default=None)
 
 
 @contextmanager
-def cancel_scope(cancel: Optional[CancelCallback]) -> Iterator[None]:
+def cancel_scope(cancel: CancelCallback | None) -> Iterator[None]:
     """Make ``cancel`` visible to :func:`check_scope` in the code below (a method's ``fuse_volume`` takes no
     callbacks, so the inference loops it runs check the scope instead: Cancel is honoured within one chunk)."""
     token = _SCOPE_CANCEL.set(cancel)

@@ -19,7 +19,7 @@ Inputs are arrays of one shape on any common scale (the ratio is scale-free).
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -45,7 +45,9 @@ def _ratio(fused: np.ndarray, sources: Sequence[np.ndarray], axis: int, level: f
     return float(fused_jump / reference) if reference > 0 else float("inf") if fused_jump > 0 else 1.0
 
 
-def through_plane_consistency(fused: np.ndarray, sources: Sequence[np.ndarray], axis: int = 0, level: float = 0.02) -> Dict[str, object]:
+def through_plane_consistency(
+    fused: np.ndarray, sources: Sequence[np.ndarray], axis: int = 0, level: float = 0.02
+) -> dict[str, object]:
     """Through-plane jump ratio of ``fused`` against ``sources`` (3-D arrays, same shape); see the module doc.
 
     ``level`` is the foreground threshold on the arrays' scale (0.02 suits 0..1 data; use ~5 for 0..255).

@@ -7,15 +7,12 @@ float32 stacks in 0..1.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
 from MedFusionLib.core.errors import MedFusionError
-from MedFusionLib.core.progress import CancelCallback
-from MedFusionLib.core.progress import ProgressCallback
-from MedFusionLib.core.progress import cancel_scope, check_cancel
-from MedFusionLib.core.progress import report
+from MedFusionLib.core.progress import CancelCallback, ProgressCallback, cancel_scope, check_cancel, report
 from MedFusionLib.fusion.registry import FusionMethod, get_method
 
 FOREGROUND_LEVEL = 0.02  # normalised intensity above which a pixel counts as foreground
@@ -23,7 +20,7 @@ CROP_MARGIN = 8  # pixels kept around the joint foreground, so filters see some 
 DEFAULT_BATCH = 16
 
 
-def foreground_box(stack: np.ndarray, margin: int = CROP_MARGIN) -> Tuple[slice, ...]:
+def foreground_box(stack: np.ndarray, margin: int = CROP_MARGIN) -> tuple[slice, ...]:
     """Bounding box (over the spatial axes of ``stack``, inputs on axis 0) of voxels where any input is bright."""
     mask = (stack > FOREGROUND_LEVEL).any(axis=0)
     if not mask.any():
@@ -36,7 +33,7 @@ def foreground_box(stack: np.ndarray, margin: int = CROP_MARGIN) -> Tuple[slice,
     return tuple(box)
 
 
-def _check_output(result: np.ndarray, expected: Tuple[int, ...], method: FusionMethod) -> np.ndarray:
+def _check_output(result: np.ndarray, expected: tuple[int, ...], method: FusionMethod) -> np.ndarray:
     if result.shape != expected:
         raise RuntimeError(f"method {method.name!r} returned shape {result.shape}, expected {expected}")
     return np.nan_to_num(result.astype(np.float32, copy=False), copy=False, nan=0.0, posinf=1.0, neginf=0.0)
@@ -44,13 +41,13 @@ def _check_output(result: np.ndarray, expected: Tuple[int, ...], method: FusionM
 
 def fuse_arrays(
     sources: Sequence[np.ndarray],
-    method: Optional[str] = None,
+    method: str | None = None,
     mode: str = "slice",
     axis: int = 0,
     *,
     batch_size: int = DEFAULT_BATCH,
-    progress: Optional[ProgressCallback] = None,
-    cancel: Optional[CancelCallback] = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
 ) -> np.ndarray:
     """Fuse co-registered arrays of equal shape, intensities normalised to 0..1.
 

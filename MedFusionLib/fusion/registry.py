@@ -14,12 +14,13 @@ Methods that need a trained network load it lazily (and once) inside these calla
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.core.options import MODE
 
 FAMILIES = (
     "classical",
@@ -30,7 +31,7 @@ FAMILIES = (
     "feature-extraction",
     "multi-encoder",
 )
-MODES = ("slice", "volume")
+MODES = MODE.values
 
 FuseFunction = Callable[[np.ndarray], np.ndarray]
 
@@ -42,14 +43,14 @@ class FusionMethod:
     name: str
     family: str
     description: str
-    fuse_slices: Optional[FuseFunction] = None
-    fuse_volume: Optional[FuseFunction] = None
-    inputs: Union[int, str] = 2  # 2, or "n" for any number >= 2
+    fuse_slices: FuseFunction | None = None
+    fuse_volume: FuseFunction | None = None
+    inputs: int | str = 2  # 2, or "n" for any number >= 2
     volume_note: str = ""  # what 'volume' mode means for this method (documentation)
-    references: Tuple[str, ...] = field(default_factory=tuple)
+    references: tuple[str, ...] = field(default_factory=tuple)
 
     @property
-    def modes(self) -> List[str]:
+    def modes(self) -> list[str]:
         modes = []
         if self.fuse_slices is not None:
             modes.append("slice")
@@ -72,7 +73,7 @@ class FusionMethod:
             raise MedFusionError(f"method {self.name!r} supports modes {self.modes}, not {mode!r}")
 
 
-_REGISTRY: Dict[str, FusionMethod] = {}
+_REGISTRY: dict[str, FusionMethod] = {}
 
 
 def register_method(method: FusionMethod) -> FusionMethod:
@@ -91,7 +92,7 @@ def _ensure_loaded() -> None:
     from MedFusionLib.fusion import methods  # noqa: F401  (importing registers every shipped method)
 
 
-def available_methods() -> List[FusionMethod]:
+def available_methods() -> list[FusionMethod]:
     """All registered methods, in registration order."""
     _ensure_loaded()
     return list(_REGISTRY.values())
@@ -104,7 +105,7 @@ def default_method_name() -> str:
     return DEFAULT_METHOD
 
 
-def get_method(name: Optional[str]) -> FusionMethod:
+def get_method(name: str | None) -> FusionMethod:
     """Look a method up by name (``None`` gives the default); unknown names raise a clear error."""
     _ensure_loaded()
     if name is None:
@@ -116,7 +117,7 @@ def get_method(name: Optional[str]) -> FusionMethod:
         raise MedFusionError(f"unknown fusion method {name!r} (known: {known})") from None
 
 
-def describe_methods() -> List[dict]:
+def describe_methods() -> list[dict]:
     """JSON-ready list used by ``medfusion methods --json`` and the Slicer method combo."""
     default = default_method_name()
     return [

@@ -20,8 +20,8 @@ import contextlib
 import functools
 import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -40,12 +40,14 @@ def weight_path(name: str) -> Path:
     return (Path(override) if override else WEIGHTS_DIR) / f"{name}.pt"
 
 
-@functools.lru_cache(maxsize=None)
-def load_network(name: str, path: Optional[str] = None) -> torch.nn.Module:
+@functools.cache
+def load_network(name: str, path: str | None = None) -> torch.nn.Module:
     """The network of weight file ``name`` (``MedFusionLib/weights/<name>.pt``), in eval mode, float32."""
     file = Path(path) if path else weight_path(name)
     if not file.exists():
-        raise MedFusionError(f"weights for {name!r} not found at {file}; train them with 'medfusion train {name} --data DIR'")
+        raise MedFusionError(
+            f"weights for {name!r} not found at {file}; train them with 'medfusion train {name} --data DIR'"
+        )
     payload = torch.load(file, map_location="cpu", weights_only=True)
     net = build_network(payload["network"], payload["config"])
     net.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
@@ -117,7 +119,9 @@ def _autocast():
     return contextlib.nullcontext()
 
 
-def run_slices(forward: Callable[[torch.Tensor], torch.Tensor], stack: np.ndarray, max_pixels: int = MAX_CHUNK_PIXELS) -> np.ndarray:
+def run_slices(
+    forward: Callable[[torch.Tensor], torch.Tensor], stack: np.ndarray, max_pixels: int = MAX_CHUNK_PIXELS
+) -> np.ndarray:
     """``forward``: (n, b, 1, H, W) tensor -> (b, 1, H, W); ``stack`` (n, batch, H, W) float32 -> (batch, H, W).
 
     At most ``max_pixels`` pixels per input go through the network at once (wide networks pass less).
@@ -133,8 +137,9 @@ def run_slices(forward: Callable[[torch.Tensor], torch.Tensor], stack: np.ndarra
     return out
 
 
-def run_triplanar(forward: Callable[[torch.Tensor], torch.Tensor], stack: np.ndarray,
-                  max_pixels: int = MAX_CHUNK_PIXELS) -> np.ndarray:
+def run_triplanar(
+    forward: Callable[[torch.Tensor], torch.Tensor], stack: np.ndarray, max_pixels: int = MAX_CHUNK_PIXELS
+) -> np.ndarray:
     """2.5-D volume mode of a 2-D network: ``run_slices`` along each of the three axes of ``stack``
     (n, D, H, W), the three results averaged (fewer seams than one axis, at three times the cost)."""
     out = np.zeros(stack.shape[1:], np.float32)
@@ -151,7 +156,9 @@ def fuse_with_2d_network(name: str, stack: np.ndarray, mode: str, max_pixels: in
     return run(net, stack, max_pixels)
 
 
-def run_tiled_3d(forward: Callable[[torch.Tensor], torch.Tensor], stack: np.ndarray, halo: int, tile: int = TILE) -> np.ndarray:
+def run_tiled_3d(
+    forward: Callable[[torch.Tensor], torch.Tensor], stack: np.ndarray, halo: int, tile: int = TILE
+) -> np.ndarray:
     """``forward``: (n, 1, 1, d, h, w) -> (1, 1, d, h, w); ``stack`` (n, D, H, W) -> (D, H, W), tiled with ``halo``."""
     shape = stack.shape[1:]
     out = np.empty(shape, np.float32)

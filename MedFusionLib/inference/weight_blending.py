@@ -8,16 +8,15 @@ not import torch.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from MedFusionLib.networks import decision_map as dm
-from MedFusionLib.inference.runtime import MAX_CHUNK_PIXELS
-from MedFusionLib.inference.runtime import torch_threads
 from MedFusionLib.core.progress import check_scope
+from MedFusionLib.inference.runtime import MAX_CHUNK_PIXELS, torch_threads
+from MedFusionLib.networks import layers
 
 FEATURE_CHUNK_DIVISOR = 8  # feature maps are wide: fewer pixels per forward pass than plain inference
 RADIUS = 4
@@ -36,7 +35,9 @@ def triplanar_weights(weight_fn: Callable[[torch.Tensor], torch.Tensor], stack: 
             view = np.moveaxis(total, axis + 1, 1)
             for start in range(0, moved.shape[1], chunk):
                 check_scope()
-                x = torch.from_numpy(np.ascontiguousarray(moved[:, start : start + chunk], dtype=np.float32)).unsqueeze(2)
+                x = torch.from_numpy(np.ascontiguousarray(moved[:, start : start + chunk], dtype=np.float32)).unsqueeze(
+                    2
+                )
                 view[:, start : start + chunk] += weight_fn(x)[:, :, 0].float().numpy()
     total /= 3.0
     return total
@@ -46,9 +47,9 @@ def blend_volume(stack: np.ndarray, weights: np.ndarray, sigma: float, levels: i
     """3-D post-processing and blending: smooth ``weights`` (n, D, H, W), renormalise, 3-D Laplacian pyramid."""
     with torch_threads(), torch.inference_mode():
         w = torch.from_numpy(weights).unsqueeze(1).unsqueeze(1)  # (n, 1, 1, D, H, W)
-        w = dm.smooth_weights(w, sigma)
+        w = layers.smooth_weights(w, sigma)
         x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32)).unsqueeze(1).unsqueeze(1)
-        return dm.laplacian_blend(x, w, levels)[0, 0].clamp_(0, 1).numpy()
+        return layers.laplacian_blend(x, w, levels)[0, 0].clamp_(0, 1).numpy()
 
 
 def level_activities(encoder: torch.nn.Module, x: torch.Tensor, bounds, radius: int = RADIUS) -> torch.Tensor:

@@ -6,7 +6,7 @@ slices are filtered in one call (the leading axes are batch axes).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage

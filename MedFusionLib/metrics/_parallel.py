@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional
 
 
 def _default_workers() -> int:
@@ -20,11 +19,11 @@ def _default_workers() -> int:
 
 WORKERS = _default_workers()
 _lock = threading.Lock()
-_pool: Optional[ThreadPoolExecutor] = None
+_pool: ThreadPoolExecutor | None = None
 _pool_pid = -1
 
 
-def get_pool() -> Optional[ThreadPoolExecutor]:
+def get_pool() -> ThreadPoolExecutor | None:
     """The shared pool (WORKERS threads), or None when running single-threaded.
 
     A forked child process does not inherit the parent's threads, so it gets a pool of its own.

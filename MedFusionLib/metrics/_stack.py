@@ -7,7 +7,8 @@ metrics (quantised images, histograms, window statistics) are cached on the stac
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 
@@ -17,10 +18,10 @@ T = TypeVar("T")
 class Stack:
     """Sources and fused image as float64 ``(B, H, W)`` arrays (owned copies; kernels must not modify them)."""
 
-    def __init__(self, sources: List[np.ndarray], fused: np.ndarray) -> None:
+    def __init__(self, sources: list[np.ndarray], fused: np.ndarray) -> None:
         self.sources = sources
         self.fused = fused
-        self._cache: Dict[str, object] = {}
+        self._cache: dict[str, object] = {}
 
     @property
     def batch(self) -> int:

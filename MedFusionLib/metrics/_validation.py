@@ -6,7 +6,7 @@ their inputs (every array is copied or converted before use).
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -16,8 +16,8 @@ MIN_SIDE = 11  # the SSIM window is 11 x 11; smaller images have no valid SSIM p
 
 
 def as_float_arrays(
-    sources: Sequence[np.ndarray], fused: np.ndarray, ndims: Tuple[int, ...] = (2,)
-) -> Tuple[List[np.ndarray], np.ndarray]:
+    sources: Sequence[np.ndarray], fused: np.ndarray, ndims: tuple[int, ...] = (2,)
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Validate ``sources`` and ``fused`` and return float64 copies (never views of the caller's data)."""
     if isinstance(sources, np.ndarray) and sources.ndim in (3, 4):
         raise InputError("sources must be a sequence of arrays (a list), not a single stacked array")
@@ -37,7 +37,7 @@ def as_float_arrays(
     return arrays[:-1], arrays[-1]
 
 
-def _check_one(label: str, arr: np.ndarray, ndims: Tuple[int, ...]) -> np.ndarray:
+def _check_one(label: str, arr: np.ndarray, ndims: tuple[int, ...]) -> np.ndarray:
     if arr is None:
         raise InputError(f"{label} is missing (None)")
     a = np.asarray(arr)
@@ -58,7 +58,9 @@ def _check_one(label: str, arr: np.ndarray, ndims: Tuple[int, ...]) -> np.ndarra
     return out
 
 
-def check_slice_size(shape: Tuple[int, int]) -> None:
+def check_slice_size(shape: tuple[int, int]) -> None:
     """Reject slices smaller than the SSIM window (no valid position would exist)."""
     if min(shape) < MIN_SIDE:
-        raise InputError(f"images are too small: slices of {tuple(shape)} pixels, metrics need at least {MIN_SIDE}x{MIN_SIDE}")
+        raise InputError(
+            f"images are too small: slices of {tuple(shape)} pixels, metrics need at least {MIN_SIDE}x{MIN_SIDE}"
+        )

@@ -24,8 +24,6 @@ transcription of the spec.
 
 from __future__ import annotations
 
-from typing import Dict
-
 import numpy as np
 
 from MedFusionLib.metrics._stack import Stack
@@ -54,7 +52,7 @@ def windows(x: np.ndarray) -> np.ndarray:
     return out.reshape(L, -1)
 
 
-def window_stats(w: np.ndarray) -> Dict[str, np.ndarray]:
+def window_stats(w: np.ndarray) -> dict[str, np.ndarray]:
     """Statistics of non-constant windows (9, n): pdf, cdf, log-pdf, entropy, deviation, moments for c.
 
     ``p = (x - min) / sum(x - min)`` equals the spec's min-max normalisation followed by division by the

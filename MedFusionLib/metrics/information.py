@@ -7,8 +7,6 @@ entropies are cached on the stack, so the three metrics share one set of histogr
 
 from __future__ import annotations
 
-from typing import List
-
 import numpy as np
 
 from MedFusionLib.metrics._stack import Stack
@@ -33,7 +31,7 @@ def quantise(x: np.ndarray) -> np.ndarray:
     return round_half_away(v).astype(np.int64)
 
 
-def _images(st: Stack) -> List[np.ndarray]:
+def _images(st: Stack) -> list[np.ndarray]:
     return st.sources + [st.fused]
 
 

@@ -12,7 +12,6 @@ import numpy as np
 from MedFusionLib.metrics._stack import Stack
 
 
-
 def entropy_from_counts(counts: np.ndarray) -> np.ndarray:
     """Shannon entropy in bits of histograms along the last axis (``-sum p log2 p`` over non-zero p)."""
     counts = counts.astype(np.float64, copy=False)

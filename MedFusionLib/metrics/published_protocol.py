@@ -14,7 +14,7 @@ next to theirs. It is not one of the product's metrics and is not shown in reado
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage

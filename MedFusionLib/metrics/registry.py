@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -37,30 +37,130 @@ class MetricInfo:
     kernel: Kernel
 
 
-_TABLE: List[MetricInfo] = [
-    MetricInfo("EN", "entropy", "higher", "0..8", "Shannon entropy (bits) of the fused image's 256-bin histogram", _nr.entropy),
-    MetricInfo("SD", "standard deviation", "higher", "0..127.5", "population standard deviation of the fused image (contrast)", _nr.standard_deviation),
-    MetricInfo("SF", "spatial frequency", "higher", "0..360.6", "RMS of horizontal and vertical first differences (overall activity)", _nr.spatial_frequency),
-    MetricInfo("AG", "average gradient", "higher", "0..~255", "mean gradient magnitude of the fused image (sharpness)", _nr.average_gradient),
-    MetricInfo("EI", "edge intensity", "higher", "0..~1443", "mean Sobel gradient magnitude of the fused image", _nr.edge_intensity),
-    MetricInfo("MI", "mutual information", "higher", "0..8 per source", "sum over sources of MI(S, F) in bits", _inf.mutual_information),
-    MetricInfo("NMI", "normalised mutual information", "higher", "0..2 per source", "Hossny's 2 MI(S,F) / (H(S) + H(F)), summed over sources", _inf.normalized_mutual_information),
-    MetricInfo("FMI", "feature mutual information", "higher", "0..1", "Haghighat's fast-FMI on raw pixels, 3x3 windows, mean over sources", _fmi.fmi),
-    MetricInfo("QNCIE", "nonlinear correlation information entropy", "higher", "0..1", "NCIE of the sources and F from the eigenvalues of their NCC matrix", _inf.qncie),
-    MetricInfo("SSIM", "structural similarity", "higher", "-1..1 per source", "Wang et al. SSIM (11x11 Gaussian, L = 255) summed over sources", _st.ssim),
-    MetricInfo("QABF", "edge preservation", "higher", "0..1", "Xydeas-Petrovic share of source edge strength and orientation kept in F", _st.qabf),
-    MetricInfo("MSE", "mean squared error", "lower", "0..65025", "mean over sources of the mean squared difference to F", _st.mse),
+_TABLE: list[MetricInfo] = [
+    MetricInfo(
+        "EN", "entropy", "higher", "0..8", "Shannon entropy (bits) of the fused image's 256-bin histogram", _nr.entropy
+    ),
+    MetricInfo(
+        "SD",
+        "standard deviation",
+        "higher",
+        "0..127.5",
+        "population standard deviation of the fused image (contrast)",
+        _nr.standard_deviation,
+    ),
+    MetricInfo(
+        "SF",
+        "spatial frequency",
+        "higher",
+        "0..360.6",
+        "RMS of horizontal and vertical first differences (overall activity)",
+        _nr.spatial_frequency,
+    ),
+    MetricInfo(
+        "AG",
+        "average gradient",
+        "higher",
+        "0..~255",
+        "mean gradient magnitude of the fused image (sharpness)",
+        _nr.average_gradient,
+    ),
+    MetricInfo(
+        "EI",
+        "edge intensity",
+        "higher",
+        "0..~1443",
+        "mean Sobel gradient magnitude of the fused image",
+        _nr.edge_intensity,
+    ),
+    MetricInfo(
+        "MI",
+        "mutual information",
+        "higher",
+        "0..8 per source",
+        "sum over sources of MI(S, F) in bits",
+        _inf.mutual_information,
+    ),
+    MetricInfo(
+        "NMI",
+        "normalised mutual information",
+        "higher",
+        "0..2 per source",
+        "Hossny's 2 MI(S,F) / (H(S) + H(F)), summed over sources",
+        _inf.normalized_mutual_information,
+    ),
+    MetricInfo(
+        "FMI",
+        "feature mutual information",
+        "higher",
+        "0..1",
+        "Haghighat's fast-FMI on raw pixels, 3x3 windows, mean over sources",
+        _fmi.fmi,
+    ),
+    MetricInfo(
+        "QNCIE",
+        "nonlinear correlation information entropy",
+        "higher",
+        "0..1",
+        "NCIE of the sources and F from the eigenvalues of their NCC matrix",
+        _inf.qncie,
+    ),
+    MetricInfo(
+        "SSIM",
+        "structural similarity",
+        "higher",
+        "-1..1 per source",
+        "Wang et al. SSIM (11x11 Gaussian, L = 255) summed over sources",
+        _st.ssim,
+    ),
+    MetricInfo(
+        "QABF",
+        "edge preservation",
+        "higher",
+        "0..1",
+        "Xydeas-Petrovic share of source edge strength and orientation kept in F",
+        _st.qabf,
+    ),
+    MetricInfo(
+        "MSE",
+        "mean squared error",
+        "lower",
+        "0..65025",
+        "mean over sources of the mean squared difference to F",
+        _st.mse,
+    ),
     MetricInfo("RMSE", "root mean squared error", "lower", "0..255", "square root of MSE", _st.rmse),
-    MetricInfo("PSNR", "peak signal-to-noise ratio", "higher", "0..100 dB (capped)", "10 log10(255^2 / MSE); capped at 100 dB (identical images)", _st.psnr),
-    MetricInfo("VIF", "visual information fidelity", "higher", "0..~1 per source", "Sheikh-Bovik pixel-domain VIF (4 scales) summed over sources", _vif.vif),
-    MetricInfo("SCD", "sum of the correlations of differences", "higher", "-2..2", "corr(A, F - B) + corr(B, F - A) (other sources summed for N > 2)", _st.scd),
+    MetricInfo(
+        "PSNR",
+        "peak signal-to-noise ratio",
+        "higher",
+        "0..100 dB (capped)",
+        "10 log10(255^2 / MSE); capped at 100 dB (identical images)",
+        _st.psnr,
+    ),
+    MetricInfo(
+        "VIF",
+        "visual information fidelity",
+        "higher",
+        "0..~1 per source",
+        "Sheikh-Bovik pixel-domain VIF (4 scales) summed over sources",
+        _vif.vif,
+    ),
+    MetricInfo(
+        "SCD",
+        "sum of the correlations of differences",
+        "higher",
+        "-2..2",
+        "corr(A, F - B) + corr(B, F - A) (other sources summed for N > 2)",
+        _st.scd,
+    ),
 ]
 
-METRICS: Dict[str, MetricInfo] = {m.key: m for m in _TABLE}
+METRICS: dict[str, MetricInfo] = {m.key: m for m in _TABLE}
 METRIC_KEYS: tuple = tuple(m.key for m in _TABLE)
 
 
-def resolve_keys(keys: Optional[Sequence[str]]) -> List[str]:
+def resolve_keys(keys: Sequence[str] | None) -> list[str]:
     """Validate a key selection; returns it in the canonical order (None = all 16)."""
     if keys is None:
         return list(METRIC_KEYS)
@@ -73,7 +173,7 @@ def resolve_keys(keys: Optional[Sequence[str]]) -> List[str]:
     return [k for k in METRIC_KEYS if k in wanted]
 
 
-def compute_stack(stack: Stack, keys: Sequence[str], parallel: bool = True) -> Dict[str, np.ndarray]:
+def compute_stack(stack: Stack, keys: Sequence[str], parallel: bool = True) -> dict[str, np.ndarray]:
     """Per-slice values (arrays of length B) for already-validated stacks.
 
     With ``parallel`` (and a thread pool), FMI - about half of the work - runs on the pool, one task per
@@ -93,7 +193,9 @@ def compute_stack(stack: Stack, keys: Sequence[str], parallel: bool = True) -> D
     return {k: values[k] for k in keys}
 
 
-def compute_metrics(sources: Sequence[np.ndarray], fused: np.ndarray, keys: Optional[Sequence[str]] = None) -> Dict[str, float]:
+def compute_metrics(
+    sources: Sequence[np.ndarray], fused: np.ndarray, keys: Sequence[str] | None = None
+) -> dict[str, float]:
     """The metrics of one 2-D set: ``sources`` (>= 2) and ``fused`` on the 0..255 scale, used as they are.
 
     Returns ``{key: float}`` in canonical order; every value is finite (see the degenerate-input conventions

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List
+from typing import Any
 
 from MedFusionLib.metrics.registry import METRICS
 
@@ -22,9 +22,9 @@ def _info(key: str):
     return METRICS.get(base), base != key
 
 
-def format_table(result: Dict[str, Any]) -> str:
+def format_table(result: dict[str, Any]) -> str:
     """Render ``score``/``compute_metrics`` output: one row per metric, then the protocol lines."""
-    rows: List[List[str]] = [["metric", "value", "better", "range", "description"]]
+    rows: list[list[str]] = [["metric", "value", "better", "range", "description"]]
     for key, value in result.items():
         if key == "protocol":
             continue
@@ -37,7 +37,11 @@ def format_table(result: Dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = []
     for j, r in enumerate(rows):
-        lines.append("  ".join([r[0].ljust(widths[0]), r[1].rjust(widths[1]), r[2].ljust(widths[2]), r[3].ljust(widths[3]), r[4]]).rstrip())
+        lines.append(
+            "  ".join(
+                [r[0].ljust(widths[0]), r[1].rjust(widths[1]), r[2].ljust(widths[2]), r[3].ljust(widths[3]), r[4]]
+            ).rstrip()
+        )
         if j == 0:
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 11)
     protocol = result.get("protocol")

@@ -7,7 +7,7 @@ all; a Pearson correlation with a constant operand is 0 (so SCD of F = A = B is 
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,7 +26,9 @@ QABF_TG, QABF_KG, QABF_DG = 0.9994, -15.0, 0.5
 QABF_TA, QABF_KA, QABF_DA = 0.9879, -22.0, 0.8
 
 
-def ssim_maps(sources: Sequence[np.ndarray], fused: np.ndarray, window: np.ndarray, axes: Tuple[int, ...]) -> List[np.ndarray]:
+def ssim_maps(
+    sources: Sequence[np.ndarray], fused: np.ndarray, window: np.ndarray, axes: tuple[int, ...]
+) -> list[np.ndarray]:
     """Wang et al. SSIM map of each source against F over the "valid" positions of a separable window.
 
     F's mean and second moment are filtered once and shared by the sources. Maps are filtered one at a
@@ -57,7 +59,7 @@ def ssim(st: Stack) -> np.ndarray:
     return sum(m.mean(axis=(-2, -1)) for m in ssim_maps(st.sources, st.fused, SSIM_WINDOW, (-2, -1)))
 
 
-def sobel(img: np.ndarray, pad_mode: str) -> Tuple[np.ndarray, np.ndarray]:
+def sobel(img: np.ndarray, pad_mode: str) -> tuple[np.ndarray, np.ndarray]:
     """Sobel correlation responses over the last two axes.
 
     ``gx`` uses [[-1,0,1],[-2,0,2],[-1,0,1]], ``gy`` [[1,2,1],[0,0,0],[-1,-2,-1]]; borders by ``np.pad``
@@ -72,7 +74,7 @@ def sobel(img: np.ndarray, pad_mode: str) -> Tuple[np.ndarray, np.ndarray]:
     return gx, gy
 
 
-def _sobel_strength_angle(img: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _sobel_strength_angle(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Zero-padded Sobel strength and atan (not atan2) orientation, pi/2 where gx = 0.
 
     The spec's "same" convolution flips both kernels, which negates gx and gy together: strength and
@@ -90,7 +92,9 @@ def _sobel_strength_angle(img: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 def relative_strength(g_s: np.ndarray, g_f: np.ndarray) -> np.ndarray:
     """G: gF/gS if gS > gF, gS/gF if gS < gF, and gF itself where they are equal (as the MATLAB original)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(g_s > g_f, g_f / np.where(g_s > 0, g_s, 1.0), np.where(g_s < g_f, g_s / np.where(g_f > 0, g_f, 1.0), g_f))
+        return np.where(
+            g_s > g_f, g_f / np.where(g_s > 0, g_s, 1.0), np.where(g_s < g_f, g_s / np.where(g_f > 0, g_f, 1.0), g_f)
+        )
 
 
 def edge_q(rel: np.ndarray, orient: np.ndarray) -> np.ndarray:
@@ -105,7 +109,7 @@ def edge_preservation(g_s: np.ndarray, a_s: np.ndarray, g_f: np.ndarray, a_f: np
     return edge_q(relative_strength(g_s, g_f), 1.0 - np.abs(a_s - a_f) / (np.pi / 2))
 
 
-def qabf_from_maps(strength_angle, fused_strength_angle, axes: Tuple[int, ...]) -> np.ndarray:
+def qabf_from_maps(strength_angle, fused_strength_angle, axes: tuple[int, ...]) -> np.ndarray:
     """QABF = sum_S(Q_SF g_S) / sum_S(g_S) over ``axes``; 0 where the sources have no gradient."""
     g_f, a_f = fused_strength_angle
     num = 0.0
@@ -125,7 +129,9 @@ def qabf(st: Stack) -> np.ndarray:
 
 def mse(st: Stack) -> np.ndarray:
     """MSE averaged over sources."""
-    return st.cached("MSE", lambda: sum(((s - st.fused) ** 2).mean(axis=(-2, -1)) for s in st.sources) / len(st.sources))
+    return st.cached(
+        "MSE", lambda: sum(((s - st.fused) ** 2).mean(axis=(-2, -1)) for s in st.sources) / len(st.sources)
+    )
 
 
 def rmse(st: Stack) -> np.ndarray:
@@ -145,7 +151,7 @@ def psnr(st: Stack) -> np.ndarray:
     return psnr_from_mse(mse(st))
 
 
-def pearson(x: np.ndarray, y: np.ndarray, axes: Tuple[int, ...] = (-2, -1)) -> np.ndarray:
+def pearson(x: np.ndarray, y: np.ndarray, axes: tuple[int, ...] = (-2, -1)) -> np.ndarray:
     """Pearson correlation over ``axes``; 0 when either operand is constant."""
     dx = x - x.mean(axis=axes, keepdims=True)
     dy = y - y.mean(axis=axes, keepdims=True)

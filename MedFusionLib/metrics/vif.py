@@ -7,8 +7,6 @@ MATLAB original, applied in the same order. The fused image's pyramid is shared 
 
 from __future__ import annotations
 
-from typing import List, Tuple
-
 import numpy as np
 
 from MedFusionLib.metrics._filters import correlate_valid, gaussian_window_1d
@@ -20,7 +18,7 @@ SCALES = 4
 WINDOWS = [gaussian_window_1d(2 ** (5 - s) + 1, (2 ** (5 - s) + 1) / 5.0) for s in range(1, SCALES + 1)]
 
 
-def _pyramid(images: np.ndarray) -> List[np.ndarray]:
+def _pyramid(images: np.ndarray) -> list[np.ndarray]:
     """A stack of images (leading axis) as seen at each scale (filtered + subsampled from scale 2 on)."""
     levels = []
     cur = images
@@ -32,7 +30,7 @@ def _pyramid(images: np.ndarray) -> List[np.ndarray]:
     return levels
 
 
-def vif_terms(level: np.ndarray, win: np.ndarray) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+def vif_terms(level: np.ndarray, win: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Numerator and denominator sums (per slice) of VIF(source -> F) at one scale, for every source.
 
     ``level`` stacks F first, then the sources. F's local mean and variance are shared by the sources.

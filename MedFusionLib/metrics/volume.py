@@ -18,16 +18,13 @@ computed on the whole normalised volumes (see ``volume3d``).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from MedFusionLib.core.errors import InputError
-from MedFusionLib.core.progress import CancelCallback
-from MedFusionLib.core.progress import ProgressCallback
-from MedFusionLib.core.progress import check_cancel
-from MedFusionLib.core.progress import report
-from MedFusionLib.core.progress import sub_progress
+from MedFusionLib.core.progress import CancelCallback, ProgressCallback, check_cancel, report, sub_progress
 from MedFusionLib.metrics._parallel import WORKERS, get_pool
 from MedFusionLib.metrics._stack import Stack
 from MedFusionLib.metrics._validation import as_float_arrays, check_slice_size
@@ -58,7 +55,7 @@ def percentile_normalise(v: np.ndarray) -> np.ndarray:
     return np.clip((v - lo) / (hi - lo), 0.0, 1.0) * 255.0
 
 
-def _as_is(arrays: List[np.ndarray]) -> List[np.ndarray]:
+def _as_is(arrays: list[np.ndarray]) -> list[np.ndarray]:
     for i, a in enumerate(arrays):
         if a.min() < -_TOLERANCE or a.max() > 255.0 + _TOLERANCE:
             raise InputError(
@@ -67,7 +64,7 @@ def _as_is(arrays: List[np.ndarray]) -> List[np.ndarray]:
     return [np.clip(a, 0.0, 255.0) for a in arrays]
 
 
-def _normalise(arrays: List[np.ndarray], rule: str, ndim: int) -> Tuple[List[np.ndarray], str]:
+def _normalise(arrays: list[np.ndarray], rule: str, ndim: int) -> tuple[list[np.ndarray], str]:
     if rule not in RULES:
         raise InputError(f"unknown normalisation rule {rule!r}; choose one of {', '.join(RULES)}")
     in_range = all(a.min() >= 0.0 and a.max() <= 255.0 for a in arrays)
@@ -87,10 +84,10 @@ def score(
     axis: int = 0,
     rule: str = "percentile",
     include_3d: bool = True,
-    keys: Optional[Sequence[str]] = None,
-    progress: Optional[ProgressCallback] = None,
-    cancel: Optional[CancelCallback] = None,
-) -> Dict[str, Any]:
+    keys: Sequence[str] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
+) -> dict[str, Any]:
     """Metrics of 2-D or 3-D arrays of any range, as a JSON-ready dict with the protocol that produced them.
 
     Returns the selected metric keys (floats, canonical order), for volumes the ``<KEY>3D`` variants when
@@ -107,22 +104,22 @@ def score(
         check_cancel(cancel)
         values = compute_stack(Stack([s[None] for s in srcs], fus[None]), selected)
         report(progress, 1.0, "metrics done")
-        result: Dict[str, Any] = {k: float(v[0]) for k, v in values.items()}
+        result: dict[str, Any] = {k: float(v[0]) for k, v in values.items()}
         result["protocol"] = {"dimensions": 2, "rule": rule_text, "axis": None, "sources": len(srcs)}
         return result
     return _score_volume(srcs, fus, selected, axis, rule_text, include_3d, progress, cancel)
 
 
 def _score_volume(
-    srcs: List[np.ndarray],
+    srcs: list[np.ndarray],
     fus: np.ndarray,
-    selected: List[str],
+    selected: list[str],
     axis: int,
     rule_text: str,
     include_3d: bool,
-    progress: Optional[ProgressCallback],
-    cancel: Optional[CancelCallback],
-) -> Dict[str, Any]:
+    progress: ProgressCallback | None,
+    cancel: CancelCallback | None,
+) -> dict[str, Any]:
     if not isinstance(axis, (int, np.integer)) or not -3 <= int(axis) < 3:
         raise InputError(f"axis must be 0, 1 or 2 for a volume, got {axis!r}")
     axis = int(axis) % 3
@@ -137,11 +134,11 @@ def _score_volume(
     part = 0.85 if include_3d else 1.0
     batches = [used[lo : lo + SLICES_PER_BATCH] for lo in range(0, used.size, SLICES_PER_BATCH)]
 
-    def run(idx: np.ndarray) -> Dict[str, np.ndarray]:
+    def run(idx: np.ndarray) -> dict[str, np.ndarray]:
         stack = Stack([np.ascontiguousarray(s[idx]) for s in moved[:-1]], np.ascontiguousarray(moved[-1][idx]))
         return compute_stack(stack, selected, parallel=False)
 
-    per_slice: List[Dict[str, np.ndarray]] = []
+    per_slice: list[dict[str, np.ndarray]] = []
     pool = get_pool()
     pending = []
     done = 0
@@ -165,9 +162,9 @@ def _score_volume(
     finally:
         for fut in pending:
             fut.cancel()
-    result: Dict[str, Any] = {k: float(np.mean(np.concatenate([b[k] for b in per_slice]))) for k in selected}
-    computed_3d: List[str] = []
-    skipped_3d: Dict[str, str] = {}
+    result: dict[str, Any] = {k: float(np.mean(np.concatenate([b[k] for b in per_slice]))) for k in selected}
+    computed_3d: list[str] = []
+    skipped_3d: dict[str, str] = {}
     if include_3d:
         wanted = [k for k in KEYS_3D if k[:-2] in selected]
         values_3d, skipped_3d = compute_3d(srcs, fus, wanted, progress=sub_progress(progress, part, 1.0), cancel=cancel)
@@ -176,7 +173,7 @@ def _score_volume(
                 result[k] = float(values_3d[k])
                 computed_3d.append(k)
     report(progress, 1.0, "metrics done")
-    protocol: Dict[str, Any] = {
+    protocol: dict[str, Any] = {
         "dimensions": 3,
         "rule": rule_text,
         "axis": axis,

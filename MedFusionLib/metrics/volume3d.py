@@ -18,14 +18,11 @@ thread pool.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from MedFusionLib.core.progress import CancelCallback
-from MedFusionLib.core.progress import ProgressCallback
-from MedFusionLib.core.progress import check_cancel
-from MedFusionLib.core.progress import report
+from MedFusionLib.core.progress import CancelCallback, ProgressCallback, check_cancel, report
 from MedFusionLib.metrics._filters import correlate_same
 from MedFusionLib.metrics._parallel import get_pool
 from MedFusionLib.metrics.information import LEVELS, quantise
@@ -46,7 +43,7 @@ def _entropies(codes: np.ndarray, bins: int) -> float:
     return float(entropy_from_counts(np.bincount(codes, minlength=bins)))
 
 
-def _mi_nmi(srcs: Sequence[np.ndarray], fus: np.ndarray) -> Tuple[float, float]:
+def _mi_nmi(srcs: Sequence[np.ndarray], fus: np.ndarray) -> tuple[float, float]:
     qf = _quantise_volume(fus)
     hf = _entropies(qf, LEVELS)
     mi_sum, nmi_sum = 0.0, 0.0
@@ -59,7 +56,7 @@ def _mi_nmi(srcs: Sequence[np.ndarray], fus: np.ndarray) -> Tuple[float, float]:
     return mi_sum, 2.0 * nmi_sum
 
 
-def _map_slabs(fn: Callable[[int, int], np.ndarray], count: int, cancel: Optional[CancelCallback]) -> np.ndarray:
+def _map_slabs(fn: Callable[[int, int], np.ndarray], count: int, cancel: CancelCallback | None) -> np.ndarray:
     """Sum of ``fn(z0, z1)`` over slabs of SLAB output slices, on the shared pool when there is one."""
     slabs = [(z0, min(count, z0 + SLAB)) for z0 in range(0, count, SLAB)]
     pool = get_pool()
@@ -76,7 +73,7 @@ def _map_slabs(fn: Callable[[int, int], np.ndarray], count: int, cancel: Optiona
     return total
 
 
-def _ssim3d(srcs: Sequence[np.ndarray], fus: np.ndarray, cancel: Optional[CancelCallback]) -> float:
+def _ssim3d(srcs: Sequence[np.ndarray], fus: np.ndarray, cancel: CancelCallback | None) -> float:
     k = len(SSIM_WINDOW)
     n_out = fus.shape[0] - k + 1
 
@@ -102,7 +99,7 @@ def _gradients(v: np.ndarray, z0: int, z1: int) -> np.ndarray:
     return np.stack(out)
 
 
-def _qabf3d(srcs: Sequence[np.ndarray], fus: np.ndarray, cancel: Optional[CancelCallback]) -> float:
+def _qabf3d(srcs: Sequence[np.ndarray], fus: np.ndarray, cancel: CancelCallback | None) -> float:
     def slab(z0: int, z1: int) -> np.ndarray:
         num, den = 0.0, 0.0
         gf = _gradients(fus, z0, z1)
@@ -124,15 +121,15 @@ def _qabf3d(srcs: Sequence[np.ndarray], fus: np.ndarray, cancel: Optional[Cancel
 
 
 def compute_3d(
-    srcs: List[np.ndarray],
+    srcs: list[np.ndarray],
     fus: np.ndarray,
     wanted: Sequence[str],
-    progress: Optional[ProgressCallback] = None,
-    cancel: Optional[CancelCallback] = None,
-) -> Tuple[Dict[str, float], Dict[str, str]]:
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
+) -> tuple[dict[str, float], dict[str, str]]:
     """The requested 3-D variants of normalised (0..255) volumes; returns (values, {skipped key: reason})."""
-    values: Dict[str, float] = {}
-    skipped: Dict[str, str] = {}
+    values: dict[str, float] = {}
+    skipped: dict[str, str] = {}
     steps = max(1, len(wanted))
     for i, key in enumerate(wanted):
         check_cancel(cancel)

@@ -10,7 +10,6 @@ logic and the slice logics created (what ``slicer.util.setSliceViewerLayers`` do
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 from MedFusionLib.core.options import FUNCTIONAL_MODALITIES
 
@@ -52,7 +51,7 @@ def colour_node_id(overlay_map: str, modalities) -> str:
     return PET_HEAT if any(m in FUNCTIONAL_MODALITIES for m in modalities) else GREY
 
 
-def configure_fused_display(node, colour_id: Optional[str]) -> None:
+def configure_fused_display(node, colour_id: str | None) -> None:
     """Display node for the fused volume: the colour map and a fixed 0..255 window (fused values' scale)."""
     if node.GetDisplayNode() is None:
         node.CreateDefaultDisplayNodes()
@@ -78,8 +77,10 @@ def ensure_display(node) -> None:
 
 def show_in_slice_views(scene, background, foreground, opacity: float, app_logic=None, fit: bool = True) -> int:
     """Set the layers of every slice view; returns the number of views set."""
-    composites = [scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
-                  for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode"))]
+    composites = [
+        scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
+        for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode"))
+    ]
     for composite in composites:
         was = composite.StartModify()
         composite.SetBackgroundVolumeID(background.GetID() if background is not None else None)

@@ -19,19 +19,15 @@ and :meth:`applyOutcome` (outcome -> nodes and views).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
-from MedFusionLib.core.errors import InputError
-from MedFusionLib.core.errors import MedFusionError
-from MedFusionLib.core.progress import check_cancel
-from MedFusionLib.core.progress import report
-from MedFusionLib.core.progress import sub_progress
+from MedFusionLib.core.errors import InputError, MedFusionError
 from MedFusionLib.core.options import AXIS, COLOUR, DISPLAY_MODE, MODE, OVERLAY_MAP, REGISTRATION
+from MedFusionLib.core.progress import check_cancel, report, sub_progress
 from MedFusionLib.mrml import display
-from MedFusionLib.pipeline.job import FusionOutcome, compute, functional_index
+from MedFusionLib.pipeline.job import FusionOutcome, compute
 
 ROLE = "MedFusion.Role"
 OUTPUT_METRICS_REFERENCE = "medfusionMetrics"
@@ -43,11 +39,11 @@ class MedFusionResult:
     transformNode: object  # first moving input's registration (None when registration is "none")
     metricsTableNode: object
     transformNodes: list = field(default_factory=list)
-    metrics: Optional[dict] = None
+    metrics: dict | None = None
     method: str = ""
     mode: str = ""
     registration: str = ""
-    outcome: Optional[FusionOutcome] = None
+    outcome: FusionOutcome | None = None
 
 
 class MedFusionLogic:
@@ -85,7 +81,7 @@ class MedFusionLogic:
 
     # -- methods, for the GUI ----------------------------------------------------------------------------
     @staticmethod
-    def methods() -> List[dict]:
+    def methods() -> list[dict]:
         from MedFusionLib.fusion import describe_methods
 
         return describe_methods()
@@ -97,11 +93,29 @@ class MedFusionLogic:
         return default_method_name()
 
     # -- the scripting contract -------------------------------------------------------------------------
-    def process(self, fixedNode, movingNode, method=None, mode=MODE.default, registration=REGISTRATION.default, *,
-                extraNodes=None, axis=AXIS.default, modalities=None, outputNode=None, opacity=0.5,
-                colour=COLOUR.default, overlayMap=OVERLAY_MAP.default, displayMode=DISPLAY_MODE.default,
-                showResult=True, computeMetrics=True, include3DMetrics=False, hardenTransform=False,
-                progress=None, cancel=None) -> MedFusionResult:
+    def process(
+        self,
+        fixedNode,
+        movingNode,
+        method=None,
+        mode=MODE.default,
+        registration=REGISTRATION.default,
+        *,
+        extraNodes=None,
+        axis=AXIS.default,
+        modalities=None,
+        outputNode=None,
+        opacity=0.5,
+        colour=COLOUR.default,
+        overlayMap=OVERLAY_MAP.default,
+        displayMode=DISPLAY_MODE.default,
+        showResult=True,
+        computeMetrics=True,
+        include3DMetrics=False,
+        hardenTransform=False,
+        progress=None,
+        cancel=None,
+    ) -> MedFusionResult:
         """Register ``movingNode`` (and ``extraNodes``) to ``fixedNode``, fuse, score and show the result.
 
         ``modalities``: one of auto/ct/mr/pet/spect per input (guessed from node attributes and names when
@@ -112,28 +126,67 @@ class MedFusionLogic:
         ``cancel() -> bool`` follow MedFusionLib.progress (cancelling leaves the scene as it was).
         """
         nodes = [fixedNode, movingNode] + list(extraNodes or [])
-        modalities = self.validate(nodes, method=method, mode=mode, registration=registration, axis=axis,
-                                   modalities=modalities, outputNode=outputNode, colour=colour,
-                                   overlayMap=overlayMap, displayMode=displayMode)
+        modalities = self.validate(
+            nodes,
+            method=method,
+            mode=mode,
+            registration=registration,
+            axis=axis,
+            modalities=modalities,
+            outputNode=outputNode,
+            colour=colour,
+            overlayMap=overlayMap,
+            displayMode=displayMode,
+        )
         report(progress, 0.0, "reading the volumes")
         images = self.prepareInputs(nodes, ignoreOwnRegistration=registration != "none")
         check_cancel(cancel)
-        outcome = compute(images, method=method, mode=mode, axis=axis, registration=registration,
-                          modalities=modalities, colour=colour, computeMetrics=computeMetrics,
-                          include3DMetrics=include3DMetrics, progress=sub_progress(progress, 0.02, 0.97),
-                          cancel=cancel)
+        outcome = compute(
+            images,
+            method=method,
+            mode=mode,
+            axis=axis,
+            registration=registration,
+            modalities=modalities,
+            colour=colour,
+            computeMetrics=computeMetrics,
+            include3DMetrics=include3DMetrics,
+            progress=sub_progress(progress, 0.02, 0.97),
+            cancel=cancel,
+        )
         check_cancel(cancel)
         report(progress, 0.97, "updating the scene")
-        result = self.applyOutcome(nodes, outcome, outputNode=outputNode, opacity=opacity, colour=colour,
-                                   overlayMap=overlayMap, displayMode=displayMode, showResult=showResult, modalities=modalities,
-                                   hardenTransform=hardenTransform, reference=images[0])
+        result = self.applyOutcome(
+            nodes,
+            outcome,
+            outputNode=outputNode,
+            opacity=opacity,
+            colour=colour,
+            overlayMap=overlayMap,
+            displayMode=displayMode,
+            showResult=showResult,
+            modalities=modalities,
+            hardenTransform=hardenTransform,
+            reference=images[0],
+        )
         report(progress, 1.0, "done")
         return result
 
     # -- steps -------------------------------------------------------------------------------------------
-    def validate(self, nodes, *, method=None, mode=MODE.default, registration=REGISTRATION.default,
-                 axis=AXIS.default, modalities=None, outputNode=None, colour=COLOUR.default,
-                 overlayMap=OVERLAY_MAP.default, displayMode=DISPLAY_MODE.default) -> List[str]:
+    def validate(
+        self,
+        nodes,
+        *,
+        method=None,
+        mode=MODE.default,
+        registration=REGISTRATION.default,
+        axis=AXIS.default,
+        modalities=None,
+        outputNode=None,
+        colour=COLOUR.default,
+        overlayMap=OVERLAY_MAP.default,
+        displayMode=DISPLAY_MODE.default,
+    ) -> list[str]:
         """Check everything before any work; returns the modality of each input."""
         from MedFusionLib.fusion import get_method
 
@@ -162,13 +215,16 @@ class MedFusionLogic:
         if outputNode is not None:
             wanted = "vtkMRMLVectorVolumeNode" if colour != "none" else "vtkMRMLScalarVolumeNode"
             vector = outputNode.IsA("vtkMRMLVectorVolumeNode")
-            if not outputNode.IsA(wanted) or (colour == "none" and (vector or outputNode.IsA("vtkMRMLLabelMapVolumeNode"))):
+            if not outputNode.IsA(wanted) or (
+                colour == "none" and (vector or outputNode.IsA("vtkMRMLLabelMapVolumeNode"))
+            ):
                 raise InputError(f"output {outputNode.GetName()!r} must be a {wanted} for colour option {colour!r}")
         if registration != "none":
             for node in nodes[1:]:
                 if self._base_parent_to_world(node) is None:
-                    raise InputError(f"{node.GetName()!r} is under a non-linear transform; harden it before "
-                                     "registering it")
+                    raise InputError(
+                        f"{node.GetName()!r} is under a non-linear transform; harden it before registering it"
+                    )
         if modalities is None:
             return [display.guess_node_modality(n) for n in nodes]
         modalities = list(modalities)
@@ -181,7 +237,7 @@ class MedFusionLogic:
         parent = node.GetParentTransformNode()
         return parent if parent is not None and parent.GetAttribute(ROLE) == "registration" else None
 
-    def _base_parent_to_world(self, node, ignoreOwn=True) -> Optional[np.ndarray]:
+    def _base_parent_to_world(self, node, ignoreOwn=True) -> np.ndarray | None:
         """Parent-to-world matrix of a node, ignoring a MedFusion registration transform on it when
         ``ignoreOwn`` (so that running again re-registers from the original position); None when
         non-linear."""
@@ -190,11 +246,11 @@ class MedFusionLogic:
         own = self._own_registration_parent(node) if ignoreOwn else None
         return parent_linear_to_world(own if own is not None else node)
 
-    def prepareInputs(self, nodes, ignoreOwnRegistration=True) -> List[sitk.Image]:
+    def prepareInputs(self, nodes, ignoreOwnRegistration=True) -> list[sitk.Image]:
         """The volumes as SimpleITK images (voxels copied) where they appear in the world; a registration
         transform made by an earlier run of MedFusion on a moving node is left out when
         ``ignoreOwnRegistration`` (the registration is being redone)."""
-        from MedFusionLib.mrml.nodes import _hardened_image, _image, _voxels, ijk_to_ras
+        from MedFusionLib.mrml.nodes import hardened_image, ijk_to_ras, image_from_voxels, volume_voxels
 
         images = []
         for index, node in enumerate(nodes):
@@ -202,14 +258,26 @@ class MedFusionLogic:
             if index == 0 or to_world is None:
                 from MedFusionLib.mrml.nodes import volume_to_image
 
-                images.append(volume_to_image(node) if index == 0 else _hardened_image(node))
+                images.append(volume_to_image(node) if index == 0 else hardened_image(node))
             else:
-                images.append(_image(_voxels(node), to_world @ ijk_to_ras(node)))
+                images.append(image_from_voxels(volume_voxels(node), to_world @ ijk_to_ras(node)))
         return images
 
-    def applyOutcome(self, nodes, outcome: FusionOutcome, *, outputNode=None, opacity=0.5,
-                     colour=COLOUR.default, overlayMap=OVERLAY_MAP.default, displayMode=DISPLAY_MODE.default, showResult=True, modalities=None, hardenTransform=False,
-                     reference: Optional[sitk.Image] = None) -> MedFusionResult:
+    def applyOutcome(
+        self,
+        nodes,
+        outcome: FusionOutcome,
+        *,
+        outputNode=None,
+        opacity=0.5,
+        colour=COLOUR.default,
+        overlayMap=OVERLAY_MAP.default,
+        displayMode=DISPLAY_MODE.default,
+        showResult=True,
+        modalities=None,
+        hardenTransform=False,
+        reference: sitk.Image | None = None,
+    ) -> MedFusionResult:
         """Create or update the output, transform and table nodes from an outcome, and show them."""
         from MedFusionLib.mrml import nodes as mrml_nodes
         from MedFusionLib.mrml.tables import update_metrics_table
@@ -230,8 +298,11 @@ class MedFusionLogic:
             base = self._base_parent_to_world(node)
             own = self._own_registration_parent(node)
             reuse = own if own is not None and own.GetParentTransformNode() is None else None
-            name = reuse.GetName() if reuse is not None else scene.GenerateUniqueName(
-                f"{node.GetName()} to {fixed.GetName()} ({outcome.registration})")
+            name = (
+                reuse.GetName()
+                if reuse is not None
+                else scene.GenerateUniqueName(f"{node.GetName()} to {fixed.GetName()} ({outcome.registration})")
+            )
             tnode = transform_node_from_registration(scene, transform, reference, name, base, node=reuse)
             tnode.SetAttribute(ROLE, "registration")
             tnode.SetAttribute("MedFusion.Registration", outcome.registration)
@@ -246,7 +317,8 @@ class MedFusionLogic:
         image = outcome.rgb if rgb else outcome.fused
         if outputNode is None:
             name = scene.GenerateUniqueName(
-                f"{fixed.GetName()} + {' + '.join(n.GetName() for n in moving)} fused ({outcome.method}, {outcome.mode})")
+                f"{fixed.GetName()} + {' + '.join(n.GetName() for n in moving)} fused ({outcome.method}, {outcome.mode})"
+            )
             outputNode = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode" if rgb else "vtkMRMLScalarVolumeNode", name)
         fixed_to_world = mrml_nodes.parent_linear_to_world(fixed)
         if fixed_to_world is not None:
@@ -267,8 +339,9 @@ class MedFusionLogic:
         if outcome.metrics is not None:
             table = outputNode.GetNodeReference(OUTPUT_METRICS_REFERENCE)
             if table is None or table.GetScene() is not scene:
-                table = scene.AddNewNodeByClass("vtkMRMLTableNode",
-                                                scene.GenerateUniqueName(f"{outputNode.GetName()} metrics"))
+                table = scene.AddNewNodeByClass(
+                    "vtkMRMLTableNode", scene.GenerateUniqueName(f"{outputNode.GetName()} metrics")
+                )
             update_metrics_table(table, outcome.metrics)
             table.SetAttribute(ROLE, "metrics")
             outputNode.SetNodeReferenceID(OUTPUT_METRICS_REFERENCE, table.GetID())
@@ -277,9 +350,16 @@ class MedFusionLogic:
             self.showResult(fixed, outputNode, opacity=opacity, displayMode=displayMode, table=table)
 
         return MedFusionResult(
-            fusedVolumeNode=outputNode, transformNode=transform_nodes[0] if transform_nodes else None,
-            metricsTableNode=table, transformNodes=transform_nodes, metrics=outcome.metrics,
-            method=outcome.method, mode=outcome.mode, registration=outcome.registration, outcome=outcome)
+            fusedVolumeNode=outputNode,
+            transformNode=transform_nodes[0] if transform_nodes else None,
+            metricsTableNode=table,
+            transformNodes=transform_nodes,
+            metrics=outcome.metrics,
+            method=outcome.method,
+            mode=outcome.mode,
+            registration=outcome.registration,
+            outcome=outcome,
+        )
 
     # -- the same, with the heavy part in another process (what the Slicer module does) ------------------
     def writeJob(self, folder, nodes, **options) -> list:
@@ -289,8 +369,9 @@ class MedFusionLogic:
         include3DMetrics)."""
         from MedFusionLib.pipeline import job
 
-        checks = {k: options[k] for k in ("method", "mode", "registration", "axis", "modalities", "colour")
-                  if k in options}
+        checks = {
+            k: options[k] for k in ("method", "mode", "registration", "axis", "modalities", "colour") if k in options
+        }
         modalities = self.validate(nodes, **checks)
         options["modalities"] = modalities
         registration = options.get("registration", REGISTRATION.default)
@@ -304,8 +385,9 @@ class MedFusionLogic:
         scene = self.scene
         for node in [n for n in nodes if n is not None] + ([outputNode] if outputNode is not None else []):
             if node.GetScene() is not scene or scene.GetNodeByID(node.GetID()) is not node:
-                raise InputError(f"{node.GetName()!r} is no longer in the scene (was the scene closed?); "
-                                 "the result was not added")
+                raise InputError(
+                    f"{node.GetName()!r} is no longer in the scene (was the scene closed?); the result was not added"
+                )
 
     def applyJob(self, folder, nodes, **kwargs) -> MedFusionResult:
         """Bring a finished worker job into the scene (output, transform and table nodes, slice views)."""

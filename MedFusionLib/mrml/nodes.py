@@ -9,8 +9,6 @@ are hardened on a temporary clone that is removed again), so registration sees w
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import numpy as np
 import SimpleITK as sitk
 import slicer
@@ -40,7 +38,7 @@ def ijk_to_ras(node) -> np.ndarray:
     return matrix_to_array(matrix)
 
 
-def parent_linear_to_world(node) -> Optional[np.ndarray]:
+def parent_linear_to_world(node) -> np.ndarray | None:
     """The 4x4 RAS matrix of the node's parent transforms when they are all linear, identity when it has
     none, None when some parent is non-linear."""
     parent = node.GetParentTransformNode()
@@ -53,7 +51,7 @@ def parent_linear_to_world(node) -> Optional[np.ndarray]:
     return matrix_to_array(matrix)
 
 
-def geometry_from_ijk_to_ras(ijk_to_ras_matrix: np.ndarray) -> Tuple[tuple, tuple, tuple]:
+def geometry_from_ijk_to_ras(ijk_to_ras_matrix: np.ndarray) -> tuple[tuple, tuple, tuple]:
     """(origin, spacing, direction) in LPS, SimpleITK's convention, of an IJK-to-RAS matrix."""
     lps = LPS_TO_RAS @ np.asarray(ijk_to_ras_matrix, dtype=float)
     columns = lps[:3, :3]
@@ -62,8 +60,9 @@ def geometry_from_ijk_to_ras(ijk_to_ras_matrix: np.ndarray) -> Tuple[tuple, tupl
         raise InputError("volume has a zero spacing")
     direction = columns / spacing
     if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
-        raise InputError("volume geometry is sheared (a non-rigid linear parent transform); harden or remove "
-                         "the transform first")
+        raise InputError(
+            "volume geometry is sheared (a non-rigid linear parent transform); harden or remove the transform first"
+        )
     return tuple(lps[:3, 3]), tuple(spacing), tuple(direction.ravel())
 
 
@@ -76,7 +75,7 @@ def ijk_to_ras_from_image(image: sitk.Image) -> np.ndarray:
     return LPS_TO_RAS @ lps
 
 
-def _voxels(node) -> np.ndarray:
+def volume_voxels(node) -> np.ndarray:
     if node is None or node.GetImageData() is None:
         raise InputError(f"volume {node.GetName() if node else None!r} holds no image data")
     if node.GetImageData().GetNumberOfScalarComponents() != 1:
@@ -84,7 +83,7 @@ def _voxels(node) -> np.ndarray:
     return np.array(slicer.util.arrayFromVolume(node), copy=True)  # a copy: the node is never touched
 
 
-def _image(array: np.ndarray, ijk_to_ras_matrix: np.ndarray) -> sitk.Image:
+def image_from_voxels(array: np.ndarray, ijk_to_ras_matrix: np.ndarray) -> sitk.Image:
     origin, spacing, direction = geometry_from_ijk_to_ras(ijk_to_ras_matrix)
     image = sitk.GetImageFromArray(array)
     image.SetOrigin(origin)
@@ -99,11 +98,11 @@ def volume_to_image(node) -> sitk.Image:
         raise InputError("a scalar volume node is needed")
     to_world = parent_linear_to_world(node)
     if to_world is not None:
-        return _image(_voxels(node), to_world @ ijk_to_ras(node))
-    return _hardened_image(node)
+        return image_from_voxels(volume_voxels(node), to_world @ ijk_to_ras(node))
+    return hardened_image(node)
 
 
-def _hardened_image(node) -> sitk.Image:
+def hardened_image(node) -> sitk.Image:
     """Non-linear parent: harden it on a temporary clone (Slicer resamples the voxels), then remove the clone."""
     scene = node.GetScene()
     logic = slicer.vtkSlicerVolumesLogic()
@@ -114,7 +113,7 @@ def _hardened_image(node) -> sitk.Image:
         clone.HardenTransform()
         if clone.GetParentTransformNode() is not None:
             raise InputError(f"could not harden the transform of {node.GetName()!r}")
-        return _image(_voxels(clone), ijk_to_ras(clone))
+        return image_from_voxels(volume_voxels(clone), ijk_to_ras(clone))
     finally:
         for index in reversed(range(clone.GetNumberOfDisplayNodes())):
             display = clone.GetNthDisplayNode(index)
@@ -123,7 +122,7 @@ def _hardened_image(node) -> sitk.Image:
         scene.RemoveNode(clone)
 
 
-def update_volume_from_image(node, image: sitk.Image, ijk_to_ras_matrix: Optional[np.ndarray] = None) -> None:
+def update_volume_from_image(node, image: sitk.Image, ijk_to_ras_matrix: np.ndarray | None = None) -> None:
     """Put ``image``'s voxels (scalar, or vector for RGB) and geometry into ``node``.
 
     ``ijk_to_ras_matrix`` overrides the geometry (used to place the output on the fixed node's own grid

@@ -9,17 +9,16 @@ the 16 metrics, the slice views show fixed + fused, and the inputs are untouched
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import SimpleITK as sitk
 
 from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.core.options import MODE
 
 PHANTOM_TOLERANCE_MM = 3.0  # about one phantom voxel (2.5 x 2.5 x 3 mm)
 
 
-def add_volume(scene, image: sitk.Image, name: str, modality: Optional[str] = None):
+def add_volume(scene, image: sitk.Image, name: str, modality: str | None = None):
     from MedFusionLib.mrml.nodes import update_volume_from_image
 
     node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
@@ -32,8 +31,8 @@ def add_volume(scene, image: sitk.Image, name: str, modality: Optional[str] = No
 
 def phantom_nodes(scene, seed: int = 7) -> dict:
     """CT (fixed), MR T2 and PET (both moved by the known transform) as volume nodes, plus the truth."""
-    from MedFusionLib.samples.phantom import make_phantom_pair
     from MedFusionLib.samples.pet import make_phantom_pet
+    from MedFusionLib.samples.phantom import make_phantom_pair
 
     pair = make_phantom_pair(seed)
     return {
@@ -85,8 +84,10 @@ def scripting_contract(logic, scene) -> object:
     result = logic.process(data["ct"], data["mr"], method=contract_method(), mode="slice", registration="rigid")
     check(result.fusedVolumeNode is not None, "no fused volume")
     check(result.transformNode is not None, "no registration transform")
-    check(result.metricsTableNode is not None and result.metricsTableNode.GetNumberOfRows() == 16,
-          "the metrics table does not hold the 16 metrics")
+    check(
+        result.metricsTableNode is not None and result.metricsTableNode.GetNumberOfRows() == 16,
+        "the metrics table does not hold the 16 metrics",
+    )
     error = registration_error_mm(result.transformNode, data["truth"], data["mask"])
     check(error <= PHANTOM_TOLERANCE_MM, f"registration error {error:.2f} mm > {PHANTOM_TOLERANCE_MM} mm")
     return result
@@ -101,8 +102,11 @@ def pick_methods() -> dict:
     classical = [m for m in methods if m["family"] == "classical"]
     deep = [m for m in methods if m["family"] != "classical" and deep_method_ready(m["name"])]
     default = [m for m in classical if m["default"]]
-    return {"classical": (default or classical)[0]["name"], "deep": deep[0]["name"] if deep else None,
-            "modes": {m["name"]: m["modes"] for m in methods}}
+    return {
+        "classical": (default or classical)[0]["name"],
+        "deep": deep[0]["name"] if deep else None,
+        "modes": {m["name"]: m["modes"] for m in methods},
+    }
 
 
 def snapshot(node) -> dict:
@@ -124,31 +128,45 @@ def check_untouched(node, before: dict) -> None:
 
 def registration_error_mm(transform_node, truth: sitk.Transform, mask: sitk.Image) -> float:
     """Mean distance over the mask between where the node and the truth send fixed points (ITK frame)."""
-    from MedFusionLib.samples.phantom import mean_displacement_error
     from MedFusionLib.mrml.transforms import itk_from_transform_node
+    from MedFusionLib.samples.phantom import mean_displacement_error
 
     return mean_displacement_error(itk_from_transform_node(transform_node), truth, mask)
 
 
-def check_result(scene, result, fixed, moving_nodes, before: dict, *, truth=None, mask=None,
-                 tolerance_mm: float = PHANTOM_TOLERANCE_MM, display_mode: str = "overlay") -> dict:
+def check_result(
+    scene,
+    result,
+    fixed,
+    moving_nodes,
+    before: dict,
+    *,
+    truth=None,
+    mask=None,
+    tolerance_mm: float = PHANTOM_TOLERANCE_MM,
+    display_mode: str = "overlay",
+) -> dict:
     """All the checks of one run; returns what was measured."""
+    from MedFusionLib.metrics import METRIC_KEYS
     from MedFusionLib.mrml.nodes import ijk_to_ras
     from MedFusionLib.mrml.tables import table_rows
-    from MedFusionLib.metrics import METRIC_KEYS
 
     measured = {}
     fused = result.fusedVolumeNode
     check(fused is not None and fused.GetScene() is scene, "no fused volume node in the scene")
-    check(fused.GetImageData().GetDimensions() == fixed.GetImageData().GetDimensions(),
-          "fused volume not on the fixed grid (dimensions)")
+    check(
+        fused.GetImageData().GetDimensions() == fixed.GetImageData().GetDimensions(),
+        "fused volume not on the fixed grid (dimensions)",
+    )
     check(np.allclose(ijk_to_ras(fused), ijk_to_ras(fixed)), "fused volume not on the fixed grid (IJK-to-RAS)")
     check(fused.GetTransformNodeID() == fixed.GetTransformNodeID(), "fused volume not under the fixed parent")
     import slicer
 
     voxels = slicer.util.arrayFromVolume(fused)
-    check(np.isfinite(voxels).all() and float(voxels.std()) > 1.0 and float(voxels.max()) > 10.0,
-          "fused volume is empty or constant")
+    check(
+        np.isfinite(voxels).all() and float(voxels.std()) > 1.0 and float(voxels.max()) > 10.0,
+        "fused volume is empty or constant",
+    )
     rows = table_rows(result.metricsTableNode)
     check([r[0] for r in rows] == list(METRIC_KEYS), f"metrics table rows {[r[0] for r in rows]}")
     check(len(rows) == 16, f"{len(rows)} metric rows, 16 expected")
@@ -167,8 +185,10 @@ def check_result(scene, result, fixed, moving_nodes, before: dict, *, truth=None
         check_untouched(node, before[node.GetID()])
     if result.registration != "none":
         for node, tnode in zip(moving_nodes, result.transformNodes):
-            check(tnode is not None and node.GetParentTransformNode() is tnode,
-                  f"{node.GetName()}: registration transform not set as its parent")
+            check(
+                tnode is not None and node.GetParentTransformNode() is tnode,
+                f"{node.GetName()}: registration transform not set as its parent",
+            )
         if truth is not None and result.transformNode.IsLinear():
             error = registration_error_mm(result.transformNode, truth, mask)
             measured["registration_error_mm"] = error
@@ -178,18 +198,47 @@ def check_result(scene, result, fixed, moving_nodes, before: dict, *, truth=None
     return measured
 
 
-def run_scenario(logic, scene, fixed, moving, *, method, mode, registration="rigid", truth=None, mask=None,
-                 tolerance_mm: float = PHANTOM_TOLERANCE_MM, **kwargs) -> dict:
+def run_scenario(
+    logic,
+    scene,
+    fixed,
+    moving,
+    *,
+    method,
+    mode,
+    registration="rigid",
+    truth=None,
+    mask=None,
+    tolerance_mm: float = PHANTOM_TOLERANCE_MM,
+    **kwargs,
+) -> dict:
     """Run the logic on two nodes and check everything; restores the moving node's parent afterwards."""
     before = {n.GetID(): snapshot(n) for n in (fixed, moving)}
     parent = moving.GetTransformNodeID()
     fractions = []
-    result = logic.process(fixed, moving, method=method, mode=mode, registration=registration,
-                           progress=lambda f, m: fractions.append(f), **kwargs)
-    measured = check_result(scene, result, fixed, [moving], before, truth=truth, mask=mask,
-                            tolerance_mm=tolerance_mm, display_mode=kwargs.get("displayMode", "overlay"))
-    check(bool(fractions) and fractions[-1] == 1.0 and fractions == sorted(fractions),
-          "progress not reported from 0 to 1")
+    result = logic.process(
+        fixed,
+        moving,
+        method=method,
+        mode=mode,
+        registration=registration,
+        progress=lambda f, m: fractions.append(f),
+        **kwargs,
+    )
+    measured = check_result(
+        scene,
+        result,
+        fixed,
+        [moving],
+        before,
+        truth=truth,
+        mask=mask,
+        tolerance_mm=tolerance_mm,
+        display_mode=kwargs.get("displayMode", "overlay"),
+    )
+    check(
+        bool(fractions) and fractions[-1] == 1.0 and fractions == sorted(fractions), "progress not reported from 0 to 1"
+    )
     measured["result"] = result
     moving.SetAndObserveTransformNodeID(parent)
     return measured
@@ -206,14 +255,23 @@ def run_all(logic, scene, log=print) -> list:
         if name is None:
             log(f"no {family} fusion method is ready (registered, with torch and weights): {family} scenario skipped")
             continue
-        for mode in ("slice", "volume"):
+        for mode in MODE.values:
             if mode not in methods["modes"][name]:
                 log(f"{name} has no {mode} mode: skipped")
                 continue
             log(f"{name} ({family}), {mode} mode: {data[fixed_key].GetName()} + {data[moving_key].GetName()}")
             try:
-                measured = run_scenario(logic, scene, data[fixed_key], data[moving_key], method=name, mode=mode,
-                                        registration="rigid", truth=data["truth"], mask=data["mask"])
+                measured = run_scenario(
+                    logic,
+                    scene,
+                    data[fixed_key],
+                    data[moving_key],
+                    method=name,
+                    mode=mode,
+                    registration="rigid",
+                    truth=data["truth"],
+                    mask=data["mask"],
+                )
             except MedFusionError as err:
                 if family == "deep" and "weights" in str(err) and "not found" in str(err):
                     log(f"{name}, {mode} mode skipped: {err}")

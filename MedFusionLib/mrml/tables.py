@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import vtk
 
 COLUMNS = ("metric", "value", "better", "description")
 
 
-def _rows(metrics: dict, keys: Optional[Sequence[str]] = None):
+def _rows(metrics: dict, keys: Sequence[str] | None = None):
     from MedFusionLib.metrics import METRIC_KEYS, METRICS
 
     keys = list(METRIC_KEYS) if keys is None else list(keys)
@@ -30,7 +30,7 @@ def _rows(metrics: dict, keys: Optional[Sequence[str]] = None):
         yield key, value, direction, description
 
 
-def update_metrics_table(table_node, metrics: dict, keys: Optional[Sequence[str]] = None) -> None:
+def update_metrics_table(table_node, metrics: dict, keys: Sequence[str] | None = None) -> None:
     """Replace the table's content with the metrics (the 16 standard ones by default), in METRIC_KEYS order."""
     table = vtk.vtkTable()
     arrays = {name: (vtk.vtkDoubleArray() if name == "value" else vtk.vtkStringArray()) for name in COLUMNS}

@@ -16,8 +16,6 @@ registration ran on the volume as it appeared in the world.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import SimpleITK as sitk
 import slicer
@@ -34,8 +32,14 @@ def is_linear(transform: sitk.Transform) -> bool:
     try:
         return bool(transform.IsLinear())
     except (AttributeError, RuntimeError):
-        return transform.GetName() in ("Euler3DTransform", "AffineTransform", "VersorRigid3DTransform",
-                                       "Similarity3DTransform", "TranslationTransform", "ScaleTransform")
+        return transform.GetName() in (
+            "Euler3DTransform",
+            "AffineTransform",
+            "VersorRigid3DTransform",
+            "Similarity3DTransform",
+            "TranslationTransform",
+            "ScaleTransform",
+        )
 
 
 def linear_lps_matrix(transform: sitk.Transform) -> np.ndarray:
@@ -54,7 +58,7 @@ def to_ras(matrix_lps: np.ndarray) -> np.ndarray:
     return LPS_TO_RAS @ matrix_lps @ LPS_TO_RAS
 
 
-def moving_to_world_matrix(transform: sitk.Transform, moving_parent_to_world: Optional[np.ndarray] = None) -> np.ndarray:
+def moving_to_world_matrix(transform: sitk.Transform, moving_parent_to_world: np.ndarray | None = None) -> np.ndarray:
     """RAS matrix that, as the moving node's parent, aligns it to the fixed node (Slicer's convention)."""
     fixed_to_moving_ras = to_ras(linear_lps_matrix(transform))
     parent = np.eye(4) if moving_parent_to_world is None else moving_parent_to_world
@@ -70,8 +74,9 @@ def _grid_geometry(reference: sitk.Image):
     return [int(v) for v in new_size], tuple(new_spacing), reference.GetOrigin(), reference.GetDirection()
 
 
-def displacement_grid_transform(transform: sitk.Transform, reference: sitk.Image,
-                                moving_parent_to_world: Optional[np.ndarray] = None):
+def displacement_grid_transform(
+    transform: sitk.Transform, reference: sitk.Image, moving_parent_to_world: np.ndarray | None = None
+):
     """A ``vtkOrientedGridTransform`` (RAS) mapping world points to the moving node's own coordinates."""
     size, spacing, origin, direction = _grid_geometry(reference)
     field = sitk.TransformToDisplacementField(transform, sitk.sitkVectorFloat64, size, origin, spacing, direction)
@@ -103,8 +108,14 @@ def displacement_grid_transform(transform: sitk.Transform, reference: sitk.Image
     return grid_transform
 
 
-def transform_node_from_registration(scene, transform: sitk.Transform, reference: sitk.Image, name: str,
-                                     moving_parent_to_world: Optional[np.ndarray] = None, node=None):
+def transform_node_from_registration(
+    scene,
+    transform: sitk.Transform,
+    reference: sitk.Image,
+    name: str,
+    moving_parent_to_world: np.ndarray | None = None,
+    node=None,
+):
     """A new (or the given, reused) transform node holding the registration in Slicer's convention."""
     if moving_parent_to_world is None:
         moving_parent_to_world = np.eye(4)

@@ -4,7 +4,7 @@
 * :class:`DenseFuseLite` (``densefuse_lite.py``): dense-block encoder / decoder in the DenseFuse family.
 * :class:`IFCNNReference` (``ifcnn_reference.py``): the published IFCNN architecture's cost, a speed yardstick.
 * :class:`DDcGANGenerator` (``ddcgan_lite.py``): GAN-trained generator (with its discriminators).
-* :class:`DecisionMapNet` (``decision_map.py``): per-pixel weight maps, plus pyramid blending helpers.
+* :class:`DecisionMapNet` (``decision_map.py``): per-pixel weight maps (blending ops in ``layers.py``).
 * :class:`MultiEncoderFusion` (``multi_encoder.py``): one encoder per input, shared decoder.
 
 Weight files hold ``{"network": class name, "config": kwargs, "state_dict": ..., "meta": ...}``;
@@ -13,7 +13,7 @@ Weight files hold ``{"network": class name, "config": kwargs, "state_dict": ...,
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 from MedFusionLib.networks.ddcgan_lite import DDcGANGenerator
 from MedFusionLib.networks.decision_map import DecisionMapNet
@@ -22,11 +22,13 @@ from MedFusionLib.networks.ifcnn_lite import IFCNNLite
 from MedFusionLib.networks.ifcnn_reference import IFCNNReference
 from MedFusionLib.networks.multi_encoder import MultiEncoderFusion
 
-NETWORKS = {cls.__name__: cls for cls in (IFCNNLite, DenseFuseLite, IFCNNReference, DDcGANGenerator,
-                                          DecisionMapNet, MultiEncoderFusion)}
+NETWORKS = {
+    cls.__name__: cls
+    for cls in (IFCNNLite, DenseFuseLite, IFCNNReference, DDcGANGenerator, DecisionMapNet, MultiEncoderFusion)
+}
 
 
-def build_network(network: str, config: Dict[str, Any]):
+def build_network(network: str, config: dict[str, Any]):
     """Instantiate network class ``network`` (a name from :data:`NETWORKS`) with keyword ``config``."""
     try:
         cls = NETWORKS[network]
@@ -35,5 +37,13 @@ def build_network(network: str, config: Dict[str, Any]):
     return cls(**config)
 
 
-__all__ = ["DDcGANGenerator", "DecisionMapNet", "DenseFuseLite", "IFCNNLite", "IFCNNReference", "MultiEncoderFusion",
-           "NETWORKS", "build_network"]
+__all__ = [
+    "DDcGANGenerator",
+    "DecisionMapNet",
+    "DenseFuseLite",
+    "IFCNNLite",
+    "IFCNNReference",
+    "MultiEncoderFusion",
+    "NETWORKS",
+    "build_network",
+]

@@ -22,13 +22,30 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from MedFusionLib.networks._layers import conv
 from MedFusionLib.networks.densefuse_lite import DenseBlock
+from MedFusionLib.networks.layers import check_positive, check_spatial_dims, conv, receptive_radius
 
 
 class DDcGANGenerator(nn.Module):
-    def __init__(self, spatial_dims: int = 2, stem: int = 8, growth: int = 8, dense_layers: int = 2, residual: bool = True) -> None:
+    """The fusion generator of a light DDcGAN (Ma et al., "DDcGAN: A dual-discriminator conditional generative
+    adversarial network for multi-resolution image fusion", IEEE TIP 29, 2020).
+
+    Args:
+        spatial_dims: 2 or 3. Default 2.
+        stem: channels of the first convolution of the shared encoder. Default 8.
+        growth: channels each dense-block layer adds. Default 8.
+        dense_layers: layers of the encoder's dense block. Default 2.
+        residual: predict a correction added to the inputs' pixel-wise maximum. Default True.
+
+    Input (n_inputs, batch, 1, *spatial) in 0..1; output (batch, 1, *spatial).
+    """
+
+    def __init__(
+        self, spatial_dims: int = 2, stem: int = 8, growth: int = 8, dense_layers: int = 2, residual: bool = True
+    ) -> None:
         super().__init__()
+        check_spatial_dims(spatial_dims)
+        check_positive(stem=stem, growth=growth, dense_layers=dense_layers)
         self.spatial_dims = spatial_dims
         self.residual = residual
         width = stem + dense_layers * growth
@@ -36,9 +53,12 @@ class DDcGANGenerator(nn.Module):
             conv(spatial_dims, 1, stem, 3), nn.ReLU(inplace=True), DenseBlock(spatial_dims, stem, growth, dense_layers)
         )
         self.decoder = nn.Sequential(
-            conv(spatial_dims, 2 * width, width, 3), nn.ReLU(inplace=True),
-            conv(spatial_dims, width, width // 2, 3), nn.ReLU(inplace=True),
-            conv(spatial_dims, width // 2, width // 4, 3), nn.ReLU(inplace=True),
+            conv(spatial_dims, 2 * width, width, 3),
+            nn.ReLU(inplace=True),
+            conv(spatial_dims, width, width // 2, 3),
+            nn.ReLU(inplace=True),
+            conv(spatial_dims, width // 2, width // 4, 3),
+            nn.ReLU(inplace=True),
             conv(spatial_dims, width // 4, 1, 3),
         )
         if residual:
@@ -47,7 +67,7 @@ class DDcGANGenerator(nn.Module):
 
     @property
     def receptive_radius(self) -> int:
-        return sum(m.kernel_size[0] // 2 for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d)))
+        return receptive_radius(self)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """``inputs``: (n_inputs, batch, 1, *spatial) in 0..1; returns (batch, 1, *spatial)."""
@@ -66,12 +86,14 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         c = channels
         self.net = nn.Sequential(
-            spectral_norm(nn.Conv2d(1, c, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True),
-            spectral_norm(nn.Conv2d(c, 2 * c, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True),
-            spectral_norm(nn.Conv2d(2 * c, 2 * c, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True),
+            spectral_norm(nn.Conv2d(1, c, 4, stride=2, padding=1)),
+            nn.LeakyReLU(0.2, inplace=True),
+            spectral_norm(nn.Conv2d(c, 2 * c, 4, stride=2, padding=1)),
+            nn.LeakyReLU(0.2, inplace=True),
+            spectral_norm(nn.Conv2d(2 * c, 2 * c, 4, stride=2, padding=1)),
+            nn.LeakyReLU(0.2, inplace=True),
             spectral_norm(nn.Conv2d(2 * c, 1, 3, padding=1)),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-

@@ -15,17 +15,19 @@ Lite: grayscale, 8 + 3 x 8 = 32 encoder channels (the paper: 16 + 3 x 16 = 64). 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from MedFusionLib.networks._layers import conv
+from MedFusionLib.networks.layers import AVG_POOL_FN, check_positive, check_spatial_dims, conv, receptive_radius
+
+STRATEGIES = ("addition", "l1", "max")
 
 
 class DenseBlock(nn.Module):
     def __init__(self, spatial_dims: int, c_in: int, growth: int, layers: int) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            nn.Sequential(conv(spatial_dims, c_in + i * growth, growth, 3), nn.ReLU(inplace=True)) for i in range(layers)
+            nn.Sequential(conv(spatial_dims, c_in + i * growth, growth, 3), nn.ReLU(inplace=True))
+            for i in range(layers)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -35,6 +37,20 @@ class DenseBlock(nn.Module):
 
 
 class DenseFuseLite(nn.Module):
+    """A light dense-block encoder / decoder in the DenseFuse family (Li & Wu, "DenseFuse: A fusion approach to
+    infrared and visible images", IEEE TIP 28(5), 2019), trained as an autoencoder.
+
+    Args:
+        spatial_dims: 2 or 3. Default 2.
+        stem: channels of the first convolution (C1). Default 8 (the paper: 16).
+        growth: channels each dense-block layer adds. Default 8 (the paper: 16).
+        dense_layers: layers of the dense block. Default 3 (as the paper).
+        strategy: feature fusion: "addition", "l1" (L1-norm activity weighting) or "max". Default "l1".
+        l1_radius: half-width of the window averaging the L1 activity. Default 1.
+
+    Input (n_inputs, batch, 1, *spatial) in 0..1; output (batch, 1, *spatial).
+    """
+
     def __init__(
         self,
         spatial_dims: int = 2,
@@ -45,6 +61,12 @@ class DenseFuseLite(nn.Module):
         l1_radius: int = 1,
     ) -> None:
         super().__init__()
+        check_spatial_dims(spatial_dims)
+        check_positive(stem=stem, growth=growth, dense_layers=dense_layers)
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown DenseFuse strategy {strategy!r} ({', '.join(STRATEGIES)})")
+        if not isinstance(l1_radius, int) or l1_radius < 0:
+            raise ValueError(f"l1_radius must be a non-negative integer, got {l1_radius!r}")
         self.spatial_dims = spatial_dims
         self.strategy = strategy
         self.l1_radius = l1_radius
@@ -53,15 +75,18 @@ class DenseFuseLite(nn.Module):
             conv(spatial_dims, 1, stem, 3), nn.ReLU(inplace=True), DenseBlock(spatial_dims, stem, growth, dense_layers)
         )
         self.decoder = nn.Sequential(
-            conv(spatial_dims, width, width, 3), nn.ReLU(inplace=True),
-            conv(spatial_dims, width, width // 2, 3), nn.ReLU(inplace=True),
-            conv(spatial_dims, width // 2, width // 4, 3), nn.ReLU(inplace=True),
+            conv(spatial_dims, width, width, 3),
+            nn.ReLU(inplace=True),
+            conv(spatial_dims, width, width // 2, 3),
+            nn.ReLU(inplace=True),
+            conv(spatial_dims, width // 2, width // 4, 3),
+            nn.ReLU(inplace=True),
             conv(spatial_dims, width // 4, 1, 3),
         )
 
     @property
     def receptive_radius(self) -> int:
-        return sum(m.kernel_size[0] // 2 for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))) + self.l1_radius
+        return receptive_radius(self) + self.l1_radius
 
     def autoencode(self, x: torch.Tensor) -> torch.Tensor:
         """Training path: (batch, 1, *spatial) -> reconstruction of the same shape."""
@@ -78,10 +103,12 @@ class DenseFuseLite(nn.Module):
             activity = feats.abs().sum(dim=2)  # (n, batch, *spatial)
             if self.l1_radius > 0:
                 k = 2 * self.l1_radius + 1
-                pool = F.avg_pool2d if self.spatial_dims == 2 else F.avg_pool3d
+                pool = AVG_POOL_FN[self.spatial_dims]
                 activity = pool(activity, k, stride=1, padding=self.l1_radius, count_include_pad=False)
             weights = activity / activity.sum(dim=0, keepdim=True).clamp_min(1e-6)
-            weights = torch.where(activity.sum(dim=0, keepdim=True) > 1e-6, weights, torch.full_like(weights, 1.0 / feats.shape[0]))
+            weights = torch.where(
+                activity.sum(dim=0, keepdim=True) > 1e-6, weights, torch.full_like(weights, 1.0 / feats.shape[0])
+            )
             return (weights.unsqueeze(2) * feats).sum(dim=0)
         raise ValueError(f"unknown DenseFuse strategy {strategy!r} (addition, l1 or max)")
 

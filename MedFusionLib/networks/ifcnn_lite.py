@@ -15,10 +15,32 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from MedFusionLib.networks._layers import conv, elementwise_fuse
+from MedFusionLib.networks.layers import (
+    check_positive,
+    check_rule,
+    check_spatial_dims,
+    conv,
+    elementwise_fuse,
+    receptive_radius,
+)
 
 
 class IFCNNLite(nn.Module):
+    """A light end-to-end fusion CNN in the IFCNN family (Zhang et al., "IFCNN: A general image fusion framework
+    based on convolutional neural network", Information Fusion 54, 2020).
+
+    Args:
+        spatial_dims: 2 (slices) or 3 (volumes). Default 2.
+        channels: feature channels of every convolution. Default 8.
+        extract_layers: 3x3 convolutions applied to each input before the fusion rule. Default 2.
+        recon_layers: reconstruction convolutions after it (the last one is 1x1). Default 2.
+        rule: element-wise fusion rule over the inputs' feature maps: "max", "mean" or "sum". Default "max".
+        residual: predict a correction added to the inputs' pixel-wise maximum (True, the shipped models) or the
+            fused image itself (False). Default True.
+
+    Input (n_inputs, batch, 1, *spatial) in 0..1; output (batch, 1, *spatial).
+    """
+
     def __init__(
         self,
         spatial_dims: int = 2,
@@ -29,6 +51,9 @@ class IFCNNLite(nn.Module):
         residual: bool = True,
     ) -> None:
         super().__init__()
+        check_spatial_dims(spatial_dims)
+        check_positive(channels=channels, extract_layers=extract_layers, recon_layers=recon_layers)
+        check_rule(rule)
         self.spatial_dims = spatial_dims
         self.rule = rule
         self.residual = residual
@@ -47,7 +72,7 @@ class IFCNNLite(nn.Module):
 
     @property
     def receptive_radius(self) -> int:
-        return sum(m.kernel_size[0] // 2 for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d)))
+        return receptive_radius(self)
 
     def forward(self, inputs: torch.Tensor, rule: str | None = None) -> torch.Tensor:
         """``inputs``: (n_inputs, batch, 1, *spatial) in 0..1; returns (batch, 1, *spatial)."""

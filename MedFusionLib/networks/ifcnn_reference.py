@@ -10,13 +10,29 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from MedFusionLib.networks.layers import check_positive
+
 
 class IFCNNReference(nn.Module):
+    """The cost of the published IFCNN (Zhang et al., Information Fusion 54, 2020), with random weights: a speed
+    yardstick for the benchmarks, not a fusion method.
+
+    Args:
+        channels: feature channels (the paper: 64). Default 64.
+
+    Input (n_inputs, batch, 1, H, W); output (batch, 1, H, W).
+    """
+
     def __init__(self, channels: int = 64) -> None:
         super().__init__()
+        check_positive(channels=channels)
         self.conv1 = nn.Conv2d(3, channels, 7, padding=3, bias=False)
-        self.conv2 = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
-        self.conv3 = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+        self.conv2 = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)
+        )
+        self.conv3 = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)
+        )
         self.conv4 = nn.Conv2d(channels, 3, 1)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:

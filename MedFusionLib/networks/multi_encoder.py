@@ -25,12 +25,28 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from MedFusionLib.networks._layers import conv
+from MedFusionLib.networks.layers import check_positive, check_spatial_dims, conv
 
 
 class MultiEncoderFusion(nn.Module):
-    def __init__(self, spatial_dims: int = 2, encoders: int = 3, channels: int = 12, residual: str = "attention") -> None:
+    """One encoder per input slot, attention fusion in the shared latent space, one decoder (the review's
+    multi-encoder family; see the module docstring for the design and its departures).
+
+    Args:
+        spatial_dims: 2 or 3. Default 2.
+        encoders: encoders with separate weights; input ``i`` uses encoder ``i mod encoders``. Default 3.
+        channels: latent channels. Default 12.
+        residual: base image the decoder corrects: "attention", "max" or "none". Default "attention".
+
+    Input (n_inputs, batch, 1, *spatial) in 0..1; output (batch, 1, *spatial).
+    """
+
+    def __init__(
+        self, spatial_dims: int = 2, encoders: int = 3, channels: int = 12, residual: str = "attention"
+    ) -> None:
         super().__init__()
+        check_spatial_dims(spatial_dims)
+        check_positive(encoders=encoders, channels=channels)
         self.spatial_dims = spatial_dims
         if residual not in ("attention", "max", "none"):
             raise ValueError(f"residual must be 'attention', 'max' or 'none', got {residual!r}")
@@ -39,16 +55,21 @@ class MultiEncoderFusion(nn.Module):
 
         def encoder() -> nn.Module:
             return nn.Sequential(
-                conv(spatial_dims, 1, c, 3), nn.ReLU(inplace=True),
-                conv(spatial_dims, c, c, 3), nn.ReLU(inplace=True),
-                conv(spatial_dims, c, c, 3), nn.ReLU(inplace=True),
+                conv(spatial_dims, 1, c, 3),
+                nn.ReLU(inplace=True),
+                conv(spatial_dims, c, c, 3),
+                nn.ReLU(inplace=True),
+                conv(spatial_dims, c, c, 3),
+                nn.ReLU(inplace=True),
             )
 
         self.encoders = nn.ModuleList(encoder() for _ in range(encoders))
         self.attention = conv(spatial_dims, c, 1, 1)
         self.decoder = nn.Sequential(
-            conv(spatial_dims, 2 * c, c, 3), nn.ReLU(inplace=True),
-            conv(spatial_dims, c, c // 2, 3), nn.ReLU(inplace=True),
+            conv(spatial_dims, 2 * c, c, 3),
+            nn.ReLU(inplace=True),
+            conv(spatial_dims, c, c // 2, 3),
+            nn.ReLU(inplace=True),
             conv(spatial_dims, c // 2, 1, 3),
         )
         if residual != "none":
@@ -79,4 +100,3 @@ class MultiEncoderFusion(nn.Module):
         elif self.residual == "max":
             out = out + inputs.amax(dim=0)
         return out
-

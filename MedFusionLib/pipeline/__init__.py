@@ -6,5 +6,13 @@ from MedFusionLib.pipeline.outputs import check_output_path, write_json
 from MedFusionLib.pipeline.prepare import PreparedInputs, prepare_inputs
 from MedFusionLib.pipeline.result import FUSION_SCALE, FusionResult
 
-__all__ = ["FUSION_SCALE", "FusionResult", "PreparedInputs", "check_output_path", "fuse_images", "fuse_prepared",
-           "prepare_inputs", "write_json"]
+__all__ = [
+    "FUSION_SCALE",
+    "FusionResult",
+    "PreparedInputs",
+    "check_output_path",
+    "fuse_images",
+    "fuse_prepared",
+    "prepare_inputs",
+    "write_json",
+]

@@ -20,9 +20,16 @@ def _check_folder(path) -> None:
         raise MedFusionError(f"{path}: output folder {Path(path).parent} does not exist")
 
 
-def fuse_files(inputs: Sequence[str], output: str, options: FusionOptions, *, metrics_path=None,
-               preview_path=None, progress: ProgressCallback | None = None,
-               want_metrics: bool = False) -> tuple[FusionResult, dict | None]:
+def fuse_files(
+    inputs: Sequence[str],
+    output: str,
+    options: FusionOptions,
+    *,
+    metrics_path=None,
+    preview_path=None,
+    progress: ProgressCallback | None = None,
+    want_metrics: bool = False,
+) -> tuple[FusionResult, dict | None]:
     """Load, fuse, write the fused image (and metrics/preview); returns (result, metrics dict or None)."""
     import MedFusionLib.pipeline as pipeline  # looked up at call time (tests interrupt it here)
     from MedFusionLib.core.imageio import as_scalar, check_values, read_image, write_image
@@ -34,7 +41,7 @@ def fuse_files(inputs: Sequence[str], output: str, options: FusionOptions, *, me
     for extra in (metrics_path, preview_path):
         if extra:
             _check_folder(extra)
-    result = pipeline.fuse_images(images, progress=progress, **options.fuse_kwargs())
+    result = pipeline.fuse_images(images, progress=progress, **options.as_dict())
     metrics = result.metrics() if (metrics_path or want_metrics) else None
     write_image(result.colour_fused if result.colour_fused is not None else result.fused, output)
     if metrics_path:

@@ -5,7 +5,7 @@ The fused image lies on the reference (first input's) grid with its geometry, on
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -20,8 +20,9 @@ from MedFusionLib.pipeline.prepare import PreparedInputs, prepare_inputs
 from MedFusionLib.pipeline.result import FUSION_SCALE, FusionResult
 
 
-def _colour_result(fused: sitk.Image, originals, aligned_colour, sources01, colour: str,
-                   functional: Optional[int]) -> Optional[sitk.Image]:
+def _colour_result(
+    fused: sitk.Image, originals, aligned_colour, sources01, colour: str, functional: int | None
+) -> sitk.Image | None:
     """RGB result for the colour option: the functional input's own colours, or a colour map on its values."""
     if colour == "none":
         return None
@@ -39,13 +40,13 @@ def _colour_result(fused: sitk.Image, originals, aligned_colour, sources01, colo
 def fuse_prepared(
     prepared: PreparedInputs,
     *,
-    method: Optional[str] = None,
+    method: str | None = None,
     mode: str = MODE.default,
     axis: int = AXIS.default,
     colour: str = COLOUR.default,
-    functional: Optional[int] = None,
-    progress: Optional[ProgressCallback] = None,
-    cancel: Optional[CancelCallback] = None,
+    functional: int | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
 ) -> FusionResult:
     """Fuse prepared inputs with one method; see :func:`fuse_images` for the options."""
     COLOUR.check(colour)
@@ -67,8 +68,9 @@ def fuse_prepared(
     else:
         fused = sitk.GetImageFromArray(fused_array.astype(np.float32))
     fused.CopyInformation(fixed)
-    colour_fused = _colour_result(fused, prepared.originals, prepared.aligned_colour, prepared.sources01, colour,
-                                  functional)
+    colour_fused = _colour_result(
+        fused, prepared.originals, prepared.aligned_colour, prepared.sources01, colour, functional
+    )
     report(progress, 1.0, "fusion done")
     return FusionResult(
         fused=fused,
@@ -86,15 +88,15 @@ def fuse_prepared(
 def fuse_images(
     images: Sequence[sitk.Image],
     *,
-    method: Optional[str] = None,
+    method: str | None = None,
     mode: str = MODE.default,
     axis: int = AXIS.default,
     registration: str = REGISTRATION.default,
-    modalities: Optional[Sequence[str]] = None,
+    modalities: Sequence[str] | None = None,
     colour: str = COLOUR.default,
-    functional: Optional[int] = None,
-    progress: Optional[ProgressCallback] = None,
-    cancel: Optional[CancelCallback] = None,
+    functional: int | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
 ) -> FusionResult:
     """Register every image to ``images[0]``, normalise each by its modality rule, and fuse.
 
@@ -110,7 +112,20 @@ def fuse_images(
     fusion = get_method(method)
     fusion.check(len(images), mode)
     register_share = 0.0 if registration == "none" else 0.6
-    prepared = prepare_inputs(images, registration=registration, modalities=modalities,
-                              progress=sub_progress(progress, 0.0, register_share), cancel=cancel)
-    return fuse_prepared(prepared, method=fusion.name, mode=mode, axis=axis, colour=colour, functional=functional,
-                         progress=sub_progress(progress, register_share, 1.0), cancel=cancel)
+    prepared = prepare_inputs(
+        images,
+        registration=registration,
+        modalities=modalities,
+        progress=sub_progress(progress, 0.0, register_share),
+        cancel=cancel,
+    )
+    return fuse_prepared(
+        prepared,
+        method=fusion.name,
+        mode=mode,
+        axis=axis,
+        colour=colour,
+        functional=functional,
+        progress=sub_progress(progress, register_share, 1.0),
+        cancel=cancel,
+    )

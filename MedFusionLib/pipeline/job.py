@@ -21,13 +21,13 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
+from pathlib import Path
 
 import SimpleITK as sitk
 
-from MedFusionLib.core.options import AXIS, COLOUR, FUNCTIONAL_MODALITIES, MODE, REGISTRATION
+from MedFusionLib.core.options import AXIS, COLOUR, FUNCTIONAL_MODALITIES, MODALITY, MODE, REGISTRATION
 from MedFusionLib.core.progress import check_cancel, report, sub_progress
 
 JOB = "job.json"
@@ -60,8 +60,7 @@ def _emit(stream, **message) -> None:
 
 def run_job(folder, stream=None) -> int:
     """Run the job in ``folder``; returns the process exit code (0 done, 1 error, 2 cancelled)."""
-    from MedFusionLib.core.errors import MedFusionError
-    from MedFusionLib.core.errors import OperationCancelled
+    from MedFusionLib.core.errors import MedFusionError, OperationCancelled
     from MedFusionLib.registration import save_transform
 
     stream = stream or sys.stdout
@@ -70,8 +69,12 @@ def run_job(folder, stream=None) -> int:
         job = json.loads((folder / JOB).read_text())
         images = [sitk.ReadImage(str(folder / name)) for name in job["inputs"]]
         options = {k: job[k] for k in OPTIONS if k in job}
-        outcome = compute(images, progress=lambda f, m: _emit(stream, progress=round(f, 4), message=m),
-                          cancel=lambda: (folder / CANCEL).exists(), **options)
+        outcome = compute(
+            images,
+            progress=lambda f, m: _emit(stream, progress=round(f, 4), message=m),
+            cancel=lambda: (folder / CANCEL).exists(),
+            **options,
+        )
         sitk.WriteImage(outcome.fused, str(folder / "fused.nrrd"), useCompression=False)
         if outcome.rgb is not None:
             sitk.WriteImage(outcome.rgb, str(folder / "rgb.nrrd"), useCompression=False)
@@ -83,10 +86,17 @@ def run_job(folder, stream=None) -> int:
             name = f"transform_{index + 1}.h5"
             save_transform(transform, folder / name)
             transforms.append(name)
-        record = {"method": outcome.method, "mode": outcome.mode, "axis": outcome.axis,
-                  "registration": outcome.registration, "normalisation": outcome.normalisation,
-                  "metrics": outcome.metrics, "transforms": transforms, "summaries": outcome.summaries,
-                  "rgb": outcome.rgb is not None}
+        record = {
+            "method": outcome.method,
+            "mode": outcome.mode,
+            "axis": outcome.axis,
+            "registration": outcome.registration,
+            "normalisation": outcome.normalisation,
+            "metrics": outcome.metrics,
+            "transforms": transforms,
+            "summaries": outcome.summaries,
+            "rgb": outcome.rgb is not None,
+        }
         (folder / OUTCOME).write_text(json.dumps(record, indent=2))
         _emit(stream, done=True)
         return 0
@@ -110,13 +120,18 @@ def load_outcome(folder):
     return FusionOutcome(
         fused=sitk.ReadImage(str(folder / "fused.nrrd")),
         transforms=[load_transform(folder / name) if name else None for name in record["transforms"]],
-        metrics=record["metrics"], method=record["method"], mode=record["mode"], axis=record["axis"],
-        registration=record["registration"], normalisation=record["normalisation"],
+        metrics=record["metrics"],
+        method=record["method"],
+        mode=record["mode"],
+        axis=record["axis"],
+        registration=record["registration"],
+        normalisation=record["normalisation"],
         rgb=sitk.ReadImage(str(folder / "rgb.nrrd")) if record.get("rgb") else None,
-        summaries=record.get("summaries", []))
+        summaries=record.get("summaries", []),
+    )
 
 
-def parse_line(line: str) -> Optional[dict]:
+def parse_line(line: str) -> dict | None:
     """One worker stdout line as a dict (None for anything that is not a worker message)."""
     line = line.strip()
     if not line.startswith("{"):
@@ -133,15 +148,15 @@ class FusionOutcome:
     """What the computation gives back, independent of the scene (and of the process it ran in)."""
 
     fused: sitk.Image  # scalar, 0..255, on the fixed image's (world) grid
-    transforms: List[Optional[sitk.Transform]]  # per moving input: fixed LPS -> moving LPS (ITK), or None
-    metrics: Optional[dict]
+    transforms: list[sitk.Transform | None]  # per moving input: fixed LPS -> moving LPS (ITK), or None
+    metrics: dict | None
     method: str
     mode: str
     axis: int
     registration: str
-    normalisation: List[str] = field(default_factory=list)
-    rgb: Optional[sitk.Image] = None  # colour fusion (vector uint8), when asked for
-    summaries: List[str] = field(default_factory=list)
+    normalisation: list[str] = field(default_factory=list)
+    rgb: sitk.Image | None = None  # colour fusion (vector uint8), when asked for
+    summaries: list[str] = field(default_factory=list)
 
 
 def functional_index(modalities: Sequence[str]) -> int:
@@ -152,31 +167,58 @@ def functional_index(modalities: Sequence[str]) -> int:
     return len(modalities) - 1
 
 
-def compute(images: Sequence[sitk.Image], *, method=None, mode=MODE.default, axis=AXIS.default,
-            registration=REGISTRATION.default, modalities=None, colour=COLOUR.default, computeMetrics=True,
-            include3DMetrics=False, progress: Optional[Callable] = None,
-            cancel: Optional[Callable] = None) -> FusionOutcome:
+def compute(
+    images: Sequence[sitk.Image],
+    *,
+    method=None,
+    mode=MODE.default,
+    axis=AXIS.default,
+    registration=REGISTRATION.default,
+    modalities=None,
+    colour=COLOUR.default,
+    computeMetrics=True,
+    include3DMetrics=False,
+    progress: Callable | None = None,
+    cancel: Callable | None = None,
+) -> FusionOutcome:
     """Register, fuse and score SimpleITK images (the first is fixed); touches no scene. ``colour`` other
     than "none" adds the RGB rendering of the functional input (:func:`functional_index`) over the fused image."""
     from MedFusionLib.pipeline import fuse_images
 
     COLOUR.check(colour)
     modalities = list(modalities) if modalities else ["auto"] * len(images)
-    fusion_modalities = [m if m in ("ct", "mr", "pet", "spect", "8bit") else "auto" for m in modalities]
+    fusion_modalities = [m if m in MODALITY.values else MODALITY.default for m in modalities]
     share = 0.85 if computeMetrics else 1.0
-    result = fuse_images(list(images), method=method, mode=mode, axis=axis, registration=registration,
-                         modalities=fusion_modalities, colour=colour, functional=functional_index(modalities),
-                         progress=sub_progress(progress, 0.0, share), cancel=cancel)
+    result = fuse_images(
+        list(images),
+        method=method,
+        mode=mode,
+        axis=axis,
+        registration=registration,
+        modalities=fusion_modalities,
+        colour=colour,
+        functional=functional_index(modalities),
+        progress=sub_progress(progress, 0.0, share),
+        cancel=cancel,
+    )
     metrics = None
     if computeMetrics:
         check_cancel(cancel)
         report(progress, share, "computing metrics")
-        metrics = result.metrics(include_3d=include3DMetrics, progress=sub_progress(progress, share, 1.0),
-                                 cancel=cancel)
+        metrics = result.metrics(
+            include_3d=include3DMetrics, progress=sub_progress(progress, share, 1.0), cancel=cancel
+        )
     check_cancel(cancel)
     report(progress, 1.0, "fusion computed")
     return FusionOutcome(
-        fused=result.fused, transforms=[r.transform if r is not None else None for r in result.registrations],
-        metrics=metrics, method=result.method, mode=result.mode, axis=result.axis, registration=registration,
-        normalisation=list(result.normalisation), rgb=result.colour_fused,
-        summaries=[r.summary() if r is not None and hasattr(r, "summary") else "" for r in result.registrations])
+        fused=result.fused,
+        transforms=[r.transform if r is not None else None for r in result.registrations],
+        metrics=metrics,
+        method=result.method,
+        mode=result.mode,
+        axis=result.axis,
+        registration=registration,
+        normalisation=list(result.normalisation),
+        rgb=result.colour_fused,
+        summaries=[r.summary() if r is not None and hasattr(r, "summary") else "" for r in result.registrations],
+    )

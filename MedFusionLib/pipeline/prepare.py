@@ -6,8 +6,8 @@ header geometry when registration is ``none``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -60,10 +60,10 @@ class PreparedInputs:
     """Inputs aligned on the reference grid and normalised: what every fusion method starts from."""
 
     fixed: sitk.Image  # the reference (scalar) image
-    originals: List[sitk.Image]  # as given (colour slices kept in colour)
-    aligned_colour: List[sitk.Image]  # originals carried onto the reference grid (colour ones only)
-    sources01: List[np.ndarray]  # normalised 0..1, array order z, y, x
-    normalisation: List[str]
+    originals: list[sitk.Image]  # as given (colour slices kept in colour)
+    aligned_colour: list[sitk.Image]  # originals carried onto the reference grid (colour ones only)
+    sources01: list[np.ndarray]  # normalised 0..1, array order z, y, x
+    normalisation: list[str]
     registrations: list
 
 
@@ -71,9 +71,9 @@ def prepare_inputs(
     images: Sequence[sitk.Image],
     *,
     registration: str = REGISTRATION.default,
-    modalities: Optional[Sequence[str]] = None,
-    progress: Optional[ProgressCallback] = None,
-    cancel: Optional[CancelCallback] = None,
+    modalities: Sequence[str] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
 ) -> PreparedInputs:
     """Validate, register every image to ``images[0]`` and normalise each by its modality rule.
 
@@ -98,8 +98,9 @@ def prepare_inputs(
         resampled, result = _align(fixed, moving, registration, part, cancel)
         aligned.append(resampled)
         registrations.append(result)
-    aligned_colour = [originals[0]] + [_colour_on_grid(fixed, original, reg)
-                                       for original, reg in zip(originals[1:], registrations)]
+    aligned_colour = [originals[0]] + [
+        _colour_on_grid(fixed, original, reg) for original, reg in zip(originals[1:], registrations)
+    ]
 
     sources, rules = [], []
     for original, on_grid, modality in zip(images, aligned, modalities):

@@ -12,33 +12,40 @@ from MedFusionLib.core.progress import CancelCallback, ProgressCallback
 FUSION_SCALE = 255.0  # fused volumes are written as float32 on 0..255, the scale the metrics are defined on
 
 
-
 @dataclass
 class FusionResult:
     """A fused image on the reference grid plus everything needed to score and explain it."""
 
     fused: sitk.Image
-    sources: List[np.ndarray]  # inputs on the fused grid, normalised to 0..255 (array order z, y, x)
+    sources: list[np.ndarray]  # inputs on the fused grid, normalised to 0..255 (array order z, y, x)
     fused_array: np.ndarray  # fused values on 0..255
     method: str
     mode: str
     axis: int  # image axis (0 = i/x, 1 = j/y, 2 = k/z) along which slice mode cut the volume
-    normalisation: List[str]
+    normalisation: list[str]
     registrations: list = field(default_factory=list)  # RegistrationResult or None per moving input
-    colour_fused: Optional[sitk.Image] = None  # RGB: functional colour over the fused image (colour option)
+    colour_fused: sitk.Image | None = None  # RGB: functional colour over the fused image (colour option)
 
     @property
     def array_axis(self) -> int:
         """The numpy axis (arrays are z, y, x) matching the image axis slice mode cut along."""
         return 2 - self.axis if self.fused_array.ndim == 3 else 0
 
-    def metrics(self, include_3d: bool = True, progress: Optional[ProgressCallback] = None,
-                cancel: Optional[CancelCallback] = None) -> dict:
+    def metrics(
+        self, include_3d: bool = True, progress: ProgressCallback | None = None, cancel: CancelCallback | None = None
+    ) -> dict:
         """The metric suite on the normalised sources and the fused image (see docs/metrics.md)."""
         from MedFusionLib.metrics import score
 
-        result = score(self.sources, self.fused_array, axis=self.array_axis, rule="as-is",
-                       include_3d=include_3d, progress=progress, cancel=cancel)
+        result = score(
+            self.sources,
+            self.fused_array,
+            axis=self.array_axis,
+            rule="as-is",
+            include_3d=include_3d,
+            progress=progress,
+            cancel=cancel,
+        )
         if "protocol" in result:
             result["protocol"]["normalisation"] = self.normalisation
             result["protocol"]["image_axis"] = self.axis

@@ -8,10 +8,15 @@ Transforms follow ITK: they map fixed physical points to moving physical points.
 """
 
 from MedFusionLib.registration.core import MODES, RegistrationResult, register
-from MedFusionLib.registration.transform_io import load_transform
-from MedFusionLib.registration.transform_io import resample_to_fixed
-from MedFusionLib.registration.transform_io import save_transform
 from MedFusionLib.registration.presets import PRESETS
+from MedFusionLib.registration.transform_io import load_transform, resample_to_fixed, save_transform
 
-__all__ = ["register", "resample_to_fixed", "save_transform", "load_transform", "RegistrationResult",
-           "MODES", "PRESETS"]
+__all__ = [
+    "register",
+    "resample_to_fixed",
+    "save_transform",
+    "load_transform",
+    "RegistrationResult",
+    "MODES",
+    "PRESETS",
+]

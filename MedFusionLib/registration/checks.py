@@ -16,14 +16,16 @@ import SimpleITK as sitk
 
 from MedFusionLib.core.errors import RegistrationError
 
-MIN_OVERLAP = 0.25          # fraction of the smaller foreground that must overlap after registration
+MIN_OVERLAP = 0.25  # fraction of the smaller foreground that must overlap after registration
 
 
 def physical_box(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
     """Axis-aligned physical bounds of the image's voxel box (voxel edges, any direction)."""
     size = image.GetSize()
-    corners = [image.TransformContinuousIndexToPhysicalPoint([c - 0.5 for c in corner])
-               for corner in itertools.product(*[(0, s) for s in size])]
+    corners = [
+        image.TransformContinuousIndexToPhysicalPoint([c - 0.5 for c in corner])
+        for corner in itertools.product(*[(0, s) for s in size])
+    ]
     pts = np.array(corners)
     return pts.min(axis=0), pts.max(axis=0)
 
@@ -33,8 +35,10 @@ def check_fields_of_view(fixed: sitk.Image, moving: sitk.Image) -> None:
     gap = np.maximum(mlo - fhi, flo - mhi)
     if np.any(gap >= 0):
         axis = "xyz"[int(np.argmax(gap))]
-        raise RegistrationError(f"fields of view do not overlap ({gap.max():.0f} mm apart along {axis}): "
-                                "check the image headers or place the moving image over the fixed one first")
+        raise RegistrationError(
+            f"fields of view do not overlap ({gap.max():.0f} mm apart along {axis}): "
+            "check the image headers or place the moving image over the fixed one first"
+        )
 
 
 def foreground_points(image: sitk.Image, max_points: int = 4000) -> np.ndarray:
@@ -74,8 +78,9 @@ def overlap_fraction(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Tran
     return float(min(1.0, inside * n_f / min(n_f, n_m)))
 
 
-def check_result(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform,
-                 initial_metric: float, final_metric: float) -> None:
+def check_result(
+    fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform, initial_metric: float, final_metric: float
+) -> None:
     """Raise RegistrationError naming the first problem found."""
     params = np.array(transform.GetParameters(), dtype=float)
     if not np.all(np.isfinite(params)) or not np.isfinite(final_metric):
@@ -86,5 +91,6 @@ def check_result(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transfor
     if final_metric > -1e-3:
         raise RegistrationError(f"registration failed: no shared information left (metric {final_metric:.4f})")
     if np.isfinite(initial_metric) and final_metric > initial_metric + 0.05 * abs(initial_metric):
-        raise RegistrationError(f"registration failed: metric got worse ({initial_metric:.4f} at the start, "
-                                f"{final_metric:.4f} at the end)")
+        raise RegistrationError(
+            f"registration failed: metric got worse ({initial_metric:.4f} at the start, {final_metric:.4f} at the end)"
+        )

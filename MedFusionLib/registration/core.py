@@ -5,39 +5,38 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 import SimpleITK as sitk
 
-from MedFusionLib.core.errors import InputError
-from MedFusionLib.core.errors import RegistrationError
-from MedFusionLib.core.progress import CancelCallback
-from MedFusionLib.core.progress import ProgressCallback
-from MedFusionLib.core.progress import report
+from MedFusionLib.core.errors import InputError, RegistrationError
+from MedFusionLib.core.options import REGISTRATION_MODES
+from MedFusionLib.core.progress import CancelCallback, ProgressCallback, report
 from MedFusionLib.registration import checks, stages
-from MedFusionLib.registration.presets import PRESETS, Preset, get_preset, guess_preset
+from MedFusionLib.registration.presets import PRESETS, get_preset, guess_preset
 from MedFusionLib.registration.pyramid import Level, as_scalar_float, build_pyramid, clip_intensities
 
-MODES = ("rigid", "affine", "deformable")
+MODES = REGISTRATION_MODES  # the registration core itself: none is the pipeline's business
 Context = stages.Context
 
 
 @dataclass
 class RegistrationResult:
-    transform: sitk.Transform   # fixed physical point -> moving physical point (ITK convention)
+    transform: sitk.Transform  # fixed physical point -> moving physical point (ITK convention)
     mode: str
     stop_reason: str
-    metric_value: float         # final Mattes MI (negative = better)
+    metric_value: float  # final Mattes MI (negative = better)
     initial_metric_value: float  # at the header position, same level and samples
-    iterations: int             # optimiser iterations, all starts and levels
+    iterations: int  # optimiser iterations, all starts and levels
     elapsed_s: float
     starts_tried: int
     preset: str = ""
 
     def summary(self) -> str:
-        return (f"{self.mode} registration ({self.preset}): metric {self.initial_metric_value:.4f} -> "
-                f"{self.metric_value:.4f}, {self.iterations} iterations, {self.starts_tried} start(s), "
-                f"{self.elapsed_s:.1f} s; stopped: {self.stop_reason}")
+        return (
+            f"{self.mode} registration ({self.preset}): metric {self.initial_metric_value:.4f} -> "
+            f"{self.metric_value:.4f}, {self.iterations} iterations, {self.starts_tried} start(s), "
+            f"{self.elapsed_s:.1f} s; stopped: {self.stop_reason}"
+        )
 
 
 def _search_starts(coarse: Level, candidates, ctx: Context, span) -> tuple[float, sitk.Transform, int]:
@@ -56,7 +55,7 @@ def _search_starts(coarse: Level, candidates, ctx: Context, span) -> tuple[float
     return best_v, best_t, n
 
 
-def _looks_bad(coarse: Level, t: Optional[sitk.Transform], ctx: Context) -> bool:
+def _looks_bad(coarse: Level, t: sitk.Transform | None, ctx: Context) -> bool:
     """A start converged badly when little overlaps, the angle is implausible or it ran out of iterations."""
     if t is None:
         return True
@@ -67,8 +66,7 @@ def _looks_bad(coarse: Level, t: Optional[sitk.Transform], ctx: Context) -> bool
     return checks.overlap_fraction(coarse.fixed, coarse.moving, t) < 0.7
 
 
-def _register_once(levels: list[Level], mode: str, ctx: Context, initial_metric: float,
-                   rotated: bool) -> tuple[sitk.Transform, float, int]:
+def _register_once(levels: list[Level], mode: str, ctx: Context, rotated: bool) -> tuple[sitk.Transform, float, int]:
     coarse, fine = levels[0], levels[-1]
     starts = stages.translation_starts(coarse)
     best_v, best_t, tried = _search_starts(coarse, starts, ctx, (0.02, 0.15))
@@ -97,22 +95,38 @@ def _register_once(levels: list[Level], mode: str, ctx: Context, initial_metric:
         affine = stages.affine_from(best_t)
         a, b = (0.6, 0.95) if mode == "affine" else (0.5, 0.65)
         for i, level in enumerate(rest):
-            stages.run(level, affine, ctx, kind="affine", label=f"affine, level {i + 2}", index=i + 1,
-                       span=span(a, b, i))
+            stages.run(
+                level, affine, ctx, kind="affine", label=f"affine, level {i + 2}", index=i + 1, span=span(a, b, i)
+            )
         transform = affine
         if mode == "deformable":
             bspline = stages.bspline_for(fine.fixed)
             for i, level in enumerate(rest):
-                stages.run(level, bspline, ctx, kind="bspline", label=f"B-spline, level {i + 2}", index=i + 1,
-                           iterations=25, moving_initial=affine, span=span(0.65, 0.95, i))
+                stages.run(
+                    level,
+                    bspline,
+                    ctx,
+                    kind="bspline",
+                    label=f"B-spline, level {i + 2}",
+                    index=i + 1,
+                    iterations=25,
+                    moving_initial=affine,
+                    span=span(0.65, 0.95, i),
+                )
             transform = sitk.CompositeTransform([affine, bspline])
     # Judge the result as the start was judged: same level, same samples.
     return transform, stages.evaluate(fine, transform, ctx), tried
 
 
-def register(fixed: sitk.Image, moving: sitk.Image, mode: str = "rigid", *, preset: str = "auto",
-             progress: Optional[ProgressCallback] = None, cancel: Optional[CancelCallback] = None,
-             _settings: Optional[Preset] = None) -> RegistrationResult:
+def register(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    mode: str = "rigid",
+    *,
+    preset: str = "auto",
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
+) -> RegistrationResult:
     """Register ``moving`` onto ``fixed``; the result's transform maps fixed points to moving points.
 
     2-D or 3-D scalar images of any pixel type (colour is turned into luma). ``preset`` is one of
@@ -131,7 +145,7 @@ def register(fixed: sitk.Image, moving: sitk.Image, mode: str = "rigid", *, pres
         raise InputError(f"fixed image is {f.GetDimension()}-D but moving image is {m.GetDimension()}-D")
     checks.check_fields_of_view(f, m)
     name = guess_preset(f, m) if preset == "auto" else preset
-    settings = _settings or get_preset(name)
+    settings = get_preset(name)
     ctx = Context(settings, progress, cancel)
     report(progress, 0.0, f"{mode} registration ({name}): preparing images")
     ctx.check_cancel()
@@ -142,24 +156,39 @@ def register(fixed: sitk.Image, moving: sitk.Image, mode: str = "rigid", *, pres
 
     header = stages.translation_starts(levels[0])[0][1]
     initial = stages.evaluate(levels[-1], header, ctx)
-    transform, value, tried = _register_once(levels, mode, ctx, initial, rotated=False)
+    transform, value, tried = _register_once(levels, mode, ctx, rotated=False)
     try:
         checks.check_result(levels[0].fixed, levels[0].moving, transform, initial, value)
     except RegistrationError:
         # Last resort before giving up: search rotated starts too, and refine the header position itself on
         # the finer levels (the coarse level can prefer a wrong optimum); keep the best final metric.
         report(progress, 0.5, "first result looks wrong: trying rotated starts and the header position")
-        again, again_value, more = _register_once(levels, mode, ctx, initial, rotated=True)
+        again, again_value, more = _register_once(levels, mode, ctx, rotated=True)
         tried += more + (mode == "rigid")
         candidates = [(value, transform), (again_value, again)]
         if mode == "rigid":
             for i, level in enumerate(levels[1:]):
-                stages.run(level, header, ctx, kind="rigid", label=f"rigid from header, level {i + 2}",
-                           index=i + 1, span=(0.8, 0.95))
+                stages.run(
+                    level,
+                    header,
+                    ctx,
+                    kind="rigid",
+                    label=f"rigid from header, level {i + 2}",
+                    index=i + 1,
+                    span=(0.8, 0.95),
+                )
             candidates.append((stages.evaluate(levels[-1], header, ctx), header))
         value, transform = min(candidates, key=lambda c: c[0])
         checks.check_result(levels[0].fixed, levels[0].moving, transform, initial, value)
     report(progress, 1.0, f"{mode} registration done: metric {value:.4f}")
-    return RegistrationResult(transform=transform, mode=mode, stop_reason=ctx.stop_reason, metric_value=value,
-                              initial_metric_value=initial, iterations=ctx.iterations,
-                              elapsed_s=time.perf_counter() - t0, starts_tried=tried, preset=name)
+    return RegistrationResult(
+        transform=transform,
+        mode=mode,
+        stop_reason=ctx.stop_reason,
+        metric_value=value,
+        initial_metric_value=initial,
+        iterations=ctx.iterations,
+        elapsed_s=time.perf_counter() - t0,
+        starts_tried=tried,
+        preset=name,
+    )

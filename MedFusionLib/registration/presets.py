@@ -6,7 +6,7 @@ each difference below was measured with benchmarks/registration_benchmark.py (do
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
@@ -17,24 +17,24 @@ PRESETS = ("auto", "ct-mr", "pet-mr", "mr-mr")
 @dataclass(frozen=True)
 class Preset:
     name: str
-    bins: int = 32                       # Mattes histogram bins
+    bins: int = 32  # Mattes histogram bins
     samplings: tuple[float, ...] = (0.25, 0.15, 0.03)  # fraction of each level's voxels sampled (random, seeded)
-    mask_dilate_mm: float = 0.0          # >0: sample only the fixed foreground dilated by this much
-    min_samples: int = 3000              # but at least this many (every voxel of a tiny level)...
-    final_min_samples: int = 20000       # ...and at least this many at the finest level (small images)
-    max_level_voxels: int = 1_200_000    # finest level grid is coarsened until it holds at most this many
-    levels: tuple[float, ...] = (4.0, 2.0, 1.0)     # level spacing as multiples of the finest spacing
+    mask_dilate_mm: float = 0.0  # >0: sample only the fixed foreground dilated by this much
+    min_samples: int = 3000  # but at least this many (every voxel of a tiny level)...
+    final_min_samples: int = 20000  # ...and at least this many at the finest level (small images)
+    max_level_voxels: int = 1_200_000  # finest level grid is coarsened until it holds at most this many
+    levels: tuple[float, ...] = (4.0, 2.0, 1.0)  # level spacing as multiples of the finest spacing
     extra_sigma: tuple[float, ...] = (1.0, 0.25, 0.25)  # additional blur per level, in level voxels
     clip_percentiles: tuple[float, float] = (0.0, 100.0)
-    iterations: int = 200                # per level and start; regular-step usually stops long before
-    learning_rates: tuple[float, ...] = (1.0, 1.0, 0.15)   # regular-step first step, per level
-    min_steps: tuple[float, ...] = (0.01, 0.005, 0.0005)    # regular-step stop: step below this, per level
+    iterations: int = 200  # per level and start; regular-step usually stops long before
+    learning_rates: tuple[float, ...] = (1.0, 1.0, 0.15)  # regular-step first step, per level
+    min_steps: tuple[float, ...] = (0.01, 0.005, 0.0005)  # regular-step stop: step below this, per level
     relaxation: float = 0.5
     rotation_radius_fraction: float = 0.3  # >0: rigid scales with rotations weighted at this fraction of
-                                           # the box half-diagonal; 0: scales from physical shift
-    patience: int = 10                   # stop a level after this many iterations without metric gain...
+    # the box half-diagonal; 0: scales from physical shift
+    patience: int = 10  # stop a level after this many iterations without metric gain...
     stall_tolerances: tuple[float, ...] = (1e-4, 1e-4, 1e-4)  # ...of more than this fraction, per level
-    seed: int = 2024                     # fixed sampling seed: same input, same answer
+    seed: int = 2024  # fixed sampling seed: same input, same answer
 
 
 _PRESETS: dict[str, Preset] = {
@@ -61,8 +61,3 @@ def guess_preset(fixed: sitk.Image, moving: sitk.Image) -> str:
         if arr.size and float(np.min(arr)) < -500:
             return "ct-mr"
     return "mr-mr"
-
-
-def tuned(preset: Preset, **changes) -> Preset:
-    """A copy with some fields changed (benchmark tuning and tests)."""
-    return replace(preset, **changes)

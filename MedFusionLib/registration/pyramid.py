@@ -10,7 +10,6 @@ the interpolating metric, not from voxel count.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import SimpleITK as sitk
@@ -55,7 +54,9 @@ def clip_intensities(image: sitk.Image, percentiles: tuple[float, float]) -> sit
 def _blur(image: sitk.Image, sigmas_mm) -> sitk.Image:
     for axis, sigma in enumerate(sigmas_mm):
         if sigma > 1e-3 and image.GetSize()[axis] >= 4:
-            image = sitk.RecursiveGaussian(image, float(sigma), False, sitk.RecursiveGaussianImageFilter.ZeroOrder, axis)
+            image = sitk.RecursiveGaussian(
+                image, float(sigma), False, sitk.RecursiveGaussianImageFilter.ZeroOrder, axis
+            )
     return image
 
 
@@ -82,8 +83,17 @@ def at_spacing(image: sitk.Image, spacing_mm: float, extra_sigma_mm: float = 0.0
     direction = np.array(image.GetDirection()).reshape(image.GetDimension(), -1)
     corner = np.array(image.GetOrigin()) - direction @ (native / 2)
     origin = corner + direction @ (new / 2)
-    return sitk.Resample(out, [int(s) for s in new_size], sitk.Transform(), sitk.sitkLinear,
-                         origin.tolist(), new.tolist(), image.GetDirection(), 0.0, sitk.sitkFloat32)
+    return sitk.Resample(
+        out,
+        [int(s) for s in new_size],
+        sitk.Transform(),
+        sitk.sitkLinear,
+        origin.tolist(),
+        new.tolist(),
+        image.GetDirection(),
+        0.0,
+        sitk.sitkFloat32,
+    )
 
 
 @dataclass
@@ -92,7 +102,7 @@ class Level:
     fixed: sitk.Image
     moving: sitk.Image
     sampling: float  # 1.0 = every voxel
-    mask: Optional[sitk.Image] = None  # loose sampling mask on the fixed level image, built on first use
+    mask: sitk.Image | None = None  # loose sampling mask on the fixed level image, built on first use
 
 
 def finest_spacing(fixed: sitk.Image, preset: Preset) -> float:

@@ -10,18 +10,13 @@ uses L-BFGS-B, which copes with thousands of parameters.
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
 
-from MedFusionLib.core.errors import OperationCancelled
-from MedFusionLib.core.errors import RegistrationError
-from MedFusionLib.core.progress import CancelCallback
-from MedFusionLib.core.progress import ProgressCallback
-from MedFusionLib.core.progress import report
+from MedFusionLib.core.errors import OperationCancelled, RegistrationError
+from MedFusionLib.core.progress import CancelCallback, ProgressCallback, report
 from MedFusionLib.registration.presets import Preset
 from MedFusionLib.registration.pyramid import Level
 
@@ -29,12 +24,12 @@ from MedFusionLib.registration.pyramid import Level
 @dataclass
 class Context:
     """What every run needs besides its level: settings, callbacks and running totals."""
+
     preset: Preset
-    progress: Optional[ProgressCallback] = None
-    cancel: Optional[CancelCallback] = None
+    progress: ProgressCallback | None = None
+    cancel: CancelCallback | None = None
     iterations: int = 0
     stop_reason: str = ""
-    log: list = field(default_factory=list)
 
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel():
@@ -91,22 +86,40 @@ def evaluate(level: Level, transform: sitk.Transform, ctx: Context) -> float:
         return math.inf
 
 
-def run(level: Level, transform: sitk.Transform, ctx: Context, *, kind: str, span: tuple[float, float],
-        label: str, iterations: Optional[int] = None, moving_initial: Optional[sitk.Transform] = None,
-        index: int = 0, seed_offset: int = 0) -> float:
+def run(
+    level: Level,
+    transform: sitk.Transform,
+    ctx: Context,
+    *,
+    kind: str,
+    span: tuple[float, float],
+    label: str,
+    iterations: int | None = None,
+    moving_initial: sitk.Transform | None = None,
+    index: int = 0,
+    seed_offset: int = 0,
+) -> float:
     """Optimise ``transform`` in place on pyramid level number ``index``; returns the final metric value."""
     ctx.check_cancel()
     p = ctx.preset
     iterations = iterations or p.iterations
     R = _method(level, ctx, seed_offset)
     if kind == "bspline":
-        R.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=iterations,
-                               maximumNumberOfCorrections=5, maximumNumberOfFunctionEvaluations=4 * iterations,
-                               costFunctionConvergenceFactor=1e7)
+        R.SetOptimizerAsLBFGSB(
+            gradientConvergenceTolerance=1e-5,
+            numberOfIterations=iterations,
+            maximumNumberOfCorrections=5,
+            maximumNumberOfFunctionEvaluations=4 * iterations,
+            costFunctionConvergenceFactor=1e7,
+        )
     else:
-        R.SetOptimizerAsRegularStepGradientDescent(learningRate=p.learning_rates[index], minStep=p.min_steps[index],
-                                                   numberOfIterations=iterations, relaxationFactor=p.relaxation,
-                                                   gradientMagnitudeTolerance=1e-8)
+        R.SetOptimizerAsRegularStepGradientDescent(
+            learningRate=p.learning_rates[index],
+            minStep=p.min_steps[index],
+            numberOfIterations=iterations,
+            relaxationFactor=p.relaxation,
+            gradientMagnitudeTolerance=1e-8,
+        )
         if kind == "rigid" and p.rotation_radius_fraction > 0:
             R.SetOptimizerScales(_rigid_scales(level.fixed, transform, p.rotation_radius_fraction))
         else:
@@ -137,7 +150,6 @@ def run(level: Level, transform: sitk.Transform, ctx: Context, *, kind: str, spa
             report(ctx.progress, span[0] + (span[1] - span[0]) * frac, f"{label}: iteration {it}, metric {value:.4f}")
 
     R.AddCommand(sitk.sitkIterationEvent, on_iteration)
-    t0 = time.perf_counter()
     try:
         R.Execute(level.fixed, level.moving)
     except RuntimeError as exc:
@@ -145,23 +157,27 @@ def run(level: Level, transform: sitk.Transform, ctx: Context, *, kind: str, spa
             raise OperationCancelled("registration cancelled by the user") from None
         msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "optimiser failed"
         if "outside" in str(exc) or "sample" in str(exc).lower():
-            raise RegistrationError(f"{label}: the images stopped overlapping during registration "
-                                    f"(too few sample points inside the moving image)") from None
+            raise RegistrationError(
+                f"{label}: the images stopped overlapping during registration "
+                f"(too few sample points inside the moving image)"
+            ) from None
         raise RegistrationError(f"{label}: optimiser failed: {msg}") from None
     if state["cancelled"]:
         raise OperationCancelled("registration cancelled by the user")
     ctx.iterations += R.GetOptimizerIteration()
-    ctx.stop_reason = (f"metric stalled (no gain > {tolerance:g} for {patience} iterations) after "
-                       f"{R.GetOptimizerIteration()} iterations" if state["stalled"]
-                       else R.GetOptimizerStopConditionDescription())
+    ctx.stop_reason = (
+        f"metric stalled (no gain > {tolerance:g} for {patience} iterations) after "
+        f"{R.GetOptimizerIteration()} iterations"
+        if state["stalled"]
+        else R.GetOptimizerStopConditionDescription()
+    )
     value = float(R.GetMetricValue())
-    ctx.log.append((label, round(level.spacing, 2), level.sampling, R.GetOptimizerIteration(), round(value, 4),
-                    round(time.perf_counter() - t0, 2)))
     report(ctx.progress, span[1], f"{label}: done, metric {value:.4f}")
     return value
 
 
 # ---------------------------------------------------------------------------------------------- rigid
+
 
 def _rigid(dim: int) -> sitk.Transform:
     return sitk.Euler3DTransform() if dim == 3 else sitk.Euler2DTransform()
@@ -174,8 +190,10 @@ def centre_of_mass(image: sitk.Image) -> np.ndarray:
     total = w.sum()
     if total <= 0:
         return box_centre(image)
-    idx = [np.sum(w * np.arange(n).reshape([-1 if a == ax else 1 for a in range(arr.ndim)])) / total
-           for ax, n in enumerate(arr.shape)]
+    idx = [
+        np.sum(w * np.arange(n).reshape([-1 if a == ax else 1 for a in range(arr.ndim)])) / total
+        for ax, n in enumerate(arr.shape)
+    ]
     return np.array(image.TransformContinuousIndexToPhysicalPoint(idx[::-1]))
 
 
@@ -194,8 +212,11 @@ def translation_starts(level: Level) -> list[tuple[str, sitk.Transform]]:
     dim = level.fixed.GetDimension()
     cf, cm = centre_of_mass(level.fixed), centre_of_mass(level.moving)
     starts, seen = [], []
-    for name, shift in (("header", np.zeros(dim)), ("geometry", box_centre(level.moving) - box_centre(level.fixed)),
-                        ("moments", cm - cf)):
+    for name, shift in (
+        ("header", np.zeros(dim)),
+        ("geometry", box_centre(level.moving) - box_centre(level.fixed)),
+        ("moments", cm - cf),
+    ):
         if any(np.linalg.norm(shift - s) < level.spacing for s in seen):
             continue
         seen.append(shift)
@@ -210,8 +231,16 @@ def rotated_starts(base: sitk.Transform, angle_deg: float = 30.0) -> list[tuple[
     """The best start turned by +-angle about each axis (2-D: +-15, 30, 45 and 60 degrees)."""
     out = []
     if base.GetDimension() == 2:  # cheap in 2-D: a denser fan
-        for a in (angle_deg / 2, -angle_deg / 2, angle_deg, -angle_deg, 1.5 * angle_deg, -1.5 * angle_deg,
-                  2 * angle_deg, -2 * angle_deg):
+        for a in (
+            angle_deg / 2,
+            -angle_deg / 2,
+            angle_deg,
+            -angle_deg,
+            1.5 * angle_deg,
+            -1.5 * angle_deg,
+            2 * angle_deg,
+            -2 * angle_deg,
+        ):
             t = sitk.Euler2DTransform(base)
             t.SetAngle(t.GetAngle() + math.radians(a))
             out.append((f"rotated {a:+.0f}", t))
@@ -235,6 +264,7 @@ def rotation_angle_deg(t: sitk.Transform) -> float:
 
 
 # --------------------------------------------------------------------------------- affine / B-spline
+
 
 def affine_from(rigid: sitk.Transform) -> sitk.AffineTransform:
     a = sitk.AffineTransform(rigid.GetDimension())

@@ -5,18 +5,23 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
 import SimpleITK as sitk
 
 from MedFusionLib.core.errors import InputError
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
-def resample_to_fixed(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform, *,
-                      interpolator=sitk.sitkLinear, default_value: Optional[float] = None) -> sitk.Image:
+def resample_to_fixed(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    transform: sitk.Transform,
+    *,
+    interpolator=sitk.sitkLinear,
+    default_value: float | None = None,
+) -> sitk.Image:
     """``moving`` on ``fixed``'s grid (same size, spacing, origin, direction), keeping its pixel type.
 
     Outside the moving image the value is ``default_value``, by default the moving image's minimum so that
@@ -34,7 +39,7 @@ def save_transform(transform: sitk.Transform, path: PathLike) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"cannot save transform: folder {str(folder)!r} does not exist")
-    suffix = "".join(path.suffixes) or ".tfm"   # the writer picks the format from the extension
+    suffix = "".join(path.suffixes) or ".tfm"  # the writer picks the format from the extension
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=folder)
     os.close(fd)
     try:

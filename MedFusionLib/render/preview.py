@@ -6,8 +6,8 @@ axial, coronal and sagittal planes through the centre of the joint foreground, d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -21,7 +21,7 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(array), 0, 255).astype(np.uint8)
 
 
-def _tile(plane: np.ndarray, aspect: float = 1.0) -> Image.Image:
+def plane_tile(plane: np.ndarray, aspect: float = 1.0) -> Image.Image:
     """One plane (rows, cols) on 0..255 as a PIL image, rows stretched by ``aspect`` (row/col spacing)."""
     rows, cols = plane.shape[:2]
     height, width = rows * aspect, cols
@@ -41,7 +41,7 @@ def _planes(volume: np.ndarray, centre: Sequence[int], spacing_xyz: Sequence[flo
     ]
 
 
-def compose(rows: List[List[Image.Image]], labels: Optional[List[str]] = None) -> Image.Image:
+def compose(rows: list[list[Image.Image]], labels: list[str] | None = None) -> Image.Image:
     """Grid of tiles (one list per row) with an optional label above each row."""
     label_h = 14 if labels else 0
     width = max(sum(t.width for t in row) + 4 * (len(row) - 1) for row in rows)
@@ -61,7 +61,7 @@ def compose(rows: List[List[Image.Image]], labels: Optional[List[str]] = None) -
     return canvas
 
 
-def grid(tiles: List[Image.Image], captions: List[str], columns: int = 4) -> Image.Image:
+def grid(tiles: list[Image.Image], captions: list[str], columns: int = 4) -> Image.Image:
     """Tiles in rows of ``columns``, each with a caption of one or more lines (``\n``) above it."""
     line_h = 12
     cap_h = line_h * max(c.count("\n") + 1 for c in captions) + 2
@@ -76,20 +76,22 @@ def grid(tiles: List[Image.Image], captions: List[str], columns: int = 4) -> Ima
     return canvas
 
 
-def plane_rows(images: Sequence[np.ndarray], spacing_xyz, reference: Optional[Sequence[np.ndarray]] = None):
+def plane_rows(images: Sequence[np.ndarray], spacing_xyz, reference: Sequence[np.ndarray] | None = None):
     """One row of axial/coronal/sagittal tiles per volume, all cut through the centre of the foreground
     (> 5 on 0..255) of ``reference`` (default: the grey volumes among ``images``)."""
     reference = [im for im in images if im.ndim == 3] if reference is None else reference
     mask = np.any([im > 5 for im in reference], axis=0)
-    centre = [int(np.mean(np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != k))))) if mask.any()
-              else n // 2 for k, n in enumerate(mask.shape)]
-    return [[_tile(p, aspect) for p, aspect in _planes(im, centre, spacing_xyz)] for im in images]
+    centre = [
+        int(np.mean(np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != k))))) if mask.any() else n // 2
+        for k, n in enumerate(mask.shape)
+    ]
+    return [[plane_tile(p, aspect) for p, aspect in _planes(im, centre, spacing_xyz)] for im in images]
 
 
 def write_preview(images: Sequence[np.ndarray], labels: Sequence[str], path, spacing_xyz=(1.0, 1.0, 1.0)) -> None:
     """Write a PNG of 2-D images side by side, or of orthogonal planes of 3-D volumes (0..255, grey or RGB)."""
     if images[0].ndim == 2:
-        canvas = compose([[_tile(im) for im in images]], [" | ".join(labels)])
+        canvas = compose([[plane_tile(im) for im in images]], [" | ".join(labels)])
     else:  # volumes (z, y, x), RGB volumes (z, y, x, 3)
         canvas = compose(plane_rows(images, spacing_xyz), list(labels))
     io.write_atomically(Path(path), lambda tmp: canvas.save(tmp, format="PNG"))

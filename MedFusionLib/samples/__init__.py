@@ -10,5 +10,11 @@ from MedFusionLib.samples.phantom import (
     move_by_header,
 )
 
-__all__ = ["PhantomPair", "demo_transform", "make_phantom_pair", "make_phantom_pet", "mean_displacement_error",
-           "move_by_header"]
+__all__ = [
+    "PhantomPair",
+    "demo_transform",
+    "make_phantom_pair",
+    "make_phantom_pet",
+    "mean_displacement_error",
+    "move_by_header",
+]

@@ -9,7 +9,6 @@ true registration is known exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -42,11 +41,11 @@ class PhantomPair:
     true_transform: sitk.Euler3DTransform  # maps CT (fixed) physical points to MR (moving) points
 
 
-def _ellipsoid(grid: Tuple[np.ndarray, ...], centre, radii) -> np.ndarray:
+def _ellipsoid(grid: tuple[np.ndarray, ...], centre, radii) -> np.ndarray:
     return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii)) <= 1.0
 
 
-def _labels(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+def _labels(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     z, y, x = np.meshgrid(*(np.linspace(-1, 1, n) for n in SHAPE), indexing="ij")
     grid = (z, y, x)
     labels = np.full(SHAPE, "air", dtype=object)
@@ -126,6 +125,8 @@ def make_phantom_pair(seed: int = 7) -> PhantomPair:
 def mean_displacement_error(estimate: sitk.Transform, truth: sitk.Transform, mask: sitk.Image) -> float:
     """Mean distance (mm) between where the two transforms send each physical point of ``mask``."""
     index = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)[:, ::-1]  # x, y, z voxel indices
-    points = [mask.TransformIndexToPhysicalPoint(tuple(int(v) for v in i)) for i in index[:: max(1, len(index) // 5000)]]
+    points = [
+        mask.TransformIndexToPhysicalPoint(tuple(int(v) for v in i)) for i in index[:: max(1, len(index) // 5000)]
+    ]
     errors = [np.linalg.norm(np.subtract(estimate.TransformPoint(p), truth.TransformPoint(p))) for p in points]
     return float(np.mean(errors))

@@ -7,13 +7,12 @@ then fuses them. Writes ``montage.png`` (sources, then one labelled row or tile 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io as text_io
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -21,18 +20,13 @@ from PIL import Image
 from MedFusionLib.core import imageio as io
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.fusion import available_methods
-from MedFusionLib.pipeline import FusionResult
-from MedFusionLib.pipeline import fuse_prepared
-from MedFusionLib.pipeline import prepare_inputs
-from MedFusionLib.render.preview import _tile
-from MedFusionLib.render.preview import compose
-from MedFusionLib.render.preview import grid
-from MedFusionLib.render.preview import plane_rows
+from MedFusionLib.pipeline import FusionResult, fuse_prepared, prepare_inputs
+from MedFusionLib.render.preview import compose, grid, plane_rows, plane_tile
 
 LABEL_METRICS = ("QABF", "VIF", "SSIM", "MI", "SD")
 
 
-def applicable_methods(n_inputs: int, mode: str, names: Optional[Sequence[str]] = None) -> List[str]:
+def applicable_methods(n_inputs: int, mode: str, names: Sequence[str] | None = None) -> list[str]:
     """Registered methods that take ``n_inputs`` and support ``mode`` (restricted to ``names`` if given)."""
     methods = [m for m in available_methods() if m.accepts(n_inputs) and mode in m.modes]
     if names:
@@ -52,18 +46,31 @@ def _label(name: str, metrics: dict, seconds: float) -> str:
     return f"{name} ({seconds:.2f} s)\n" + " ".join(values[:3]) + "\n" + " ".join(values[3:])
 
 
-def _montage(sources: Sequence[np.ndarray], source_names: Sequence[str], results: Sequence[FusionResult],
-             labels: Sequence[str], spacing) -> Image.Image:
+def _montage(
+    sources: Sequence[np.ndarray],
+    source_names: Sequence[str],
+    results: Sequence[FusionResult],
+    labels: Sequence[str],
+    spacing,
+) -> Image.Image:
     """2-D: a grid of tiles with labels; 3-D: one row of orthogonal planes per image."""
     images = list(sources) + [r.fused_array for r in results]
     names = list(source_names) + list(labels)
     if images[0].ndim == 2:
-        return grid([_tile(im) for im in images], names, columns=4)
+        return grid([plane_tile(im) for im in images], names, columns=4)
     return compose(plane_rows(images, spacing, reference=sources), [name.replace("\n", "  ") for name in names])
 
 
-def compare(paths: Sequence[str], out_dir: Path, *, mode: str = "slice", axis: int = 2, registration: str = "none",
-            methods: Optional[Sequence[str]] = None, progress=None) -> List[dict]:
+def compare(
+    paths: Sequence[str],
+    out_dir: Path,
+    *,
+    mode: str = "slice",
+    axis: int = 2,
+    registration: str = "none",
+    methods: Sequence[str] | None = None,
+    progress=None,
+) -> list[dict]:
     """Run the applicable methods on one case and write montage.png, metrics.csv and the fused images."""
     from MedFusionLib.metrics import METRIC_KEYS
 
@@ -88,8 +95,9 @@ def compare(paths: Sequence[str], out_dir: Path, *, mode: str = "slice", axis: i
         metrics = result.metrics(include_3d=False)
         io.write_image(result.fused, out_dir / f"{name}{ext}")
         family = next(m.family for m in available_methods() if m.name == name)
-        rows.append({"method": name, "family": family, "mode": mode, "seconds": seconds,
-                     **{k: metrics[k] for k in METRIC_KEYS}})
+        rows.append(
+            {"method": name, "family": family, "mode": mode, "seconds": seconds, **{k: metrics[k] for k in METRIC_KEYS}}
+        )
         results.append(result)
         labels.append(_label(name, metrics, seconds))
 
@@ -101,7 +109,12 @@ def compare(paths: Sequence[str], out_dir: Path, *, mode: str = "slice", axis: i
     for row in rows:
         writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
     io.write_atomically(out_dir / "metrics.csv", lambda tmp: Path(tmp).write_text(buffer.getvalue()))
-    montage = _montage([s * 255.0 for s in prepared.sources01], [Path(p).name for p in paths], results, labels,
-                       prepared.fixed.GetSpacing())
+    montage = _montage(
+        [s * 255.0 for s in prepared.sources01],
+        [Path(p).name for p in paths],
+        results,
+        labels,
+        prepared.fixed.GetSpacing(),
+    )
     io.write_atomically(out_dir / "montage.png", lambda tmp: montage.save(tmp, format="PNG"))
     return rows

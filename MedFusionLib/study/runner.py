@@ -80,13 +80,15 @@ def write_metrics_csv(path: Path, records: Sequence[CaseRecord], keys: Sequence[
     writer = csv.writer(buffer)
     writer.writerow(columns)
     for record in records:
-        writer.writerow([record.name] + [f"{record.metrics[k]:.6g}" if k in record.metrics else ""
-                                         for k in columns[1:]])
+        writer.writerow(
+            [record.name] + [f"{record.metrics[k]:.6g}" if k in record.metrics else "" for k in columns[1:]]
+        )
     write_atomically(Path(path), lambda tmp: Path(tmp).write_text(buffer.getvalue()))
 
 
-def run_batch(manifest: Path, out_dir: Path, options: FusionOptions,
-              on_record: Callable[[CaseRecord, int], None] | None = None) -> BatchOutcome:
+def run_batch(
+    manifest: Path, out_dir: Path, options: FusionOptions, on_record: Callable[[CaseRecord, int], None] | None = None
+) -> BatchOutcome:
     """Fuse every case of ``manifest`` into ``out_dir`` one after another; ``metrics.csv`` for the successes."""
     from MedFusionLib.metrics import METRIC_KEYS
 

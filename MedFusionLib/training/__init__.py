@@ -10,10 +10,18 @@ from MedFusionLib.training.recipes import RECIPES
 
 
 def train(method: str, data_dir, **options) -> dict:
-    """Train ``method``'s recipe; see :func:`MedFusionLib.training.trainer.train` for the options."""
-    from MedFusionLib.training.trainer import train as run
+    """Train ``method``'s recipe: the adversarial and multi-input methods with their own loops, every other
+    recipe with :func:`MedFusionLib.training.trainer.train` (see it for the options)."""
+    from MedFusionLib.training import adversarial, multi_encoder, trainer
 
-    return run(method, data_dir, **options)
+    custom = {
+        adversarial.RECIPE.name: adversarial.train_adversarial,
+        multi_encoder.RECIPE.name: multi_encoder.train_multi_encoder,
+    }
+    if method in custom:
+        opts = trainer.TrainOptions(out=options.pop("out", None), **options)
+        return custom[method](method, data_dir, opts)
+    return trainer.train(method, data_dir, **options)
 
 
 __all__ = ["RECIPES", "train"]

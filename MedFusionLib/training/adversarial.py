@@ -20,7 +20,7 @@ Measures that keep this stable on a CPU with short runs (documented in docs/deep
 5. seeded, deterministic kernels (``torch.use_deterministic_algorithms``), single-threaded by default.
 
 The loop mirrors part 1's trainer (same data, split, augmentation, validation metrics, checkpoints each
-epoch, ``--resume``) and is reached through its ``register_loop`` hook. :func:`write_card` writes the model
+epoch, ``--resume``) and is reached through ``MedFusionLib.training.train``. :func:`write_card` writes the model
 cards of the part-2 loops.
 """
 
@@ -30,7 +30,6 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -47,14 +46,18 @@ RECIPE = RECIPES["ddcgan-lite"]  # defined with the others in recipes.py
 CONTENT_KEYS = ("w_ssim", "w_grad", "w_int", "ssim_window")
 
 
-def write_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path, rows: List[tuple], note: str = "") -> None:
+def write_card(
+    net, recipe: Recipe, meta: dict, history: list[dict], path: Path, rows: list[tuple], note: str = ""
+) -> None:
     """Markdown model card beside ``path``: ``rows`` are (item, value) pairs specific to the loop."""
-    footer = ("Metrics: `MedFusionLib.metrics` definitions (MI in bits, SSIM summed over the sources with data range 255) on "
-              "full-size validation images. The quality tables are in docs/deep-fusion-part2.md.")
+    footer = (
+        "Metrics: `MedFusionLib.metrics` definitions (MI in bits, SSIM summed over the sources with data range 255) on "
+        "full-size validation images. The quality tables are in docs/deep-fusion-part2.md."
+    )
     path.with_suffix(".md").write_text(T.model_card_text(net, recipe, meta, history, path, rows, footer, note))
 
 
-def train_adversarial(method: str, data_dir, opts: Optional["T.TrainOptions"] = None, data=None, **options) -> dict:
+def train_adversarial(method: str, data_dir, opts: T.TrainOptions | None = None, data=None, **options) -> dict:
     """Train the adversarial recipe ``method``; same arguments and result as :func:`trainer.train`.
 
     ``data`` (tests only) replaces the Harvard data with an object offering ``batch(rng)``, ``val_pairs`` and
@@ -70,7 +73,11 @@ def train_adversarial(method: str, data_dir, opts: Optional["T.TrainOptions"] = 
     checkpoint_dir = opts.checkpoint_path(method)
     T.seed_everything(opts.seed, opts.threads)
 
-    data = data if data is not None else T._Data(replace(recipe, data="pairs"), data_dir, opts.split_seed, opts.train_split)
+    data = (
+        data
+        if data is not None
+        else T._Data(replace(recipe, data="pairs"), data_dir, opts.split_seed, opts.train_split)
+    )
     gen = build_network(recipe.network, recipe.config)
     discs = torch.nn.ModuleList(PatchDiscriminator(int(args.get("d_channels", 16))) for _ in range(2))
     opt_g = torch.optim.Adam(gen.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
@@ -81,21 +88,30 @@ def train_adversarial(method: str, data_dir, opts: Optional["T.TrainOptions"] = 
     content = FusionLoss(**{k: v for k, v in args.items() if k in CONTENT_KEYS})
     adv_weight, warmup, real = float(args["adv_weight"]), int(args["warmup_steps"]), float(args["real_label"])
     rng = np.random.default_rng(opts.seed)
-    history: List[dict] = []
+    history: list[dict] = []
     start_epoch, elapsed_before, step = 0, 0.0, 0
     if opts.resume:
-        states = {"model": gen, "discriminators": discs, "opt_g": opt_g, "opt_d": opt_d, "sched_g": sched_g, "sched_d": sched_d}
+        states = {
+            "model": gen,
+            "discriminators": discs,
+            "opt_g": opt_g,
+            "opt_d": opt_d,
+            "sched_g": sched_g,
+            "sched_d": sched_d,
+        }
         ckpt = T.resume_from(opts, recipe, states, rng)
         history, start_epoch, elapsed_before, step = ckpt["history"], ckpt["epoch"], ckpt["elapsed"], ckpt["step"]
     log = opts.log
-    log(f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}")
+    log(
+        f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}"
+    )
     val_recipe = replace(recipe, loss="fusion")
 
     gen.train()
     discs.train()
     t0 = time.perf_counter()
     for epoch in range(start_epoch, recipe.epochs):
-        sums: Dict[str, List[float]] = {"loss": [], "content": [], "adv_g": [], "loss_d": []}
+        sums: dict[str, list[float]] = {"loss": [], "content": [], "adv_g": [], "loss_d": []}
         for _ in range(recipe.steps_per_epoch):
             x = data.batch(rng)  # (2, batch, 1, H, W)
             fused = gen(x)
@@ -124,11 +140,24 @@ def train_adversarial(method: str, data_dir, opts: Optional["T.TrainOptions"] = 
         row["elapsed_s"] = elapsed_before + time.perf_counter() - t0
         history.append(row)
         log(f"[{method}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        save_checkpoint(checkpoint_dir, {
-            "recipe": recipe.name, "epoch": epoch + 1, "step": step, "model": gen.state_dict(), "discriminators": discs.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict(),
-            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "history": history, "elapsed": row["elapsed_s"],
-        })
+        save_checkpoint(
+            checkpoint_dir,
+            {
+                "recipe": recipe.name,
+                "epoch": epoch + 1,
+                "step": step,
+                "model": gen.state_dict(),
+                "discriminators": discs.state_dict(),
+                "opt_g": opt_g.state_dict(),
+                "opt_d": opt_d.state_dict(),
+                "sched_g": sched_g.state_dict(),
+                "sched_d": sched_d.state_dict(),
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "history": history,
+                "elapsed": row["elapsed_s"],
+            },
+        )
         if opts.progress:
             opts.progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
 
@@ -136,20 +165,36 @@ def train_adversarial(method: str, data_dir, opts: Optional["T.TrainOptions"] = 
     meta = T.training_meta(method, recipe, opts, data.summary, wall, history)
     final = meta["final"]
     T.export_weights(gen, recipe, out, meta)
-    write_card(gen, recipe, meta, history, out, [
-        ("data", T.DATA_TEXT["pairs"]),
-        ("split", f"by case id, seed {opts.split_seed}: {data.summary}"),
-        ("loss", "generator: content (w_ssim (1 - mean SSIM(F, S_i)) + w_grad L1(|grad F|, max_i |grad S_i|) + w_int L1(F, max_i S_i)) "
-                 "+ adv_weight x ramp x sum_k (D_k(F) - real)^2; discriminators (least squares): (D_k(S_k) - real)^2 + D_k(F)^2; "
-                 f"`{json.dumps(recipe.loss_args)}`"),
-        ("discriminators", f"two spectral-normalised patch discriminators ({sum(p.numel() for p in discs.parameters()):,} parameters together; not shipped), "
-                           "D_1 for the first source of each Harvard pair (CT, PET or SPECT), D_2 for the MRI"),
-        ("stability measures", "generator warm-started as max fusion (zero-initialised residual head); content loss dominant, adversarial weight ramped in; "
-                               "LSGAN + one-sided label smoothing; spectral norm; Adam beta1 0.5, discriminators at half the learning rate; generator gradient clipping"),
-        ("augmentation", f"random crop {recipe.crop} (containing foreground), flips, 90-degree rotations, per-source gain 0.8-1.2 and gamma 0.8-1.25"),
-    ])
+    write_card(
+        gen,
+        recipe,
+        meta,
+        history,
+        out,
+        [
+            ("data", T.DATA_TEXT["pairs"]),
+            ("split", f"by case id, seed {opts.split_seed}: {data.summary}"),
+            (
+                "loss",
+                "generator: content (w_ssim (1 - mean SSIM(F, S_i)) + w_grad L1(|grad F|, max_i |grad S_i|) + w_int L1(F, max_i S_i)) "
+                "+ adv_weight x ramp x sum_k (D_k(F) - real)^2; discriminators (least squares): (D_k(S_k) - real)^2 + D_k(F)^2; "
+                f"`{json.dumps(recipe.loss_args)}`",
+            ),
+            (
+                "discriminators",
+                f"two spectral-normalised patch discriminators ({sum(p.numel() for p in discs.parameters()):,} parameters together; not shipped), "
+                "D_1 for the first source of each Harvard pair (CT, PET or SPECT), D_2 for the MRI",
+            ),
+            (
+                "stability measures",
+                "generator warm-started as max fusion (zero-initialised residual head); content loss dominant, adversarial weight ramped in; "
+                "LSGAN + one-sided label smoothing; spectral norm; Adam beta1 0.5, discriminators at half the learning rate; generator gradient clipping",
+            ),
+            (
+                "augmentation",
+                f"random crop {recipe.crop} (containing foreground), flips, 90-degree rotations, per-source gain 0.8-1.2 and gamma 0.8-1.25",
+            ),
+        ],
+    )
     log(f"[{method}] wrote {out} ({out.stat().st_size} bytes) after {wall:.0f} s")
     return {"weights": str(out), "history": history, "final": final, "train_seconds": wall, "data": data.summary}
-
-
-T.register_loop(RECIPE.name, train_adversarial)

@@ -14,9 +14,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -50,10 +50,10 @@ class PairSet:
     """Slice pairs of one split: uint8 arrays (n, 2, H, W), their modality pair and file id."""
 
     images: np.ndarray
-    pair: List[str]
-    ids: List[str]
+    pair: list[str]
+    ids: list[str]
 
-    def subset(self, pair: str) -> "PairSet":
+    def subset(self, pair: str) -> PairSet:
         keep = [i for i, p in enumerate(self.pair) if p == pair]
         return PairSet(self.images[keep], [self.pair[i] for i in keep], [self.ids[i] for i in keep])
 
@@ -63,10 +63,12 @@ def harvard_root(data_dir: Path) -> Path:
     for root in (data_dir / "harvard", data_dir):
         if any((root / p).is_dir() for p in PAIRS):
             return root
-    raise MedFusionError(f"{data_dir}: no Harvard pair folders ({', '.join(PAIRS)}) found (expected DATA/harvard/<pair>)")
+    raise MedFusionError(
+        f"{data_dir}: no Harvard pair folders ({', '.join(PAIRS)}) found (expected DATA/harvard/<pair>)"
+    )
 
 
-def list_pairs(data_dir: Path) -> List[Tuple[str, str, Path, Path]]:
+def list_pairs(data_dir: Path) -> list[tuple[str, str, Path, Path]]:
     """(pair, file id, path of the first modality, path of the second) for every pair found."""
     root = harvard_root(data_dir)
     found = []
@@ -84,7 +86,9 @@ def list_pairs(data_dir: Path) -> List[Tuple[str, str, Path, Path]]:
     return found
 
 
-def split_cases(pairs: Sequence[Tuple[str, str]], seed: int = SPLIT_SEED, val_fraction: float = VAL_FRACTION) -> Dict[str, set]:
+def split_cases(
+    pairs: Sequence[tuple[str, str]], seed: int = SPLIT_SEED, val_fraction: float = VAL_FRACTION
+) -> dict[str, set]:
     """Split case ids into ``{"train": set, "val": set}``, by case, reproducibly.
 
     ``pairs`` lists (modality pair, file id). Cases are shuffled with ``seed``; the first ``val_fraction`` go to
@@ -102,7 +106,7 @@ def split_cases(pairs: Sequence[Tuple[str, str]], seed: int = SPLIT_SEED, val_fr
     return {"train": train, "val": val, "fit": train - select, "select": select}
 
 
-def _selection_cases(pairs: Sequence[Tuple[str, str]], train: set, seed: int) -> set:
+def _selection_cases(pairs: Sequence[tuple[str, str]], train: set, seed: int) -> set:
     """Model-selection cases: a seeded ``SELECT_FRACTION`` of the training cases, at least one per modality pair.
 
     ``fit`` + ``select`` = ``train``. Recipe and checkpoint choices are made by training on ``fit`` and scoring
@@ -115,7 +119,7 @@ def _selection_cases(pairs: Sequence[Tuple[str, str]], train: set, seed: int) ->
     return _spread_over_pairs(select, order, pairs, min_cases=2)
 
 
-def _spread_over_pairs(chosen: set, order: Sequence[str], pairs: Sequence[Tuple[str, str]], min_cases: int) -> set:
+def _spread_over_pairs(chosen: set, order: Sequence[str], pairs: Sequence[tuple[str, str]], min_cases: int) -> set:
     """Give every modality pair with at least ``min_cases`` cases in ``order`` one chosen case and one left over.
 
     A pair with none chosen gets its first case (in ``order``); a pair with all chosen gives back its last.
@@ -204,7 +208,7 @@ def normalise_volume(array: np.ndarray) -> np.ndarray:
     return np.clip(array / max(hi, 1e-6), 0, 1).astype(np.float32)
 
 
-def load_volume_pairs(data_dir: Path, split: str) -> List[np.ndarray]:
+def load_volume_pairs(data_dir: Path, split: str) -> list[np.ndarray]:
     """Aligned volume pairs as float32 (2, D, H, W) in 0..1; the second is resampled onto the first's grid."""
     import SimpleITK as sitk
 
@@ -220,7 +224,11 @@ def load_volume_pairs(data_dir: Path, split: str) -> List[np.ndarray]:
         fixed = sitk.Cast(sitk.ReadImage(str(pa)), sitk.sitkFloat32)
         moving = sitk.Cast(sitk.ReadImage(str(pb)), sitk.sitkFloat32)
         moving = sitk.Resample(moving, fixed, sitk.Transform(), sitk.sitkLinear, 0.0)
-        out.append(np.stack([normalise_volume(sitk.GetArrayFromImage(fixed)), normalise_volume(sitk.GetArrayFromImage(moving))]))
+        out.append(
+            np.stack(
+                [normalise_volume(sitk.GetArrayFromImage(fixed)), normalise_volume(sitk.GetArrayFromImage(moving))]
+            )
+        )
     if not out:
         raise MedFusionError(f"{root}: no aligned volume pairs found for split {split!r}")
     return out

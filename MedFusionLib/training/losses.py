@@ -103,15 +103,21 @@ def edge_preservation(fused: torch.Tensor, sources: torch.Tensor) -> torch.Tenso
         g_s, a_s = _sobel_strength_orientation(src)
         rel = torch.minimum(g_s, g_f) / torch.maximum(g_s, g_f).clamp_min(1e-6)
         orient = 1 - torch.abs(a_s - a_f) / (math.pi / 2)
-        q = QABF_TG / (1 + torch.exp(QABF_KG * (rel - QABF_DG))) * QABF_TA / (1 + torch.exp(QABF_KA * (orient - QABF_DA)))
+        q = (
+            QABF_TG
+            / (1 + torch.exp(QABF_KG * (rel - QABF_DG)))
+            * QABF_TA
+            / (1 + torch.exp(QABF_KA * (orient - QABF_DA)))
+        )
         num = num + (q * g_s).flatten(1).sum(1)
         den = den + g_s.flatten(1).sum(1)
     return num / den.clamp_min(1e-6)
 
 
 class FusionLoss(nn.Module):
-    def __init__(self, w_ssim: float = 1.0, w_grad: float = 4.0, w_int: float = 1.0, ssim_window: int = 11,
-                 w_edge: float = 0.0) -> None:
+    def __init__(
+        self, w_ssim: float = 1.0, w_grad: float = 4.0, w_int: float = 1.0, ssim_window: int = 11, w_edge: float = 0.0
+    ) -> None:
         super().__init__()
         self.w_ssim, self.w_grad, self.w_int, self.ssim_window = w_ssim, w_grad, w_int, ssim_window
         self.w_edge = w_edge

@@ -27,9 +27,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -39,9 +39,9 @@ from MedFusionLib.networks import build_network
 from MedFusionLib.training import data as D
 from MedFusionLib.training import trainer as T
 from MedFusionLib.training.adversarial import write_card
-from MedFusionLib.training.trainer import cosine, save_checkpoint
 from MedFusionLib.training.losses import FusionLoss
 from MedFusionLib.training.recipes import RECIPES, Recipe
+from MedFusionLib.training.trainer import cosine, save_checkpoint
 
 RECIPE = RECIPES["multi-encoder"]  # defined with the others in recipes.py
 TRIPLES = (("T1", "T2", "PD"), ("T1", "T2", "PET"), ("T1", "PD", "SPECT"), ("T2", "PD", "PET"))
@@ -53,7 +53,7 @@ VAL_METRICS = ("QABF", "SSIM", "VIF", "MI", "SD")
 EVAL_COLUMNS = ("EN", "SD", "SF", "MI", "SCD", "VIF", "QABF", "SSIM")
 
 
-def load_spm_slices(data_dir: Path) -> Dict[str, np.ndarray]:
+def load_spm_slices(data_dir: Path) -> dict[str, np.ndarray]:
     """SPM templates as float32 (z, 2y, 2x) in 0..1 on the T1 grid, axial slices upsampled x2 in-plane."""
     import SimpleITK as sitk
     from scipy import ndimage
@@ -68,13 +68,15 @@ def load_spm_slices(data_dir: Path) -> Dict[str, np.ndarray]:
     ref = sitk.Cast(sitk.ReadImage(str(paths["T1"])), sitk.sitkFloat32)
     out = {}
     for name, path in paths.items():
-        image = sitk.Resample(sitk.Cast(sitk.ReadImage(str(path)), sitk.sitkFloat32), ref, sitk.Transform(), sitk.sitkLinear, 0.0)
+        image = sitk.Resample(
+            sitk.Cast(sitk.ReadImage(str(path)), sitk.sitkFloat32), ref, sitk.Transform(), sitk.sitkLinear, 0.0
+        )
         vol = D.normalise_volume(sitk.GetArrayFromImage(image))
         out[name] = np.clip(ndimage.zoom(vol, (1, UPSAMPLE, UPSAMPLE), order=1), 0, 1).astype(np.float32)
     return out
 
 
-def triple_slices(volumes: Dict[str, np.ndarray], split: str) -> List[np.ndarray]:
+def triple_slices(volumes: dict[str, np.ndarray], split: str) -> list[np.ndarray]:
     """(3, H, W) slices of every triple for ``split`` ("train": outside the held-out slab and its guard; "val")."""
     depth = volumes["T1"].shape[0]
     lo, hi = min(VAL_Z), max(VAL_Z)
@@ -102,13 +104,18 @@ class PairsAndTriples:
         val = triple_slices(volumes, "val")
         self.val_triples = val[:: max(1, len(val) // 16)]
         self.val_pairs = self.pairs.val_pairs
-        self.summary = (f"pairs: {self.pairs.summary}; triples: {len(self.train_triples)} SPM axial slices x triple for training, "
-                        f"held-out slab z {VAL_Z[0]}-{VAL_Z[-1]} (guard {GUARD}), {len(self.val_triples)} held-out triples used for validation")
+        self.summary = (
+            f"pairs: {self.pairs.summary}; triples: {len(self.train_triples)} SPM axial slices x triple for training, "
+            f"held-out slab z {VAL_Z[0]}-{VAL_Z[-1]} (guard {GUARD}), {len(self.val_triples)} held-out triples used for validation"
+        )
 
     def batch(self, rng: np.random.Generator) -> torch.Tensor:
         r = self.recipe
         if rng.random() < TRIPLE_FRACTION:
-            items = [D.augment_pair(self.train_triples[rng.integers(len(self.train_triples))], rng, r.crop) for _ in range(r.batch)]
+            items = [
+                D.augment_pair(self.train_triples[rng.integers(len(self.train_triples))], rng, r.crop)
+                for _ in range(r.batch)
+            ]
             x = torch.from_numpy(np.stack(items, axis=1)).unsqueeze(2)
         else:
             x = self.pairs.batch(rng)
@@ -116,7 +123,7 @@ class PairsAndTriples:
 
 
 @torch.no_grad()
-def validate_triples(net, triples: Sequence[np.ndarray]) -> Dict[str, float]:
+def validate_triples(net, triples: Sequence[np.ndarray]) -> dict[str, float]:
     """Metrics of the network's fusion of held-out triples (keys suffixed ``_3``)."""
     from MedFusionLib.metrics import compute_metrics
 
@@ -129,7 +136,7 @@ def validate_triples(net, triples: Sequence[np.ndarray]) -> Dict[str, float]:
     return {f"{k}_3": float(np.mean([r[k] for r in rows])) for k in VAL_METRICS}
 
 
-def train_multi_encoder(method: str, data_dir, opts: Optional["T.TrainOptions"] = None, data=None, **options) -> dict:
+def train_multi_encoder(method: str, data_dir, opts: T.TrainOptions | None = None, data=None, **options) -> dict:
     """Train the multi-encoder recipe; same arguments and result as :func:`trainer.train` (``data``: tests only)."""
     opts = opts or T.TrainOptions(**options)
     recipe = opts.recipe(method)
@@ -146,13 +153,15 @@ def train_multi_encoder(method: str, data_dir, opts: Optional["T.TrainOptions"] 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(total))
     loss_fn = FusionLoss(**recipe.loss_args)
     rng = np.random.default_rng(opts.seed)
-    history: List[dict] = []
+    history: list[dict] = []
     start_epoch, elapsed_before = 0, 0.0
     if opts.resume:
         ckpt = T.resume_from(opts, recipe, {"model": net, "optimizer": opt, "scheduler": sched}, rng)
         history, start_epoch, elapsed_before = ckpt["history"], ckpt["epoch"], ckpt["elapsed"]
     log = opts.log
-    log(f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}")
+    log(
+        f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}"
+    )
     val_recipe = replace(recipe, loss="fusion")
 
     net.train()
@@ -176,11 +185,20 @@ def train_multi_encoder(method: str, data_dir, opts: Optional["T.TrainOptions"] 
         row["elapsed_s"] = elapsed_before + time.perf_counter() - t0
         history.append(row)
         log(f"[{method}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        save_checkpoint(checkpoint_dir, {
-            "recipe": recipe.name, "epoch": epoch + 1, "model": net.state_dict(), "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-            "history": history, "elapsed": row["elapsed_s"],
-        })
+        save_checkpoint(
+            checkpoint_dir,
+            {
+                "recipe": recipe.name,
+                "epoch": epoch + 1,
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "history": history,
+                "elapsed": row["elapsed_s"],
+            },
+        )
         if opts.progress:
             opts.progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
 
@@ -188,26 +206,46 @@ def train_multi_encoder(method: str, data_dir, opts: Optional["T.TrainOptions"] 
     meta = T.training_meta(method, recipe, opts, data.summary, wall, history)
     final = meta["final"]
     T.export_weights(net, recipe, out, meta)
-    write_card(net, recipe, meta, history, out, [
-        ("data", "Harvard atlas training pairs (as part 1: PET/SPECT as rounded luma) and SPM12 template triples "
-                 f"{', '.join('/'.join(t) for t in TRIPLES)} (axial slices upsampled x2, each volume 0..1 by its 99.5th foreground percentile); "
-                 f"{int(TRIPLE_FRACTION * 100)} % of the batches are triples; inputs randomly permuted per batch"),
-        ("split", f"pairs by case id (seed {opts.split_seed}); triples by location: held-out axial slab z {VAL_Z[0]}-{VAL_Z[-1]} with a {GUARD}-slice guard "
-                  f"on each side (the templates are one averaged subject). {data.summary}"),
-        ("loss", f"unsupervised fusion loss over all N sources: w_ssim (1 - mean_i SSIM(F, S_i)) + w_grad L1(|grad F|, max_i |grad S_i|) + w_int L1(F, max_i S_i); `{json.dumps(recipe.loss_args)}`"),
-        ("augmentation", f"random crop {recipe.crop} (containing foreground), flips, 90-degree rotations, per-source gain 0.8-1.2 and gamma 0.8-1.25"),
-    ], note="Columns with suffix `_3` are N = 3 fusions of held-out SPM triples; the others are the Harvard held-out pairs (N = 2).")
+    write_card(
+        net,
+        recipe,
+        meta,
+        history,
+        out,
+        [
+            (
+                "data",
+                "Harvard atlas training pairs (as part 1: PET/SPECT as rounded luma) and SPM12 template triples "
+                f"{', '.join('/'.join(t) for t in TRIPLES)} (axial slices upsampled x2, each volume 0..1 by its 99.5th foreground percentile); "
+                f"{int(TRIPLE_FRACTION * 100)} % of the batches are triples; inputs randomly permuted per batch",
+            ),
+            (
+                "split",
+                f"pairs by case id (seed {opts.split_seed}); triples by location: held-out axial slab z {VAL_Z[0]}-{VAL_Z[-1]} with a {GUARD}-slice guard "
+                f"on each side (the templates are one averaged subject). {data.summary}",
+            ),
+            (
+                "loss",
+                f"unsupervised fusion loss over all N sources: w_ssim (1 - mean_i SSIM(F, S_i)) + w_grad L1(|grad F|, max_i |grad S_i|) + w_int L1(F, max_i S_i); `{json.dumps(recipe.loss_args)}`",
+            ),
+            (
+                "augmentation",
+                f"random crop {recipe.crop} (containing foreground), flips, 90-degree rotations, per-source gain 0.8-1.2 and gamma 0.8-1.25",
+            ),
+        ],
+        note="Columns with suffix `_3` are N = 3 fusions of held-out SPM triples; the others are the Harvard held-out pairs (N = 2).",
+    )
     log(f"[{method}] wrote {out} ({out.stat().st_size} bytes) after {wall:.0f} s")
     return {"weights": str(out), "history": history, "final": final, "train_seconds": wall, "data": data.summary}
 
 
-def evaluate_triples(data_dir, methods: Sequence[str], every: int = 2) -> Dict[str, Dict[str, Dict[str, float]]]:
+def evaluate_triples(data_dir, methods: Sequence[str], every: int = 2) -> dict[str, dict[str, dict[str, float]]]:
     """N = 3 quality on the held-out SPM slab: {triple: {method: {column: mean}}}, slice mode, 8-bit fused."""
     from MedFusionLib.fusion import fuse_arrays
     from MedFusionLib.metrics import compute_metrics
 
     volumes = load_spm_slices(Path(data_dir))
-    results: Dict[str, Dict[str, Dict[str, float]]] = {}
+    results: dict[str, dict[str, dict[str, float]]] = {}
     for triple in TRIPLES:
         slices = [np.stack([volumes[n][z] for n in triple]) for z in VAL_Z[::every]]
         key = "/".join(triple)
@@ -227,15 +265,23 @@ def evaluate_triples(data_dir, methods: Sequence[str], every: int = 2) -> Dict[s
 def main(argv=None) -> int:
     from MedFusionLib.fusion import available_methods
 
-    p = argparse.ArgumentParser(description="N = 3 fusion quality on the held-out SPM slab (every method that takes N inputs)")
+    p = argparse.ArgumentParser(
+        description="N = 3 fusion quality on the held-out SPM slab (every method that takes N inputs)"
+    )
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--methods", default=None, help="comma-separated (default: every registered N-input method)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = p.parse_args(argv)
-    methods = args.methods.split(",") if args.methods else [m.name for m in available_methods() if m.accepts(3) and "slice" in m.modes]
+    methods = (
+        args.methods.split(",")
+        if args.methods
+        else [m.name for m in available_methods() if m.accepts(3) and "slice" in m.modes]
+    )
     t0 = time.perf_counter()
     results = evaluate_triples(args.data, methods)
-    print(f"# N = 3 fusion quality: SPM template triples, held-out axial slab z {VAL_Z[0]}-{VAL_Z[-1]} (every 2nd slice, x2 upsampled), slice mode, 8-bit")
+    print(
+        f"# N = 3 fusion quality: SPM template triples, held-out axial slab z {VAL_Z[0]}-{VAL_Z[-1]} (every 2nd slice, x2 upsampled), slice mode, 8-bit"
+    )
     for triple, rows in results.items():
         print(f"\n## {triple}\n| method | " + " | ".join(c if c != "MI" else "MI (bits)" for c in EVAL_COLUMNS) + " |")
         print("|---" * (len(EVAL_COLUMNS) + 1) + "|")
@@ -251,8 +297,6 @@ def main(argv=None) -> int:
         Path(args.json).write_text(json.dumps({"per_triple": results, "mean": mean}, indent=2))
     return 0
 
-
-T.register_loop(RECIPE.name, train_multi_encoder)
 
 if __name__ == "__main__":
     sys.exit(main())

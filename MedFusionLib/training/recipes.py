@@ -7,17 +7,17 @@ The defaults here are exactly the recipes of the shipped weights (see the model 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any
 
 
 @dataclass(frozen=True)
 class Recipe:
     name: str  # also the weight file's stem
     network: str  # class name in MedFusionLib.networks
-    config: Dict[str, Any]
+    config: dict[str, Any]
     data: str  # "pairs" (Harvard slice pairs), "singles" (single-modality slices), "patches3d"
     loss: str  # "fusion" or "reconstruction"
-    loss_args: Dict[str, Any] = field(default_factory=dict)
+    loss_args: dict[str, Any] = field(default_factory=dict)
     epochs: int = 30
     steps_per_epoch: int = 60
     batch: int = 8
@@ -26,7 +26,7 @@ class Recipe:
     description: str = ""
 
 
-RECIPES: Dict[str, Recipe] = {
+RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
         Recipe(
@@ -93,7 +93,16 @@ RECIPES: Dict[str, Recipe] = {
             config=dict(spatial_dims=2, stem=8, growth=8, dense_layers=2, residual=True),
             data="pairs",
             loss="adversarial",
-            loss_args=dict(w_ssim=1.0, w_grad=4.0, w_int=1.0, adv_weight=0.05, warmup_steps=150, real_label=0.9, d_lr_ratio=0.5, d_channels=16),
+            loss_args=dict(
+                w_ssim=1.0,
+                w_grad=4.0,
+                w_int=1.0,
+                adv_weight=0.05,
+                warmup_steps=150,
+                real_label=0.9,
+                d_lr_ratio=0.5,
+                d_channels=16,
+            ),
             epochs=12,
             steps_per_epoch=40,
             batch=8,

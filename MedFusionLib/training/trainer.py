@@ -11,9 +11,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,11 +37,16 @@ def get_recipe(method: str) -> Recipe:
         raise MedFusionError(f"no training recipe for {method!r} (trainable: {', '.join(RECIPES)})") from None
 
 
-def resolve_recipe(method: str, epochs=None, steps_per_epoch=None, batch=None, lr=None, config_overrides=None,
-                   loss_overrides=None) -> Recipe:
+def resolve_recipe(
+    method: str, epochs=None, steps_per_epoch=None, batch=None, lr=None, config_overrides=None, loss_overrides=None
+) -> Recipe:
     """``method``'s recipe with the command-line overrides applied (config and loss arguments merged)."""
     recipe = get_recipe(method)
-    overrides = {k: v for k, v in dict(epochs=epochs, steps_per_epoch=steps_per_epoch, batch=batch, lr=lr).items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in dict(epochs=epochs, steps_per_epoch=steps_per_epoch, batch=batch, lr=lr).items()
+        if v is not None
+    }
     if config_overrides:
         overrides["config"] = {**recipe.config, **config_overrides}
     if loss_overrides:
@@ -59,21 +65,21 @@ class TrainOptions:
     ("select"); that is how recipes are compared, so the held-out "val" cases stay out of every choice.
     """
 
-    out: Optional[Path] = None
-    epochs: Optional[int] = None
+    out: Path | None = None
+    epochs: int | None = None
     seed: int = 0
     split_seed: int = D.SPLIT_SEED
     train_split: str = "train"
-    steps_per_epoch: Optional[int] = None
-    batch: Optional[int] = None
-    lr: Optional[float] = None
-    checkpoint_dir: Optional[Path] = None
-    resume: Optional[Path] = None
-    threads: Optional[int] = 1
+    steps_per_epoch: int | None = None
+    batch: int | None = None
+    lr: float | None = None
+    checkpoint_dir: Path | None = None
+    resume: Path | None = None
+    threads: int | None = 1
     validate_every: int = 5
-    config_overrides: Optional[dict] = None
-    loss_overrides: Optional[dict] = None
-    progress: Optional[Callable[[float, str], None]] = None
+    config_overrides: dict | None = None
+    loss_overrides: dict | None = None
+    progress: Callable[[float, str], None] | None = None
     quiet: bool = False
     command: str = ""
 
@@ -82,7 +88,9 @@ class TrainOptions:
             raise MedFusionError(f"train_split must be one of {', '.join(TRAIN_SPLITS)}, not {self.train_split!r}")
 
     def recipe(self, method: str) -> Recipe:
-        return resolve_recipe(method, self.epochs, self.steps_per_epoch, self.batch, self.lr, self.config_overrides, self.loss_overrides)
+        return resolve_recipe(
+            method, self.epochs, self.steps_per_epoch, self.batch, self.lr, self.config_overrides, self.loss_overrides
+        )
 
     def weights_path(self, method: str) -> Path:
         return Path(self.out) if self.out else WEIGHTS_DIR / f"{method}.pt"
@@ -107,7 +115,7 @@ def save_checkpoint(checkpoint_dir: Path, state: dict) -> None:
     os.replace(checkpoint_dir / "last.pt.tmp", checkpoint_dir / "last.pt")
 
 
-def resume_from(opts: TrainOptions, recipe: Recipe, states: Dict[str, Any], rng: np.random.Generator) -> dict:
+def resume_from(opts: TrainOptions, recipe: Recipe, states: dict[str, Any], rng: np.random.Generator) -> dict:
     """Load ``opts.resume`` into ``states`` (checkpoint key -> object with ``load_state_dict``) and ``rng``.
 
     Returns the checkpoint (its ``history``, ``epoch``, ``elapsed`` and any loop-specific keys).
@@ -123,13 +131,22 @@ def resume_from(opts: TrainOptions, recipe: Recipe, states: Dict[str, Any], rng:
     return ckpt
 
 
-def training_meta(method: str, recipe: Recipe, opts: TrainOptions, summary: str, wall: float, history: List[dict]) -> dict:
+def training_meta(
+    method: str, recipe: Recipe, opts: TrainOptions, summary: str, wall: float, history: list[dict]
+) -> dict:
     """What is stored in the weight file and shown in the model card about how it was trained."""
     final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "lr", "elapsed_s")}
     return {
-        "method": method, "recipe": dict(recipe.__dict__), "seed": opts.seed, "split_seed": opts.split_seed,
-        "train_split": opts.train_split, "data": summary, "train_seconds": round(wall, 1),
-        "torch_threads": torch.get_num_threads(), "final": final, "command": opts.command,
+        "method": method,
+        "recipe": dict(recipe.__dict__),
+        "seed": opts.seed,
+        "split_seed": opts.split_seed,
+        "train_split": opts.train_split,
+        "data": summary,
+        "train_seconds": round(wall, 1),
+        "torch_threads": torch.get_num_threads(),
+        "final": final,
+        "command": opts.command,
     }
 
 
@@ -139,7 +156,7 @@ def validation_heading(meta: dict) -> str:
     return "## Validation (model-selection cases, part of the training cases)"
 
 
-def validation_table(history: List[dict]) -> List[str]:
+def validation_table(history: list[dict]) -> list[str]:
     """Markdown rows of the epochs that were validated (model cards)."""
     rows = [h for h in history if "val_loss" in h]
     if not rows:
@@ -150,7 +167,7 @@ def validation_table(history: List[dict]) -> List[str]:
     return lines
 
 
-def seed_everything(seed: int, threads: Optional[int]) -> None:
+def seed_everything(seed: int, threads: int | None) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -171,8 +188,8 @@ class _Data:
 
     def __init__(self, recipe: Recipe, data_dir: Path, split_seed: int, train_split: str = "train") -> None:
         self.recipe = recipe
-        self.val_pairs: Optional[np.ndarray] = None
-        self.val_volumes: List[np.ndarray] = []
+        self.val_pairs: np.ndarray | None = None
+        self.val_volumes: list[np.ndarray] = []
         if recipe.data in ("pairs", "singles"):
             train = D.load_pairs(data_dir, train_split, split_seed)
             val = D.load_pairs(data_dir, TRAIN_SPLITS[train_split], split_seed)
@@ -184,7 +201,9 @@ class _Data:
             for pair in D.PAIRS:
                 idx = [i for i, p in enumerate(val.pair) if p == pair]
                 if idx:
-                    picks += list(np.array(idx)[np.linspace(0, len(idx) - 1, min(VAL_PAIRS_PER_MODALITY, len(idx))).astype(int)])
+                    picks += list(
+                        np.array(idx)[np.linspace(0, len(idx) - 1, min(VAL_PAIRS_PER_MODALITY, len(idx))).astype(int)]
+                    )
             self.val_pairs = val.images[picks].astype(np.float32) / 255.0
             held = sorted({D.case_id(i) for i in val.ids}, key=int)
             role = "held-out" if train_split == "train" else "model-selection"
@@ -199,7 +218,10 @@ class _Data:
     def batch(self, rng: np.random.Generator) -> torch.Tensor:
         r = self.recipe
         if r.data == "patches3d":
-            items = [D.random_patch(self.train_volumes[rng.integers(len(self.train_volumes))], rng, r.crop) for _ in range(r.batch)]
+            items = [
+                D.random_patch(self.train_volumes[rng.integers(len(self.train_volumes))], rng, r.crop)
+                for _ in range(r.batch)
+            ]
         else:
             items = [D.augment_pair(self.train[rng.integers(len(self.train))], rng, r.crop) for _ in range(r.batch)]
         x = torch.from_numpy(np.stack(items, axis=1))  # (n_inputs, batch, *spatial)
@@ -214,10 +236,10 @@ def _step_loss(net, loss_fn, recipe: Recipe, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validate(net, recipe: Recipe, data: _Data, loss_fn) -> Dict[str, float]:
+def validate(net, recipe: Recipe, data: _Data, loss_fn) -> dict[str, float]:
     """Held-out loss and fusion metrics (via MedFusionLib.metrics when present) on full-size images."""
     net.eval()
-    out: Dict[str, float] = {}
+    out: dict[str, float] = {}
     if data.val_pairs is not None:
         x = torch.from_numpy(data.val_pairs).permute(1, 0, 2, 3).unsqueeze(2)  # (2, n, 1, H, W)
         if recipe.loss == "reconstruction":
@@ -254,7 +276,12 @@ def export_weights(net, recipe: Recipe, path: Path, meta: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to(torch.float16).clone() for k, v in net.state_dict().items()}
-    payload = {"network": recipe.network, "config": dict(recipe.config), "state_dict": state, "meta": json.dumps(meta, sort_keys=True)}
+    payload = {
+        "network": recipe.network,
+        "config": dict(recipe.config),
+        "state_dict": state,
+        "meta": json.dumps(meta, sort_keys=True),
+    }
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
@@ -263,7 +290,7 @@ def export_weights(net, recipe: Recipe, path: Path, meta: dict) -> Path:
 
 LOSS_TEXT = {
     "fusion": "unsupervised fusion loss: w_ssim (1 - mean SSIM(F, S_i)) + w_grad L1(|grad F|, max_i |grad S_i|) + w_int L1(F, max_i S_i)"
-              " [+ w_edge (1 - Q(F; S_1..S_n)), Q the differentiable Xydeas-Petrovic edge preservation (QABF) of losses.py, when w_edge > 0]",
+    " [+ w_edge (1 - Q(F; S_1..S_n)), Q the differentiable Xydeas-Petrovic edge preservation (QABF) of losses.py, when w_edge > 0]",
     "reconstruction": "autoencoder reconstruction: L1(X', X) + w_ssim (1 - SSIM(X', X))",
 }
 DATA_TEXT = {
@@ -273,8 +300,9 @@ DATA_TEXT = {
 }
 
 
-def model_card_text(net, recipe: Recipe, meta: dict, history: List[dict], path: Path, rows: List[tuple], footer: str,
-                    note: str = "") -> str:
+def model_card_text(
+    net, recipe: Recipe, meta: dict, history: list[dict], path: Path, rows: list[tuple], footer: str, note: str = ""
+) -> str:
     """Markdown model card: the loop-specific ``rows`` ((item, value) pairs), then what every loop shares."""
     n_params = sum(p.numel() for p in net.parameters())
     default_command = f"medfusion train {recipe.name} --data ../shared/data"
@@ -306,7 +334,7 @@ def model_card_text(net, recipe: Recipe, meta: dict, history: List[dict], path: 
     return "\n".join(lines)
 
 
-def model_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path) -> str:
+def model_card(net, recipe: Recipe, meta: dict, history: list[dict], path: Path) -> str:
     """Markdown model card of the recipes trained by :func:`train`."""
     if recipe.data == "patches3d":
         split_text = "by case (the volume's folder: spm trains, sirf validates)"
@@ -320,26 +348,16 @@ def model_card(net, recipe: Recipe, meta: dict, history: List[dict], path: Path)
         ("loss", f"{LOSS_TEXT[recipe.loss]}; weights `{json.dumps(recipe.loss_args)}`"),
         ("augmentation", f"{aug_text}, per-source gain 0.8-1.2 and gamma 0.8-1.25"),
     ]
-    footer = ("Metrics: `MedFusionLib.metrics` definitions (MI in bits, SSIM summed over the two sources with data range 255) on "
-              "full-size validation pairs (up to 8 per modality pair). The full quality table is in docs/deep-fusion.md.")
+    footer = (
+        "Metrics: `MedFusionLib.metrics` definitions (MI in bits, SSIM summed over the two sources with data range 255) on "
+        "full-size validation pairs (up to 8 per modality pair). The full quality table is in docs/deep-fusion.md."
+    )
     return model_card_text(net, recipe, meta, history, path, rows, footer)
 
 
 # Hook (deep fusion part 2): recipes trained by a loop other than the one in train() below (adversarial,
 # multi-input) register that loop here by recipe name; train() hands them the method, the data folder and the
 # TrainOptions.
-CUSTOM_LOOPS: Dict[str, Callable[..., dict]] = {}
-
-
-def register_loop(name: str, loop: Callable[..., dict]) -> None:
-    CUSTOM_LOOPS[name] = loop
-
-
-def _load_custom_loops() -> None:
-    """Import the modules whose loops register themselves (kept out of ``import MedFusionLib.training``)."""
-    from MedFusionLib.training import adversarial, multi_encoder  # noqa: F401
-
-
 def train(method: str, data_dir, out=None, **options) -> dict:
     """Train ``method``'s recipe on ``data_dir`` (the folder holding ``harvard/`` and ``volumes/``).
 
@@ -349,9 +367,6 @@ def train(method: str, data_dir, out=None, **options) -> dict:
     history, the final validation metrics and the wall time.
     """
     opts = TrainOptions(out=out, **options)
-    _load_custom_loops()
-    if method in CUSTOM_LOOPS:  # part 2 hook: adversarial / multi-input loops
-        return CUSTOM_LOOPS[method](method, data_dir, opts)
     recipe = opts.recipe(method)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -368,13 +383,15 @@ def train(method: str, data_dir, out=None, **options) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(total_steps))
     loss_fn = FusionLoss(**recipe.loss_args) if recipe.loss == "fusion" else ReconstructionLoss(**recipe.loss_args)
     rng = np.random.default_rng(opts.seed)
-    history: List[dict] = []
+    history: list[dict] = []
     start_epoch, elapsed_before = 0, 0.0
     if opts.resume:
         ckpt = resume_from(opts, recipe, {"model": net, "optimizer": opt, "scheduler": sched}, rng)
         history, start_epoch, elapsed_before = ckpt["history"], ckpt["epoch"], ckpt["elapsed"]
     log = opts.log
-    log(f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}")
+    log(
+        f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}"
+    )
 
     try:
         from tqdm import tqdm
@@ -385,7 +402,16 @@ def train(method: str, data_dir, out=None, **options) -> dict:
     for epoch in range(start_epoch, recipe.epochs):
         losses = []
         steps = range(recipe.steps_per_epoch)
-        bar = tqdm(steps, desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False, disable=opts.quiet or not sys.stderr.isatty()) if tqdm else steps
+        bar = (
+            tqdm(
+                steps,
+                desc=f"epoch {epoch + 1}/{recipe.epochs}",
+                leave=False,
+                disable=opts.quiet or not sys.stderr.isatty(),
+            )
+            if tqdm
+            else steps
+        )
         for _ in bar:
             x = data.batch(rng)
             loss = _step_loss(net, loss_fn, recipe, x)
@@ -403,9 +429,15 @@ def train(method: str, data_dir, out=None, **options) -> dict:
         history.append(row)
         log(f"[{method}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         ckpt = {
-            "recipe": recipe.name, "epoch": epoch + 1, "model": net.state_dict(), "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-            "history": history, "elapsed": row["elapsed_s"],
+            "recipe": recipe.name,
+            "epoch": epoch + 1,
+            "model": net.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "history": history,
+            "elapsed": row["elapsed_s"],
         }
         save_checkpoint(checkpoint_dir, ckpt)
         if opts.progress:  # after the checkpoint: an interrupt raised here loses nothing
@@ -416,5 +448,7 @@ def train(method: str, data_dir, out=None, **options) -> dict:
     final = meta["final"]
     export_weights(net, recipe, out, meta)
     out.with_suffix(".md").write_text(model_card(net, recipe, meta, history, out))
-    log(f"[{method}] wrote {out} ({out.stat().st_size} bytes) after {wall:.0f} s (+{time.perf_counter() - started - wall:.0f} s loading)")
+    log(
+        f"[{method}] wrote {out} ({out.stat().st_size} bytes) after {wall:.0f} s (+{time.perf_counter() - started - wall:.0f} s loading)"
+    )
     return {"weights": str(out), "history": history, "final": final, "train_seconds": wall, "data": data.summary}

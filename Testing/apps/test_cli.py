@@ -76,8 +76,20 @@ def test_methods_table(capsys):
 def test_fuse_png_pair_writes_png_metrics_and_preview(capsys, slices, tmp_path):
     before = digest(slices["mr"]), digest(slices["pet"])
     out, metrics, preview = tmp_path / "fused.png", tmp_path / "m.json", tmp_path / "p.png"
-    code, stdout, _ = run(capsys, "fuse", slices["mr"], slices["pet"], "-o", out, "--method", "max",
-                          "--metrics", metrics, "--preview", preview)
+    code, stdout, _ = run(
+        capsys,
+        "fuse",
+        slices["mr"],
+        slices["pet"],
+        "-o",
+        out,
+        "--method",
+        "max",
+        "--metrics",
+        metrics,
+        "--preview",
+        preview,
+    )
     assert code == 0, stdout
     fused = sitk.ReadImage(str(out))
     assert fused.GetSize() == (112, 96) and fused.GetPixelID() == sitk.sitkUInt8
@@ -99,8 +111,20 @@ def test_fuse_png_of_different_sizes_needs_registration(capsys, slices, tmp_path
 # ------------------------------------------------------------------------------------------- fuse/register 3-D
 def test_fuse_volumes_with_rigid_registration(capsys, phantom, tmp_path):
     out, metrics = tmp_path / "fused.nii.gz", tmp_path / "m.json"
-    code, stdout, _ = run(capsys, "fuse", phantom["ct"], phantom["mr"], "-o", out, "--register", "rigid",
-                          "--method", "laplacian", "--metrics", metrics)
+    code, stdout, _ = run(
+        capsys,
+        "fuse",
+        phantom["ct"],
+        phantom["mr"],
+        "-o",
+        out,
+        "--register",
+        "rigid",
+        "--method",
+        "laplacian",
+        "--metrics",
+        metrics,
+    )
     assert code == 0, stdout
     fused, ct = sitk.ReadImage(str(out)), sitk.ReadImage(str(phantom["ct"]))
     assert fused.GetSize() == ct.GetSize()
@@ -137,8 +161,10 @@ def test_non_overlapping_fields_of_view_fail_registration(capsys, phantom, tmp_p
 # ------------------------------------------------------------------------------------------------- batch
 def test_batch_fuses_good_rows_and_reports_bad_ones(capsys, slices, tmp_path):
     manifest = tmp_path / "cases.csv"
-    manifest.write_text(f"a,b,name\n{slices['mr']},{slices['pet']},one\n"
-                        f"{slices['mr']},missing.png,broken\n{slices['pet']},{slices['mr']},two\n")
+    manifest.write_text(
+        f"a,b,name\n{slices['mr']},{slices['pet']},one\n"
+        f"{slices['mr']},missing.png,broken\n{slices['pet']},{slices['mr']},two\n"
+    )
     out_dir = tmp_path / "out"
     code, stdout, err = run(capsys, "batch", manifest, out_dir, "--method", "mean")
     assert code == 1  # one row failed
@@ -216,9 +242,20 @@ def test_interrupt_leaves_no_output(capsys, slices, tmp_path, monkeypatch):
 
 
 def test_console_script_error_has_no_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "MedFusionLib", "fuse", str(tmp_path / "a.nii.gz"),
-                             str(tmp_path / "b.nii.gz"), "-o", str(tmp_path / "f.nii.gz")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "MedFusionLib",
+            "fuse",
+            str(tmp_path / "a.nii.gz"),
+            str(tmp_path / "b.nii.gz"),
+            "-o",
+            str(tmp_path / "f.nii.gz"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == f"medfusion: error: {tmp_path / 'a.nii.gz'}: no such file or folder"
 
@@ -239,8 +276,9 @@ def test_real_harvard_pair_with_colour_pet(capsys, shared_data, tmp_path):
     pet_dir = shared_data / "harvard/PET-MRI/PET"
     name = sorted(p.name for p in pet_dir.iterdir())[0]
     out, metrics = tmp_path / "fused.png", tmp_path / "m.json"
-    code, _, _ = run(capsys, "fuse", shared_data / "harvard/PET-MRI/MRI" / name, pet_dir / name, "-o", out,
-                     "--metrics", metrics)
+    code, _, _ = run(
+        capsys, "fuse", shared_data / "harvard/PET-MRI/MRI" / name, pet_dir / name, "-o", out, "--metrics", metrics
+    )
     assert code == 0
     assert sitk.ReadImage(str(out)).GetSize() == (256, 256)
     values = json.loads(metrics.read_text())

@@ -21,9 +21,17 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTEFACTS = Path(__file__).resolve().parents[2] / "tmp" / "artefacts" / "web"
-BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ALL_VIEWS_DRAWN = ("[...document.querySelectorAll('#views img')].filter(i => i.naturalWidth > 0).length == 3")
+BROWSER_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ALL_VIEWS_DRAWN = "[...document.querySelectorAll('#views img')].filter(i => i.naturalWidth > 0).length == 3"
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="the 'web' extra is not installed")
 pytest.importorskip("trame_slicer", reason="the 'web' extra is not installed")
@@ -44,8 +52,12 @@ def server(tmp_path_factory):
     port = _free_port()
     env = dict(os.environ, TMPDIR=str(tmp))
     log = open(tmp_path_factory.mktemp("web-log") / "server.log", "w+")
-    process = subprocess.Popen([sys.executable, "-m", "MedFusionLib", "app", "--sample", "--port", str(port)],
-                               stdout=log, stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "MedFusionLib", "app", "--sample", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -59,8 +71,12 @@ def server(tmp_path_factory):
     else:
         process.kill()
         pytest.fail("medfusion app did not start listening within 120 s")
-    yield {"url": f"http://127.0.0.1:{port}/", "process": process, "tmp": tmp,
-           "data": tmp_path_factory.mktemp("web-data")}
+    yield {
+        "url": f"http://127.0.0.1:{port}/",
+        "process": process,
+        "tmp": tmp,
+        "data": tmp_path_factory.mktemp("web-data"),
+    }
     process.terminate()
     try:
         process.wait(20)
@@ -73,8 +89,12 @@ def server(tmp_path_factory):
 def page(server, tmp_path_factory):
     with playwright_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=BROWSER_FLAGS, viewport={"width": 1400, "height": 900})
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=BROWSER_FLAGS,
+            viewport={"width": 1400, "height": 900},
+        )
         page = context.pages[0] if context.pages else context.new_page()
         page.goto(server["url"])
         yield page
@@ -116,18 +136,22 @@ def wait_status(page, words, timeout: float = 120.0) -> str:
 
 def assert_serves_only_the_page(server, files) -> None:
     """Listens on 127.0.0.1 only, and no file (one the user opened, or any other) can be fetched over HTTP."""
-    import psutil
     import urllib.error
     import urllib.parse
     import urllib.request
 
-    listening = [c for c in psutil.Process(server["process"].pid).net_connections(kind="inet")
-                 if c.status == psutil.CONN_LISTEN]
+    import psutil
+
+    listening = [
+        c for c in psutil.Process(server["process"].pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
+    ]
     assert listening and all(c.laddr.ip == "127.0.0.1" for c in listening), listening
     for path in files:
-        for url in (server["url"] + urllib.parse.quote(str(path).lstrip("/")),
-                    server["url"] + "../../../../.." + urllib.parse.quote(str(path)),
-                    server["url"] + "%2e%2e/%2e%2e/%2e%2e/%2e%2e" + urllib.parse.quote(str(path))):
+        for url in (
+            server["url"] + urllib.parse.quote(str(path).lstrip("/")),
+            server["url"] + "../../../../.." + urllib.parse.quote(str(path)),
+            server["url"] + "%2e%2e/%2e%2e/%2e%2e/%2e%2e" + urllib.parse.quote(str(path)),
+        ):
             try:
                 with urllib.request.urlopen(url, timeout=10) as response:
                     body = response.read()
@@ -139,8 +163,9 @@ def assert_serves_only_the_page(server, files) -> None:
 def press_apply(page) -> None:
     """Apply, then wait until the button has turned into Cancel (the job has started)."""
     page.click("#apply")
-    page.wait_for_function("document.querySelector('#apply').innerText.trim().toLowerCase() == 'cancel'",
-                           timeout=10_000)
+    page.wait_for_function(
+        "document.querySelector('#apply').innerText.trim().toLowerCase() == 'cancel'", timeout=10_000
+    )
 
 
 def job_processes(server) -> list:
@@ -235,10 +260,17 @@ def test_app_command_errors_are_one_line(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        for args, expected in ((["--port", str(port)], "cannot listen on 127.0.0.1"),
-                               ([str(tmp_path / "missing.nii.gz"), "--port", str(_free_port())], "missing.nii.gz")):
-            done = subprocess.run([sys.executable, "-m", "MedFusionLib", "app", *args], capture_output=True,
-                                  text=True, timeout=120, env=dict(os.environ, TMPDIR=str(tmp_path)))
+        for args, expected in (
+            (["--port", str(port)], "cannot listen on 127.0.0.1"),
+            ([str(tmp_path / "missing.nii.gz"), "--port", str(_free_port())], "missing.nii.gz"),
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "MedFusionLib", "app", *args],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=dict(os.environ, TMPDIR=str(tmp_path)),
+            )
             lines = [line for line in done.stderr.splitlines() if line.startswith("medfusion:")]
             assert done.returncode == 2 and len(lines) == 1 and expected in lines[0], done.stderr[-2000:]
             assert "Traceback" not in done.stderr

@@ -36,9 +36,14 @@ def launch_through_launcher(prefix: bytes = b""):
         import os
 
         code = LAUNCHER.replace("PREFIX", repr(prefix))
-        return subprocess.Popen([sys.executable, "-c", code] + list(args), env=dict(os.environ, **environment),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                                encoding="utf-8")
+        return subprocess.Popen(
+            [sys.executable, "-c", code] + list(args),
+            env=dict(os.environ, **environment),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            universal_newlines=True,
+            encoding="utf-8",
+        )
 
     return launch
 
@@ -117,13 +122,16 @@ def test_volume_mode_fusion_honours_cancel_within_two_seconds():
     assert asked_at and stopped - asked_at[0] <= 2.0, f"stopped {stopped - asked_at[0]:.1f} s after Cancel"
 
 
-@pytest.mark.parametrize("stage, options", [
-    ("rigid, level", dict(registration="rigid", mode="slice")),
-    ("deformable", dict(registration="deformable", mode="slice")),
-    ("slice", dict(registration="none", mode="slice")),
-    ("fusing volume", dict(registration="none", mode="volume")),
-    ("metrics", dict(registration="none", mode="slice")),
-])
+@pytest.mark.parametrize(
+    "stage, options",
+    [
+        ("rigid, level", dict(registration="rigid", mode="slice")),
+        ("deformable", dict(registration="deformable", mode="slice")),
+        ("slice", dict(registration="none", mode="slice")),
+        ("fusing volume", dict(registration="none", mode="volume")),
+        ("metrics", dict(registration="none", mode="slice")),
+    ],
+)
 def test_every_long_stage_honours_cancel_within_two_seconds(stage, options):
     """Cancel asked at the first progress message of a stage (what the worker sees through its cancel file)
     stops the job within 2 s: registration iterations, slice batches, a volume-mode call, the metrics."""
@@ -137,8 +145,14 @@ def test_every_long_stage_honours_cancel_within_two_seconds(stage, options):
             asked_at.append(time.monotonic())
 
     with pytest.raises(OperationCancelled):
-        compute([pair.ct, pair.mr], method="ifcnn-lite", computeMetrics=True, progress=progress,
-                cancel=lambda: bool(asked_at), **options)
+        compute(
+            [pair.ct, pair.mr],
+            method="ifcnn-lite",
+            computeMetrics=True,
+            progress=progress,
+            cancel=lambda: bool(asked_at),
+            **options,
+        )
     stopped = time.monotonic()
     assert asked_at, f"no progress message of stage {stage!r}"
     assert stopped - asked_at[0] <= 2.0, f"{stage}: stopped {stopped - asked_at[0]:.1f} s after Cancel"

@@ -91,8 +91,11 @@ def test_spm_spect_flipped_axis_round_trip(shared_data, tmp_path):
     t1 = io.read_image(shared_data / "volumes/spm/T1.nii.gz")
     # same physical space despite the flip: the centre voxel maps to the same point
     centre = [(n - 1) / 2 for n in t1.GetSize()]
-    np.testing.assert_allclose(t1.TransformContinuousIndexToPhysicalPoint(centre),
-                               spect.TransformContinuousIndexToPhysicalPoint(centre), atol=2.0)
+    np.testing.assert_allclose(
+        t1.TransformContinuousIndexToPhysicalPoint(centre),
+        spect.TransformContinuousIndexToPhysicalPoint(centre),
+        atol=2.0,
+    )
 
 
 # ------------------------------------------------------------------------------------------- bad input
@@ -187,7 +190,9 @@ def test_dicom_series_writer_round_trip(tmp_path):
     np.testing.assert_allclose(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(image), atol=0.051)
     ct = _volume(np.int16, (4, 10, 10))
     io.write_image(ct, tmp_path / "ct_series")
-    np.testing.assert_array_equal(sitk.GetArrayFromImage(io.read_image(tmp_path / "ct_series")), sitk.GetArrayFromImage(ct))
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(io.read_image(tmp_path / "ct_series")), sitk.GetArrayFromImage(ct)
+    )
     with pytest.raises(InputError, match="not empty"):
         io.write_image(image, tmp_path / "series")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ct_series", "series"]  # no temporary folder left

@@ -6,13 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from MedFusionLib.fusion import available_methods, fuse_arrays, get_method
+from MedFusionLib.fusion import available_methods, fuse_arrays
 from MedFusionLib.fusion.consistency import through_plane_consistency
 from MedFusionLib.fusion.methods import densefuse_lite, ifcnn_lite
+from MedFusionLib.inference.runtime import load_network, run_tiled_3d, weight_path
 from MedFusionLib.networks import DenseFuseLite, IFCNNLite, IFCNNReference
-from MedFusionLib.inference.runtime import load_network
-from MedFusionLib.inference.runtime import run_tiled_3d
-from MedFusionLib.inference.runtime import weight_path
 
 DEEP = ("ifcnn-lite", "densefuse-lite")
 

@@ -9,11 +9,11 @@ import torch
 
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.fusion import available_methods, fuse_arrays
+from MedFusionLib.inference.runtime import load_network, weight_path
 from MedFusionLib.networks import build_network
 from MedFusionLib.networks.ddcgan_lite import DDcGANGenerator, PatchDiscriminator
-from MedFusionLib.networks.decision_map import DecisionMapNet, laplacian_blend
-from MedFusionLib.inference.runtime import load_network
-from MedFusionLib.inference.runtime import weight_path
+from MedFusionLib.networks.decision_map import DecisionMapNet
+from MedFusionLib.networks.layers import laplacian_blend
 from MedFusionLib.networks.multi_encoder import MultiEncoderFusion
 from MedFusionLib.pipeline import fuse_images
 
@@ -125,8 +125,12 @@ def _fake_harvard(root):
             for sl in (1, 2):
                 a, b, _ = _phantom((48, 48), seed=case * 10 + sl)
                 shift = rng.integers(-3, 4)
-                Image.fromarray((np.roll(b, shift, axis=1) * 255).astype(np.uint8)).save(root / "harvard" / pair / first / f"{case}{sl:03d}.png")
-                Image.fromarray((a * 255).astype(np.uint8)).save(root / "harvard" / pair / second / f"{case}{sl:03d}.png")
+                Image.fromarray((np.roll(b, shift, axis=1) * 255).astype(np.uint8)).save(
+                    root / "harvard" / pair / first / f"{case}{sl:03d}.png"
+                )
+                Image.fromarray((a * 255).astype(np.uint8)).save(
+                    root / "harvard" / pair / second / f"{case}{sl:03d}.png"
+                )
     return root
 
 
@@ -136,8 +140,18 @@ def test_tiny_training_through_medfusion_train(tmp_path, method):
 
     data = _fake_harvard(tmp_path / "data")
     out = tmp_path / f"{method}.pt"
-    result = train(method, data, out=out, epochs=1, steps_per_epoch=2, batch=2, checkpoint_dir=tmp_path / "ck",
-                   validate_every=1, quiet=True, config_overrides={"channels": 4} if method == "decision-map-cnn" else {"stem": 4, "growth": 4})
+    result = train(
+        method,
+        data,
+        out=out,
+        epochs=1,
+        steps_per_epoch=2,
+        batch=2,
+        checkpoint_dir=tmp_path / "ck",
+        validate_every=1,
+        quiet=True,
+        config_overrides={"channels": 4} if method == "decision-map-cnn" else {"stem": 4, "growth": 4},
+    )
     assert out.exists() and out.with_suffix(".md").exists() and (tmp_path / "ck" / "last.pt").exists()
     assert np.isfinite(result["final"]["loss"]) and "val_loss" in result["final"]
     if method == "ddcgan-lite":
@@ -146,8 +160,18 @@ def test_tiny_training_through_medfusion_train(tmp_path, method):
         assert "stability measures" in card and "spectral" in card
     net = load_network(method, str(out))
     assert net(torch.rand(2, 1, 1, 32, 32)).shape == (1, 1, 32, 32)
-    again = train(method, data, out=tmp_path / "again.pt", epochs=1, steps_per_epoch=2, batch=2, checkpoint_dir=tmp_path / "ck2",
-                  validate_every=1, quiet=True, config_overrides={"channels": 4} if method == "decision-map-cnn" else {"stem": 4, "growth": 4})
+    again = train(
+        method,
+        data,
+        out=tmp_path / "again.pt",
+        epochs=1,
+        steps_per_epoch=2,
+        batch=2,
+        checkpoint_dir=tmp_path / "ck2",
+        validate_every=1,
+        quiet=True,
+        config_overrides={"channels": 4} if method == "decision-map-cnn" else {"stem": 4, "growth": 4},
+    )
     assert again["final"]["loss"] == result["final"]["loss"]  # seeded, deterministic
 
 
@@ -166,6 +190,15 @@ def test_tiny_multi_encoder_training_on_generated_triples(tmp_path):
             return torch.from_numpy(np.stack(items, axis=1)).unsqueeze(2)
 
     out = tmp_path / "me.pt"
-    result = train_multi_encoder("multi-encoder", tmp_path, out=out, epochs=1, steps_per_epoch=2, checkpoint_dir=tmp_path / "ck",
-                                 quiet=True, data=Triples(), config_overrides={"channels": 4})
+    result = train_multi_encoder(
+        "multi-encoder",
+        tmp_path,
+        out=out,
+        epochs=1,
+        steps_per_epoch=2,
+        checkpoint_dir=tmp_path / "ck",
+        quiet=True,
+        data=Triples(),
+        config_overrides={"channels": 4},
+    )
     assert out.exists() and np.isfinite(result["final"]["loss"]) and "QABF_3" in result["final"]

@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from MedFusionLib.core.errors import MedFusionError
-from MedFusionLib.core.errors import OperationCancelled
-from MedFusionLib.fusion import describe_methods, fuse_arrays, get_method
-from MedFusionLib.fusion import registry
+from MedFusionLib.core.errors import MedFusionError, OperationCancelled
+from MedFusionLib.fusion import describe_methods, fuse_arrays, get_method, registry
 from MedFusionLib.fusion.registry import FAMILIES, FusionMethod
 
 CLASSICAL = ["mean", "max", "laplacian", "guided-filter"]
@@ -149,7 +147,9 @@ def test_listing_methods_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, MedFusionLib.fusion as f; f.available_methods(); f.get_method(None); print('torch' in sys.modules)"
+    code = (
+        "import sys, MedFusionLib.fusion as f; f.available_methods(); f.get_method(None); print('torch' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"

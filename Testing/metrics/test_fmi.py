@@ -39,7 +39,10 @@ def dense_fmi_scores(s: np.ndarray, f: np.ndarray) -> np.ndarray:
     i = np.arange(1, l + 1, dtype=float)
     with np.errstate(all="ignore"):
         c = np.where((cov != 0) & (den > 0), cov / den, 0.0)
-        sd = lambda p: np.sqrt(np.maximum((p * i * i).sum(axis=1) - (p * i).sum(axis=1) ** 2, 0))
+
+        def sd(p):
+            return np.sqrt(np.maximum((p * i * i).sum(axis=1) - (p * i).sum(axis=1) ** 2, 0))
+
         sdp = sd(pf) * sd(ps)
         upper = np.minimum(cf[:, :, None], cs[:, None, :])
         lower = np.maximum(cf[:, :, None] + cs[:, None, :] - 1, 0)
@@ -53,7 +56,10 @@ def dense_fmi_scores(s: np.ndarray, f: np.ndarray) -> np.ndarray:
         d = np.diff(np.diff(np.pad(bound, ((0, 0), (1, 0), (1, 0))), axis=1), axis=2)
         j = w[:, None, None] * d + (1 - w)[:, None, None] * pf[:, :, None] * ps[:, None, :]
         je = -np.where(j != 0, j * np.log2(np.abs(np.where(j != 0, j, 1))), 0).sum(axis=(1, 2))
-        ent = lambda p: -np.where(p > 0, p * np.log2(np.where(p > 0, p, 1)), 0).sum(axis=1)
+
+        def ent(p):
+            return -np.where(p > 0, p * np.log2(np.where(p > 0, p, 1)), 0).sum(axis=1)
+
         hs, hf = ent(ps), ent(pf)
         mi = hs + hf - je
         score = np.where(mi != 0, 2 * mi / (hs + hf), 0.0)
@@ -98,7 +104,10 @@ def test_window_order_is_column_major() -> None:
 
 def test_fmi_metric_is_mean_over_windows_and_sources() -> None:
     a, b, f = images("mean", 3)
-    expected = (dense_fmi_scores(dense_windows(a), dense_windows(f)).mean() + dense_fmi_scores(dense_windows(b), dense_windows(f)).mean()) / 2
+    expected = (
+        dense_fmi_scores(dense_windows(a), dense_windows(f)).mean()
+        + dense_fmi_scores(dense_windows(b), dense_windows(f)).mean()
+    ) / 2
     assert compute_metrics([a, b], f, ["FMI"])["FMI"] == pytest.approx(expected, abs=1e-12)
 
 

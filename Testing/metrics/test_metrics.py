@@ -41,12 +41,12 @@ def load_gray(path: Path) -> np.ndarray:
     return a.astype(np.float64)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _reference(vectors: Path) -> dict:
     return json.loads((vectors / "reference_values.json").read_text())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _case(vectors: Path, case: str):
     entry = _reference(vectors)[case]
     a, b, f = (load_gray(vectors / entry[k]) for k in ("A", "B", "F"))
@@ -100,7 +100,24 @@ def textured(seed: int = 0, shape=(64, 64), low: int = 1, high: int = 200) -> np
 
 
 def test_keys_and_metadata() -> None:
-    assert METRIC_KEYS == ("EN", "SD", "SF", "AG", "EI", "MI", "NMI", "FMI", "QNCIE", "SSIM", "QABF", "MSE", "RMSE", "PSNR", "VIF", "SCD")
+    assert METRIC_KEYS == (
+        "EN",
+        "SD",
+        "SF",
+        "AG",
+        "EI",
+        "MI",
+        "NMI",
+        "FMI",
+        "QNCIE",
+        "SSIM",
+        "QABF",
+        "MSE",
+        "RMSE",
+        "PSNR",
+        "VIF",
+        "SCD",
+    )
     assert list(METRICS) == list(METRIC_KEYS)
     for key, info in METRICS.items():
         assert info.key == key and info.name and info.description and info.range
@@ -265,7 +282,9 @@ def test_three_sources_generalise_by_sum_or_mean() -> None:
     for key in ("FMI", "MSE"):  # averaged over sources
         assert three[key] == pytest.approx((2 * ab[key] + cc[key]) / 3, rel=1e-12), key
     assert three["RMSE"] == pytest.approx(math.sqrt(three["MSE"]), rel=1e-14)
-    expected_scd = sum(np.corrcoef(s.ravel(), (f - o1 - o2).ravel())[0, 1] for s, o1, o2 in [(a, b, c), (b, a, c), (c, a, b)])
+    expected_scd = sum(
+        np.corrcoef(s.ravel(), (f - o1 - o2).ravel())[0, 1] for s, o1, o2 in [(a, b, c), (b, a, c), (c, a, b)]
+    )
     assert three["SCD"] == pytest.approx(expected_scd, rel=1e-12)
     for key in ("EN", "SD", "SF", "AG", "EI"):  # F only
         assert three[key] == ab[key]

@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from MedFusionLib.core.errors import InputError
-from MedFusionLib.core.errors import OperationCancelled
+from MedFusionLib.core.errors import InputError, OperationCancelled
 from MedFusionLib.metrics import METRIC_KEYS, compute_metrics, format_table, score
 from MedFusionLib.metrics.volume import FOREGROUND_LEVEL, percentile_normalise
 from MedFusionLib.metrics.volume3d import KEYS_3D
@@ -45,7 +44,10 @@ def test_per_slice_mean_over_foreground_slices(volumes) -> None:
 def test_axis_is_a_numpy_axis(volumes) -> None:
     a, b, f = volumes
     r0 = score([a, b], f, rule="as-is", include_3d=False, keys=["EN", "SSIM", "FMI"])
-    t = lambda v: np.transpose(v, (1, 2, 0))  # old axis 0 is now axis 2
+
+    def t(v):
+        return np.transpose(v, (1, 2, 0))  # old axis 0 is now axis 2
+
     r2 = score([t(a), t(b)], t(f), axis=2, rule="as-is", include_3d=False, keys=["EN", "SSIM", "FMI"])
     for key in ("EN", "SSIM", "FMI"):
         assert r2[key] == pytest.approx(r0[key], rel=1e-12)

@@ -41,6 +41,7 @@ def _fields() -> dict:
 
 # --- static: what only Slicer's Qt could run ----------------------------------------------------------------
 
+
 def test_output_volume_field_accepts_scalar_and_rgb_volumes():
     """connectGui takes the selector's nodeTypes from the annotation: a scalar-only annotation hid RGB results."""
     annotation = ast.unparse(_fields()["outputVolume"].annotation)
@@ -86,9 +87,14 @@ def test_the_ui_and_the_web_page_offer_the_choices_of_core_options():
             if prop.get("name") == "SlicerParameterName":
                 bound[prop.findtext("string")] = widget
     fields = _fields()
-    for field, choice in (("mode", options.MODE), ("registration", options.REGISTRATION),
-                          ("colour", options.COLOUR), ("overlayMap", options.OVERLAY_MAP),
-                          ("displayMode", options.DISPLAY_MODE), ("axis", options.AXIS)):
+    for field, choice in (
+        ("mode", options.MODE),
+        ("registration", options.REGISTRATION),
+        ("colour", options.COLOUR),
+        ("overlayMap", options.OVERLAY_MAP),
+        ("displayMode", options.DISPLAY_MODE),
+        ("axis", options.AXIS),
+    ):
         name = choice_name(choice)
         annotation = ast.unparse(fields[field].annotation)
         assert f"Choice(list({name}.values))" in annotation, (field, annotation)
@@ -98,8 +104,14 @@ def test_the_ui_and_the_web_page_offer_the_choices_of_core_options():
             assert not bound[field].findall("item"), f"the .ui lists its own {field} items"
     web = ast.parse((ROOT / "MedFusionLib" / "apps" / "web" / "app.py").read_text())
     used = {ast.unparse(n) for n in ast.walk(web) if isinstance(n, ast.Call) and ast.unparse(n.func) == "choice_items"}
-    for choice in (options.MODE, options.AXIS, options.REGISTRATION, options.COLOUR, options.OVERLAY_MAP,
-                   options.DISPLAY_MODE):
+    for choice in (
+        options.MODE,
+        options.AXIS,
+        options.REGISTRATION,
+        options.COLOUR,
+        options.OVERLAY_MAP,
+        options.DISPLAY_MODE,
+    ):
         assert f"choice_items(options.{choice_name(choice)})" in used, choice.name
 
 
@@ -174,8 +186,9 @@ SELF_TEST_WITHOUT_TORCH = textwrap.dedent("""
 
 
 def test_self_test_passes_without_torch():
-    done = subprocess.run([sys.executable, "-c", SELF_TEST_WITHOUT_TORCH], capture_output=True, text=True,
-                          timeout=600, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", SELF_TEST_WITHOUT_TORCH], capture_output=True, text=True, timeout=600, cwd=ROOT
+    )
     assert done.returncode == 0 and "SELF-TEST PASSED" in done.stdout, (done.stdout + done.stderr)[-3000:]
 
 
@@ -189,7 +202,9 @@ def test_extension_metadata_names_no_placeholder_and_its_resources_exist():
     cmake = (ROOT / "CMakeLists.txt").read_text()
     for text in (cmake, MODULE.read_text()):
         assert "github.com/medfusion" not in text and "raw.githubusercontent.com" not in text
-    urls = {name: value for name, value in re.findall(r'set\((EXTENSION_\w*URLS?|EXTENSION_HOMEPAGE)\s+"([^"]+)"\)', cmake)}
+    urls = {
+        name: value for name, value in re.findall(r'set\((EXTENSION_\w*URLS?|EXTENSION_HOMEPAGE)\s+"([^"]+)"\)', cmake)
+    }
     assert set(urls) == {"EXTENSION_HOMEPAGE", "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"}
     for value in urls.values():
         for url in value.split():

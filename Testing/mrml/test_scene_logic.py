@@ -21,18 +21,22 @@ if not hasattr(slicer, "vtkMRMLScene"):
 from vtkmodules.vtkCommonCore import vtkCollection  # noqa: E402
 
 from MedFusionLib import MedFusionLogic  # noqa: E402
-from MedFusionLib.core.errors import InputError
-from MedFusionLib.core.errors import MedFusionError
-from MedFusionLib.core.errors import OperationCancelled  # noqa: E402
+from MedFusionLib.core.errors import (
+    InputError,
+    MedFusionError,
+    OperationCancelled,  # noqa: E402
+)
 from MedFusionLib.metrics import METRIC_KEYS  # noqa: E402
 from MedFusionLib.mrml import nodes as mrml_nodes  # noqa: E402
 from MedFusionLib.mrml import selftest  # noqa: E402
 from MedFusionLib.mrml.tables import table_rows  # noqa: E402
 from MedFusionLib.mrml.transforms import itk_from_transform_node, transform_node_from_registration  # noqa: E402
-from MedFusionLib.samples.phantom import demo_transform
-from MedFusionLib.samples.phantom import make_phantom_pair
-from MedFusionLib.samples.phantom import mean_displacement_error
-from MedFusionLib.samples.phantom import move_by_header  # noqa: E402
+from MedFusionLib.samples.phantom import (
+    demo_transform,
+    make_phantom_pair,
+    mean_displacement_error,
+    move_by_header,  # noqa: E402
+)
 
 FLIP = np.array([-1.0, -1.0, 1.0])
 
@@ -84,6 +88,7 @@ def add(app, image, name, modality=None):
 
 # --- node <-> image geometry ----------------------------------------------------------------------------
 
+
 def test_scene_has_three_slice_views(app):
     assert app.scene.GetNumberOfNodesByClass("vtkMRMLSliceNode") == 3
     assert app.scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode") == 3
@@ -118,8 +123,9 @@ def test_linear_parent_transform_is_honoured(app, phantom):
 
 def test_nonlinear_parent_transform_is_hardened_on_a_clone(app, phantom):
     node = add(app, phantom.ct, "CT")
-    grid = transform_node_from_registration(app.scene, sitk.CompositeTransform([demo_transform(), _bspline(phantom.ct)]),
-                                            phantom.ct, "warp")
+    grid = transform_node_from_registration(
+        app.scene, sitk.CompositeTransform([demo_transform(), _bspline(phantom.ct)]), phantom.ct, "warp"
+    )
     node.SetAndObserveTransformNodeID(grid.GetID())
     before = app.node_ids()
     image = mrml_nodes.volume_to_image(node)
@@ -132,6 +138,7 @@ def test_nonlinear_parent_transform_is_hardened_on_a_clone(app, phantom):
 
 # --- transforms in Slicer's convention ------------------------------------------------------------------
 
+
 def _bspline(reference):
     bspline = sitk.BSplineTransformInitializer(reference, [4, 4, 4])
     params = np.array(bspline.GetParameters())
@@ -143,8 +150,12 @@ def _bspline(reference):
 def _points(image, n=50):
     rng = np.random.default_rng(0)
     size = np.array(image.GetSize())
-    return [image.TransformContinuousIndexToPhysicalPoint(tuple(float(v) for v in rng.uniform(0.25, 0.75) * size * rng.uniform(0.8, 1.2, 3)))
-            for _ in range(n)]
+    return [
+        image.TransformContinuousIndexToPhysicalPoint(
+            tuple(float(v) for v in rng.uniform(0.25, 0.75) * size * rng.uniform(0.8, 1.2, 3))
+        )
+        for _ in range(n)
+    ]
 
 
 def test_linear_transform_node_aligns_moving_to_fixed(app, phantom):
@@ -185,6 +196,7 @@ def test_deformable_transform_becomes_a_grid_transform_node(app, phantom):
 
 # --- the scripting contract -----------------------------------------------------------------------------
 
+
 def test_process_registers_fuses_scores_and_shows(app, phantom):
     ct, mr = add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR T2")
     layout = app.scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
@@ -192,8 +204,9 @@ def test_process_registers_fuses_scores_and_shows(app, phantom):
     others = app.node_ids()
     before = {n.GetID(): selftest.snapshot(n) for n in (ct, mr)}
     result = app.logic.process(ct, mr, method=None, mode="slice", registration="rigid")
-    measured = selftest.check_result(app.scene, result, ct, [mr], before, truth=phantom.true_transform,
-                                     mask=phantom.brain_mask)
+    measured = selftest.check_result(
+        app.scene, result, ct, [mr], before, truth=phantom.true_transform, mask=phantom.brain_mask
+    )
     assert measured["registration_error_mm"] <= selftest.PHANTOM_TOLERANCE_MM
     assert result.method == MedFusionLogic.defaultMethod()
     assert result.fusedVolumeNode.GetName() == f"CT + MR T2 fused ({result.method}, slice)"
@@ -203,11 +216,16 @@ def test_process_registers_fuses_scores_and_shows(app, phantom):
     assert app.scene.GetFirstNodeByClass("vtkMRMLTableViewNode").GetTableNodeID() == result.metricsTableNode.GetID()
     assert layout.GetViewArrangement() == slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView  # layout untouched
     created = app.node_ids() - others
-    assert created == {result.fusedVolumeNode.GetID(), result.fusedVolumeNode.GetDisplayNodeID(),
-                       result.transformNode.GetID(), result.metricsTableNode.GetID()}
+    assert created == {
+        result.fusedVolumeNode.GetID(),
+        result.fusedVolumeNode.GetDisplayNodeID(),
+        result.transformNode.GetID(),
+        result.metricsTableNode.GetID(),
+    }
     # voxel values: the fused volume equals what the library computes on the same images
-    assert np.allclose(slicer.util.arrayFromVolume(result.fusedVolumeNode),
-                       sitk.GetArrayFromImage(result.outcome.fused))
+    assert np.allclose(
+        slicer.util.arrayFromVolume(result.fusedVolumeNode), sitk.GetArrayFromImage(result.outcome.fused)
+    )
 
 
 def test_rerun_reuses_output_table_and_transform(app, phantom):
@@ -219,8 +237,12 @@ def test_rerun_reuses_output_table_and_transform(app, phantom):
     assert second.metricsTableNode is first.metricsTableNode
     assert second.transformNode is first.transformNode  # the earlier result is redone, not stacked
     assert app.scene.GetNumberOfNodes() == count
-    assert mean_displacement_error(itk_from_transform_node(second.transformNode), phantom.true_transform,
-                                   phantom.brain_mask) <= selftest.PHANTOM_TOLERANCE_MM
+    assert (
+        mean_displacement_error(
+            itk_from_transform_node(second.transformNode), phantom.true_transform, phantom.brain_mask
+        )
+        <= selftest.PHANTOM_TOLERANCE_MM
+    )
 
 
 def test_no_registration_and_fused_alone_display(app, phantom):
@@ -286,12 +308,15 @@ def test_cancel_leaves_the_scene_as_it_was(app, phantom):
     assert app.node_ids() == before and mr.GetParentTransformNode() is None
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    ({"registration": "elastic"}, MedFusionError),
-    ({"mode": "3d"}, MedFusionError),
-    ({"method": "no-such-method"}, MedFusionError),
-    ({"colour": "purple"}, MedFusionError),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"registration": "elastic"}, MedFusionError),
+        ({"mode": "3d"}, MedFusionError),
+        ({"method": "no-such-method"}, MedFusionError),
+        ({"colour": "purple"}, MedFusionError),
+    ],
+)
 def test_bad_options_fail_before_any_work(app, phantom, kwargs, error):
     ct, mr = add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR")
     before = app.node_ids()
@@ -323,6 +348,7 @@ def test_self_test_scenarios(app):
 
 # --- real data ------------------------------------------------------------------------------------------
 
+
 def test_real_spm_t1_fixed_t2_rigidly_moved(app, shared_data):
     spm = shared_data / "volumes" / "spm"
     t1 = sitk.ReadImage(str(spm / "T1.nii.gz"), sitk.sitkFloat32)
@@ -338,14 +364,16 @@ def test_real_spm_t1_fixed_t2_rigidly_moved(app, shared_data):
     moving = add(app, move_by_header(t2, truth), "SPM T2 moved")
     before = {n.GetID(): selftest.snapshot(n) for n in (fixed, moving)}
     result = app.logic.process(fixed, moving, registration="rigid", mode="slice")
-    measured = selftest.check_result(app.scene, result, fixed, [moving], before, truth=truth, mask=mask,
-                                     tolerance_mm=1.5)
+    measured = selftest.check_result(
+        app.scene, result, fixed, [moving], before, truth=truth, mask=mask, tolerance_mm=1.5
+    )
     assert measured["registration_error_mm"] <= 1.5
     assert len(table_rows(result.metricsTableNode)) == 16
     assert all(math.isfinite(v) for v in measured["metrics"].values())
 
 
 # --- the worker process the GUI runs ---------------------------------------------------------------------
+
 
 def test_worker_process_runs_the_job_the_module_starts(app, phantom, tmp_path):
     """The module's path: writeJob -> MedFusionLib.worker in another process (polled) -> applyJob."""
@@ -355,8 +383,9 @@ def test_worker_process_runs_the_job_the_module_starts(app, phantom, tmp_path):
     nodes = [ct, mr]
     before = {n.GetID(): selftest.snapshot(n) for n in nodes}
     scene_before = app.node_ids()
-    modalities = app.logic.writeJob(tmp_path, nodes, method=None, mode="slice", axis=2, registration="rigid",
-                                    colour="auto", computeMetrics=True)
+    modalities = app.logic.writeJob(
+        tmp_path, nodes, method=None, mode="slice", axis=2, registration="rigid", colour="auto", computeMetrics=True
+    )
     assert modalities == ["ct", "mr"] and app.node_ids() == scene_before  # nothing in the scene yet
     process = WorkerProcess(tmp_path)
     fractions = []
@@ -398,12 +427,22 @@ def test_worker_cancel_file_stops_the_job(tmp_path, phantom):
 
 # --- views, deformable, saved scenes ---------------------------------------------------------------------
 
+
 def _half(image):
     """The image at half resolution (same physical extent): keeps the slow tests fast."""
     size = [s // 2 for s in image.GetSize()]
     spacing = [s * 2 for s in image.GetSpacing()]
-    return sitk.Resample(image, size, sitk.Transform(), sitk.sitkLinear, image.GetOrigin(), spacing,
-                         image.GetDirection(), 0, image.GetPixelID())
+    return sitk.Resample(
+        image,
+        size,
+        sitk.Transform(),
+        sitk.sitkLinear,
+        image.GetOrigin(),
+        spacing,
+        image.GetDirection(),
+        0,
+        image.GetPixelID(),
+    )
 
 
 def test_slice_views_are_fitted_and_render_the_overlay(app, phantom):
@@ -434,15 +473,21 @@ def test_deformable_process_gives_a_grid_transform_node_equal_to_the_registratio
     index = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)[::25, ::-1]
     for i in index:
         p = mask.TransformIndexToPhysicalPoint([int(v) for v in i])
-        assert np.allclose(from_parent.TransformPoint(np.array(p) * FLIP), np.array(itk.TransformPoint(p)) * FLIP,
-                           atol=0.05)
+        assert np.allclose(
+            from_parent.TransformPoint(np.array(p) * FLIP), np.array(itk.TransformPoint(p)) * FLIP, atol=0.05
+        )
 
 
 def test_result_nodes_survive_a_saved_scene(app, phantom, tmp_path):
     ct, mr = add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR")
     result = app.logic.process(ct, mr, registration="rigid")
-    for node, ext in ((result.fusedVolumeNode, ".nrrd"), (result.transformNode, ".h5"), (result.metricsTableNode, ".tsv"),
-                      (ct, ".nrrd"), (mr, ".nrrd")):
+    for node, ext in (
+        (result.fusedVolumeNode, ".nrrd"),
+        (result.transformNode, ".h5"),
+        (result.metricsTableNode, ".tsv"),
+        (ct, ".nrrd"),
+        (mr, ".nrrd"),
+    ):
         node.AddDefaultStorageNode()
         node.GetStorageNode().SetFileName(str(tmp_path / f"{node.GetID()}{ext}"))
         assert node.GetStorageNode().WriteData(node)
@@ -458,11 +503,15 @@ def test_result_nodes_survive_a_saved_scene(app, phantom, tmp_path):
     assert np.allclose(slicer.util.arrayFromVolume(fused), slicer.util.arrayFromVolume(result.fusedVolumeNode))
     assert fused.GetNodeReference("medfusionMetrics").GetNumberOfRows() == 16
     moving = scene.GetNodeByID(mr.GetID())
-    assert np.allclose(slicer.util.arrayFromTransformMatrix(moving.GetParentTransformNode()),
-                       slicer.util.arrayFromTransformMatrix(result.transformNode), atol=1e-6)
+    assert np.allclose(
+        slicer.util.arrayFromTransformMatrix(moving.GetParentTransformNode()),
+        slicer.util.arrayFromTransformMatrix(result.transformNode),
+        atol=1e-6,
+    )
 
 
 # --- cross-checks against Slicer's own readers and writers ---------------------------------------------
+
 
 def test_slicer_writers_agree_with_the_conversions(app, phantom, tmp_path):
     """Slicer's storage nodes write volumes and transforms in ITK's LPS convention: reading them back with

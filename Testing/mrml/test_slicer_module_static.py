@@ -37,7 +37,9 @@ def test_module_compiles():
 
 
 def test_module_defines_the_scripted_module_classes():
-    classes = {node.name: [ast.unparse(b) for b in node.bases] for node in _tree().body if isinstance(node, ast.ClassDef)}
+    classes = {
+        node.name: [ast.unparse(b) for b in node.bases] for node in _tree().body if isinstance(node, ast.ClassDef)
+    }
     assert "ScriptedLoadableModule" in classes["MedFusion"]
     assert "ScriptedLoadableModuleWidget" in classes["MedFusionWidget"]
     assert "ScriptedLoadableModuleLogic" in classes["MedFusionLogic"]
@@ -80,8 +82,11 @@ def test_ui_is_designer_format_with_a_qmrmlwidget_top():
     assert {c for c in used if c.startswith(("qMRML", "ctk"))} <= custom
     # node combo boxes get the scene from the top widget
     combos = {w.get("name") for w in root.iter("widget") if w.get("class") == "qMRMLNodeComboBox"}
-    connected = {c.findtext("receiver") for c in root.iter("connection")
-                 if c.findtext("signal") == "mrmlSceneChanged(vtkMRMLScene*)"}
+    connected = {
+        c.findtext("receiver")
+        for c in root.iter("connection")
+        if c.findtext("signal") == "mrmlSceneChanged(vtkMRMLScene*)"
+    }
     assert combos and combos <= connected
 
 
@@ -94,8 +99,17 @@ def _parameter_fields() -> set:
 
 def test_ui_parameter_bindings_match_the_parameter_node():
     fields = _parameter_fields()
-    assert {"fixedVolume", "movingVolume", "method", "mode", "axis", "registration", "opacity", "colour",
-            "outputVolume"} <= fields
+    assert {
+        "fixedVolume",
+        "movingVolume",
+        "method",
+        "mode",
+        "axis",
+        "registration",
+        "opacity",
+        "colour",
+        "outputVolume",
+    } <= fields
     bound = set()
     for widget in ET.parse(UI).getroot().iter("widget"):
         for prop in widget.findall("property"):
@@ -131,12 +145,14 @@ def _package_files() -> set:
     import subprocess
 
     try:
-        tracked = subprocess.run(["git", "ls-files", "MedFusionLib"], cwd=ROOT, capture_output=True, text=True,
-                                 check=True, timeout=30).stdout.split()
+        tracked = subprocess.run(
+            ["git", "ls-files", "MedFusionLib"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30
+        ).stdout.split()
     except (OSError, subprocess.SubprocessError):
         tracked = [str(p.relative_to(ROOT)) for p in (ROOT / "MedFusionLib").rglob("*") if p.is_file()]
-    return {f for f in tracked if "__pycache__" not in f
-            and (f.endswith(".py") or f.startswith("MedFusionLib/weights/"))}
+    return {
+        f for f in tracked if "__pycache__" not in f and (f.endswith(".py") or f.startswith("MedFusionLib/weights/"))
+    }
 
 
 def test_cmake_lists_every_medfusionlib_script_and_weight_file():
@@ -155,11 +171,23 @@ def test_module_cmake_builds_the_scripted_module_with_its_test():
 
 def test_top_level_cmake_has_the_extension_metadata():
     text = (ROOT / "CMakeLists.txt").read_text()
-    for variable in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY", "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION",
-                     "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS", "EXTENSION_DEPENDS"):
+    for variable in (
+        "EXTENSION_HOMEPAGE",
+        "EXTENSION_CATEGORY",
+        "EXTENSION_CONTRIBUTORS",
+        "EXTENSION_DESCRIPTION",
+        "EXTENSION_ICONURL",
+        "EXTENSION_SCREENSHOTURLS",
+        "EXTENSION_DEPENDS",
+    ):
         assert re.search(rf"set\({variable}\s+\"[^\"]+\"\)", text), variable
-    for line in ("find_package(Slicer REQUIRED)", "include(${Slicer_USE_FILE})", "add_subdirectory(MedFusion)",
-                 "include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})"):
+    for line in (
+        "find_package(Slicer REQUIRED)",
+        "include(${Slicer_USE_FILE})",
+        "add_subdirectory(MedFusion)",
+        "include(${Slicer_EXTENSION_GENERATE_CONFIG})",
+        "include(${Slicer_EXTENSION_CPACK})",
+    ):
         assert line in text, line
 
 
@@ -171,8 +199,11 @@ def test_icons_are_128_pixels():
 
 
 def test_requirements_do_not_pin_torch():
-    lines = [l.strip() for l in (MODULE_DIR / "Resources" / "requirements.txt").read_text().splitlines()
-             if l.strip() and not l.startswith("#")]
+    lines = [
+        l.strip()
+        for l in (MODULE_DIR / "Resources" / "requirements.txt").read_text().splitlines()
+        if l.strip() and not l.startswith("#")
+    ]
     assert lines and not any(l.lower().startswith("torch") for l in lines)
 
 

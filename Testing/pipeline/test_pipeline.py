@@ -6,14 +6,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedFusionLib.core.colour import apply_colour_map
-from MedFusionLib.core.colour import recolour
-from MedFusionLib.core.errors import InputError
-from MedFusionLib.core.errors import MedFusionError
-from MedFusionLib.core.errors import OperationCancelled
-from MedFusionLib.core.normalization import guess_modality
-from MedFusionLib.core.normalization import intensity_range
-from MedFusionLib.core.normalization import normalize
+from MedFusionLib.core.colour import apply_colour_map, recolour
+from MedFusionLib.core.errors import InputError, MedFusionError, OperationCancelled
+from MedFusionLib.core.normalization import guess_modality, intensity_range, normalize
 from MedFusionLib.pipeline import fuse_images
 from MedFusionLib.samples.phantom import make_phantom_pair
 

@@ -8,16 +8,21 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedFusionLib.core.errors import InputError
-from MedFusionLib.core.errors import OperationCancelled
-from MedFusionLib.core.errors import RegistrationError
-from MedFusionLib.registration import (MODES, PRESETS, RegistrationResult, load_transform, register,
-                                       resample_to_fixed, save_transform)
+from MedFusionLib.core.errors import InputError, OperationCancelled, RegistrationError
+from MedFusionLib.registration import (
+    MODES,
+    PRESETS,
+    RegistrationResult,
+    load_transform,
+    register,
+    resample_to_fixed,
+    save_transform,
+)
 from MedFusionLib.registration.checks import check_result
 from MedFusionLib.registration.presets import guess_preset
 
-
 # ------------------------------------------------------------------------------------------- helpers
+
 
 def rotation(axis, degrees: float) -> np.ndarray:
     th = math.radians(degrees)
@@ -60,8 +65,11 @@ def phantom(shape, spacing: float, contrast=(1.0, 0.3, 0.7, 0.5), seed: int = 0)
     arr[r2([0.05, 0.35, 0.3][:dim], [0.12, 0.2, 0.15][:dim]) < 1] = contrast[3]
     # Shared anatomy-like texture (same seed for every "modality", mapped by the modality's contrast),
     # then modality-specific noise.
-    texture = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(
-        sitk.GetImageFromArray(np.random.default_rng(100).standard_normal(shape).astype(np.float32)), 2.0))
+    texture = sitk.GetArrayFromImage(
+        sitk.SmoothingRecursiveGaussian(
+            sitk.GetImageFromArray(np.random.default_rng(100).standard_normal(shape).astype(np.float32)), 2.0
+        )
+    )
     arr += (contrast[3] - contrast[1]) * 2.0 * texture * (arr > 0)
     arr += 0.02 * rng.standard_normal(shape).astype(np.float32)
     image = sitk.GetImageFromArray(arr.transpose(*range(dim)[::-1]))  # array index order is reversed
@@ -82,6 +90,7 @@ def centre(image: sitk.Image) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------ real data (SPM)
 
+
 @pytest.fixture(scope="module")
 def spm(shared_data):
     folder = shared_data / "volumes" / "spm"
@@ -89,8 +98,7 @@ def spm(shared_data):
         pytest.skip("SPM volumes absent")
     read = lambda n: sitk.ReadImage(str(folder / f"{n}.nii.gz"))  # noqa: E731
     mask = read("mask_ICV")
-    return {"T1": read("T1"), "T2": read("T2"), "SPECT": read("SPECT"),
-            "points": points_of(mask, step=40)}
+    return {"T1": read("T1"), "T2": read("T2"), "SPECT": read("SPECT"), "points": points_of(mask, step=40)}
 
 
 def test_spm_t1_t2_recovers_oblique_rotation_and_shift(spm):
@@ -114,6 +122,7 @@ def test_spm_spect_with_flipped_direction_recovers(spm):
 
 
 # ----------------------------------------------------------------------------------------- synthetic
+
 
 def test_synthetic_3d_multimodal_rigid_recovery():
     fixed = phantom((48, 48, 40), 2.0)
@@ -159,6 +168,7 @@ def test_deformable_improves_on_affine_for_a_nonrigid_warp():
 
 
 # ---------------------------------------------------------------------------- I/O, resampling, API
+
 
 def test_transform_round_trip_and_atomic_save(tmp_path):
     t = sitk.Euler3DTransform((1.0, 2.0, 3.0), 0.1, -0.2, 0.05, (4.0, -5.0, 6.0))

@@ -9,11 +9,11 @@ import pytest
 import SimpleITK as sitk
 
 from MedFusionLib.apps import cli
-from MedFusionLib.study.compare import applicable_methods
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.fusion import available_methods
 from MedFusionLib.metrics import METRIC_KEYS
 from MedFusionLib.samples.phantom import make_phantom_pair
+from MedFusionLib.study.compare import applicable_methods
 
 CLASSICAL = "mean,max,laplacian,guided-filter"
 

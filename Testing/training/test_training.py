@@ -10,9 +10,9 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from MedFusionLib.apps.cli.train import add_parser as register_cli
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.inference.runtime import load_network
-from MedFusionLib.apps.cli.train import add_parser as register_cli
 from MedFusionLib.training import RECIPES, train
 from MedFusionLib.training import data as D
 from MedFusionLib.training.losses import FusionLoss, ReconstructionLoss, ssim
@@ -44,7 +44,9 @@ def data_dir(tmp_path_factory) -> Path:
                 first = _blob(rng)
                 if a == "PET":
                     rgb = np.stack([first, first // 2, first // 4], axis=-1).astype(np.uint8)
-                    sitk.WriteImage(sitk.GetImageFromArray(rgb, isVector=True), str(root / "harvard" / pair / a / f"{fid}.png"))
+                    sitk.WriteImage(
+                        sitk.GetImageFromArray(rgb, isVector=True), str(root / "harvard" / pair / a / f"{fid}.png")
+                    )
                 else:
                     sitk.WriteImage(sitk.GetImageFromArray(first), str(root / "harvard" / pair / a / f"{fid}.png"))
                 sitk.WriteImage(sitk.GetImageFromArray(_blob(rng)), str(root / "harvard" / pair / b / f"{fid}.png"))
@@ -120,7 +122,15 @@ def test_edge_preservation_loss_follows_the_qabf_metric():
 
 
 def _tiny(method, data_dir, tmp_path, **kw):
-    args = dict(epochs=2, steps_per_epoch=2, batch=2, checkpoint_dir=tmp_path / f"ck-{method}", threads=1, validate_every=1, quiet=True)
+    args = dict(
+        epochs=2,
+        steps_per_epoch=2,
+        batch=2,
+        checkpoint_dir=tmp_path / f"ck-{method}",
+        threads=1,
+        validate_every=1,
+        quiet=True,
+    )
     args.update(kw)
     return train(method, data_dir, out=tmp_path / f"{method}.pt", **args)
 
@@ -143,6 +153,7 @@ def test_training_is_deterministic_and_resumes(data_dir, tmp_path):
     a = _tiny("ifcnn-lite", data_dir, tmp_path / "a")
     b = _tiny("ifcnn-lite", data_dir, tmp_path / "b")
     assert [r["loss"] for r in a["history"]] == [r["loss"] for r in b["history"]]
+
     # stop after one epoch, resume for the second: same losses as the straight run
     class Stop(Exception):
         pass
@@ -152,7 +163,9 @@ def test_training_is_deterministic_and_resumes(data_dir, tmp_path):
 
     with pytest.raises(Stop):
         _tiny("ifcnn-lite", data_dir, tmp_path / "c", checkpoint_dir=tmp_path / "ck-c", progress=interrupt)
-    c = _tiny("ifcnn-lite", data_dir, tmp_path / "c", resume=tmp_path / "ck-c" / "last.pt", checkpoint_dir=tmp_path / "ck-c")
+    c = _tiny(
+        "ifcnn-lite", data_dir, tmp_path / "c", resume=tmp_path / "ck-c" / "last.pt", checkpoint_dir=tmp_path / "ck-c"
+    )
     assert [r["loss"] for r in c["history"]] == pytest.approx([r["loss"] for r in a["history"]], rel=1e-5)
 
 
@@ -168,8 +181,26 @@ def test_fit_split_trains_without_the_selection_cases_and_validates_on_them(data
 def test_cli_registration_and_errors(data_dir, tmp_path):
     parser = argparse.ArgumentParser(prog="medfusion")
     register_cli(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["train", "ifcnn-lite", "--data", str(data_dir), "--out", str(tmp_path / "w.pt"), "--epochs", "1",
-                              "--steps-per-epoch", "1", "--batch", "2", "--threads", "1", "--checkpoint-dir", str(tmp_path / "ck")])
+    args = parser.parse_args(
+        [
+            "train",
+            "ifcnn-lite",
+            "--data",
+            str(data_dir),
+            "--out",
+            str(tmp_path / "w.pt"),
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "1",
+            "--batch",
+            "2",
+            "--threads",
+            "1",
+            "--checkpoint-dir",
+            str(tmp_path / "ck"),
+        ]
+    )
     assert args.func(args) == 0 and (tmp_path / "w.pt").exists()
     with pytest.raises(MedFusionError):
         train("ifcnn-lite", tmp_path / "missing")

@@ -23,7 +23,9 @@ __all__ = ["EXIT_CANCELLED", "EXIT_USER_ERROR", "ProgressBar", "build_parser", "
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medfusion", description="Register, fuse and score multimodal medical images.")
+    parser = argparse.ArgumentParser(
+        prog="medfusion", description="Register, fuse and score multimodal medical images."
+    )
     parser.add_argument("--version", action="version", version=f"medfusion {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -53,8 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # a bug: one line unless --debug
         if args.debug:
             raise
-        print(f"medfusion: internal error: {type(err).__name__}: {err} (rerun with --debug for details)",
-              file=sys.stderr)
+        print(
+            f"medfusion: internal error: {type(err).__name__}: {err} (rerun with --debug for details)", file=sys.stderr
+        )
         return 1
 
 

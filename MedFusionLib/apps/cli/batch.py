@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
     out_dir = Path(args.outdir)
     with tqdm(desc="batch", file=sys.stderr, unit="case") as bar:
+
         def on_record(record, total):
             bar.total = total
             bar.update(1)
@@ -31,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
                 tqdm.write(f"medfusion: skipped row {record.row}: {record.error}", file=sys.stderr)
 
         outcome = run_batch(Path(args.manifest), out_dir, fusion_options(args), on_record=on_record)
-    print(f"{len(outcome.succeeded)}/{len(outcome.records)} cases fused into {out_dir}; "
-          f"metrics: {out_dir / 'metrics.csv'}")
+    print(
+        f"{len(outcome.succeeded)}/{len(outcome.records)} cases fused into {out_dir}; "
+        f"metrics: {out_dir / 'metrics.csv'}"
+    )
     for record in outcome.failed:
         print(f"failed: row {record.row}: {record.error}")
     return 1 if outcome.failed else 0

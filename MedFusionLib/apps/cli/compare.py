@@ -23,14 +23,23 @@ def run(args: argparse.Namespace) -> int:
 
     bar = ProgressBar("compare")
     try:
-        rows = compare(args.inputs, Path(args.output), mode=args.mode, axis=args.axis, registration=args.register,
-                       methods=args.methods.split(",") if args.methods else None, progress=bar)
+        rows = compare(
+            args.inputs,
+            Path(args.output),
+            mode=args.mode,
+            axis=args.axis,
+            registration=args.register,
+            methods=args.methods.split(",") if args.methods else None,
+            progress=bar,
+        )
     finally:
         bar.close()
     width = max(len(r["method"]) for r in rows)
     print(f"{'method':<{width}}  {'family':<18} {'s':>6}  " + "  ".join(f"{k:>6}" for k in LABEL_METRICS))
     for r in rows:
-        print(f"{r['method']:<{width}}  {r['family']:<18} {r['seconds']:6.2f}  " +
-              "  ".join(f"{r[k]:6.3f}" for k in LABEL_METRICS))
+        print(
+            f"{r['method']:<{width}}  {r['family']:<18} {r['seconds']:6.2f}  "
+            + "  ".join(f"{r[k]:6.3f}" for k in LABEL_METRICS)
+        )
     print(f"montage: {Path(args.output) / 'montage.png'}; all metrics: {Path(args.output) / 'metrics.csv'}")
     return 0

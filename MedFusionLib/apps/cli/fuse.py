@@ -22,8 +22,14 @@ def run(args: argparse.Namespace) -> int:
 
     bar = ProgressBar("fuse")
     try:
-        result, _ = fuse_files(args.inputs, args.output, fusion_options(args), metrics_path=args.metrics,
-                               preview_path=args.preview, progress=bar)
+        result, _ = fuse_files(
+            args.inputs,
+            args.output,
+            fusion_options(args),
+            metrics_path=args.metrics,
+            preview_path=args.preview,
+            progress=bar,
+        )
     finally:
         bar.close()
     for registration in result.registrations:

@@ -24,7 +24,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'method':<{name_w}} {'family':<{family_w}} {'modes':<13} {'inputs':<6} description")
     for m in methods:
         name = m["name"] + ("*" if m["default"] else "")
-        print(f"{name:<{name_w}} {m['family']:<{family_w}} {','.join(m['modes']):<13} {str(m['inputs']):<6} "
-              f"{m['description']}")
+        print(
+            f"{name:<{name_w}} {m['family']:<{family_w}} {','.join(m['modes']):<13} {str(m['inputs']):<6} "
+            f"{m['description']}"
+        )
     print("* default method")
     return 0

@@ -24,25 +24,47 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: on a shared 2-core machine one thread trains these small networks fastest)")
-    p.add_argument("--checkpoint-dir", default=None, help="where last.pt is written each epoch (default out/training/METHOD)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a shared 2-core machine one thread trains these small networks fastest)",
+    )
+    p.add_argument(
+        "--checkpoint-dir", default=None, help="where last.pt is written each epoch (default out/training/METHOD)"
+    )
     p.add_argument("--resume", default=None, metavar="CKPT", help="continue from a checkpoint written by this command")
     p.add_argument("--validate-every", type=int, default=5)
-    p.add_argument("--train-split", choices=("train", "fit"), default="train",
-                   help="train: all training cases, validated on the held-out cases (shipped weights); fit: the training "
-                        "cases less the model-selection cases, validated on those (for comparing recipes)")
+    p.add_argument(
+        "--train-split",
+        choices=("train", "fit"),
+        default="train",
+        help="train: all training cases, validated on the held-out cases (shipped weights); fit: the training "
+        "cases less the model-selection cases, validated on those (for comparing recipes)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from MedFusionLib.training.trainer import train
+    from MedFusionLib.training import train
 
     result = train(
-        args.method, args.data, out=args.out, epochs=args.epochs, seed=args.seed, steps_per_epoch=args.steps_per_epoch,
-        batch=args.batch, lr=args.lr, checkpoint_dir=args.checkpoint_dir, resume=args.resume, threads=args.threads,
-        validate_every=args.validate_every, train_split=args.train_split, command="medfusion " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        args.method,
+        args.data,
+        out=args.out,
+        epochs=args.epochs,
+        seed=args.seed,
+        steps_per_epoch=args.steps_per_epoch,
+        batch=args.batch,
+        lr=args.lr,
+        checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume,
+        threads=args.threads,
+        validate_every=args.validate_every,
+        train_split=args.train_split,
+        command="medfusion " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     if args.json:
         print(json.dumps(result, indent=2))

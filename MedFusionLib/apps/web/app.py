@@ -11,8 +11,9 @@ import asyncio
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from MedFusionLib.core import options
 from MedFusionLib.core.errors import MedFusionError
@@ -27,10 +28,15 @@ def choice_items(choice: options.Choice) -> list[dict]:
 
 
 def method_items() -> list[dict]:
-    """The registry's methods as select items, the default marked."""
-    default = options.default_method()
-    return [{"title": name + (" (default)" if name == default else ""), "value": name}
-            for name in options.method_names()]
+    """The registry's methods as select items (the method is the one choice the registry defines), the default
+    marked."""
+    from MedFusionLib.fusion import available_methods, default_method_name
+
+    default = default_method_name()
+    return [
+        {"title": method.name + (" (default)" if method.name == default else ""), "value": method.name}
+        for method in available_methods()
+    ]
 
 
 class FusionWebApp:
@@ -87,13 +93,15 @@ class FusionWebApp:
 
     # -- state ---------------------------------------------------------------------------------------------
     def _initial_state(self) -> None:
+        from MedFusionLib.fusion import default_method_name
+
         s = self.state
         s.trame__title = "MedFusion"
         s.volumes = []
         s.reference = None
         s.moving = None
         s.methods = method_items()
-        s.method = options.default_method()
+        s.method = default_method_name()
         s.modes, s.mode = choice_items(options.MODE), options.MODE.default
         s.axes, s.axis = choice_items(options.AXIS), options.AXIS.default
         s.registrations, s.registration = choice_items(options.REGISTRATION), options.REGISTRATION.default
@@ -233,14 +241,21 @@ class FusionWebApp:
 
         s = self.state
         scene = self.slicer_app.scene
-        nodes = [scene.GetNodeByID(s.reference) if s.reference else None,
-                 scene.GetNodeByID(s.moving) if s.moving else None]
+        nodes = [
+            scene.GetNodeByID(s.reference) if s.reference else None,
+            scene.GetNodeByID(s.moving) if s.moving else None,
+        ]
         if any(n is None for n in nodes):
             raise InputError("select a reference and a moving volume")
         colour = options.COLOUR.check(s.colour)
-        job = dict(method=s.method or None, mode=options.MODE.check(s.mode), axis=int(options.AXIS.check(s.axis)),
-                   registration=options.REGISTRATION.check(s.registration), colour=colour,
-                   computeMetrics=True)
+        job = dict(
+            method=s.method or None,
+            mode=options.MODE.check(s.mode),
+            axis=int(options.AXIS.check(s.axis)),
+            registration=options.REGISTRATION.check(s.registration),
+            colour=colour,
+            computeMetrics=True,
+        )
         folder = tempfile.mkdtemp(prefix="medfusion-job-")
         try:
             modalities = self.logic.writeJob(folder, nodes, **job)
@@ -248,8 +263,7 @@ class FusionWebApp:
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        self._job_context = dict(nodes=nodes, folder=folder, modalities=modalities, colour=colour,
-                                 cancel_at=None)
+        self._job_context = dict(nodes=nodes, folder=folder, modalities=modalities, colour=colour, cancel_at=None)
         s.running, s.progress, s.status = True, 0, "Starting the worker..."
         asyncio.get_event_loop().create_task(self._watch())
 
@@ -300,16 +314,21 @@ class FusionWebApp:
         rgb = context["colour"] != "none"
         if output is not None and output.IsA("vtkMRMLVectorVolumeNode") != rgb:
             output = None
-        result = self.logic.applyJob(context["folder"], context["nodes"], outputNode=output,
-                                     opacity=float(self.state.opacity), colour=context["colour"],
-                                     overlayMap=options.OVERLAY_MAP.check(self.state.overlay_map),
-                                     modalities=context["modalities"], showResult=False)
+        result = self.logic.applyJob(
+            context["folder"],
+            context["nodes"],
+            outputNode=output,
+            opacity=float(self.state.opacity),
+            colour=context["colour"],
+            overlayMap=options.OVERLAY_MAP.check(self.state.overlay_map),
+            modalities=context["modalities"],
+            showResult=False,
+        )
         self.result, self.fused_node = result, result.fusedVolumeNode
         self._shown_reference = context["nodes"][0]
         self._show(self._shown_reference, self.fused_node)
         rows = table_rows(result.metricsTableNode) if result.metricsTableNode is not None else []
-        self.state.metrics = [{"metric": m, "value": f"{v:.4g}", "better": b, "description": d}
-                              for m, v, b, d in rows]
+        self.state.metrics = [{"metric": m, "value": f"{v:.4g}", "better": b, "description": d} for m, v, b, d in rows]
         self.state.has_result = True
         self.state.progress = 100
         self.state.status = f"Done: {self.fused_node.GetName()}"
@@ -380,4 +399,6 @@ def _check_port(host: str, port: int) -> None:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
             probe.bind((host, port))
     except OSError as err:
-        raise MedFusionError(f"cannot listen on {host}:{port} ({err.strerror}); choose another --port or --host") from None
+        raise MedFusionError(
+            f"cannot listen on {host}:{port} ({err.strerror}); choose another --port or --host"
+        ) from None

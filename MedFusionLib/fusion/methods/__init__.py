@@ -4,8 +4,17 @@
 held-out evaluation in ``docs/deep-fusion.md`` (section "Default method").
 """
 
-from MedFusionLib.fusion.methods import guided_filter, laplacian_pyramid, maximum, mean  # noqa: F401
-from MedFusionLib.fusion.methods import densefuse_lite, ifcnn_lite  # noqa: F401  (deep methods; weights load lazily)
-from MedFusionLib.fusion.methods import ddcgan_lite, decision_map_cnn, deep_feature_weighting, multi_encoder  # noqa: F401  (deep fusion part 2)
+from MedFusionLib.fusion.methods import (  # noqa: F401  # noqa: F401  (deep methods; weights load lazily)  # noqa: F401  (deep fusion part 2)
+    ddcgan_lite,
+    decision_map_cnn,
+    deep_feature_weighting,
+    densefuse_lite,
+    guided_filter,
+    ifcnn_lite,
+    laplacian_pyramid,
+    maximum,
+    mean,
+    multi_encoder,
+)
 
 DEFAULT_METHOD = "ifcnn-lite"

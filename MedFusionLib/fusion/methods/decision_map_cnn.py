@@ -24,10 +24,11 @@ WEIGHTS = "decision-map-cnn"
 
 def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from MedFusionLib.inference.runtime import load_network
-    from MedFusionLib.inference.runtime import run_slices  # torch is imported on first use only
-    from MedFusionLib.inference.weight_blending import blend_volume
-    from MedFusionLib.inference.weight_blending import triplanar_weights
+    from MedFusionLib.inference.runtime import (
+        load_network,
+        run_slices,  # torch is imported on first use only
+    )
+    from MedFusionLib.inference.weight_blending import blend_volume, triplanar_weights
 
     net = load_network(WEIGHTS)
     if mode == "slice":

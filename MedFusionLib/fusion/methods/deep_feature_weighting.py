@@ -33,17 +33,16 @@ LEVELS = 4
 
 def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from MedFusionLib.networks import decision_map as dm  # torch is imported on first use only
-    from MedFusionLib.inference.runtime import load_network
-    from MedFusionLib.inference.runtime import run_slices
-    from MedFusionLib.inference.weight_blending import activity_weight_fn
-    from MedFusionLib.inference.weight_blending import blend_volume
-    from MedFusionLib.inference.weight_blending import triplanar_weights
+    from MedFusionLib.inference.runtime import load_network, run_slices
+    from MedFusionLib.inference.weight_blending import activity_weight_fn, blend_volume, triplanar_weights
+    from MedFusionLib.networks import layers  # torch is imported on first use only
 
     net = load_network(ENCODER_WEIGHTS)
     weight_fn = activity_weight_fn(net)
     if mode == "slice":
-        return run_slices(lambda x: dm.laplacian_blend(x, dm.smooth_weights(weight_fn(x), SIGMA), LEVELS), stack)
+        return run_slices(
+            lambda x: layers.laplacian_blend(x, layers.smooth_weights(weight_fn(x), SIGMA), LEVELS), stack
+        )
     return blend_volume(stack, triplanar_weights(weight_fn, stack), SIGMA, LEVELS)
 
 

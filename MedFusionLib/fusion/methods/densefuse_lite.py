@@ -10,8 +10,6 @@ removes most of the seams a single slicing direction leaves (at three times the 
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from MedFusionLib.fusion.registry import FusionMethod, register_method
@@ -21,11 +19,13 @@ DEFAULT_STRATEGY = "max"
 MAX_PIXELS = 1 << 19  # per input and forward pass: 32-channel dense features, 4x fewer pixels than IFCNN-lite
 
 
-def fuse(stack: np.ndarray, mode: str = "slice", strategy: Optional[str] = None) -> np.ndarray:
+def fuse(stack: np.ndarray, mode: str = "slice", strategy: str | None = None) -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from MedFusionLib.inference.runtime import load_network
-    from MedFusionLib.inference.runtime import run_slices
-    from MedFusionLib.inference.runtime import run_triplanar  # torch is imported on first use only
+    from MedFusionLib.inference.runtime import (
+        load_network,
+        run_slices,
+        run_triplanar,  # torch is imported on first use only
+    )
 
     net = load_network(NAME)
     forward = lambda x: net(x, strategy or DEFAULT_STRATEGY)  # noqa: E731

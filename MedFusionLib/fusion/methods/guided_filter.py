@@ -13,7 +13,7 @@ in 2-D or 3-D.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage

@@ -10,8 +10,6 @@ through :func:`fuse`. See ``MedFusionLib/networks/ifcnn_lite.py`` and the model 
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from MedFusionLib.fusion.registry import FusionMethod, register_method
@@ -21,11 +19,13 @@ WEIGHTS_2D = "ifcnn-lite"
 WEIGHTS_3D = "ifcnn-lite-3d"
 
 
-def fuse(stack: np.ndarray, mode: str = "slice", rule: Optional[str] = None) -> np.ndarray:
+def fuse(stack: np.ndarray, mode: str = "slice", rule: str | None = None) -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from MedFusionLib.inference.runtime import load_network
-    from MedFusionLib.inference.runtime import run_slices
-    from MedFusionLib.inference.runtime import run_tiled_3d  # torch is imported on first use only
+    from MedFusionLib.inference.runtime import (
+        load_network,
+        run_slices,
+        run_tiled_3d,  # torch is imported on first use only
+    )
 
     if mode == "slice":
         net = load_network(WEIGHTS_2D)

@@ -8,7 +8,7 @@ axes changes.
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -18,7 +18,7 @@ from MedFusionLib.fusion.registry import FusionMethod, register_method
 MAX_LEVELS = 4
 
 
-def _sigmas(ndim: int, spatial_axes: Sequence[int], sigma: float) -> List[float]:
+def _sigmas(ndim: int, spatial_axes: Sequence[int], sigma: float) -> list[float]:
     return [sigma if axis in spatial_axes else 0.0 for axis in range(ndim)]
 
 

@@ -34,6 +34,8 @@ register_method(
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs="n",
         volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
-        references=("Zhang et al., Image fusion meets deep learning: a survey and perspective, Inf. Fusion 76, 2021 (multi-branch designs)",),
+        references=(
+            "Zhang et al., Image fusion meets deep learning: a survey and perspective, Inf. Fusion 76, 2021 (multi-branch designs)",
+        ),
     )
 )

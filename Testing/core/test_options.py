@@ -1,0 +1,57 @@
+"""The options schema: one default per choice, one-line errors naming the choice, labels for GUIs."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.core.options import (
+    ALL_CHOICES,
+    AXIS,
+    COLOUR,
+    MODE,
+    REGISTRATION,
+    Choice,
+    FusionOptions,
+)
+
+
+@pytest.mark.parametrize("choice", ALL_CHOICES, ids=lambda c: c.name)
+def test_every_choice_has_one_default_among_its_values_and_help(choice):
+    assert choice.default in choice.values and len(set(choice.values)) == len(choice.values)
+    assert choice.help
+    assert choice.check(choice.default) == choice.default
+
+
+def test_a_bad_value_is_a_one_line_error_naming_the_choice_and_the_values():
+    with pytest.raises(MedFusionError) as info:
+        REGISTRATION.check("elastic")
+    message = str(info.value)
+    assert "\n" not in message and "registration" in message and "'elastic'" in message
+    assert all(v in message for v in REGISTRATION.values)
+
+
+def test_a_default_outside_the_values_is_refused_when_the_schema_is_written():
+    with pytest.raises(ValueError, match="default"):
+        Choice("x", ("a", "b"), "c", "help")
+
+
+def test_labels_are_for_display_only_and_map_back_to_values():
+    assert AXIS.label(2) == "k (axial)" and AXIS.value_of_label("k (axial)") == 2
+    assert MODE.label("volume") != "volume" and MODE.value_of_label(MODE.label("volume")) == "volume"
+    assert COLOUR.label("hot") == "hot"  # no label: the value itself
+    with pytest.raises(MedFusionError):
+        AXIS.value_of_label("z (axial)")
+
+
+def test_fusion_options_validate_on_construction_and_travel_as_plain_values():
+    with pytest.raises(MedFusionError, match="unknown mode"):
+        FusionOptions(mode="3d")
+    with pytest.raises(MedFusionError, match="unknown modality"):
+        FusionOptions(modalities=("ct", "xray"))
+    options = FusionOptions(method="max", modalities=["ct", "mr"], colour="hot")
+    assert options.modalities == ("ct", "mr")  # hashable, picklable: a Dask task argument
+    assert pickle.loads(pickle.dumps(options)) == options
+    assert options.as_dict()["modalities"] == ["ct", "mr"] and options.as_dict()["registration"] == "none"
