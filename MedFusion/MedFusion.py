@@ -435,7 +435,7 @@ class MedFusionLogic(ScriptedLoadableModuleLogic, MedFusionCoreLogic):
         releases get a one-line message saying what to install (no pip run on the GUI thread)."""
         missing = [
             requirement
-            for module, requirement in (("scipy", "scipy"), ("PIL", "pillow"))
+            for module, requirement in (("scipy", "scipy"), ("PIL", "pillow"), ("psutil", "psutil"))
             if importlib.util.find_spec(module) is None
         ]
         if missing:
