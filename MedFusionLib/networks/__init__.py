@@ -1,5 +1,7 @@
 """Plain-PyTorch fusion networks, one per file, configurable in 2-D or 3-D (``spatial_dims``).
 
+* :class:`IFCNN` (``ifcnn.py``): IFCNN at its published architecture (Zhang et al. 2020).
+* :class:`DenseFuse` (``densefuse.py``): DenseFuse at its published architecture (Li & Wu 2019).
 * :class:`IFCNNLite` (``ifcnn_lite.py``): end-to-end CNN in the IFCNN family.
 * :class:`DenseFuseLite` (``densefuse_lite.py``): dense-block encoder / decoder in the DenseFuse family.
 * :class:`IFCNNReference` (``ifcnn_reference.py``): the published IFCNN architecture's cost, a speed yardstick.
@@ -17,14 +19,25 @@ from typing import Any
 
 from MedFusionLib.networks.ddcgan_lite import DDcGANGenerator
 from MedFusionLib.networks.decision_map import DecisionMapNet
+from MedFusionLib.networks.densefuse import DenseFuse
 from MedFusionLib.networks.densefuse_lite import DenseFuseLite
+from MedFusionLib.networks.ifcnn import IFCNN
 from MedFusionLib.networks.ifcnn_lite import IFCNNLite
 from MedFusionLib.networks.ifcnn_reference import IFCNNReference
 from MedFusionLib.networks.multi_encoder import MultiEncoderFusion
 
 NETWORKS = {
     cls.__name__: cls
-    for cls in (IFCNNLite, DenseFuseLite, IFCNNReference, DDcGANGenerator, DecisionMapNet, MultiEncoderFusion)
+    for cls in (
+        IFCNN,
+        DenseFuse,
+        IFCNNLite,
+        DenseFuseLite,
+        IFCNNReference,
+        DDcGANGenerator,
+        DecisionMapNet,
+        MultiEncoderFusion,
+    )
 }
 
 
@@ -40,7 +53,9 @@ def build_network(network: str, config: dict[str, Any]):
 __all__ = [
     "DDcGANGenerator",
     "DecisionMapNet",
+    "DenseFuse",
     "DenseFuseLite",
+    "IFCNN",
     "IFCNNLite",
     "IFCNNReference",
     "MultiEncoderFusion",

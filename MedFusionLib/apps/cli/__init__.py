@@ -1,5 +1,5 @@
 """The ``medfusion`` command: one module per sub-command (methods, register, fuse, batch, metrics, demo,
-compare, train, app), each with ``add_parser(subparsers)`` and ``run(args)``.
+compare, train, study, app), each with ``add_parser(subparsers)`` and ``run(args)``.
 
 User errors print one line (``medfusion: error: <file>: <problem>``) and exit 2 without a traceback;
 ``--debug`` shows the traceback. Every output is written atomically, so an error or Ctrl-C leaves no
@@ -13,11 +13,11 @@ import sys
 from collections.abc import Sequence
 
 from MedFusionLib import __version__
-from MedFusionLib.apps.cli import app, batch, compare, demo, fuse, methods, metrics, register, train
+from MedFusionLib.apps.cli import app, batch, compare, demo, fuse, methods, metrics, register, study, train
 from MedFusionLib.apps.cli.common import EXIT_CANCELLED, EXIT_USER_ERROR, ProgressBar
 from MedFusionLib.core.errors import MedFusionError, OperationCancelled
 
-COMMANDS = (methods, register, fuse, batch, metrics, demo, compare, train, app)
+COMMANDS = (methods, register, fuse, batch, metrics, demo, compare, train, study, app)
 
 __all__ = ["EXIT_CANCELLED", "EXIT_USER_ERROR", "ProgressBar", "build_parser", "main"]
 

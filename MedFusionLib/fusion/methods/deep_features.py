@@ -1,0 +1,86 @@
+"""Deep-features: Li, Wu & Kittler's deep-learning fusion framework (ICPR 2018), with our own feature network.
+
+The framework, as in the paper: each source is split into a base part and a detail part; the base parts are
+averaged; the detail parts are blended by weight maps from multi-layer deep features: at every feature layer
+``i`` the activity of source ``k`` is the L1 norm of its feature vector, averaged over a 3x3 block
+(``r = 1``), the weights are each source's share of the summed activity (``W_k^i = C_k^i / sum_j C_j^i``), a
+candidate detail ``F_d^i = sum_k W_k^i D_k`` is formed per layer, and the fused detail is the pixel-wise
+maximum of the candidates. Fused = fused base + fused detail.
+
+Departures: ImageNet VGG-19 weights cannot be downloaded here, so the feature network is the encoder of our
+DenseFuse (``weights/densefuse.pt``), trained by us as an autoencoder on our single-modality Harvard slices;
+its four layers (C1, DC1-DC3, 16 channels each, full resolution, so no upsampling of the weights) stand in
+for relu1_1-relu4_1. The features are taken from the source images (our encoder was trained on images, not
+on detail layers), and the base part is a 31x31 mean filter instead of the paper's Tikhonov-regularised
+smoothing. Volume mode: the 2-D procedure along each of the three axes, averaged (tri-planar).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from MedFusionLib.fusion.registry import FusionMethod, register_method
+
+NAME = "deep-features"
+FEATURE_WEIGHTS = "densefuse"
+BASE_SIZE = 31  # mean filter of the base part
+MAX_PIXELS = 1 << 18
+
+
+def fuse_batch(net, x):
+    """``x``: (n, b, 1, H, W) tensor in 0..1 -> (b, 1, H, W), with ``net`` a :class:`DenseFuse`."""
+    import torch
+    import torch.nn.functional as F
+
+    n = x.shape[0]
+    flat = x.flatten(0, 1)
+    base = F.avg_pool2d(flat, BASE_SIZE, stride=1, padding=BASE_SIZE // 2, count_include_pad=False)
+    detail = (flat - base).unflatten(0, (n, -1))
+    fused_base = base.unflatten(0, (n, -1)).mean(dim=0)
+    feats = net.c1(flat)
+    layers = [feats]
+    for layer in net.dense:
+        new = layer(feats)
+        layers.append(new)
+        feats = torch.cat([feats, new], dim=1)
+    candidates = []
+    for phi in layers:
+        activity = F.avg_pool2d(phi.abs().sum(dim=1, keepdim=True), 3, stride=1, padding=1, count_include_pad=False)
+        activity = activity.unflatten(0, (n, -1))  # (n, b, 1, H, W)
+        total = activity.sum(dim=0, keepdim=True)
+        weights = torch.where(total > 1e-6, activity / total.clamp_min(1e-6), torch.full_like(activity, 1.0 / n))
+        candidates.append((weights * detail).sum(dim=0))
+    return fused_base + torch.stack(candidates).amax(dim=0)
+
+
+def _slices(stack: np.ndarray) -> np.ndarray:
+    from MedFusionLib.inference.runtime import load_network, run_slices
+
+    net = load_network(FEATURE_WEIGHTS)
+    return run_slices(lambda x: fuse_batch(net, x), stack, MAX_PIXELS)
+
+
+def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
+    """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
+    if mode == "slice":
+        return _slices(stack)
+    out = np.zeros(stack.shape[1:], np.float32)
+    for axis in range(3):
+        out += np.moveaxis(_slices(np.moveaxis(stack, axis + 1, 1)), 0, axis)
+    return out / 3.0
+
+
+register_method(
+    FusionMethod(
+        name=NAME,
+        family="feature-extraction",
+        description="Deep-features (Li, Wu & Kittler 2018 framework): base parts averaged, detail parts weighted by L1 activity of four feature layers (max over layers); features from our DenseFuse encoder, trained here as an autoencoder (no ImageNet VGG-19 offline).",
+        fuse_slices=lambda stack: fuse(stack, "slice"),
+        fuse_volume=lambda stack: fuse(stack, "volume"),
+        inputs="n",
+        volume_note="Tri-planar (2.5-D): the 2-D procedure along all three axes, results averaged.",
+        references=(
+            "Li, Wu & Kittler, Infrared and visible image fusion using a deep learning framework, ICPR 2018 (arXiv:1804.06992)",
+        ),
+    )
+)

@@ -1,0 +1,41 @@
+"""DenseFuse at its published architecture (``networks/densefuse.py``), trained by MedFusion as an autoencoder
+(``weights/densefuse.pt``).
+
+The fusion strategy of the encoder's 64 maps is the paper's L1-norm weighting (``"l1"``, shipped) or
+``"addition"``, selectable through :func:`fuse`. Slice mode runs the 2-D network on each slice; volume mode is
+tri-planar (2.5-D): the 2-D network along each of the three axes, the three results averaged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from MedFusionLib.fusion.registry import FusionMethod, register_method
+
+NAME = "densefuse"
+MAX_PIXELS = 1 << 18  # per input and forward pass: 64-channel dense features (4 slices of 256 x 256)
+
+
+def fuse(stack: np.ndarray, mode: str = "slice", strategy: str | None = None) -> np.ndarray:
+    """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
+    from MedFusionLib.inference.runtime import load_network, run_slices, run_triplanar
+
+    net = load_network(NAME)
+    forward = lambda x: net(x, strategy)  # noqa: E731
+    return (run_slices if mode == "slice" else run_triplanar)(forward, stack, MAX_PIXELS)
+
+
+register_method(
+    FusionMethod(
+        name=NAME,
+        family="encoder-decoder",
+        description="DenseFuse (Li & Wu 2019) at the published architecture: C1 + dense block of three 16-channel layers, L1-norm feature fusion (addition selectable), decoder C2-C5; trained by MedFusion as an autoencoder on CPU (briefly: see its model card).",
+        fuse_slices=lambda stack: fuse(stack, "slice"),
+        fuse_volume=lambda stack: fuse(stack, "volume"),
+        inputs="n",
+        volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
+        references=(
+            "Li & Wu, DenseFuse: A fusion approach to infrared and visible images, IEEE Transactions on Image Processing 28(5) (2019) 2614-2623",
+        ),
+    )
+)

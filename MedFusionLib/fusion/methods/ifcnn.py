@@ -1,0 +1,44 @@
+"""IFCNN at its published architecture (``networks/ifcnn.py``), trained by MedFusion (``weights/ifcnn.pt``).
+
+Slice mode runs the 2-D network on each slice; volume mode is tri-planar (2.5-D): the 2-D network along each
+of the three axes, the three results averaged. The element-wise fusion rule of the conv2 maps (``"max"``, as
+trained and shipped; ``"mean"`` or ``"sum"``) is selectable through :func:`fuse`.
+
+Departs from the paper in: grey input (77,185 parameters against the RGB release's 83,587, -7.7 %), conv1
+trained here rather than taken from an ImageNet ResNet-101, and our unsupervised fusion loss in place of the
+supervised perceptual loss on multi-focus ground truth; see the model card ``weights/ifcnn.md``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from MedFusionLib.fusion.registry import FusionMethod, register_method
+
+NAME = "ifcnn"
+MAX_PIXELS = 1 << 18  # per input and forward pass: 64-channel maps at full resolution (4 slices of 256 x 256)
+
+
+def fuse(stack: np.ndarray, mode: str = "slice", rule: str | None = None) -> np.ndarray:
+    """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
+    from MedFusionLib.inference.runtime import load_network, run_slices, run_triplanar
+
+    net = load_network(NAME)
+    forward = lambda x: net(x, rule)  # noqa: E731
+    return (run_slices if mode == "slice" else run_triplanar)(forward, stack, MAX_PIXELS)
+
+
+register_method(
+    FusionMethod(
+        name=NAME,
+        family="cnn",
+        description="IFCNN (Zhang et al. 2020) at the published architecture: conv1 7x7x64, conv2 3x3x64 + BN, element-wise max (mean or sum selectable), conv3, conv4; grey, trained by MedFusion on CPU (briefly: see its model card).",
+        fuse_slices=lambda stack: fuse(stack, "slice"),
+        fuse_volume=lambda stack: fuse(stack, "volume"),
+        inputs="n",
+        volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
+        references=(
+            "Zhang, Liu, Sun, Yan, Zhao & Zhang, IFCNN: A general image fusion framework based on convolutional neural network, Information Fusion 54 (2020) 99-118",
+        ),
+    )
+)

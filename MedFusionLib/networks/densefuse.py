@@ -1,0 +1,99 @@
+"""DenseFuse at its published architecture (Li & Wu, IEEE TIP 28(5), 2019), trained by MedFusion."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from MedFusionLib.networks.layers import AVG_POOL_FN, check_positive, check_spatial_dims, conv
+
+STRATEGIES = ("addition", "l1")
+
+
+class DenseFuse(nn.Module):
+    """DenseFuse: a fusion approach to infrared and visible images.
+
+    Li & Wu, IEEE Transactions on Image Processing 28(5) (2019) 2614-2623. Layer for layer as the paper: the
+    encoder is C1 (3x3, 16 channels) and a dense block of three 3x3 layers of 16 channels each (DC1-DC3, every
+    layer sees all previous maps), 64 channels out; the decoder is C2-C5 (3x3: 64, 32, 16, 1 channels), ReLU
+    after every layer but the last. 74,193 parameters (the paper's ~74k). Trained as an autoencoder on single
+    images; at fusion time each input is encoded, the 64-channel maps are fused by ``"addition"`` or by the
+    ``"l1"`` strategy (L1 norm over channels, averaged over a (2r+1)^d window, each input weighted by its
+    share of the total activity), then decoded.
+
+    Departures: trained on our single-modality Harvard slices (the paper: MS-COCO) with L1 + SSIM
+    reconstruction (the paper: MSE + lambda SSIM).
+
+    Args:
+        spatial_dims: 2 or 3 (default 2).
+        channels: C1 and dense-layer width (default 16, the paper's).
+        dense_layers: layers in the dense block (default 3).
+        strategy: fusion strategy, ``"addition"`` or ``"l1"`` (default ``"l1"``).
+        l1_radius: r of the L1 strategy's averaging window (default 1, the paper's).
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int = 2,
+        channels: int = 16,
+        dense_layers: int = 3,
+        strategy: str = "l1",
+        l1_radius: int = 1,
+    ) -> None:
+        super().__init__()
+        check_spatial_dims(spatial_dims)
+        check_positive(channels=channels, dense_layers=dense_layers)
+        if l1_radius < 0:
+            raise ValueError(f"l1_radius must be non-negative, got {l1_radius!r}")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown DenseFuse strategy {strategy!r} (addition or l1)")
+        self.spatial_dims, self.strategy, self.l1_radius = spatial_dims, strategy, l1_radius
+        self.c1 = nn.Sequential(conv(spatial_dims, 1, channels, 3), nn.ReLU(inplace=True))
+        self.dense = nn.ModuleList(
+            nn.Sequential(conv(spatial_dims, channels * (i + 1), channels, 3), nn.ReLU(inplace=True))
+            for i in range(dense_layers)
+        )
+        width = channels * (dense_layers + 1)
+        widths = (width, width, width // 2, width // 4)
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            layers += [conv(spatial_dims, c_in, c_out, 3), nn.ReLU(inplace=True)]
+        layers.append(conv(spatial_dims, widths[-1], 1, 3))
+        self.decoder = nn.Sequential(*layers)
+
+    @property
+    def receptive_radius(self) -> int:
+        return 1 + len(self.dense) + 4 + self.l1_radius
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, 1, *spatial) -> (batch, 64, *spatial)."""
+        x = self.c1(x)
+        for layer in self.dense:
+            x = torch.cat([x, layer(x)], dim=1)
+        return x
+
+    def autoencode(self, x: torch.Tensor) -> torch.Tensor:
+        """Training path: (batch, 1, *spatial) -> its reconstruction."""
+        return self.decoder(self.encode(x))
+
+    def fuse_features(self, feats: torch.Tensor, strategy: str | None = None) -> torch.Tensor:
+        """``feats``: (n_inputs, batch, C, *spatial) -> (batch, C, *spatial)."""
+        strategy = strategy or self.strategy
+        if strategy == "addition":
+            return feats.sum(dim=0)
+        if strategy != "l1":
+            raise ValueError(f"unknown DenseFuse strategy {strategy!r} (addition or l1)")
+        activity = feats.abs().sum(dim=2)  # (n, batch, *spatial)
+        if self.l1_radius > 0:
+            activity = AVG_POOL_FN[self.spatial_dims](
+                activity, 2 * self.l1_radius + 1, stride=1, padding=self.l1_radius, count_include_pad=False
+            )
+        total = activity.sum(dim=0, keepdim=True)
+        weights = torch.where(total > 1e-6, activity / total.clamp_min(1e-6), torch.full_like(activity, 1 / len(feats)))
+        return (weights.unsqueeze(2) * feats).sum(dim=0)
+
+    def forward(self, inputs: torch.Tensor, strategy: str | None = None) -> torch.Tensor:
+        """Fusion path: ``inputs`` (n_inputs, batch, 1, *spatial) -> (batch, 1, *spatial)."""
+        n = inputs.shape[0]
+        feats = self.encode(inputs.flatten(0, 1)).unflatten(0, (n, -1))
+        return self.decoder(self.fuse_features(feats, strategy))
