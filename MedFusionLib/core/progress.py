@@ -20,6 +20,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from MedFusionLib.core.errors import OperationCancelled
 
@@ -117,3 +118,22 @@ def sub_progress(progress: ProgressCallback | None, start: float, stop: float) -
         report(progress, start + (stop - start) * fraction, message)
 
     return _scaled
+
+
+_SCOPE_CANCEL: ContextVar[CancelCallback | None] = ContextVar("medfusion_cancel", default=None)
+
+
+@contextmanager
+def cancel_scope(cancel: CancelCallback | None) -> Iterator[None]:
+    """Make ``cancel`` visible to :func:`check_scope` in the code below (a method's ``fuse_volume`` takes no
+    callbacks, so the inference loops it runs check the scope instead: Cancel is honoured within one chunk)."""
+    token = _SCOPE_CANCEL.set(cancel)
+    try:
+        yield
+    finally:
+        _SCOPE_CANCEL.reset(token)
+
+
+def check_scope() -> None:
+    """Raise OperationCancelled when the enclosing :func:`cancel_scope`'s callback asks to stop."""
+    check_cancel(_SCOPE_CANCEL.get())

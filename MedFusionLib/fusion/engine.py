@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from MedFusionLib.core.errors import MedFusionError
-from MedFusionLib.core.progress import CancelCallback, ProgressCallback, check_cancel, report
+from MedFusionLib.core.progress import CancelCallback, ProgressCallback, cancel_scope, check_cancel, report
 from MedFusionLib.fusion.registry import FusionMethod, get_method
 
 FOREGROUND_LEVEL = 0.02  # normalised intensity above which a pixel counts as foreground
@@ -72,7 +72,10 @@ def fuse_arrays(
     if mode == "volume":
         check_cancel(cancel)
         report(progress, 0.0, f"{fusion.name}: fusing volume")
-        out[box] = _check_output(fusion.fuse_volume(cropped), cropped.shape[1:], fusion)
+        with cancel_scope(cancel):  # the method's inference loops check it (volume mode is one call)
+            fused = fusion.fuse_volume(cropped)
+        check_cancel(cancel)
+        out[box] = _check_output(fused, cropped.shape[1:], fusion)
         report(progress, 1.0, f"{fusion.name}: done")
         return np.clip(out, 0.0, 1.0, out=out)
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.core.progress import check_scope
 from MedFusionLib.networks import build_network
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -54,7 +55,13 @@ def load_network(name: str, path: str | None = None) -> torch.nn.Module:
     for p in net.parameters():
         p.requires_grad_(False)
     net.meta = json.loads(payload.get("meta", "{}"))
+    for module in net.modules():  # Cancel inside one long forward pass (a 3-D tile takes seconds): per layer
+        module.register_forward_pre_hook(_check_scope_hook)
     return net
+
+
+def _check_scope_hook(_module: torch.nn.Module, _inputs) -> None:
+    check_scope()
 
 
 def thread_count() -> int:
@@ -124,6 +131,7 @@ def run_slices(
     out = np.empty((batch, h, w), np.float32)
     with torch_threads(), torch.inference_mode(), _autocast():
         for start in range(0, batch, chunk):
+            check_scope()
             x = torch.from_numpy(np.ascontiguousarray(stack[:, start : start + chunk], dtype=np.float32)).unsqueeze(2)
             out[start : start + chunk] = forward(x)[:, 0].float().clamp_(0, 1).numpy()
     return out
@@ -159,6 +167,7 @@ def run_tiled_3d(
         for z in starts[0]:
             for y in starts[1]:
                 for x in starts[2]:
+                    check_scope()
                     core = [(z, min(z + tile, shape[0])), (y, min(y + tile, shape[1])), (x, min(x + tile, shape[2]))]
                     outer = [(max(0, a - halo), min(s, b + halo)) for (a, b), s in zip(core, shape)]
                     sub = stack[:, outer[0][0] : outer[0][1], outer[1][0] : outer[1][1], outer[2][0] : outer[2][1]]

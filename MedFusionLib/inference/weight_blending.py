@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from MedFusionLib.core.progress import check_scope
 from MedFusionLib.inference.runtime import MAX_CHUNK_PIXELS, torch_threads
 from MedFusionLib.networks import layers
 
@@ -33,6 +34,7 @@ def triplanar_weights(weight_fn: Callable[[torch.Tensor], torch.Tensor], stack: 
             chunk = max(1, MAX_CHUNK_PIXELS // FEATURE_CHUNK_DIVISOR // max(1, h * w))
             view = np.moveaxis(total, axis + 1, 1)
             for start in range(0, moved.shape[1], chunk):
+                check_scope()
                 x = torch.from_numpy(np.ascontiguousarray(moved[:, start : start + chunk], dtype=np.float32)).unsqueeze(
                     2
                 )

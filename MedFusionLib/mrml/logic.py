@@ -284,6 +284,7 @@ class MedFusionLogic:
         from MedFusionLib.mrml.transforms import transform_node_from_registration
 
         scene = self.scene
+        self.checkStillInScene(nodes, outputNode)
         fixed, moving = nodes[0], nodes[1:]
         modalities = list(modalities) if modalities else [display.guess_node_modality(n) for n in nodes]
         if reference is None:
@@ -377,6 +378,16 @@ class MedFusionLogic:
         images = self.prepareInputs(nodes, ignoreOwnRegistration=registration != "none")
         job.write_job(folder, images, **options)
         return modalities
+
+    def checkStillInScene(self, nodes, outputNode=None) -> None:
+        """A job outlives the scene it was started from when the user closes the scene meanwhile: refuse to
+        write its result into the new scene (one-line InputError) rather than use removed nodes."""
+        scene = self.scene
+        for node in [n for n in nodes if n is not None] + ([outputNode] if outputNode is not None else []):
+            if node.GetScene() is not scene or scene.GetNodeByID(node.GetID()) is not node:
+                raise InputError(
+                    f"{node.GetName()!r} is no longer in the scene (was the scene closed?); the result was not added"
+                )
 
     def applyJob(self, folder, nodes, **kwargs) -> MedFusionResult:
         """Bring a finished worker job into the scene (output, transform and table nodes, slice views)."""

@@ -44,13 +44,53 @@ def phantom_nodes(scene, seed: int = 7) -> dict:
     }
 
 
+def torch_available() -> bool:
+    """Whether torch can be imported, found without importing it (a GUI process must not load torch just to
+    ask; Slicer's extension build machines have none)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def deep_method_ready(name: str) -> bool:
-    """True when torch imports and the method's shipped weights are present."""
+    """True when torch is installed and the method's shipped weights are present."""
+    if not torch_available():
+        return False
     try:
         from MedFusionLib.inference.runtime import weight_path
-    except ImportError:  # torch not installed yet (in Slicer: PyTorch extension not set up)
+    except ImportError:  # torch present but broken
         return False
     return weight_path(name).exists()
+
+
+def contract_method() -> str:
+    """The default method when it can run here (classical, or deep with torch and weights), else the
+    classical one: the scripting-contract check must pass on a machine without torch."""
+    from MedFusionLib.fusion import describe_methods
+
+    default = next(m for m in describe_methods() if m["default"])
+    if default["family"] == "classical" or deep_method_ready(default["name"]):
+        return default["name"]
+    return pick_methods()["classical"]
+
+
+def scripting_contract(logic, scene) -> object:
+    """``process(fixed, moving, method, mode="slice", registration="rigid")`` on the phantom gives a fused
+    volume, a registration transform within tolerance of the truth and the 16-metric table; returns the result."""
+    data = phantom_nodes(scene)
+    result = logic.process(data["ct"], data["mr"], method=contract_method(), mode="slice", registration="rigid")
+    check(result.fusedVolumeNode is not None, "no fused volume")
+    check(result.transformNode is not None, "no registration transform")
+    check(
+        result.metricsTableNode is not None and result.metricsTableNode.GetNumberOfRows() == 16,
+        "the metrics table does not hold the 16 metrics",
+    )
+    error = registration_error_mm(result.transformNode, data["truth"], data["mask"])
+    check(error <= PHANTOM_TOLERANCE_MM, f"registration error {error:.2f} mm > {PHANTOM_TOLERANCE_MM} mm")
+    return result
 
 
 def pick_methods() -> dict:

@@ -1,0 +1,26 @@
+"""``medfusion app``: the MedFusion panel in a browser (trame-slicer; needs the ``web`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+
+from MedFusionLib.core.errors import MedFusionError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("app", help="open the MedFusion panel in a browser (Slicer's views, served locally)")
+    p.add_argument("files", nargs="*", metavar="FILE", help="volumes to open (the first is the reference)")
+    p.add_argument(
+        "--sample", action="store_true", help="open the embedded CT/MR/PET phantom (the default when no FILE is given)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from MedFusionLib.apps.web.app import serve
+    except ImportError as err:
+        raise MedFusionError(f"the web app needs the 'web' extra (pip install -e \".[web]\"): {err}") from None
+    return serve(args.files, host=args.host, port=args.port, sample=args.sample)

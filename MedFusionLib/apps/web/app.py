@@ -1,0 +1,404 @@
+"""The browser app's state and work: the same ``MedFusionLogic`` as the Slicer module, on trame-slicer's scene.
+
+The heavy part runs in a ``MedFusionLib.apps.worker`` process (the module's job format), polled by an asyncio
+task, so the page stays responsive and Cancel ends the whole process tree. Only files the user opened (FILE
+arguments, a typed server path, an upload) are read, and nothing is served but the page and the rendered views.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from MedFusionLib.core import options
+from MedFusionLib.core.errors import MedFusionError
+
+POLL_S = 0.1
+KILL_AFTER_S = 5.0
+
+
+def choice_items(choice: options.Choice) -> list[dict]:
+    """A Choice as the page's select items (label shown, value stored)."""
+    return [{"title": choice.label(value), "value": value} for value in choice.values]
+
+
+def method_items() -> list[dict]:
+    """The registry's methods as select items (the method is the one choice the registry defines), the default
+    marked."""
+    from MedFusionLib.fusion import available_methods, default_method_name
+
+    default = default_method_name()
+    return [
+        {"title": method.name + (" (default)" if method.name == default else ""), "value": method.name}
+        for method in available_methods()
+    ]
+
+
+class FusionWebApp:
+    """One browser session's MedFusion: a trame-slicer scene, the volumes opened, one job at a time."""
+
+    def __init__(self, server=None, files: Sequence[str] = (), sample: bool = False):
+        import slicer
+        from trame.app import get_server
+        from trame_slicer.core import SlicerApp
+        from vtkmodules.vtkCommonCore import vtkCommand
+
+        from MedFusionLib.mrml.logic import MedFusionLogic
+
+        self.server = server or get_server("medfusion", client_type="vue3")
+        self.state = self.server.state
+        self.slicer_app = SlicerApp()
+        slicer.mrmlScene = self.slicer_app.scene  # slicer.util helpers need the global scene
+        self.logic = MedFusionLogic(scene=self.slicer_app.scene)
+        self.fused_node = None
+        self._shown_reference = None
+        self.result = None
+        self._job = None
+        self._job_context: dict[str, Any] = {}
+        self._initial_state()
+        from MedFusionLib.apps.web.layout import build_layout
+
+        self.ui = build_layout(self)
+        for path in files:
+            self.open_path(path)
+        if sample:
+            self.open_sample()
+        self.state.change("opacity")(self.on_opacity)
+        self.state.change("display_mode")(self.on_display_mode)
+        self.state.change("upload")(self.on_upload)
+        self.server.controller.on_server_exited.add(self.shutdown)
+        self._fit_pending = False
+
+        for view in self.slicer_app.view_manager.get_slice_views():
+            view.interactor().AddObserver(vtkCommand.WindowResizeEvent, self._fit_after_resize)
+
+    def _fit_after_resize(self, *_) -> None:
+        """The views learn their size from the page (after it loads, or when the window changes): fit the
+        volumes to the new size once the resizes have settled."""
+        if self._fit_pending:
+            return
+        self._fit_pending = True
+
+        def fit() -> None:
+            self._fit_pending = False
+            self.slicer_app.display_manager.reset_views()
+            self._render()
+
+        asyncio.get_event_loop().call_later(0.3, fit)
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def _initial_state(self) -> None:
+        from MedFusionLib.fusion import default_method_name
+
+        s = self.state
+        s.trame__title = "MedFusion"
+        s.volumes = []
+        s.reference = None
+        s.moving = None
+        s.methods = method_items()
+        s.method = default_method_name()
+        s.modes, s.mode = choice_items(options.MODE), options.MODE.default
+        s.axes, s.axis = choice_items(options.AXIS), options.AXIS.default
+        s.registrations, s.registration = choice_items(options.REGISTRATION), options.REGISTRATION.default
+        s.colours, s.colour = choice_items(options.COLOUR), options.COLOUR.default
+        s.overlay_maps, s.overlay_map = choice_items(options.OVERLAY_MAP), options.OVERLAY_MAP.default
+        s.display_modes, s.display_mode = choice_items(options.DISPLAY_MODE), options.DISPLAY_MODE.default
+        s.opacity = 0.5
+        s.running = False
+        s.progress = 0
+        s.status = "Open a reference and a moving volume, then Apply."
+        s.error = ""
+        s.metrics = []
+        s.has_result = False
+        s.open_path = ""
+        s.save_path = str(Path.cwd() / "medfusion-out")
+        s.saved = ""
+        s.upload = None
+
+    def _refresh_volumes(self) -> None:
+        scene = self.slicer_app.scene
+        items = []
+        for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
+            node = scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
+            if node.GetAttribute("MedFusion.Role") is None and not node.IsA("vtkMRMLLabelMapVolumeNode"):
+                items.append({"title": node.GetName(), "value": node.GetID()})
+        self.state.volumes = items
+        ids = [item["value"] for item in items]
+        if self.state.reference not in ids:
+            self.state.reference = ids[0] if ids else None
+        if self.state.moving not in ids or self.state.moving == self.state.reference:
+            others = [i for i in ids if i != self.state.reference]
+            self.state.moving = others[0] if others else None
+
+    def _show(self, background, foreground=None) -> None:
+        """Reference (or the fused volume alone, in "fused" display mode) and overlay in every view."""
+        from MedFusionLib.mrml import display
+
+        if foreground is not None and self.state.display_mode == "fused":
+            background, foreground = foreground, None
+        display.ensure_display(background)
+        display.show_in_slice_views(self.slicer_app.scene, background, foreground, float(self.state.opacity), fit=False)
+        self.slicer_app.display_manager.reset_views()
+        self._render()
+
+    # -- opening volumes -----------------------------------------------------------------------------------
+    def add_image(self, image, name: str, modality: str | None = None):
+        """Put a SimpleITK image into the scene as a volume node and show it."""
+        from MedFusionLib.mrml.nodes import update_volume_from_image
+
+        scene = self.slicer_app.scene
+        node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))
+        update_volume_from_image(node, image)
+        node.CreateDefaultDisplayNodes()
+        if modality:
+            node.SetAttribute("MedFusion.Modality", modality)
+        self._refresh_volumes()
+        if self.fused_node is None:
+            reference = scene.GetNodeByID(self.state.reference)
+            self._show(reference)
+        return node
+
+    def open_path(self, path: str, name: str | None = None):
+        """Read a volume file or DICOM folder on the server (the user named it) into the scene."""
+        from MedFusionLib.core.imageio import as_scalar, read_image
+
+        path = str(path).strip()
+        if not path:
+            raise MedFusionError("type the path of a volume on the server")
+        image = as_scalar(read_image(path), Path(path).name)
+        if image.GetDimension() != 3:
+            raise MedFusionError(f"{path}: a 3-D volume is needed, this image is {image.GetDimension()}-D")
+        stem = Path(path).name
+        for suffix in (".gz", ".nii", ".nrrd", ".mha", ".mhd"):
+            stem = stem[: -len(suffix)] if stem.endswith(suffix) else stem
+        return self.add_image(image, name or stem)
+
+    def open_sample(self) -> None:
+        """The embedded CT/MR phantom (moved MR, known answer) and its PET, as in ``medfusion demo``."""
+        from MedFusionLib.samples.pet import make_phantom_pet
+        from MedFusionLib.samples.phantom import make_phantom_pair
+
+        pair = make_phantom_pair(7)
+        self.add_image(pair.ct, "Phantom CT", "ct")
+        self.add_image(pair.mr, "Phantom MR T2", "mr")
+        self.add_image(make_phantom_pet(7), "Phantom PET", "pet")
+
+    def _report(self, err: Exception) -> None:
+        self.state.error = str(err).splitlines()[0] if str(err) else type(err).__name__
+
+    def on_open_path(self) -> None:
+        self.state.error = ""
+        try:
+            node = self.open_path(self.state.open_path)
+            self.state.status = f"Opened {node.GetName()}"
+        except (MedFusionError, OSError, RuntimeError) as err:
+            self._report(err)
+
+    def on_upload(self, upload=None, **_) -> None:
+        """Uploaded files are written to a private folder, read, and deleted at once (patient data)."""
+        if not upload:
+            return
+        from trame.app.file_upload import ClientFile
+
+        self.state.error = ""
+        with tempfile.TemporaryDirectory(prefix="medfusion-upload-") as folder:
+            for entry in upload if isinstance(upload, list) else [upload]:
+                client_file = ClientFile(entry)
+                if client_file.is_empty:
+                    continue
+                target = Path(folder) / Path(client_file.name).name
+                try:
+                    target.write_bytes(client_file.content)
+                    node = self.open_path(str(target))
+                    self.state.status = f"Opened {node.GetName()} (uploaded)"
+                except (MedFusionError, OSError, RuntimeError) as err:
+                    self._report(err)
+                finally:
+                    target.unlink(missing_ok=True)
+        self.state.upload = None
+
+    # -- apply / cancel ------------------------------------------------------------------------------------
+    def on_apply(self) -> None:
+        """Apply starts a job; while one runs the same button cancels it."""
+        if self._job is not None:
+            self.cancel()
+            return
+        self.state.error = ""
+        try:
+            self.start()
+        except MedFusionError as err:
+            self._report(err)
+
+    def start(self) -> None:
+        """Validate, write the job, start the worker process and the task that polls it."""
+        from MedFusionLib.apps.worker import WorkerProcess
+        from MedFusionLib.core.errors import InputError
+
+        s = self.state
+        scene = self.slicer_app.scene
+        nodes = [
+            scene.GetNodeByID(s.reference) if s.reference else None,
+            scene.GetNodeByID(s.moving) if s.moving else None,
+        ]
+        if any(n is None for n in nodes):
+            raise InputError("select a reference and a moving volume")
+        colour = options.COLOUR.check(s.colour)
+        job = dict(
+            method=s.method or None,
+            mode=options.MODE.check(s.mode),
+            axis=int(options.AXIS.check(s.axis)),
+            registration=options.REGISTRATION.check(s.registration),
+            colour=colour,
+            computeMetrics=True,
+        )
+        folder = tempfile.mkdtemp(prefix="medfusion-job-")
+        try:
+            modalities = self.logic.writeJob(folder, nodes, **job)
+            self._job = WorkerProcess(folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self._job_context = dict(nodes=nodes, folder=folder, modalities=modalities, colour=colour, cancel_at=None)
+        s.running, s.progress, s.status = True, 0, "Starting the worker..."
+        asyncio.get_event_loop().create_task(self._watch())
+
+    def cancel(self) -> None:
+        """Ask the worker to stop; the watcher kills its process tree if it has not stopped in a few seconds."""
+        if self._job is None:
+            return
+        self._job.cancel()
+        self._job_context["cancel_at"] = time.monotonic()
+        self.state.status = "Cancelling..."
+
+    async def _watch(self) -> None:
+        job = self._job
+        while not job.finished:
+            await asyncio.sleep(POLL_S)
+            messages = job.poll()
+            cancel_at = self._job_context.get("cancel_at")
+            with self.state:
+                if messages and cancel_at is None:
+                    self.state.progress = int(round(100 * messages[-1]["progress"]))
+                    self.state.status = messages[-1].get("message", "")
+                if cancel_at is not None and time.monotonic() - cancel_at > KILL_AFTER_S:
+                    job.kill()
+        with self.state:
+            self._finish(job)
+
+    def _finish(self, job) -> None:
+        context, self._job, message = self._job_context, None, job.final
+        s = self.state
+        try:
+            if message.get("done"):
+                self._apply_result(context)
+            elif message.get("cancelled"):
+                s.status = "Cancelled; nothing was changed."
+            else:
+                s.status = "Failed."
+                s.error = str(message.get("error", "the worker failed")).splitlines()[0]
+        except MedFusionError as err:
+            self._report(err)
+        finally:
+            job.close()  # no process of the job and no copy of the inputs stays behind
+            s.running = False
+
+    def _apply_result(self, context: dict) -> None:
+        from MedFusionLib.mrml.tables import table_rows
+
+        output = self.fused_node
+        rgb = context["colour"] != "none"
+        if output is not None and output.IsA("vtkMRMLVectorVolumeNode") != rgb:
+            output = None
+        result = self.logic.applyJob(
+            context["folder"],
+            context["nodes"],
+            outputNode=output,
+            opacity=float(self.state.opacity),
+            colour=context["colour"],
+            overlayMap=options.OVERLAY_MAP.check(self.state.overlay_map),
+            modalities=context["modalities"],
+            showResult=False,
+        )
+        self.result, self.fused_node = result, result.fusedVolumeNode
+        self._shown_reference = context["nodes"][0]
+        self._show(self._shown_reference, self.fused_node)
+        rows = table_rows(result.metricsTableNode) if result.metricsTableNode is not None else []
+        self.state.metrics = [{"metric": m, "value": f"{v:.4g}", "better": b, "description": d} for m, v, b, d in rows]
+        self.state.has_result = True
+        self.state.progress = 100
+        self.state.status = f"Done: {self.fused_node.GetName()}"
+
+    # -- display and saving --------------------------------------------------------------------------------
+    def on_display_mode(self, display_mode=None, **_) -> None:
+        if self.fused_node is not None and self.result is not None:
+            options.DISPLAY_MODE.check(display_mode)
+            self._show(self._shown_reference, self.fused_node)
+
+    def on_opacity(self, opacity=0.5, **_) -> None:
+        if self.fused_node is not None:
+            self.logic.setOverlayOpacity(float(opacity))
+            self._render()
+
+    def _render(self) -> None:
+        """Scene changes that the views do not observe (layer opacity) need an explicit render."""
+        for view in self.slicer_app.view_manager.get_slice_views():
+            view.schedule_render()
+
+    def on_save(self) -> None:
+        """Write the fused volume (and each registration transform) into the chosen server folder."""
+        from MedFusionLib.core.imageio import write_image
+        from MedFusionLib.registration.transform_io import save_transform
+
+        self.state.error = ""
+        if self.result is None:
+            self.state.error = "nothing to save yet: press Apply first"
+            return
+        try:
+            folder = Path(self.state.save_path).expanduser()
+            folder.mkdir(parents=True, exist_ok=True)
+            outcome = self.result.outcome
+            fused = folder / "fused.nii.gz"
+            write_image(outcome.rgb if outcome.rgb is not None else outcome.fused, fused)
+            written = [fused.name]
+            for index, transform in enumerate(outcome.transforms, start=1):
+                if transform is not None:
+                    save_transform(transform, folder / f"transform_{index}.tfm")
+                    written.append(f"transform_{index}.tfm")
+            self.state.saved = f"Saved {', '.join(written)} in {folder}"
+        except (MedFusionError, OSError, RuntimeError) as err:
+            self._report(err)
+
+    def shutdown(self, **_) -> None:
+        """Stop a running job and remove every temporary file of this session."""
+        if self._job is not None:
+            self._job.close()
+            self._job = None
+
+
+def serve(files: Sequence[str] = (), *, host: str = "127.0.0.1", port: int = 8080, sample: bool = False) -> int:
+    """Build the app (reading FILEs first, so a bad path fails before the server starts) and serve it."""
+    _check_port(host, port)
+    app = FusionWebApp(files=files, sample=sample or not files)
+    try:
+        app.server.start(host=host, port=port, open_browser=False, show_connection_info=True)
+    finally:
+        app.shutdown()
+    return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """A one-line error for a port that is taken (instead of the server's traceback)."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, port))
+    except OSError as err:
+        raise MedFusionError(
+            f"cannot listen on {host}:{port} ({err.strerror}); choose another --port or --host"
+        ) from None
