@@ -15,8 +15,8 @@ import SimpleITK as sitk
 from MedFusionLib.core import imageio as io
 from MedFusionLib.core.errors import InputError, MedFusionError
 from MedFusionLib.core.log import note, warn
-from MedFusionLib.core.normalization import detect_modalities, intensity_range
-from MedFusionLib.core.options import REGISTRATION
+from MedFusionLib.core.normalization import detect_modalities, guess_modality, intensity_range
+from MedFusionLib.core.options import FUNCTIONAL_MODALITIES, REGISTRATION
 from MedFusionLib.core.progress import CancelCallback, ProgressCallback, check_cancel, report, sub_progress
 
 
@@ -154,7 +154,9 @@ def prepare_inputs(
     ]
 
     sources, rules = [], []
-    for original, on_grid, modality in zip(images, aligned, modalities):
+    for original, on_grid, modality, kind in zip(images, aligned, modalities, kinds):
+        if modality == "auto" and kind in FUNCTIONAL_MODALITIES and guess_modality(original) == "mr":
+            modality = kind  # the same percentile rule, named for what the input is
         low, high, rule = intensity_range(original, modality)
         values = sitk.GetArrayFromImage(on_grid).astype(np.float32)
         sources.append(np.clip((values - low) / (high - low), 0.0, 1.0))

@@ -127,6 +127,7 @@ def test_overlay_style_grey_anatomy_thresholded_colour_black_background():
     assert abs(rgb[tissue][0] - rgb[tissue][2]) <= 1 and abs(rgb[tissue][0] - grey[tissue]) <= 1  # plain grey
     assert (rgb[air] == 0).all()  # black background
     assert overlay.kinds == ["mr", "pet"]  # the colour input was detected, not assumed
+    assert overlay.normalisation[1].startswith("pet: percentiles")  # and the rule is named for it
     ycbcr = fuse_images([mr, pet], method="mean", colour="auto", colour_style="ycbcr")
     assert not np.array_equal(sitk.GetArrayFromImage(ycbcr.colour_fused), sitk.GetArrayFromImage(overlay.colour_fused))
     with pytest.raises(MedFusionError, match="unknown colour style"):
