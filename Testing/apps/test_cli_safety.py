@@ -423,3 +423,18 @@ def test_missing_temporary_folder_does_not_stop_a_run(pair, tmp_path):
     result = subprocess.run([sys.executable, "-m", "MedFusionLib", *args], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "f.nii.gz").is_file()
+
+
+def test_functional_is_one_based_on_the_command_line(capsys, pair, tmp_path):
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit):
+            cli.main(["fuse", str(pair["a"]), str(pair["b"]), "-o", str(tmp_path / "f.png"), "--functional", bad])
+        assert "inputs are numbered from 1" in one_error_line(capsys.readouterr()[1]) or bad == "two"
+    code, _, err = run(
+        capsys, "fuse", pair["a"], pair["b"], "-o", tmp_path / "f.png", "--colour", "hot", "--functional", "3"
+    )
+    assert code == 2 and "functional input 3 does not exist (there are 2 inputs)" in one_error_line(err)
+    code, _, _ = run(
+        capsys, "fuse", pair["a"], pair["b"], "-o", tmp_path / "f.png", "--colour", "hot", "--functional", "1"
+    )
+    assert code == 0

@@ -97,11 +97,22 @@ def add_fusion_options(parser: argparse.ArgumentParser, with_axis: bool = True) 
     )
     parser.add_argument(
         "--functional",
-        type=int,
+        type=input_number,
         metavar="N",
         help="1-based index of the functional (PET/SPECT) input for --colour (default: the colour "
         "input, else the one detected as PET/SPECT, else the last); FusionOptions.functional is 0-based",
     )
+
+
+def input_number(text: str) -> int:
+    """An input's number on the command line: 1 for the first input (the library counts from 0)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an input number (1 = the first input)") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is not an input number: inputs are numbered from 1")
+    return number
 
 
 def add_series_option(parser: argparse.ArgumentParser) -> None:
