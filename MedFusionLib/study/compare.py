@@ -21,7 +21,7 @@ from MedFusionLib.core import imageio as io
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.fusion import available_methods
 from MedFusionLib.pipeline import FusionResult, fuse_prepared, prepare_inputs
-from MedFusionLib.render.preview import compose, grid, plane_rows, plane_tile
+from MedFusionLib.render.preview import PLANE_TITLES, compose, grid, plane_rows, plane_tile
 
 LABEL_METRICS = ("QABF", "VIF", "SSIM", "MI", "SD")
 
@@ -58,7 +58,8 @@ def _montage(
     names = list(source_names) + list(labels)
     if images[0].ndim == 2:
         return grid([plane_tile(im) for im in images], names, columns=4)
-    return compose(plane_rows(images, spacing, reference=sources), [name.replace("\n", "  ") for name in names])
+    rows = plane_rows(images, spacing, reference=sources)
+    return compose(rows, [name.replace("\n", "  ") for name in names], PLANE_TITLES)
 
 
 def compare(

@@ -41,6 +41,11 @@ def test_compare_volumes_writes_montage_csv_and_each_result(tmp_path, capsys):
         assert sitk.ReadImage(str(out / f"{name}.nrrd")).GetSize() == pair.ct.GetSize()
     montage = sitk.ReadImage(str(out / "montage.png"))
     assert montage.GetHeight() > 6 * 100  # 2 sources + 4 methods, one row each
+    # the plane columns are titled (axial, coronal, sagittal) above the first row: text in the top band over
+    # the second and third tiles, where a row label (a short file name at the left) never reaches
+    canvas = sitk.GetArrayFromImage(montage)
+    tile = montage.GetWidth() // 3
+    assert canvas[:14, tile + 4 : tile + 40].max() > 100 and canvas[:14, 2 * tile + 8 : 2 * tile + 40].max() > 100
     assert "montage" in capsys.readouterr().out
 
 
