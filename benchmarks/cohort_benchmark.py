@@ -21,6 +21,7 @@ import argparse
 import itertools
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -74,8 +75,10 @@ def spm_manifest(data: Path, volumes: int, folder: Path) -> Path:
     return path
 
 
-def run_config(manifest: Path, out: Path, options: FusionOptions, workers: int) -> tuple[float, float, int]:
-    """(wall seconds, cluster start-up seconds, rows succeeded) of one configuration from an empty OUTDIR."""
+def run_config(manifest: Path, out: Path, options: FusionOptions, workers: int) -> tuple[float, float, int, float]:
+    """(wall seconds, cluster start-up seconds, rows succeeded, median seconds of one row inside its task) of one
+    configuration from an empty OUTDIR. The median row time separates Dask's overhead (wall time beyond
+    rows x row time / workers) from the rows' own speed (which falls when other processes share the cores)."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     started = time.perf_counter()
@@ -89,7 +92,8 @@ def run_config(manifest: Path, out: Path, options: FusionOptions, workers: int) 
             client.wait_for_workers(workers, timeout=300)
             startup = time.perf_counter() - started
             outcome = run_plan_on(client, plan, out, options)
-    return time.perf_counter() - started, startup, len(outcome.succeeded)
+    row_seconds = statistics.median(r.seconds for r in outcome.succeeded) if outcome.succeeded else float("nan")
+    return time.perf_counter() - started, startup, len(outcome.succeeded), row_seconds
 
 
 def main() -> None:
@@ -111,18 +115,20 @@ def main() -> None:
         if args.volumes:
             sets.append(("SPM 3-D", spm_manifest(args.data, args.volumes, folder), min(args.volumes, 10)))
         print(f"CPUs: {len(os.sched_getaffinity(0))}; load average at start: {os.getloadavg()[0]:.1f}")
-        print("| data | rows | configuration | wall (s) | cluster start (s) | rows/min | speed-up |")
-        print("|---|---|---|---|---|---|---|")
+        print(
+            "| data | rows | configuration | wall (s) | cluster start (s) | median row (s) | rows/min | speed-up | load |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
         for label, manifest, rows in sets:
             baseline = None
             for workers in configs:
-                wall, startup, ok = run_config(manifest, folder / "out", options, workers)
+                wall, startup, ok, row = run_config(manifest, folder / "out", options, workers)
                 rate = 60.0 * ok / wall
                 baseline = baseline or rate
                 name = "sequential (in process)" if workers == 0 else f"embedded, {workers} worker{'s' * (workers > 1)}"
                 print(
-                    f"| {label} | {ok}/{rows} | {name} | {wall:.1f} | {startup:.1f} | {rate:.1f} | "
-                    f"{rate / baseline:.2f}x |",
+                    f"| {label} | {ok}/{rows} | {name} | {wall:.1f} | {startup:.1f} | {row:.2f} | {rate:.1f} | "
+                    f"{rate / baseline:.2f}x | {os.getloadavg()[0]:.1f} |",
                     flush=True,
                 )
         print(f"load average at end: {os.getloadavg()[0]:.1f}")

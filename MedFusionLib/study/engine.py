@@ -13,8 +13,8 @@ scheduler or the client's memory.
 
 Threads: each task limits torch's and SimpleITK's threads to ``$MEDFUSION_THREADS`` when set, else the worker's
 ``$OMP_NUM_THREADS`` (Dask's nanny sets 1 by default), else the CPUs divided by the worker's task threads, so N
-workers on one machine do not each start a thread per core. The embedded cluster sets ``MEDFUSION_THREADS`` to
-CPUs // workers.
+workers on one machine do not each start a thread per core. The embedded cluster sets ``MEDFUSION_THREADS`` and
+``MEDFUSION_METRICS_THREADS`` (the metrics' thread pool) to CPUs // workers.
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+import dask
 from distributed import Client, LocalCluster, as_completed, get_worker
 from distributed.scheduler import KilledWorker
 
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.core.options import FusionOptions
 from MedFusionLib.study.manifest import Case
-from MedFusionLib.study.runner import BatchOutcome, CaseRecord, Plan, finish, run_recorded_case
+from MedFusionLib.study.runner import BatchOutcome, CaseRecord, Plan, finish, internal_error, run_recorded_case
 
 CONNECT_TIMEOUT_S = 20
 
@@ -70,9 +71,12 @@ def _task_threads() -> int:
 def run_case_task(case: Case, out_dir: str, options: FusionOptions, key: str) -> CaseRecord:
     """The task of one row on a worker: limit threads, fuse, write the output then the resume record."""
     import SimpleITK as sitk
+    import torch
 
     threads = _task_threads()
     os.environ["MEDFUSION_THREADS"] = str(threads)  # read by inference.runtime at each call
+    if torch.get_num_threads() != threads:  # else runtime would resize torch's pool at every call (Dask's
+        torch.set_num_threads(threads)  # nanny starts workers with OMP_NUM_THREADS=1) and restore it after
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     return run_recorded_case(case, Path(out_dir), options, key)
 
@@ -105,16 +109,22 @@ def cohort_client(scheduler: str | None = None, workers: int | None = None) -> I
             client.close()
         return
     n = workers or default_workers()
-    env = {} if os.environ.get("MEDFUSION_THREADS") else {"MEDFUSION_THREADS": str(max(1, usable_cpus() // n))}
-    cluster = LocalCluster(
-        n_workers=n,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-        env=env,
-    )
+    per_worker = str(max(1, usable_cpus() // n))
+    env = {name: os.environ.get(name) or per_worker for name in ("MEDFUSION_THREADS", "MEDFUSION_METRICS_THREADS")}
+    # Dask's nanny also sets MALLOC_TRIM_THRESHOLD_=65536 (return freed memory to the OS at once): measured on
+    # 2 cores, it made our metrics (many short-lived MB-sized numpy arrays) about twice as slow in a worker, so the
+    # embedded cluster keeps only the nanny's single-threaded BLAS/OpenMP settings (we size torch ourselves).
+    blas = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": blas}):
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+            env=env,
+        )
     try:
         client = Client(cluster)
         try:
@@ -139,7 +149,7 @@ def _failure(case: Case, err: BaseException) -> CaseRecord:
     if isinstance(err, KilledWorker):
         reason = "the worker running it died repeatedly (it may need more memory); see the worker logs"
     else:
-        reason = f"{type(err).__name__}: {err}".splitlines()[0]
+        reason = internal_error(err)
     return CaseRecord(case.row, case.name, error=reason, group=case.group)
 
 

@@ -5,11 +5,12 @@ After a row's fused image is written (atomically), the process that wrote it wri
 
 * ``key`` - a SHA-256 of what determines the output: the row (name, group, input paths and each input's size and
   modification time), the resolved method and every fusion option, and the MedFusion version;
-* the output's file name, size and SHA-256, and the row's metrics.
+* the output's file name, size, modification time and SHA-256, and the row's metrics.
 
 A row is done when its record exists, its key equals the key of the row now, and the output file exists with the
-recorded size and SHA-256. Any other state (no record; record from other options or changed inputs; output
-missing, truncated or replaced) means "run it". Because the record is written only after the output is in place,
+recorded size and either the recorded modification time (the fast path: a rerun of a large cohort reads no image)
+or, when the time differs (OUTDIR copied elsewhere), the recorded SHA-256. Any other state (no record; record from
+other options or changed inputs; output missing, truncated or replaced) means "run it". Because the record is written only after the output is in place,
 a crash between the two leaves a row that is simply redone: tasks are idempotent.
 """
 
@@ -76,6 +77,7 @@ def write_record(out_dir: Path, case: Case, key: str, output: Path, metrics: dic
         "name": case.name,
         "output": output.name,
         "output_size": output.stat().st_size,
+        "output_mtime_ns": output.stat().st_mtime_ns,
         "output_sha256": file_sha256(output),
         "metrics": metrics,
         "seconds": seconds,
@@ -100,9 +102,10 @@ def completed_record(out_dir: Path, case: Case, key: str) -> dict | None:
     if not isinstance(record, dict) or record.get("key") != key or record.get("output") != output.name:
         return None
     try:
-        if output.stat().st_size != record.get("output_size"):
+        stat = output.stat()
+        if stat.st_size != record.get("output_size"):
             return None
-        if file_sha256(output) != record.get("output_sha256"):
+        if stat.st_mtime_ns != record.get("output_mtime_ns") and file_sha256(output) != record.get("output_sha256"):
             return None
     except OSError:
         return None

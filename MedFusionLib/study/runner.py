@@ -145,13 +145,21 @@ def write_metrics_csv(path: Path, records: Sequence[CaseRecord], keys: Sequence[
     write_atomically(Path(path), lambda tmp: Path(tmp).write_text(buffer.getvalue()))
 
 
+def internal_error(err: BaseException) -> str:
+    """One line for an unexpected exception of a row (a bug, not the user's input)."""
+    return f"internal error: {type(err).__name__}: {err}".splitlines()[0]
+
+
 def run_plan(
     plan: Plan, out_dir: Path, options: FusionOptions, on_record: Callable[[CaseRecord, int], None] | None = None
 ) -> BatchOutcome:
     """Run a plan's rows in this process, one after another (the sequential path: no Dask, no subprocess)."""
     records = []
     for case, key in plan.todo:
-        record = run_recorded_case(case, Path(out_dir), options, key)
+        try:
+            record = run_recorded_case(case, Path(out_dir), options, key)
+        except Exception as err:  # a bug in one row fails that row, as on Dask; the others go on
+            record = CaseRecord(case.row, case.name, error=internal_error(err), group=case.group)
         records.append(record)
         if on_record is not None:
             on_record(record, len(plan.cases))

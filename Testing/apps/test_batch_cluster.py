@@ -103,7 +103,9 @@ def test_cluster_run_survives_a_killed_worker_resumes_and_matches_embedded(clust
         env={**os.environ, "MEDFUSION_THREADS": "1"},
     )
     try:
+        deadline = time.monotonic() + 300
         while len(list((out / ".medfusion").glob("*.json"))) < 6 and run.poll() is None:
+            assert time.monotonic() < deadline, "no rows done in 300 s"
             time.sleep(0.05)
         assert run.poll() is None, "the batch ended before a worker could be killed"
         stop(cluster["workers"][0])  # SIGKILL: the worker and its nanny vanish mid-run
@@ -150,3 +152,22 @@ def test_workers_and_scheduler_together_are_refused(capsys, tmp_path):
         ["batch", str(manifest), str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"]
     )
     assert code == 2 and "leave it out with --scheduler" in capsys.readouterr().err
+
+
+def test_duplicate_and_unsafe_names_in_process(capsys, tmp_path):
+    folder = tmp_path / "in"
+    write_cohort(folder, rows=2, size=32)
+    manifest = folder / "names.csv"
+    manifest.write_text(
+        "a,b,name\nslice000_a.png,slice000_b.png,x\nslice001_a.png,slice001_b.png,x\n"
+        "slice000_a.png,slice000_b.png,../outside\n"
+    )
+    out = tmp_path / "out"
+    code = cli.main(["batch", str(manifest), str(out), "--workers", "0", "--method", "mean"])
+    captured = capsys.readouterr()
+    assert code == 1  # the unsafe name fails its row
+    assert "row 2: name 'x' is also row 1's; written as 'x-2'" in captured.err
+    assert "row 3 (../outside) failed: name '../outside' contains a path separator" in captured.err
+    assert (out / "x.png").read_bytes() != (out / "x-2.png").read_bytes()
+    assert not (tmp_path / "outside.png").exists()
+    assert [line.split(",")[0] for line in (out / "metrics.csv").read_text().splitlines()] == ["case", "x", "x-2"]

@@ -25,11 +25,11 @@ OPTIONS = FusionOptions()  # the default (deep) method: torch runs in the worker
 
 @pytest.fixture(scope="module")
 def client():
-    """One embedded cluster for the module, torch at 1 thread per worker; always shut down."""
+    """One embedded cluster for the module (its workers' threads chosen by the engine); always shut down."""
     from MedFusionLib.study.engine import cohort_client
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MEDFUSION_THREADS", "1")
+        patch.delenv("MEDFUSION_THREADS", raising=False)
         with cohort_client(workers=2) as dask_client:
             dask_client.wait_for_workers(2, timeout=120)
             yield dask_client
@@ -99,7 +99,11 @@ def test_worker_killed_mid_run_its_rows_rerun_elsewhere(client, cohort, tmp_path
 
 
 def test_cluster_outputs_equal_in_process_outputs(client, cohort, tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDFUSION_THREADS", "1")
+    from MedFusionLib.study.engine import usable_cpus
+
+    per_worker = set(client.run(lambda: os.environ.get("MEDFUSION_THREADS")).values())
+    assert per_worker == {str(max(1, usable_cpus() // 2))}  # 2 workers share the CPUs, no oversubscription
+    monkeypatch.setenv("MEDFUSION_THREADS", per_worker.pop())  # the in-process run at the same thread count
     _, on_cluster = run_on(client, cohort, tmp_path / "cluster")
     in_process = run_batch(cohort, tmp_path / "local", OPTIONS)
     assert len(on_cluster.succeeded) == len(in_process.succeeded) == 26
@@ -109,3 +113,15 @@ def test_cluster_outputs_equal_in_process_outputs(client, cohort, tmp_path, monk
         "vol025.nii.gz",
     }
     assert cluster_images == local_images  # byte-identical PNGs and NIfTI volumes
+
+
+def test_task_threads_follow_the_environment(monkeypatch):
+    from MedFusionLib.study.engine import _task_threads, usable_cpus
+
+    monkeypatch.setenv("MEDFUSION_THREADS", "3")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _task_threads() == 3  # the user's choice wins
+    monkeypatch.delenv("MEDFUSION_THREADS")
+    assert _task_threads() == 1  # what a Dask nanny sets for its worker
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert _task_threads() == usable_cpus()  # not on a worker: one task thread

@@ -85,3 +85,36 @@ def test_failing_row_is_reported_rerun_and_kept_out_of_metrics(cohort, tmp_path)
     assert len(rows) == 5 and "broken" not in {r["case"] for r in rows}
     again = run_batch(manifest, out, OPTIONS)
     assert [r.name for r in again.records if not r.resumed] == ["broken"]  # failed rows are tried again
+
+
+def test_unexpected_error_fails_its_row_only(cohort, tmp_path, monkeypatch):
+    import MedFusionLib.pipeline.files as files
+
+    real = files.fuse_files
+
+    def broken_for_one_row(inputs, output, options, **kwargs):
+        if Path(output).name.startswith("slice002"):
+            raise RuntimeError("simulated bug\nsecond line")
+        return real(inputs, output, options, **kwargs)
+
+    monkeypatch.setattr(files, "fuse_files", broken_for_one_row)
+    outcome = run_batch(cohort, tmp_path / "out", OPTIONS)
+    assert [(r.name, r.error) for r in outcome.failed] == [("slice002", "internal error: RuntimeError: simulated bug")]
+    assert len(outcome.succeeded) == 4 and not record_path(tmp_path / "out", "slice002").exists()
+
+
+def test_copied_out_dir_still_resumes_but_same_size_replacement_is_redone(cohort, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    run_batch(cohort, out, OPTIONS)
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, copy_function=shutil.copyfile)  # new modification times: checked by SHA-256
+    assert all(r.resumed for r in run_batch(cohort, copy, OPTIONS).records)
+
+    target = copy / "slice001.png"
+    data = bytearray(target.read_bytes())
+    data[-20:-12] = bytes(8)  # same size, different bytes (inside the PNG's last chunk)
+    target.write_bytes(bytes(data))
+    assert target.stat().st_size == len(data)
+    assert [r.name for r in run_batch(cohort, copy, OPTIONS).records if not r.resumed] == ["slice001"]
