@@ -19,6 +19,7 @@ workers on one machine do not each start a thread per core. The embedded cluster
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -148,6 +149,8 @@ def dashboard_link(client: Client) -> str:
 def _failure(case: Case, err: BaseException) -> CaseRecord:
     if isinstance(err, KilledWorker):
         reason = "the worker running it died repeatedly (it may need more memory); see the worker logs"
+    elif isinstance(err, concurrent.futures.CancelledError):
+        reason = "cancelled: the connection to the cluster was lost; rerun the same command to resume"
     else:
         reason = internal_error(err)
     return CaseRecord(case.row, case.name, error=reason, group=case.group)
@@ -159,13 +162,20 @@ def run_plan_on(
     out_dir: Path,
     options: FusionOptions,
     on_record: Callable[[CaseRecord, int], None] | None = None,
+    task: Callable[[Case, str, FusionOptions, str], CaseRecord] | None = None,
 ) -> BatchOutcome:
-    """Submit one task per row to run, gather them as they complete, write ``metrics.csv`` (successes only)."""
+    """Submit one task per row to run, gather them as they complete, write ``metrics.csv`` (successes only).
+
+    ``task(case, out_dir, options, key)`` runs one row on a worker (default :func:`run_case_task`); another
+    front-end (``study``) can pass its own, provided it is importable on the workers, idempotent and writes the
+    row's resume record last."""
     out_dir = Path(out_dir).absolute()
     token = uuid.uuid4().hex[:8]  # keys unique to this run: a shared scheduler may hold another run's rows
     futures = {}
     for case, key in plan.todo:
-        future = client.submit(run_case_task, case, str(out_dir), options, key, key=f"medfusion-{case.row}-{token}")
+        future = client.submit(
+            task or run_case_task, case, str(out_dir), options, key, key=f"medfusion-{case.row}-{token}"
+        )
         futures[future] = case
     records = []
     for future in as_completed(futures):
