@@ -22,7 +22,7 @@ from MedFusionLib.apps import cli
 from MedFusionLib.samples.cohort import write_cohort
 
 pytestmark = pytest.mark.slow
-ROWS, VOLUMES = 40, 2
+ROWS, VOLUMES = 60, 2
 
 
 def dask_command() -> str:
