@@ -158,8 +158,7 @@ def _restore_nifti_nan(path: Path, image: sitk.Image) -> sitk.Image:
     array.reshape(-1)[nan] = np.nan
     restored = sitk.GetImageFromArray(array, isVector=image.GetNumberOfComponentsPerPixel() > 1)
     restored.CopyInformation(image)
-    for key in image.GetMetaDataKeys():
-        restored.SetMetaData(key, image.GetMetaData(key))
+    copy_metadata(image, restored)
     return restored
 
 
@@ -261,6 +260,26 @@ def check_values(image: sitk.Image, name: str = "image") -> None:
         raise InputError(f"{name}: all voxels have the same value ({finite.flat[0]}); nothing to fuse")
 
 
+def metadata_text(image: sitk.Image, key: str) -> str | None:
+    """A header entry as text, or None when it is absent or not readable as text (a corrupt header may hold
+    bytes that are not UTF-8, in its keys or its values)."""
+    try:
+        return image.GetMetaData(key) if image.HasMetaDataKey(key) else None
+    except (TypeError, UnicodeError, RuntimeError):
+        return None
+
+
+def copy_metadata(source: sitk.Image, target: sitk.Image) -> None:
+    """Copy the header entries that survive a round trip through Python strings; corrupt ones are dropped."""
+    for key in source.GetMetaDataKeys():
+        value = metadata_text(source, key)
+        if value is not None:
+            try:
+                target.SetMetaData(key, value)
+            except (TypeError, UnicodeError, RuntimeError):
+                continue
+
+
 def fill_nan(image: sitk.Image, name: str = "image") -> sitk.Image:
     """NaN voxels (SPM and PET pipelines' "outside the mask") set to the background, i.e. the smallest finite
     value, with one warning line giving their count; images without NaN are returned as they are."""
@@ -275,8 +294,7 @@ def fill_nan(image: sitk.Image, name: str = "image") -> sitk.Image:
     filled = np.where(nan, background, array)
     out = sitk.GetImageFromArray(filled, isVector=image.GetNumberOfComponentsPerPixel() > 1)
     out.CopyInformation(image)
-    for key in image.GetMetaDataKeys():
-        out.SetMetaData(key, image.GetMetaData(key))
+    copy_metadata(image, out)
     warn(f"{name}: {count} NaN voxel(s) of {array.size} treated as background (set to {background:g})")
     return out
 

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from MedFusionLib.core.imageio import metadata_text
 from MedFusionLib.core.options import MODALITY
 
 CT_WINDOW = (-500.0, 1100.0)
@@ -85,9 +86,10 @@ SATURATED_FRACTION = 0.15  # 8-bit CT slices: bone saturates a large part of the
 def _header_kind(image: sitk.Image) -> str | None:
     """The modality a header names (DICOM 0008|0060, NIfTI ``descrip``), if any."""
     for key in ("0008|0060", "descrip", "ITK_FileNotes"):
-        if not image.HasMetaDataKey(key):
+        text = metadata_text(image, key)
+        if text is None:
             continue
-        words = set(re.findall(r"[a-z0-9-]+", image.GetMetaData(key).lower()))
+        words = set(re.findall(r"[a-z0-9-]+", text.lower()))
         for kind, names in _HEADER_WORDS.items():
             if words & set(names):
                 return kind

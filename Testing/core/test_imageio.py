@@ -336,3 +336,21 @@ def test_device_fifo_outputs_are_refused_not_replaced(tmp_path):
     with pytest.raises(OutputError, match="not a regular file"):
         io.write_atomically("/dev/null", lambda tmp: open(tmp, "w").write("x"))
     assert Path("/dev/null").is_char_device()
+
+
+def test_a_header_key_that_is_not_text_does_not_break_reading(tmp_path):
+    """A corrupt MetaImage header can carry a key that is not UTF-8 (found by the fuzz test): the image is read,
+    its NaN filled, and the unreadable entry dropped, instead of a TypeError from SimpleITK's string bridge."""
+    import numpy as np
+
+    from MedFusionLib.core.imageio import load_for_fusion
+
+    values = np.array([[np.nan, 0.25, 0.75]], dtype=np.float32)
+    header = (
+        b"ObjectType = Image\nNDims = 2\nDimSize = 3 1\nElementType = MET_FLOAT\n\xb0dd = 1\nElementDataFile = LOCAL\n"
+    )
+    path = tmp_path / "odd.mha"
+    path.write_bytes(header + values.tobytes())
+    image = load_for_fusion(path)
+    assert image.GetSize() == (3, 1)
+    assert np.isfinite(sitk.GetArrayViewFromImage(image)).all()
