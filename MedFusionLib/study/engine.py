@@ -36,7 +36,15 @@ from distributed.scheduler import KilledWorker
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.core.options import FusionOptions
 from MedFusionLib.study.manifest import Case
-from MedFusionLib.study.runner import BatchOutcome, CaseRecord, Plan, finish, internal_error, run_recorded_case
+from MedFusionLib.study.runner import (
+    BatchOutcome,
+    CaseRecord,
+    Plan,
+    finish,
+    internal_error,
+    run_case,
+    run_recorded_case,
+)
 
 CONNECT_TIMEOUT_S = 20
 
@@ -69,8 +77,8 @@ def _task_threads() -> int:
     return max(1, usable_cpus() // max(1, nthreads))
 
 
-def run_case_task(case: Case, out_dir: str, options: FusionOptions, key: str) -> CaseRecord:
-    """The task of one row on a worker: limit threads, fuse, write the output then the resume record."""
+def _limit_threads() -> None:
+    """Size torch's and SimpleITK's thread pools for this worker (see the module docstring)."""
     import SimpleITK as sitk
     import torch
 
@@ -79,7 +87,46 @@ def run_case_task(case: Case, out_dir: str, options: FusionOptions, key: str) ->
     if torch.get_num_threads() != threads:  # else runtime would resize torch's pool at every call (Dask's
         torch.set_num_threads(threads)  # nanny starts workers with OMP_NUM_THREADS=1) and restore it after
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+
+
+def run_case_task(case: Case, out_dir: str, options: FusionOptions, key: str) -> CaseRecord:
+    """The task of one batch row on a worker: limit threads, fuse, write the output then the resume record."""
+    _limit_threads()
     return run_recorded_case(case, Path(out_dir), options, key)
+
+
+def run_study_task(case: Case, out_dir: str, options: FusionOptions) -> CaseRecord:
+    """The task of one (method, case) of a study on a worker: limit threads, then :func:`run_case`."""
+    _limit_threads()
+    return run_case(case, Path(out_dir), options)
+
+
+def study_executor(scheduler: str | None = None, workers: int | None = None):
+    """An executor for ``medfusion study`` (``study.cohort.Executor``): the (method, case) tasks run on the
+    cluster at ``scheduler`` or on an embedded one of ``workers`` processes; records come back in task order
+    (a task lost with its worker is rerun elsewhere by Dask; one that keeps failing becomes that row's error)."""
+
+    def execute(tasks):
+        tasks = list(tasks)
+        if not tasks:
+            return
+        token = uuid.uuid4().hex[:8]
+        with cohort_client(scheduler, workers) as client:
+            futures = [
+                client.submit(
+                    run_study_task, case, str(Path(out).absolute()), options, key=f"medfusion-study-{i}-{token}"
+                )
+                for i, (case, out, options) in enumerate(tasks)
+            ]
+            for (case, _, _), future in zip(tasks, futures):
+                try:
+                    record = future.result()
+                except Exception as err:  # a bug or a lost worker: this task fails, the others go on
+                    record = _failure(case, err)
+                future.release()
+                yield record
+
+    return execute
 
 
 def _check_reachable(address: str) -> None:

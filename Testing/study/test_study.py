@@ -194,7 +194,9 @@ def test_study_reports_a_failed_row_and_goes_on(tmp_path, capsys):
     [
         (["--methods", "max,nope"], "unknown fusion method 'nope'"),
         (["--baseline", "nope"], "unknown fusion method 'nope'"),
-        (["--workers", "2"], "Dask batch engine"),
+        (["--workers", "0"], "at least 1"),
+        (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "exclude each other"),
+        (["--scheduler", "tcp://127.0.0.1:9"], "cannot reach scheduler"),
     ],
 )
 def test_study_user_errors_are_one_line(tmp_path, capsys, extra, message):
@@ -202,6 +204,24 @@ def test_study_user_errors_are_one_line(tmp_path, capsys, extra, message):
     assert cli.main(["study", str(manifest), str(tmp_path / "out"), *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_study_on_the_dask_engine_gives_the_local_results(study, tmp_path):
+    """``--workers 2``: every (method, case) runs as a task on an embedded LocalCluster of 2 processes; the
+    outputs and the metrics equal the in-process run's."""
+    folder, local_out, _ = study
+    out = tmp_path / "dask"
+    assert (
+        cli.main(["study", str(folder / "cohort.csv"), str(out), "--methods", "mean,laplacian", "--workers", "2"]) == 0
+    )
+
+    def rows(path):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(open(path / "cases.csv"))]
+
+    assert rows(out) == rows(local_out)
+    for method in ("max", "mean", "laplacian"):
+        for i in range(4):
+            assert (out / method / f"case{i}.png").read_bytes() == (local_out / method / f"case{i}.png").read_bytes()
 
 
 @pytest.mark.browser

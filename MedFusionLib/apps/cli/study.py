@@ -30,20 +30,19 @@ def add_parser(sub) -> None:
 
 
 def executor(args: argparse.Namespace):
-    """The executor of ``--workers`` / ``--scheduler``: this process for one worker and no scheduler.
-
-    Hook for the Dask batch engine (``MedFusionLib.study.engine``): it takes over when either option asks
-    for more than this process.
-    """
+    """Where the (method, case) tasks run: this process for one worker and no scheduler, else the Dask engine
+    (an embedded cluster of ``--workers`` processes, or the cluster at ``--scheduler``)."""
     from MedFusionLib.study.cohort import run_locally
 
     if args.workers < 1:
         raise MedFusionError(f"--workers must be at least 1, got {args.workers}")
+    if args.scheduler and args.workers != 1:
+        raise MedFusionError("--workers and --scheduler exclude each other (the cluster has its own workers)")
     if args.workers == 1 and not args.scheduler:
         return run_locally
-    raise MedFusionError(
-        "--workers > 1 and --scheduler need the Dask batch engine, which this build lacks; run without them"
-    )
+    from MedFusionLib.study.engine import study_executor
+
+    return study_executor(scheduler=args.scheduler, workers=None if args.scheduler else args.workers)
 
 
 def run(args: argparse.Namespace) -> int:
