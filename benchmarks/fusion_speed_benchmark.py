@@ -13,9 +13,21 @@ Measured in one run, best of ``--repeat`` timings each:
   of the published network would, and also through our engine (cropping, skipping empty slices, batching) to
   separate what the engine gains from what the lighter network gains;
 * our methods at the default precision (``auto``: bfloat16 autocast on CPUs with native bf16, else float32), and
-  float32 against bfloat16 for IFCNN-lite, with the largest difference of the outputs;
+  float32 against bfloat16 for the default method, with the largest difference of the outputs;
 * peak resident memory (``ru_maxrss`` of a fresh subprocess, inputs included) when fusing a 512 x 512 x 400
   phantom pair in each mode.
+
+``--porcine`` runs only the whole-command comparison (issue 15): the porcine CT (256 x 256 x 205) and its MR T2
+resampled onto the CT grid by the header geometry (prepared once, not timed), then
+
+* the yardstick's compute alone on the slices the command fuses (the engine's foreground crop, non-empty slices);
+* ``medfusion fuse CT MR -o OUT.nii.gz --method M [--output-type uint8]`` run whole in this process (reading,
+  normalising, fusing, writing; the imports are already loaded), best of ``--repeat`` after one warm-up run (with
+  ``--repeat 1``: one run, weight loading included);
+* the same command in a fresh Python process, timed from the first line of the script (imports included,
+  interpreter start excluded);
+
+printed as a before/after table: each command's time and its fraction of the yardstick's compute.
 """
 
 from __future__ import annotations
@@ -151,12 +163,93 @@ def memory_child(mode: str, method: str, shape) -> None:
     )
 
 
+def _prepare_porcine(data: Path, folder: Path):
+    import SimpleITK as sitk
+
+    porcine = data / "volumes" / "porcine"
+    ct = sitk.ReadImage(str(porcine / "ct.nii.gz"))
+    mr = sitk.ReadImage(str(porcine / "mr_t2.nii.gz"))
+    mr_on_ct = sitk.Resample(mr, ct, sitk.Transform(), sitk.sitkLinear, 0.0, mr.GetPixelID())
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = (folder / "ct.nii.gz", folder / "mr_on_ct.nii.gz")
+    sitk.WriteImage(ct, str(paths[0]), True)
+    sitk.WriteImage(mr_on_ct, str(paths[1]), True)
+    return paths
+
+
+def porcine_command(data: Path, methods, repeat: int, threads: int, folder: Path) -> int:
+    """Whole ``medfusion fuse`` runs on the porcine pair against the yardstick's compute on the same slices."""
+    from MedFusionLib.apps.cli import main as cli_main
+    from MedFusionLib.core.imageio import read_image
+    from MedFusionLib.fusion import fuse_arrays
+    from MedFusionLib.fusion.engine import foreground_box
+    from MedFusionLib.pipeline import prepare_inputs
+
+    load_before = os.getloadavg()[0]
+    ct_path, mr_path = _prepare_porcine(data, folder)
+    prepared = prepare_inputs([read_image(ct_path), read_image(mr_path)])
+    sources = prepared.sources01
+    stack = np.stack(sources)
+    box = foreground_box(stack)
+    fused_slices = int(((stack[(slice(None),) + box] > 0.02).any(axis=(0, 2, 3))).sum())
+    _register_yardstick()
+    fuse_arrays([s[:2] for s in sources], "yardstick")  # warm up
+    t_yard, _ = best_time(lambda: fuse_arrays(sources, "yardstick", "slice", 0), 1)
+    rows = []
+    for method, out_type in methods:
+        out = folder / f"fused-{method}-{out_type}.nii.gz"
+        argv = ["fuse", str(ct_path), str(mr_path), "-o", str(out), "--method", method, "--output-type", out_type]
+        if repeat > 1:
+            cli_main(argv)  # warm-up (weights cached); with --repeat 1 the one timed run loads them itself
+        t_in, _ = best_time(lambda: cli_main(argv), repeat)
+        code = (
+            f"import time; t = time.perf_counter(); from MedFusionLib.apps.cli import main; main({argv!r}); "
+            "print('SECONDS', time.perf_counter() - t)"
+        )
+        env = dict(os.environ, MEDFUSION_THREADS=str(threads))
+        res = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT), env=env, check=True
+        )
+        t_fresh = float([ln for ln in res.stdout.splitlines() if ln.startswith("SECONDS")][-1].split()[1])
+        rows.append((method, out_type, t_in, t_fresh, out.stat().st_size))
+    print(
+        f"# Whole-command speed, porcine CT 256x256x205 + MR T2 on the CT grid (header geometry), slice mode, no "
+        f"registration; {threads} torch threads, {os.cpu_count()} CPUs visible, load average before the run "
+        f"{load_before:.1f}"
+    )
+    print(
+        f"yardstick (IFCNN cost, float32) compute alone on the same {fused_slices} non-empty slices of the "
+        f"{tuple(b.stop - b.start for b in box)} foreground box: {t_yard:.2f} s\n"
+    )
+    print(
+        "| command | output | whole command, warm process (s) | fraction of yardstick | fresh process incl. imports (s) | fraction | output size (MB) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for method, out_type, t_in, t_fresh, size in rows:
+        print(
+            f"| medfusion fuse --method {method} | {out_type} .nii.gz | {t_in:.2f} | 1/{t_yard / t_in:.1f} | {t_fresh:.2f} | "
+            f"1/{t_yard / t_fresh:.1f} | {size / 1e6:.1f} |"
+        )
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--porcine", action="store_true", help="only the whole-command comparison on the porcine pair")
+    p.add_argument(
+        "--porcine-methods",
+        default="max-residual-cnn:float32,max:float32,max:uint8,fusion-unet:float32,fusion-unet:uint8",
+        help="METHOD:OUTPUT_TYPE list for --porcine (before: the old default, float32; after: the new one)",
+    )
+    p.add_argument(
+        "--memory-methods",
+        default="fusion-unet:slice,fusion-unet:volume,max-residual-cnn:slice",
+        help="METHOD:MODE list for the 512x512x400 memory check",
+    )
     p.add_argument("--memory-child", nargs=3, metavar=("MODE", "METHOD", "SHAPE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     os.environ["MEDFUSION_THREADS"] = str(args.threads)
@@ -167,11 +260,16 @@ def main(argv=None) -> int:
 
     import torch
 
-    from MedFusionLib.fusion import fuse_arrays
+    from MedFusionLib.fusion import default_method_name, fuse_arrays
     from MedFusionLib.fusion.consistency import through_plane_consistency
+
+    default_name = default_method_name()
 
     torch.set_num_threads(args.threads)
     data = Path(args.data)
+    if args.porcine:
+        pairs = [tuple(item.split(":")) for item in args.porcine_methods.split(",")]
+        return porcine_command(data, pairs, args.repeat, args.threads, ROOT / "out" / "speed")
     have_data = (data / "harvard").is_dir() and (data / "volumes").is_dir()
     if have_data:
         from MedFusionLib.training.data import read_gray
@@ -214,7 +312,7 @@ def main(argv=None) -> int:
             best_time(lambda: fuse_arrays([sa, sb], name), args.repeat) if mode == "slice" else (float("nan"), None)
         )
         t_v, fused = best_time(
-            lambda: fuse_arrays([va, vb], name, mode=mode), args.repeat if name == "ifcnn-lite" else 1
+            lambda: fuse_arrays([va, vb], name, mode=mode), args.repeat if name == default_name else 1
         )
         cons = through_plane_consistency(fused, [va, vb], axis=0)
         results[(name, mode)] = fused
@@ -234,7 +332,7 @@ def main(argv=None) -> int:
         for value in ("float32", "bfloat16"):
             os.environ["MEDFUSION_PRECISION"] = value
             times[value], times[value + "_out"] = best_time(
-                lambda: fuse_arrays([va, vb], "ifcnn-lite", mode=mode), args.repeat
+                lambda: fuse_arrays([va, vb], default_name, mode=mode), args.repeat
             )
         diff = float(np.abs(times["float32_out"] - times["bfloat16_out"]).max() * 255)
         prec.append((mode, times["bfloat16"], times["float32"], diff))
@@ -250,7 +348,7 @@ def main(argv=None) -> int:
         ts_txt = "-" if ts != ts else f"{ts:.4f}"
         print(f"| {label} | {ts_txt} | {tv:.2f} | {speed:.1f}x | {note} |")
     print(
-        "\n| IFCNN-lite precision | s per volume, bfloat16 | s per volume, float32 | max |difference| (grey levels) |"
+        f"\n| {default_name} precision | s per volume, bfloat16 | s per volume, float32 | max |difference| (grey levels) |"
     )
     print("|---|---|---|---|")
     for mode, t_bf, t_32, diff in prec:
@@ -259,7 +357,7 @@ def main(argv=None) -> int:
     if not args.skip_memory:
         print("\n| peak memory, 512x512x400 phantom pair (float32 inputs 0.78 GB included) | peak RSS GB | seconds |")
         print("|---|---|---|")
-        for method, mode in (("ifcnn-lite", "volume"), ("ifcnn-lite", "slice"), ("densefuse-lite", "slice")):
+        for method, mode in [tuple(item.split(":")) for item in args.memory_methods.split(",")]:
             cmd = [
                 sys.executable,
                 __file__,

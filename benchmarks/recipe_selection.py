@@ -4,13 +4,13 @@ Usage (from the repository root)::
 
     python benchmarks/recipe_selection.py --data ../shared/data [--only base,e4] [--out out/recipe-selection] [--time]
 
-Each variant (network shape and loss weights over the shipped ``ifcnn-lite`` recipe) is trained with
+Each variant (network shape and loss weights over the shipped ``max-residual-cnn`` recipe) is trained with
 ``train_split="fit"`` (the training cases less the model-selection cases, see
 ``MedFusionLib.training.data.split_cases``), one torch thread, seed 0, then run on every model-selection pair
 (the network on the whole 256 x 256 slice, as in training) and scored with our 8 columns, SSIM as the published
 tables compute it, the count of columns at or above max fusion on the same pairs, and for CT-MRI the count at or
 above IFCNN's published row. Training writes to ``--out`` (not committed); existing weights there are reused.
-``--time``: also the seconds per 256 x 256 x 200 volume in slice mode through the registered ``ifcnn-lite`` method
+``--time``: also the seconds per 256 x 256 x 200 volume in slice mode through the registered ``max-residual-cnn`` method
 (the speed benchmark's SPM volume, ``--threads`` torch threads, best of 3), each variant's weights put in place
 with ``MEDFUSION_WEIGHTS_DIR``.
 """
@@ -74,7 +74,7 @@ def network_fuser(path: Path):
 
 
 def volume_seconds(weights: Path, data: str, threads: int, repeat: int = 3) -> float:
-    """Best-of-``repeat`` seconds to fuse the speed benchmark's 256x256x200 volume with ``weights`` as ifcnn-lite."""
+    """Best-of-``repeat`` seconds to fuse the speed benchmark's 256x256x200 volume with ``weights`` as max-residual-cnn."""
     import os
     import tempfile
 
@@ -86,15 +86,15 @@ def volume_seconds(weights: Path, data: str, threads: int, repeat: int = 3) -> f
     a, b = real_volume(Path(data))
     os.environ["MEDFUSION_THREADS"] = str(threads)
     with tempfile.TemporaryDirectory() as tmp:
-        os.symlink(weights.resolve(), Path(tmp) / "ifcnn-lite.pt")
+        os.symlink(weights.resolve(), Path(tmp) / "max-residual-cnn.pt")
         os.environ["MEDFUSION_WEIGHTS_DIR"] = tmp
         load_network.cache_clear()
         try:
-            fuse_arrays([a[:8], b[:8]], "ifcnn-lite", mode="slice")  # warm-up
+            fuse_arrays([a[:8], b[:8]], "max-residual-cnn", mode="slice")  # warm-up
             best = float("inf")
             for _ in range(repeat):
                 t0 = time.perf_counter()
-                fuse_arrays([a, b], "ifcnn-lite", mode="slice")
+                fuse_arrays([a, b], "max-residual-cnn", mode="slice")
                 best = min(best, time.perf_counter() - t0)
         finally:
             del os.environ["MEDFUSION_WEIGHTS_DIR"]
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
             if not weights.exists():
                 t0 = time.perf_counter()
                 train(
-                    "ifcnn-lite",
+                    "max-residual-cnn",
                     args.data,
                     out=weights,
                     train_split="fit",

@@ -116,9 +116,17 @@ MODALITY = Choice(
     "intensity rule per input: ct (fixed HU window), mr/pet/spect (percentiles), 8bit (as is), auto (guessed)",
 )
 
+OUTPUT_TYPE = Choice(
+    "output type",
+    ("float32", "uint8"),
+    "float32",
+    "voxel type of a grey fused volume on its 0..255 scale: float32, or uint8 rounded (4x smaller, about 5x faster "
+    "to write as .nii.gz)",
+)
+
 FUNCTIONAL_MODALITIES = ("pet", "spect")  # inputs shown in colour (functional imaging)
 
-ALL_CHOICES = (MODE, AXIS, REGISTRATION, COLOUR, COLOUR_STYLE, OVERLAY_MAP, DISPLAY_MODE, MODALITY)
+ALL_CHOICES = (MODE, AXIS, REGISTRATION, COLOUR, OUTPUT_TYPE, COLOUR_STYLE, OVERLAY_MAP, DISPLAY_MODE, MODALITY)
 
 
 @dataclass(frozen=True)

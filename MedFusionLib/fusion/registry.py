@@ -48,6 +48,14 @@ class FusionMethod:
     inputs: int | str = 2  # 2, or "n" for any number >= 2
     volume_note: str = ""  # what 'volume' mode means for this method (documentation)
     references: tuple[str, ...] = field(default_factory=tuple)
+    paper: str = ""  # the published architecture a deep method reproduces or derives from ("" for classical)
+    # trainable parameters of the shipped weights (slice-mode network): an int, or a callable that counts them
+    # from the weight file on demand (so listing methods does not load every network)
+    parameters: int | Callable[[], int] = 0
+
+    def parameter_count(self) -> int:
+        """Trainable parameters of the shipped (slice-mode) network; 0 for classical methods."""
+        return int(self.parameters() if callable(self.parameters) else self.parameters)
 
     @property
     def modes(self) -> list[str]:
@@ -117,8 +125,22 @@ def get_method(name: str | None) -> FusionMethod:
         raise MedFusionError(f"unknown fusion method {name!r} (known: {known})") from None
 
 
-def describe_methods() -> list[dict]:
-    """JSON-ready list used by ``medfusion methods --json`` and the Slicer method combo."""
+def weight_parameters(weights: str) -> Callable[[], int]:
+    """A callable counting the parameters stored in the shipped weight file ``weights`` (read on first call)."""
+
+    def count() -> int:
+        from MedFusionLib.inference.runtime import load_network
+
+        return sum(p.numel() for p in load_network(weights).parameters())
+
+    return count
+
+
+def describe_methods(with_parameters: bool = False) -> list[dict]:
+    """JSON-ready list used by ``medfusion methods --json`` and the Slicer method combo.
+
+    ``with_parameters`` adds ``parameters`` (loads each deep method's weight file once, so it needs torch).
+    """
     default = default_method_name()
     return [
         {
@@ -128,6 +150,8 @@ def describe_methods() -> list[dict]:
             "inputs": m.inputs,
             "default": m.name == default,
             "description": m.description,
+            "paper": m.paper,
+            **({"parameters": m.parameter_count()} if with_parameters else {}),
         }
         for m in available_methods()
     ]

@@ -1,8 +1,9 @@
 """Plain-PyTorch fusion networks, one per file, configurable in 2-D or 3-D (``spatial_dims``).
 
+* :class:`FusionUNet` (``fusion_unet.py``): shared-encoder U-Net that computes the fused image (the default).
 * :class:`IFCNN` (``ifcnn.py``): IFCNN at its published architecture (Zhang et al. 2020).
 * :class:`DenseFuse` (``densefuse.py``): DenseFuse at its published architecture (Li & Wu 2019).
-* :class:`IFCNNLite` (``ifcnn_lite.py``): end-to-end CNN in the IFCNN family.
+* :class:`MaxResidualCNN` (``max_residual_cnn.py``): pixel-wise max plus a small learned residual (formerly IFCNN-lite).
 * :class:`DenseFuseLite` (``densefuse_lite.py``): dense-block encoder / decoder in the DenseFuse family.
 * :class:`IFCNNReference` (``ifcnn_reference.py``): the published IFCNN architecture's cost, a speed yardstick.
 * :class:`DDcGANGenerator` (``ddcgan_lite.py``): GAN-trained generator (with its discriminators).
@@ -21,17 +22,19 @@ from MedFusionLib.networks.ddcgan_lite import DDcGANGenerator
 from MedFusionLib.networks.decision_map import DecisionMapNet
 from MedFusionLib.networks.densefuse import DenseFuse
 from MedFusionLib.networks.densefuse_lite import DenseFuseLite
+from MedFusionLib.networks.fusion_unet import FusionUNet
 from MedFusionLib.networks.ifcnn import IFCNN
-from MedFusionLib.networks.ifcnn_lite import IFCNNLite
 from MedFusionLib.networks.ifcnn_reference import IFCNNReference
+from MedFusionLib.networks.max_residual_cnn import MaxResidualCNN
 from MedFusionLib.networks.multi_encoder import MultiEncoderFusion
 
 NETWORKS = {
     cls.__name__: cls
     for cls in (
+        FusionUNet,
         IFCNN,
         DenseFuse,
-        IFCNNLite,
+        MaxResidualCNN,
         DenseFuseLite,
         IFCNNReference,
         DDcGANGenerator,
@@ -55,9 +58,10 @@ __all__ = [
     "DecisionMapNet",
     "DenseFuse",
     "DenseFuseLite",
+    "FusionUNet",
     "IFCNN",
-    "IFCNNLite",
     "IFCNNReference",
+    "MaxResidualCNN",
     "MultiEncoderFusion",
     "NETWORKS",
     "build_network",

@@ -5,9 +5,11 @@ All images are tensors (batch, 1, *spatial) in 0..1.
 * ``FusionLoss``: ``w_ssim (1 - mean_i SSIM(F, S_i)) + w_grad |grad F - max_i |grad S_i| |_1
   + w_int |F - max_i S_i|_1``. The gradient term asks for each source's strongest edges, the intensity term
   for the brightest source (keeps PET uptake and a black background), the SSIM term for the structure of
-  every source. Optional ``+ w_edge (1 - Q)``: :func:`edge_preservation`, QABF written in torch, asks that
+  every source. ``grad_gain`` (default 1) scales the gradient target: above 1 it asks for edges somewhat
+  stronger than the strongest source's. Optional ``+ w_edge (1 - Q)``: :func:`edge_preservation`, QABF written in torch, asks that
   each source's edges appear in F with similar strength and orientation (the gradient term only matches
-  magnitudes).
+  magnitudes). Optional ``+ w_vif (1 - mean_i VIF(S_i -> F))``: :func:`visual_information_fidelity`, the
+  pixel-domain VIF of the metrics written in torch (rewards keeping each source's local variations).
 * ``ReconstructionLoss``: ``|X' - X|_1 + w_ssim (1 - SSIM(X', X))`` (DenseFuse's pixel + SSIM loss, L1 for
   robustness).
 """
@@ -29,14 +31,29 @@ def _gaussian(size: int, sigma: float) -> torch.Tensor:
     return g / g.sum()
 
 
+def _band(n: int, g: torch.Tensor) -> torch.Tensor:
+    """(n - k + 1, n) matrix whose product with a length-n signal is its 'valid' correlation with ``g`` (length k)."""
+    k = g.numel()
+    band = torch.zeros(n - k + 1, n, dtype=g.dtype, device=g.device)
+    rows = torch.arange(n - k + 1, device=g.device)
+    for j in range(k):
+        band[rows, rows + j] = g[j]
+    return band
+
+
 def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Separable 'valid' Gaussian blur over all spatial axes."""
+    """Separable 'valid' Gaussian blur over all spatial axes.
+
+    2-D: two matrix products with banded matrices (the same sums as two 1-D convolutions, about 20x faster on
+    CPU than single-channel ``conv2d`` for the 11-17 tap windows of SSIM and VIF, backward included). 3-D: ``conv3d``.
+    """
     dims = x.ndim - 2
-    conv = F.conv2d if dims == 2 else F.conv3d
+    if dims == 2:
+        return _band(x.shape[-2], g) @ x @ _band(x.shape[-1], g).t()
     for axis in range(dims):
         shape = [1, 1] + [1] * dims
         shape[2 + axis] = g.numel()
-        x = conv(x, g.view(shape))
+        x = F.conv3d(x, g.view(shape))
     return x
 
 
@@ -114,11 +131,65 @@ def edge_preservation(fused: torch.Tensor, sources: torch.Tensor) -> torch.Tenso
     return num / den.clamp_min(1e-6)
 
 
+def _vif_window(size: int) -> torch.Tensor:
+    g = _gaussian(size, size / 5.0)
+    return g
+
+
+def visual_information_fidelity(
+    fused: torch.Tensor, source: torch.Tensor, sigma_nsq: float = 2.0, eps: float = 1e-10
+) -> torch.Tensor:
+    """Differentiable pixel-domain VIF(source -> fused) per batch item (the VIF of metrics-spec.md, 2-D).
+
+    Same 4 scales, Gaussian windows (size 2^(5-s)+1, sigma size/5), "valid" filtering, subsampling and noise
+    variance (2, on the 0..255 scale) as ``MedFusionLib.metrics``; the clamps are written with ``torch.where`` so
+    the value matches the metric while gradients flow where ``g > 0``.
+    """
+    if fused.ndim != 4:
+        raise ValueError("visual_information_fidelity is defined for 2-D images (batch, 1, H, W)")
+    ref, dist = source * 255.0, fused * 255.0
+    num = 0.0
+    den = 0.0
+    for s in range(1, 5):
+        win = _vif_window(2 ** (5 - s) + 1).to(fused)
+        if s > 1:
+            ref, dist = _blur(torch.cat([ref, dist]), win)[..., ::2, ::2].split(ref.shape[0])
+        if min(ref.shape[-2:]) < win.numel():
+            break
+        b = ref.shape[0]
+        stats = _blur(
+            torch.cat([ref, dist, ref * ref, dist * dist, ref * dist]), win
+        )  # one filtering pass for all maps
+        mu1, mu2, e11, e22, e12 = stats.split(b)
+        s1 = (e11 - mu1 * mu1).clamp_min(0)
+        s2 = (e22 - mu2 * mu2).clamp_min(0)
+        s12 = e12 - mu1 * mu2
+        g = s12 / (s1 + eps)
+        sv = s2 - g * s12
+        valid = (s1 >= eps) & (s2 >= eps) & (g >= 0)
+        g = torch.where(valid, g, torch.zeros_like(g))
+        sv = torch.where(valid, sv, s2).clamp_min(eps)
+        num = num + torch.log10(1 + g * g * s1 / (sv + sigma_nsq)).flatten(1).sum(1)
+        den = den + torch.log10(1 + s1 / sigma_nsq).flatten(1).sum(1)
+    return num / (den + 1e-6)
+
+
 class FusionLoss(nn.Module):
     def __init__(
-        self, w_ssim: float = 1.0, w_grad: float = 4.0, w_int: float = 1.0, ssim_window: int = 11, w_edge: float = 0.0
+        self,
+        w_ssim: float = 1.0,
+        w_grad: float = 4.0,
+        w_int: float = 1.0,
+        ssim_window: int = 11,
+        w_edge: float = 0.0,
+        grad_gain: float = 1.0,
+        w_vif: float = 0.0,
     ) -> None:
         super().__init__()
+        self.w_vif = w_vif
+        if grad_gain <= 0:
+            raise ValueError(f"grad_gain must be > 0, got {grad_gain}")
+        self.grad_gain = grad_gain
         self.w_ssim, self.w_grad, self.w_int, self.ssim_window = w_ssim, w_grad, w_int, ssim_window
         self.w_edge = w_edge
 
@@ -126,11 +197,17 @@ class FusionLoss(nn.Module):
         """``fused`` (batch, 1, *s); ``sources`` (n_inputs, batch, 1, *s)."""
         s = sum(ssim(fused, src, self.ssim_window) for src in sources) / sources.shape[0]
         grad_target = torch.stack([gradient_magnitude(src) for src in sources]).amax(dim=0)
+        if self.grad_gain != 1.0:
+            grad_target = grad_target * self.grad_gain
         grad = F.l1_loss(gradient_magnitude(fused), grad_target)
         inten = F.l1_loss(fused, sources.amax(dim=0))
         loss = self.w_ssim * (1 - s.mean()) + self.w_grad * grad + self.w_int * inten
         if self.w_edge:
             loss = loss + self.w_edge * (1 - edge_preservation(fused, sources).mean())
+        if self.w_vif:
+            n = sources.shape[0]  # all sources in one batch: VIF(S_i -> F) for every i at once
+            fidelity = visual_information_fidelity(fused.repeat(n, 1, 1, 1), sources.flatten(0, 1))
+            loss = loss + self.w_vif * (1 - fidelity.mean())
         return loss
 
 

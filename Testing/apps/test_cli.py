@@ -67,8 +67,10 @@ def test_methods_json_contract(capsys):
     assert code == 0 and methods
     assert sum(m["default"] for m in methods) == 1
     for m in methods:
-        assert set(m) == {"name", "family", "modes", "min_inputs", "max_inputs", "default"}
+        assert set(m) == {"name", "family", "modes", "min_inputs", "max_inputs", "default", "paper", "parameters"}
         assert m["family"] in FAMILIES
+        classical = m["family"] == "classical"
+        assert (m["parameters"] == 0) == classical and (m["paper"] == "") == classical
         assert m["modes"] and set(m["modes"]) <= {"slice", "volume"}
         assert isinstance(m["min_inputs"], int) and m["min_inputs"] >= 2
         assert m["max_inputs"] is None or (isinstance(m["max_inputs"], int) and m["max_inputs"] >= m["min_inputs"])
@@ -141,6 +143,20 @@ def test_fuse_volumes_with_rigid_registration(capsys, phantom, tmp_path):
     values = json.loads(metrics.read_text())
     assert set(METRIC_KEYS) <= set(values) and "protocol" in values
     assert any(key.endswith("3D") for key in values)
+
+
+def test_fuse_volume_output_type_uint8(capsys, phantom, tmp_path):
+    outs = {t: tmp_path / f"fused-{t}.nii.gz" for t in ("float32", "uint8")}
+    for kind, out in outs.items():
+        code, stdout, _ = run(
+            capsys, "fuse", phantom["ct"], phantom["mr"], "-o", out, "--method", "max", "--output-type", kind
+        )
+        assert code == 0, stdout
+    f32, u8 = (sitk.ReadImage(str(outs[k])) for k in ("float32", "uint8"))
+    assert f32.GetPixelID() == sitk.sitkFloat32 and u8.GetPixelID() == sitk.sitkUInt8
+    a32, a8 = sitk.GetArrayFromImage(f32), sitk.GetArrayFromImage(u8).astype(np.float32)
+    assert np.abs(a32 - a8).max() <= 0.5 + 1e-4  # rounded, same 0..255 scale
+    assert a8.max() > 0
 
 
 def test_register_writes_transform_and_resampled(capsys, phantom, tmp_path):

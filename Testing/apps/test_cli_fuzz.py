@@ -52,7 +52,7 @@ BAD = ("flat.png", "inf.mha", "junk.nii.gz", "text.png", "empty.mha", "nodicom",
 INPUTS = GOOD_2D + GOOD_3D + BAD
 OUTPUTS = ("f.png", "f.nii.gz", "f.nrrd", "f.mha", "f.tif", "dicom_out", "f.xyz", "no/such/dir/f.png", "INPUT")
 OPTION_VALUES = {
-    "--method": ("mean", "max", "ifcnn-lite", "laplacian", "guided-filter", "densefuse-lite", "nope", ""),
+    "--method": ("mean", "max", "max-residual-cnn", "laplacian", "guided-filter", "densefuse-lite", "nope", ""),
     "--mode": ("slice", "volume", "bogus"),
     "--axis": ("0", "1", "2", "3", "-1", "x"),
     "--register": ("none", "none", "none", "rigid", "sideways"),

@@ -148,15 +148,15 @@ def _interrupt_when(args: list[str], marker: str, signum: int, workdir: Path) ->
     [
         ("registration", ": iteration ", signal.SIGINT),
         ("registration", ": iteration ", signal.SIGTERM),
-        ("fusion", "ifcnn-lite: slice", signal.SIGINT),
-        ("fusion", "ifcnn-lite: slice", signal.SIGTERM),
+        ("fusion", "max-residual-cnn: slice", signal.SIGINT),
+        ("fusion", "max-residual-cnn: slice", signal.SIGTERM),
         ("metrics", "metrics: slice", signal.SIGINT),
     ],
 )
 def test_signal_stops_every_stage_within_two_seconds(big_pair, tmp_path, stage, marker, signum):
     register = "rigid" if stage == "registration" else "none"
     args = [str(big_pair["ct"]), str(big_pair["mr"]), "-o", "fused.nii.gz", "--register", register]
-    args += ["--method", "ifcnn-lite", "--metrics", "m.json", "--preview", "p.png"]
+    args += ["--method", "max-residual-cnn", "--metrics", "m.json", "--preview", "p.png"]
     code, elapsed, err = _interrupt_when(["fuse", *args], marker, signum, tmp_path)
     assert code == 130, err[-2000:]
     assert elapsed < 2.0, f"{stage}: took {elapsed:.2f} s to stop"

@@ -104,18 +104,18 @@ def test_reader_survives_undecodable_output(tmp_path):
 
 
 def test_volume_mode_fusion_honours_cancel_within_two_seconds():
-    """ifcnn-lite's volume mode (8 tiles of 96^3 with halos: about 4 s on 2 cores) is one method call: it must still stop."""
+    """max-residual-cnn's volume mode (8 tiles of 96^3 with halos: about 4 s on 2 cores) is one method call: it must still stop."""
     from MedFusionLib.fusion.engine import fuse_arrays
 
     rng = np.random.default_rng(0)
     sources = [rng.random((160, 160, 160), dtype=np.float32) for _ in range(2)]
-    fuse_arrays([s[:8, :8, :8] for s in sources], "ifcnn-lite", "volume")  # load the network first
+    fuse_arrays([s[:8, :8, :8] for s in sources], "max-residual-cnn", "volume")  # load the network first
     asked_at = []
     timer = threading.Timer(0.5, lambda: asked_at.append(time.monotonic()))
     timer.start()
     try:
         with pytest.raises(OperationCancelled):
-            fuse_arrays(sources, "ifcnn-lite", "volume", cancel=lambda: bool(asked_at))
+            fuse_arrays(sources, "max-residual-cnn", "volume", cancel=lambda: bool(asked_at))
         stopped = time.monotonic()
     finally:
         timer.cancel()
@@ -147,7 +147,7 @@ def test_every_long_stage_honours_cancel_within_two_seconds(stage, options):
     with pytest.raises(OperationCancelled):
         compute(
             [pair.ct, pair.mr],
-            method="ifcnn-lite",
+            method="max-residual-cnn",
             computeMetrics=True,
             progress=progress,
             cancel=lambda: bool(asked_at),

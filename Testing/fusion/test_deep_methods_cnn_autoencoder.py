@@ -8,11 +8,11 @@ import torch
 
 from MedFusionLib.fusion import available_methods, fuse_arrays
 from MedFusionLib.fusion.consistency import through_plane_consistency
-from MedFusionLib.fusion.methods import densefuse_lite, ifcnn_lite
+from MedFusionLib.fusion.methods import densefuse_lite, max_residual_cnn
 from MedFusionLib.inference.runtime import load_network, run_tiled_3d, weight_path
-from MedFusionLib.networks import DenseFuseLite, IFCNNLite, IFCNNReference
+from MedFusionLib.networks import DenseFuseLite, IFCNNReference, MaxResidualCNN
 
-DEEP = ("ifcnn-lite", "densefuse-lite")
+DEEP = ("max-residual-cnn", "densefuse-lite")
 
 
 def _phantom(shape, seed=0):
@@ -27,12 +27,12 @@ def _phantom(shape, seed=0):
 
 def test_registered_with_families_and_modes():
     names = {m.name: m for m in available_methods()}
-    assert names["ifcnn-lite"].family == "cnn" and names["densefuse-lite"].family == "encoder-decoder"
+    assert names["max-residual-cnn"].family == "cnn" and names["densefuse-lite"].family == "encoder-decoder"
     for name in DEEP:
         assert names[name].modes == ["slice", "volume"] and names[name].volume_note
 
 
-@pytest.mark.parametrize("name", ["ifcnn-lite", "ifcnn-lite-3d", "densefuse-lite"])
+@pytest.mark.parametrize("name", ["max-residual-cnn", "max-residual-cnn-3d", "densefuse-lite"])
 def test_shipped_weights_are_compact_and_load_by_name(name):
     path = weight_path(name)
     assert path.exists() and path.stat().st_size < 200_000
@@ -66,7 +66,7 @@ def test_volume_inputs_both_modes(name, mode, axis):
 
 
 def test_tiled_3d_equals_whole_volume():
-    net = load_network("ifcnn-lite-3d")
+    net = load_network("max-residual-cnn-3d")
     a, b = _phantom((19, 23, 21))
     stack = np.stack([a, b])
     fwd = lambda x: net(x)  # noqa: E731
@@ -78,7 +78,7 @@ def test_tiled_3d_equals_whole_volume():
 def test_selectable_rules_and_strategies():
     a, b = _phantom((32, 32))
     stack = np.stack([a, b])[:, None]
-    outs = [ifcnn_lite.fuse(stack, rule=r) for r in ("max", "mean", "sum")]
+    outs = [max_residual_cnn.fuse(stack, rule=r) for r in ("max", "mean", "sum")]
     assert all(o.shape == (1, 32, 32) for o in outs) and not np.array_equal(outs[0], outs[1])
     fused = {s: densefuse_lite.fuse(stack, strategy=s) for s in ("addition", "l1", "max")}
     assert all(f.shape == (1, 32, 32) for f in fused.values())
@@ -88,10 +88,10 @@ def test_selectable_rules_and_strategies():
 def test_networks_configurable_2d_3d_and_reference_cost():
     x2 = torch.rand(2, 3, 1, 16, 16)
     x3 = torch.rand(2, 1, 1, 8, 8, 8)
-    for cls in (IFCNNLite, DenseFuseLite):
+    for cls in (MaxResidualCNN, DenseFuseLite):
         assert cls(spatial_dims=2)(x2).shape == (3, 1, 16, 16)
         assert cls(spatial_dims=3)(x3).shape == (1, 1, 8, 8, 8)
-    assert IFCNNLite(residual=True)(x2).allclose(x2.amax(0))  # untrained residual head = max fusion
+    assert MaxResidualCNN(residual=True)(x2).allclose(x2.amax(0))  # untrained residual head = max fusion
     assert sum(p.numel() for p in IFCNNReference().parameters()) == 83_587  # the published IFCNN's size
     assert IFCNNReference().eval()(x2).shape == (3, 1, 16, 16)
 

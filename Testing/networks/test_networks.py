@@ -12,13 +12,13 @@ from MedFusionLib.networks import (  # noqa: E402
     DDcGANGenerator,
     DecisionMapNet,
     DenseFuseLite,
-    IFCNNLite,
     IFCNNReference,
+    MaxResidualCNN,
     MultiEncoderFusion,
     build_network,
 )
 
-DIMENSION_GENERIC = [IFCNNLite, DenseFuseLite, DDcGANGenerator, DecisionMapNet, MultiEncoderFusion]
+DIMENSION_GENERIC = [MaxResidualCNN, DenseFuseLite, DDcGANGenerator, DecisionMapNet, MultiEncoderFusion]
 
 
 @pytest.mark.parametrize("cls", DIMENSION_GENERIC, ids=lambda c: c.__name__)
@@ -40,9 +40,9 @@ def test_reference_yardstick_shape():
 @pytest.mark.parametrize(
     ("factory", "message"),
     [
-        (lambda: IFCNNLite(spatial_dims=4), "spatial_dims"),
-        (lambda: IFCNNLite(rule="min"), "fusion rule"),
-        (lambda: IFCNNLite(channels=0), "channels"),
+        (lambda: MaxResidualCNN(spatial_dims=4), "spatial_dims"),
+        (lambda: MaxResidualCNN(rule="min"), "fusion rule"),
+        (lambda: MaxResidualCNN(channels=0), "channels"),
         (lambda: DenseFuseLite(strategy="median"), "strategy"),
         (lambda: DenseFuseLite(l1_radius=-1), "l1_radius"),
         (lambda: DDcGANGenerator(dense_layers=0), "dense_layers"),
@@ -69,6 +69,6 @@ def test_every_network_has_a_docstring_naming_its_arguments():
 
 
 def test_build_network_rebuilds_by_name_and_refuses_unknown_names():
-    assert isinstance(build_network("IFCNNLite", {"channels": 4}), IFCNNLite)
+    assert isinstance(build_network("MaxResidualCNN", {"channels": 4}), MaxResidualCNN)
     with pytest.raises(ValueError, match="unknown network"):
         build_network("UNet", {})

@@ -135,7 +135,7 @@ def _tiny(method, data_dir, tmp_path, **kw):
     return train(method, data_dir, out=tmp_path / f"{method}.pt", **args)
 
 
-@pytest.mark.parametrize("method", ["densefuse-lite", "ifcnn-lite", "ifcnn-lite-3d"])  # part 1 recipes
+@pytest.mark.parametrize("method", ["densefuse-lite", "max-residual-cnn", "max-residual-cnn-3d"])  # part 1 recipes
 def test_tiny_training_writes_loadable_compact_weights(method, data_dir, tmp_path):
     assert method in RECIPES
     result = _tiny(method, data_dir, tmp_path)
@@ -150,8 +150,8 @@ def test_tiny_training_writes_loadable_compact_weights(method, data_dir, tmp_pat
 
 
 def test_training_is_deterministic_and_resumes(data_dir, tmp_path):
-    a = _tiny("ifcnn-lite", data_dir, tmp_path / "a")
-    b = _tiny("ifcnn-lite", data_dir, tmp_path / "b")
+    a = _tiny("max-residual-cnn", data_dir, tmp_path / "a")
+    b = _tiny("max-residual-cnn", data_dir, tmp_path / "b")
     assert [r["loss"] for r in a["history"]] == [r["loss"] for r in b["history"]]
 
     # stop after one epoch, resume for the second: same losses as the straight run
@@ -162,20 +162,24 @@ def test_training_is_deterministic_and_resumes(data_dir, tmp_path):
         raise Stop(message)
 
     with pytest.raises(Stop):
-        _tiny("ifcnn-lite", data_dir, tmp_path / "c", checkpoint_dir=tmp_path / "ck-c", progress=interrupt)
+        _tiny("max-residual-cnn", data_dir, tmp_path / "c", checkpoint_dir=tmp_path / "ck-c", progress=interrupt)
     c = _tiny(
-        "ifcnn-lite", data_dir, tmp_path / "c", resume=tmp_path / "ck-c" / "last.pt", checkpoint_dir=tmp_path / "ck-c"
+        "max-residual-cnn",
+        data_dir,
+        tmp_path / "c",
+        resume=tmp_path / "ck-c" / "last.pt",
+        checkpoint_dir=tmp_path / "ck-c",
     )
     assert [r["loss"] for r in c["history"]] == pytest.approx([r["loss"] for r in a["history"]], rel=1e-5)
 
 
 def test_fit_split_trains_without_the_selection_cases_and_validates_on_them(data_dir, tmp_path):
-    result = _tiny("ifcnn-lite", data_dir, tmp_path, train_split="fit")
+    result = _tiny("max-residual-cnn", data_dir, tmp_path, train_split="fit")
     split = D.split_cases([(p, f) for p, f, _, _ in D.list_pairs(data_dir)])
     assert result["data"].startswith("model-selection cases " + ", ".join(sorted(split["select"], key=int)) + ";")
-    assert "Validation (model-selection cases" in (tmp_path / "ifcnn-lite.md").read_text()
+    assert "Validation (model-selection cases" in (tmp_path / "max-residual-cnn.md").read_text()
     with pytest.raises(MedFusionError, match="train_split must be one of"):
-        _tiny("ifcnn-lite", data_dir, tmp_path, train_split="val")
+        _tiny("max-residual-cnn", data_dir, tmp_path, train_split="val")
 
 
 def test_cli_registration_and_errors(data_dir, tmp_path):
@@ -184,7 +188,7 @@ def test_cli_registration_and_errors(data_dir, tmp_path):
     args = parser.parse_args(
         [
             "train",
-            "ifcnn-lite",
+            "max-residual-cnn",
             "--data",
             str(data_dir),
             "--out",
@@ -203,6 +207,6 @@ def test_cli_registration_and_errors(data_dir, tmp_path):
     )
     assert args.func(args) == 0 and (tmp_path / "w.pt").exists()
     with pytest.raises(MedFusionError):
-        train("ifcnn-lite", tmp_path / "missing")
+        train("max-residual-cnn", tmp_path / "missing")
     with pytest.raises(MedFusionError):
         train("no-such-method", data_dir)

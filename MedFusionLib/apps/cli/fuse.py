@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from MedFusionLib.apps.cli.common import ProgressBar, add_fusion_options, add_series_option, fusion_options
+from MedFusionLib.core.options import OUTPUT_TYPE
 
 
 def add_parser(sub) -> None:
@@ -15,6 +16,7 @@ def add_parser(sub) -> None:
     add_series_option(p)
     p.add_argument("--metrics", metavar="OUT.json", help="write the metric values as JSON")
     p.add_argument("--preview", metavar="OUT.png", help="write a preview PNG")
+    p.add_argument("--output-type", choices=OUTPUT_TYPE.values, default=OUTPUT_TYPE.default, help=OUTPUT_TYPE.help)
     p.set_defaults(func=run)
 
 
@@ -31,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
             preview_path=args.preview,
             progress=bar,
             series=args.series,
+            output_type=args.output_type,
         )
     finally:
         bar.close()

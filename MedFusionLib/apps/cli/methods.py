@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from MedFusionLib.fusion import describe_methods
 
-    methods = describe_methods()
+    methods = describe_methods(with_parameters=args.json)
     if args.json:  # inputs as numbers: min_inputs, and max_inputs (null = no upper limit)
         rows = [
             {
@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
                 "min_inputs": 2 if m["inputs"] == "n" else int(m["inputs"]),
                 "max_inputs": None if m["inputs"] == "n" else int(m["inputs"]),
                 "default": m["default"],
+                "paper": m["paper"],  # the published architecture a deep method reproduces or derives from
+                "parameters": m["parameters"],  # trainable parameters of the shipped weights (0: classical)
             }
             for m in methods
         ]

@@ -4,20 +4,22 @@
 held-out evaluation in ``docs/deep-fusion.md`` (section "Default method").
 """
 
-from MedFusionLib.fusion.methods import (  # noqa: F401  # noqa: F401  (deep methods; weights load lazily)  # noqa: F401  (deep fusion part 2)
+# importing a method's file registers it (deep methods load their weights lazily, on first use)
+from MedFusionLib.fusion.methods import (  # noqa: F401
     ddcgan_lite,
     decision_map_cnn,
     deep_feature_weighting,
     deep_features,
     densefuse,
     densefuse_lite,
+    fusion_unet,
     guided_filter,
     ifcnn,
-    ifcnn_lite,
     laplacian_pyramid,
+    max_residual_cnn,
     maximum,
     mean,
     multi_encoder,
 )
 
-DEFAULT_METHOD = "ifcnn-lite"
+DEFAULT_METHOD = "fusion-unet"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
 
 NAME = "ddcgan-lite"
 WEIGHTS = "ddcgan-lite"
@@ -33,6 +33,8 @@ register_method(
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs=2,
         volume_note="Tri-planar (2.5-D): the 2-D generator along all three axes, results averaged.",
+        paper="DDcGAN (Ma et al., IEEE TIP 29, 2020): dense-block generator trained against two discriminators",
+        parameters=weight_parameters(WEIGHTS),
         references=(
             "Ma et al., DDcGAN, IEEE TIP 29, 2020",
             "Huang et al., MGMDcGAN, IEEE Access 8, 2020",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
 
 NAME = "decision-map-cnn"
 WEIGHTS = "decision-map-cnn"
@@ -46,6 +46,8 @@ register_method(
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs="n",
         volume_note="Tri-planar weight maps (2-D network along all three axes, averaged), smoothed in 3-D, 3-D Laplacian-pyramid blending of the source voxels.",
+        paper="CNN decision map (Liu et al., FUSION 2017) with pyramid blending",
+        parameters=weight_parameters(WEIGHTS),
         references=("Liu et al., A medical image fusion method based on convolutional neural networks, FUSION 2017",),
     )
 )

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
 
 NAME = "deep-feature-weighting"
 ENCODER_WEIGHTS = "densefuse-lite"
@@ -35,14 +35,12 @@ def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
     from MedFusionLib.inference.runtime import load_network, run_slices
     from MedFusionLib.inference.weight_blending import activity_weight_fn, blend_volume, triplanar_weights
-    from MedFusionLib.networks import layers  # torch is imported on first use only
+    from MedFusionLib.networks import layers as dm  # torch is imported on first use only
 
     net = load_network(ENCODER_WEIGHTS)
     weight_fn = activity_weight_fn(net)
     if mode == "slice":
-        return run_slices(
-            lambda x: layers.laplacian_blend(x, layers.smooth_weights(weight_fn(x), SIGMA), LEVELS), stack
-        )
+        return run_slices(lambda x: dm.laplacian_blend(x, dm.smooth_weights(weight_fn(x), SIGMA), LEVELS), stack)
     return blend_volume(stack, triplanar_weights(weight_fn, stack), SIGMA, LEVELS)
 
 
@@ -55,6 +53,8 @@ register_method(
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs="n",
         volume_note="Tri-planar activity weights (2-D encoder along all three axes, averaged), smoothed in 3-D, 3-D Laplacian-pyramid blending of the source voxels.",
+        paper="deep-feature activity weighting with the DenseFuse encoder (Li & Wu, IEEE TIP 28, 2019)",
+        parameters=weight_parameters(ENCODER_WEIGHTS),
         references=(
             "Li, Wu & Kittler, Infrared and visible image fusion using a deep learning framework, ICPR 2018",
             "Li & Wu, DenseFuse, IEEE TIP 28(5), 2019",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
 
 NAME = "deep-features"
 FEATURE_WEIGHTS = "densefuse"
@@ -79,6 +79,8 @@ register_method(
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs="n",
         volume_note="Tri-planar (2.5-D): the 2-D procedure along all three axes, results averaged.",
+        paper="deep-feature weighting (Li, Wu & Kittler, 2018-2019) on our DenseFuse encoder",
+        parameters=weight_parameters(FEATURE_WEIGHTS),
         references=(
             "Li, Wu & Kittler, Infrared and visible image fusion using a deep learning framework, ICPR 2018 (arXiv:1804.06992)",
         ),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
 
 NAME = "densefuse"
 MAX_PIXELS = 1 << 18  # per input and forward pass: 64-channel dense features (4 slices of 256 x 256)
@@ -34,6 +34,8 @@ register_method(
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs="n",
         volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
+        paper="DenseFuse (Li & Wu, IEEE TIP 28(5), 2019), at its published architecture",
+        parameters=weight_parameters(NAME),
         references=(
             "Li & Wu, DenseFuse: A fusion approach to infrared and visible images, IEEE Transactions on Image Processing 28(5) (2019) 2614-2623",
         ),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
 
 NAME = "densefuse-lite"
 DEFAULT_STRATEGY = "max"
@@ -43,6 +43,8 @@ register_method(
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs="n",
         volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
+        paper="DenseFuse (Li & Wu, IEEE TIP 28, 2019), fewer channels",
+        parameters=weight_parameters(NAME),
         references=("Li & Wu, DenseFuse, IEEE TIP 28(5), 2019",),
     )
 )

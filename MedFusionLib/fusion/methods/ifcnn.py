@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
 
 NAME = "ifcnn"
 MAX_PIXELS = 1 << 18  # per input and forward pass: 64-channel maps at full resolution (4 slices of 256 x 256)
@@ -37,6 +37,8 @@ register_method(
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs="n",
         volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
+        paper="IFCNN (Zhang et al., Information Fusion 54, 2020), at its published architecture",
+        parameters=weight_parameters(NAME),
         references=(
             "Zhang, Liu, Sun, Yan, Zhao & Zhang, IFCNN: A general image fusion framework based on convolutional neural network, Information Fusion 54 (2020) 99-118",
         ),

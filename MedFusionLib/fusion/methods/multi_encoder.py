@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
 
 NAME = "multi-encoder"
 WEIGHTS = "multi-encoder"
@@ -34,6 +34,8 @@ register_method(
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs="n",
         volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
+        paper="multi-branch encoder / shared decoder designs (Zhang et al., Inf. Fusion 76, 2021 survey)",
+        parameters=weight_parameters(WEIGHTS),
         references=(
             "Zhang et al., Image fusion meets deep learning: a survey and perspective, Inf. Fusion 76, 2021 (multi-branch designs)",
         ),

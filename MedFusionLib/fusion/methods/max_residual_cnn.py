@@ -1,22 +1,25 @@
-"""IFCNN-lite: end-to-end fusion CNN (IFCNN family), trained by us; 2-D and true 3-D forms.
+"""max-residual-cnn (formerly ``ifcnn-lite``): pixel-wise max plus a small learned residual; 2-D and 3-D forms.
 
-* slice mode: the 2-D network (weights ``ifcnn-lite.pt``, trained on Harvard slice pairs);
-* volume mode: the 3-D network (3x3x3 convolutions, weights ``ifcnn-lite-3d.pt``, trained self-supervised on
+Renamed in issue 15 for what it is: 89 (2-D) / 553 (3-D) trained parameters whose output stays within about half a
+grey level of max fusion. Kept for comparison; the default is ``fusion-unet``.
+
+* slice mode: the 2-D network (weights ``max-residual-cnn.pt``, trained on Harvard slice pairs);
+* volume mode: the 3-D network (3x3x3 convolutions, weights ``max-residual-cnn-3d.pt``, trained self-supervised on
   3-D patches of aligned volume pairs), run in overlapping tiles so memory stays bounded.
 
 The element-wise fusion rule of the feature maps (max, as trained; mean or sum selectable) can be changed
-through :func:`fuse`. See ``MedFusionLib/networks/ifcnn_lite.py`` and the model cards in ``weights/``.
+through :func:`fuse`. See ``MedFusionLib/networks/max_residual_cnn.py`` and the model cards in ``weights/``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
 
-NAME = "ifcnn-lite"
-WEIGHTS_2D = "ifcnn-lite"
-WEIGHTS_3D = "ifcnn-lite-3d"
+NAME = "max-residual-cnn"
+WEIGHTS_2D = "max-residual-cnn"
+WEIGHTS_3D = "max-residual-cnn-3d"
 
 
 def fuse(stack: np.ndarray, mode: str = "slice", rule: str | None = None) -> np.ndarray:
@@ -38,11 +41,13 @@ register_method(
     FusionMethod(
         name=NAME,
         family="cnn",
-        description="IFCNN-lite: light end-to-end fusion CNN (shared 3x3 feature convolutions, element-wise max, reconstruction), trained by MedFusion.",
+        description="Pixel-wise max plus a small learned residual (89 parameters; formerly ifcnn-lite): IFCNN-style shared 3x3 features, element-wise max, reconstruction head added to the max of the inputs.",
         fuse_slices=lambda stack: fuse(stack, "slice"),
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs="n",
         volume_note="True 3-D network (3x3x3 convolutions) trained on 3-D patches, run in overlapping tiles.",
+        paper="IFCNN-style shared extractor + element-wise max (Zhang et al. 2020), as a small residual on pixel-wise max",
+        parameters=weight_parameters(WEIGHTS_2D),
         references=("Zhang et al., IFCNN, Information Fusion 54, 2020",),
     )
 )

@@ -1,0 +1,60 @@
+"""fusion-unet: the default deep method, a shared-encoder U-Net that computes the fused image itself.
+
+* slice mode: the 2-D network (``MedFusionLib/networks/fusion_unet.py``, weights ``fusion-unet.pt``, trained by
+  ``medfusion train fusion-unet --data ../shared/data --train-split fit``; model card ``weights/fusion-unet.md``);
+* volume mode: tri-planar (2.5-D): the 2-D network along each of the three axes, the three results averaged.
+
+Any number of inputs (>= 2): the shared encoder runs on each input and the feature maps are fused by their
+element-wise max and mean at every scale. The network runs channels-last, under bfloat16 autocast where the
+CPU has native bf16 (``inference/runtime.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
+
+NAME = "fusion-unet"
+MAX_PIXELS = 1 << 21  # per input and forward pass (8 slices of 512 x 512): features are at 1/4 of the pixels or fewer
+
+
+def _network():
+    import torch
+
+    from MedFusionLib.inference.runtime import load_network
+
+    net = load_network(NAME)
+    return net.to(memory_format=torch.channels_last)
+
+
+def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
+    """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
+    from MedFusionLib.inference.runtime import (
+        run_slices,
+        run_triplanar,  # torch is imported on first use only
+    )
+
+    net = _network()
+    run = run_slices if mode == "slice" else run_triplanar
+    return run(net, stack, MAX_PIXELS)
+
+
+register_method(
+    FusionMethod(
+        name=NAME,
+        family="encoder-decoder",
+        description="FusionUNet: shared strided encoder per input, element-wise max+mean feature fusion at 4 scales, U-Net decoder that outputs the fused image (no pixel-max bypass); trained unsupervised by MedFusion.",
+        fuse_slices=lambda stack: fuse(stack, "slice"),
+        fuse_volume=lambda stack: fuse(stack, "volume"),
+        inputs="n",
+        volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
+        references=(
+            "Ronneberger et al., U-Net, MICCAI 2015",
+            "Zhang et al., IFCNN, Information Fusion 54, 2020",
+            "Xu et al., U2Fusion, IEEE TPAMI 44, 2022",
+        ),
+        paper="U-Net encoder-decoder (Ronneberger et al. 2015) with IFCNN's shared extractor and element-wise feature fusion (Zhang et al. 2020)",
+        parameters=weight_parameters(NAME),
+    )
+)

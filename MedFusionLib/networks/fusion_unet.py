@@ -1,0 +1,131 @@
+"""FusionUNet: a shared-encoder U-Net that computes the fused image itself (2-D).
+
+Design (our own; ideas from the papers below, no code taken from them):
+
+* one **shared encoder** applied to every input (IFCNN / DenseFuse: the same feature extractor for each
+  modality, so the network takes any number of inputs and is symmetric in their order);
+* the encoder is **strided** (U-Net, Ronneberger et al. 2015): one cheap 3x3 layer at full resolution, then three
+  stride-2 stages, so almost all parameters and multiply-adds sit at 1/4, 1/16 and 1/64 of the pixels;
+* at every scale the inputs' feature maps are fused by their **element-wise max and mean**, concatenated (IFCNN's
+  element-wise fusion rule, both of its common choices kept side by side for the decoder to weigh);
+* a **decoder** with skip connections (U-Net) goes back up, and the last full-resolution layers turn the fused
+  features into the fused image. There is no pixel-max (or other fixed-rule) path from the inputs to the output:
+  with all weights zero the output is a constant.
+
+Trained unsupervised (``MedFusionLib/training``): SSIM to every source, an intensity term towards the brighter
+source and a gradient term towards the strongest source gradient (U2Fusion, SwinFusion, CDDFuse, EMMA use losses
+of this kind), plus the differentiable QABF edge-preservation term of ``training/losses.py``.
+
+Volume mode is tri-planar (the 2-D network along the three axes, averaged: ``inference.run_triplanar``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _conv(c_in: int, c_out: int, kernel: int = 3, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
+
+
+class FusionUNet(nn.Module):
+    """Shared-encoder U-Net fusion network (2-D).
+
+    Args:
+        channels: feature channels of the stem (at 1/``patch`` of the resolution) and after each of the three
+            stride-2 stages. Default ``(16, 24, 32, 48)``.
+        decoder_channels: channels of the decoder at the three coarser scales, coarsest first (the last is also
+            the width of the head). Default ``(32, 24, 16)``.
+        stage_depth: 3x3 convolutions after the stride-2 convolution of each of the three encoder stages.
+            Default ``(0, 1, 1)``.
+        patch: space-to-depth factor of the stem (``patch`` x ``patch`` pixels become channels of one position)
+            and depth-to-space factor of the head, so no convolution runs at full resolution. Default ``2``.
+        head_kernel: kernel (1 or 3) of the head's first convolution, which mixes the upsampled decoder with the
+            fused stem features. Default ``1``.
+
+    Input ``(n_inputs, batch, 1, H, W)`` in 0..1 (any ``n_inputs >= 1``, any H, W); output ``(batch, 1, H, W)``
+    (not clamped; the inference helpers clamp to 0..1).
+
+    Reference ideas: Zhang et al., IFCNN, Information Fusion 54, 2020 (shared extractor, element-wise feature
+    fusion); Ronneberger et al., U-Net, MICCAI 2015 (strided encoder, decoder with skips); Xu et al., U2Fusion,
+    IEEE TPAMI 44, 2022 and Zhao et al., CDDFuse, CVPR 2023 (unsupervised SSIM / intensity / gradient losses).
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (16, 24, 32, 48),
+        decoder_channels: Sequence[int] = (32, 24, 16),
+        stage_depth: Sequence[int] = (0, 1, 1),
+        patch: int = 2,
+        head_kernel: int = 1,
+    ) -> None:
+        super().__init__()
+        channels, decoder_channels = tuple(int(c) for c in channels), tuple(int(c) for c in decoder_channels)
+        if len(channels) != 4 or len(decoder_channels) != 3:
+            raise ValueError(f"channels needs 4 entries and decoder_channels 3, got {channels} and {decoder_channels}")
+        if min(channels + decoder_channels) < 1:
+            raise ValueError(f"channel counts must be positive, got {channels} and {decoder_channels}")
+        stage_depth = tuple(int(d) for d in stage_depth)
+        if len(stage_depth) != 3 or min(stage_depth) < 0:
+            raise ValueError(f"stage_depth needs 3 entries >= 0, got {stage_depth}")
+        if patch < 1:
+            raise ValueError(f"patch must be >= 1, got {patch}")
+        if head_kernel not in (1, 3):
+            raise ValueError(f"head_kernel must be 1 or 3, got {head_kernel}")
+        self.channels, self.decoder_channels, self.stage_depth, self.patch = (
+            channels,
+            decoder_channels,
+            stage_depth,
+            patch,
+        )
+        act = lambda: nn.ReLU(inplace=True)  # noqa: E731
+        # space-to-depth stem: each patch x patch block of pixels becomes patch^2 channels of one position
+        self.stem = nn.Sequential(_conv(patch * patch, channels[0]), act())
+        self.stages = nn.ModuleList()
+        for c_in, c_out, depth in zip(channels[:-1], channels[1:], stage_depth):
+            layers = [_conv(c_in, c_out, stride=2), act()]
+            for _ in range(depth):
+                layers += [_conv(c_out, c_out), act()]
+            self.stages.append(nn.Sequential(*layers))
+        d3, d2, d1 = decoder_channels
+        # fused features at each scale have 2 * channels (max and mean over the inputs)
+        self.bottom = nn.Sequential(_conv(2 * channels[3], d3), act())
+        self.up2 = nn.Sequential(_conv(d3 + 2 * channels[2], d2), act())
+        self.up1 = nn.Sequential(_conv(d2 + 2 * channels[1], d1), act())
+        # depth-to-space head: patch^2 output channels at the stem's resolution become the full-resolution image
+        self.head = nn.Sequential(_conv(d1 + 2 * channels[0], d1, kernel=head_kernel), act(), _conv(d1, patch * patch))
+
+    @staticmethod
+    def _fuse(features: torch.Tensor) -> torch.Tensor:
+        """(n_inputs, batch, C, ...) -> (batch, 2C, ...): element-wise max and mean over the inputs."""
+        return torch.cat([features.amax(dim=0), features.mean(dim=0)], dim=1)
+
+    @staticmethod
+    def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if inputs.ndim != 5 or inputs.shape[2] != 1:
+            raise ValueError(f"expected (n_inputs, batch, 1, H, W), got {tuple(inputs.shape)}")
+        n, _, _, h, w = inputs.shape
+        p = self.patch
+        x = inputs.flatten(0, 1)
+        pad_h, pad_w = (-h) % p, (-w) % p
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        x = self.stem(F.pixel_unshuffle(x, p) if p > 1 else x)
+        skips = [self._fuse(x.unflatten(0, (n, -1)))]
+        for stage in self.stages:
+            x = stage(x)
+            skips.append(self._fuse(x.unflatten(0, (n, -1))))
+        y = self.bottom(skips[3])
+        y = self.up2(torch.cat([self._up(y, skips[2]), skips[2]], dim=1))
+        y = self.up1(torch.cat([self._up(y, skips[1]), skips[1]], dim=1))
+        y = self.head(torch.cat([self._up(y, skips[0]), skips[0]], dim=1))
+        if p > 1:
+            y = F.pixel_shuffle(y, p)
+        return y[..., :h, :w]
