@@ -22,7 +22,7 @@ from MedFusionLib.apps import cli
 from MedFusionLib.samples.cohort import write_cohort
 
 pytestmark = pytest.mark.slow
-ROWS, VOLUMES = 60, 2
+ROWS, VOLUMES = 88, 2  # the 90-row batch
 
 
 def dask_command() -> str:
