@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from MedFusionLib.networks.layers import AVG_POOL_FN, check_positive, check_spatial_dims, conv
+from MedFusionLib.networks.layers import check_positive, check_spatial_dims, conv, l1_activity_fuse
 
 STRATEGIES = ("addition", "l1")
 
@@ -83,14 +83,7 @@ class DenseFuse(nn.Module):
             return feats.sum(dim=0)
         if strategy != "l1":
             raise ValueError(f"unknown DenseFuse strategy {strategy!r} (addition or l1)")
-        activity = feats.abs().sum(dim=2)  # (n, batch, *spatial)
-        if self.l1_radius > 0:
-            activity = AVG_POOL_FN[self.spatial_dims](
-                activity, 2 * self.l1_radius + 1, stride=1, padding=self.l1_radius, count_include_pad=False
-            )
-        total = activity.sum(dim=0, keepdim=True)
-        weights = torch.where(total > 1e-6, activity / total.clamp_min(1e-6), torch.full_like(activity, 1 / len(feats)))
-        return (weights.unsqueeze(2) * feats).sum(dim=0)
+        return l1_activity_fuse(feats, self.l1_radius)
 
     def forward(self, inputs: torch.Tensor, strategy: str | None = None) -> torch.Tensor:
         """Fusion path: ``inputs`` (n_inputs, batch, 1, *spatial) -> (batch, 1, *spatial)."""

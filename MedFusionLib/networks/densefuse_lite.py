@@ -17,7 +17,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from MedFusionLib.networks.layers import AVG_POOL_FN, check_positive, check_spatial_dims, conv, receptive_radius
+from MedFusionLib.networks.layers import (
+    check_positive,
+    check_spatial_dims,
+    conv,
+    l1_activity_fuse,
+    receptive_radius,
+)
 
 STRATEGIES = ("addition", "l1", "max")
 
@@ -100,16 +106,7 @@ class DenseFuseLite(nn.Module):
         if strategy == "max":
             return feats.amax(dim=0)
         if strategy == "l1":
-            activity = feats.abs().sum(dim=2)  # (n, batch, *spatial)
-            if self.l1_radius > 0:
-                k = 2 * self.l1_radius + 1
-                pool = AVG_POOL_FN[self.spatial_dims]
-                activity = pool(activity, k, stride=1, padding=self.l1_radius, count_include_pad=False)
-            weights = activity / activity.sum(dim=0, keepdim=True).clamp_min(1e-6)
-            weights = torch.where(
-                activity.sum(dim=0, keepdim=True) > 1e-6, weights, torch.full_like(weights, 1.0 / feats.shape[0])
-            )
-            return (weights.unsqueeze(2) * feats).sum(dim=0)
+            return l1_activity_fuse(feats, self.l1_radius)
         raise ValueError(f"unknown DenseFuse strategy {strategy!r} (addition, l1 or max)")
 
     def forward(self, inputs: torch.Tensor, strategy: str | None = None) -> torch.Tensor:

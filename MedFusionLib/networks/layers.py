@@ -160,3 +160,17 @@ def _laplacian_blend(sources: torch.Tensor, weights: torch.Tensor, levels: int, 
         fused = _up(fused, size) + detail
     crop = (slice(None), slice(None)) + tuple(slice(0, s) for s in spatial)
     return fused[crop]
+
+
+def l1_activity_fuse(features: torch.Tensor, radius: int) -> torch.Tensor:
+    """DenseFuse's L1-norm strategy: each input's features weighted by its share of the activity (the L1 norm over
+    channels, averaged over a (2r+1)-wide window); equal weights where no input is active.
+    ``features``: (n_inputs, batch, C, *spatial) -> (batch, C, *spatial)."""
+    activity = features.abs().sum(dim=2)  # (n, batch, *spatial)
+    if radius > 0:
+        pool = AVG_POOL_FN[activity.ndim - 2]
+        activity = pool(activity, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+    total = activity.sum(dim=0, keepdim=True)
+    equal = torch.full_like(activity, 1.0 / features.shape[0])
+    weights = torch.where(total > 1e-6, activity / total.clamp_min(1e-6), equal)
+    return (weights.unsqueeze(2) * features).sum(dim=0)
