@@ -8,7 +8,13 @@ from __future__ import annotations
 
 
 class MedFusionError(Exception):
-    """A problem the user can fix (bad input file, bad option, failed registration)."""
+    """A problem the user can fix (bad input file, bad option, failed registration).
+
+    The message is always one line: line breaks and runs of white space (as in some libraries' own error texts
+    that end up inside ours) are folded into single spaces."""
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(" ".join(str(message).split()), *args)
 
 
 class InputError(MedFusionError):

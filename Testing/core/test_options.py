@@ -55,3 +55,10 @@ def test_fusion_options_validate_on_construction_and_travel_as_plain_values():
     assert options.modalities == ("ct", "mr")  # hashable, picklable: a Dask task argument
     assert pickle.loads(pickle.dumps(options)) == options
     assert options.as_dict()["modalities"] == ["ct", "mr"] and options.as_dict()["registration"] == "none"
+
+
+def test_a_user_error_is_one_line_whatever_text_it_wraps():
+    from MedFusionLib.core.errors import InputError
+
+    err = InputError("f.nii: expected 24 bytes, got 0 bytes from f.nii\n - could the file be damaged?")
+    assert str(err) == "f.nii: expected 24 bytes, got 0 bytes from f.nii - could the file be damaged?"
