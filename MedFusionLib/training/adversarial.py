@@ -40,7 +40,7 @@ from MedFusionLib.networks.ddcgan_lite import PatchDiscriminator
 from MedFusionLib.training import trainer as T
 from MedFusionLib.training.losses import FusionLoss
 from MedFusionLib.training.recipes import RECIPES, Recipe
-from MedFusionLib.training.trainer import cosine, save_checkpoint
+from MedFusionLib.training.trainer import cosine
 
 RECIPE = RECIPES["ddcgan-lite"]  # defined with the others in recipes.py
 CONTENT_KEYS = ("w_ssim", "w_grad", "w_int", "ssim_window")
@@ -90,15 +90,15 @@ def train_adversarial(method: str, data_dir, opts: T.TrainOptions | None = None,
     rng = np.random.default_rng(opts.seed)
     history: list[dict] = []
     start_epoch, elapsed_before, step = 0, 0.0, 0
+    states = {
+        "model": gen,
+        "discriminators": discs,
+        "opt_g": opt_g,
+        "opt_d": opt_d,
+        "sched_g": sched_g,
+        "sched_d": sched_d,
+    }
     if opts.resume:
-        states = {
-            "model": gen,
-            "discriminators": discs,
-            "opt_g": opt_g,
-            "opt_d": opt_d,
-            "sched_g": sched_g,
-            "sched_d": sched_d,
-        }
         ckpt = T.resume_from(opts, recipe, states, rng)
         history, start_epoch, elapsed_before, step = ckpt["history"], ckpt["epoch"], ckpt["elapsed"], ckpt["step"]
     log = opts.log
@@ -138,28 +138,7 @@ def train_adversarial(method: str, data_dir, opts: T.TrainOptions | None = None,
         if (epoch + 1) % opts.validate_every == 0 or epoch + 1 == recipe.epochs:
             row.update(T.validate(gen, val_recipe, data, content))
         row["elapsed_s"] = elapsed_before + time.perf_counter() - t0
-        history.append(row)
-        log(f"[{method}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        save_checkpoint(
-            checkpoint_dir,
-            {
-                "recipe": recipe.name,
-                "epoch": epoch + 1,
-                "step": step,
-                "model": gen.state_dict(),
-                "discriminators": discs.state_dict(),
-                "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(),
-                "sched_g": sched_g.state_dict(),
-                "sched_d": sched_d.state_dict(),
-                "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "history": history,
-                "elapsed": row["elapsed_s"],
-            },
-        )
-        if opts.progress:
-            opts.progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
+        T.finish_epoch(method, recipe, opts, checkpoint_dir, epoch, row, history, states, rng, step=step)
 
     wall = elapsed_before + time.perf_counter() - t0
     meta = T.training_meta(method, recipe, opts, data.summary, wall, history)

@@ -41,7 +41,7 @@ from MedFusionLib.training import trainer as T
 from MedFusionLib.training.adversarial import write_card
 from MedFusionLib.training.losses import FusionLoss
 from MedFusionLib.training.recipes import RECIPES, Recipe
-from MedFusionLib.training.trainer import cosine, save_checkpoint
+from MedFusionLib.training.trainer import cosine
 
 RECIPE = RECIPES["multi-encoder"]  # defined with the others in recipes.py
 TRIPLES = (("T1", "T2", "PD"), ("T1", "T2", "PET"), ("T1", "PD", "SPECT"), ("T2", "PD", "PET"))
@@ -155,8 +155,9 @@ def train_multi_encoder(method: str, data_dir, opts: T.TrainOptions | None = Non
     rng = np.random.default_rng(opts.seed)
     history: list[dict] = []
     start_epoch, elapsed_before = 0, 0.0
+    states = {"model": net, "optimizer": opt, "scheduler": sched}
     if opts.resume:
-        ckpt = T.resume_from(opts, recipe, {"model": net, "optimizer": opt, "scheduler": sched}, rng)
+        ckpt = T.resume_from(opts, recipe, states, rng)
         history, start_epoch, elapsed_before = ckpt["history"], ckpt["epoch"], ckpt["elapsed"]
     log = opts.log
     log(
@@ -183,24 +184,7 @@ def train_multi_encoder(method: str, data_dir, opts: T.TrainOptions | None = Non
             if getattr(data, "val_triples", None):
                 row.update(validate_triples(net, data.val_triples))
         row["elapsed_s"] = elapsed_before + time.perf_counter() - t0
-        history.append(row)
-        log(f"[{method}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        save_checkpoint(
-            checkpoint_dir,
-            {
-                "recipe": recipe.name,
-                "epoch": epoch + 1,
-                "model": net.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "history": history,
-                "elapsed": row["elapsed_s"],
-            },
-        )
-        if opts.progress:
-            opts.progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
+        T.finish_epoch(method, recipe, opts, checkpoint_dir, epoch, row, history, states, rng)
 
     wall = elapsed_before + time.perf_counter() - t0
     meta = T.training_meta(method, recipe, opts, data.summary, wall, history)

@@ -131,6 +131,33 @@ def resume_from(opts: TrainOptions, recipe: Recipe, states: dict[str, Any], rng:
     return ckpt
 
 
+def finish_epoch(
+    method: str,
+    recipe: Recipe,
+    opts: TrainOptions,
+    checkpoint_dir: Path,
+    epoch: int,
+    row: dict,
+    history: list[dict],
+    states: dict[str, Any],
+    rng: np.random.Generator,
+    **extra: Any,
+) -> None:
+    """The end of an epoch in every training loop: record and log ``row``, write the checkpoint that
+    :func:`resume_from` reads back (``states``: checkpoint key -> object with ``state_dict``; ``extra``: more
+    loop-specific keys), then report progress (after the checkpoint: an interrupt raised there loses nothing)."""
+    history.append(row)
+    opts.log(f"[{method}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    checkpoint = {"recipe": recipe.name, "epoch": epoch + 1, **extra}
+    checkpoint.update({key: obj.state_dict() for key, obj in states.items()})
+    checkpoint.update(
+        rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(), history=history, elapsed=row["elapsed_s"]
+    )
+    save_checkpoint(checkpoint_dir, checkpoint)
+    if opts.progress:
+        opts.progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
+
+
 def training_meta(
     method: str, recipe: Recipe, opts: TrainOptions, summary: str, wall: float, history: list[dict]
 ) -> dict:
@@ -385,8 +412,9 @@ def train(method: str, data_dir, out=None, **options) -> dict:
     rng = np.random.default_rng(opts.seed)
     history: list[dict] = []
     start_epoch, elapsed_before = 0, 0.0
+    states = {"model": net, "optimizer": opt, "scheduler": sched}
     if opts.resume:
-        ckpt = resume_from(opts, recipe, {"model": net, "optimizer": opt, "scheduler": sched}, rng)
+        ckpt = resume_from(opts, recipe, states, rng)
         history, start_epoch, elapsed_before = ckpt["history"], ckpt["epoch"], ckpt["elapsed"]
     log = opts.log
     log(
@@ -426,22 +454,7 @@ def train(method: str, data_dir, out=None, **options) -> dict:
         if (epoch + 1) % opts.validate_every == 0 or epoch + 1 == recipe.epochs:
             row.update(validate(net, recipe, data, loss_fn))
         row["elapsed_s"] = elapsed_before + time.perf_counter() - t0
-        history.append(row)
-        log(f"[{method}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        ckpt = {
-            "recipe": recipe.name,
-            "epoch": epoch + 1,
-            "model": net.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "history": history,
-            "elapsed": row["elapsed_s"],
-        }
-        save_checkpoint(checkpoint_dir, ckpt)
-        if opts.progress:  # after the checkpoint: an interrupt raised here loses nothing
-            opts.progress((epoch + 1) / recipe.epochs, f"epoch {epoch + 1}/{recipe.epochs} loss {row['loss']:.4f}")
+        finish_epoch(method, recipe, opts, checkpoint_dir, epoch, row, history, states, rng)
 
     wall = elapsed_before + time.perf_counter() - t0
     meta = training_meta(method, recipe, opts, data.summary, wall, history)
