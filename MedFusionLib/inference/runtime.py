@@ -22,6 +22,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -149,11 +150,15 @@ def run_triplanar(
     return out / 3.0
 
 
-def fuse_with_2d_network(name: str, stack: np.ndarray, mode: str, max_pixels: int = MAX_CHUNK_PIXELS) -> np.ndarray:
-    """The shipped 2-D network ``name`` over a slice batch (``slice`` mode) or tri-planarly (``volume``)."""
+def fuse_with_2d_network(
+    name: str, stack: np.ndarray, mode: str, max_pixels: int = MAX_CHUNK_PIXELS, **forward_options: Any
+) -> np.ndarray:
+    """The shipped 2-D network ``name`` over a slice batch (``slice`` mode) or tri-planarly (``volume``);
+    ``forward_options`` (e.g. a fusion ``rule`` or ``strategy``) are passed to its ``forward``."""
     net = load_network(name)
+    forward = (lambda x: net(x, **forward_options)) if forward_options else net
     run = run_slices if mode == "slice" else run_triplanar
-    return run(net, stack, max_pixels)
+    return run(forward, stack, max_pixels)
 
 
 def run_tiled_3d(

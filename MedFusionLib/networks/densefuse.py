@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from MedFusionLib.networks.layers import check_positive, check_spatial_dims, conv, l1_activity_fuse
+from MedFusionLib.networks.layers import check_positive, check_spatial_dims, conv, l1_activity_fuse, receptive_radius
 
 STRATEGIES = ("addition", "l1")
 
@@ -63,7 +63,7 @@ class DenseFuse(nn.Module):
 
     @property
     def receptive_radius(self) -> int:
-        return 1 + len(self.dense) + 4 + self.l1_radius
+        return receptive_radius(self) + self.l1_radius
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, 1, *spatial) -> (batch, 64, *spatial)."""

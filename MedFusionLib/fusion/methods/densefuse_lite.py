@@ -21,17 +21,9 @@ MAX_PIXELS = 1 << 19  # per input and forward pass: 32-channel dense features, 4
 
 def fuse(stack: np.ndarray, mode: str = "slice", strategy: str | None = None) -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from MedFusionLib.inference.runtime import (
-        load_network,
-        run_slices,
-        run_triplanar,  # torch is imported on first use only
-    )
+    from MedFusionLib.inference.runtime import fuse_with_2d_network  # torch is imported on first use only
 
-    net = load_network(NAME)
-    forward = lambda x: net(x, strategy or DEFAULT_STRATEGY)  # noqa: E731
-    if mode == "slice":
-        return run_slices(forward, stack, MAX_PIXELS)
-    return run_triplanar(forward, stack, MAX_PIXELS)
+    return fuse_with_2d_network(NAME, stack, mode, MAX_PIXELS, strategy=strategy or DEFAULT_STRATEGY)
 
 
 register_method(

@@ -21,11 +21,9 @@ MAX_PIXELS = 1 << 18  # per input and forward pass: 64-channel maps at full reso
 
 def fuse(stack: np.ndarray, mode: str = "slice", rule: str | None = None) -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from MedFusionLib.inference.runtime import load_network, run_slices, run_triplanar
+    from MedFusionLib.inference.runtime import fuse_with_2d_network  # torch is imported on first use only
 
-    net = load_network(NAME)
-    forward = lambda x: net(x, rule)  # noqa: E731
-    return (run_slices if mode == "slice" else run_triplanar)(forward, stack, MAX_PIXELS)
+    return fuse_with_2d_network(NAME, stack, mode, MAX_PIXELS, rule=rule)
 
 
 register_method(
