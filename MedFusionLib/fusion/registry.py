@@ -125,13 +125,17 @@ def get_method(name: str | None) -> FusionMethod:
         raise MedFusionError(f"unknown fusion method {name!r} (known: {known})") from None
 
 
-def weight_parameters(weights: str) -> Callable[[], int]:
-    """A callable counting the parameters stored in the shipped weight file ``weights`` (read on first call)."""
+def weight_parameters(weights: str, without: str | None = None) -> Callable[[], int]:
+    """A callable counting the parameters stored in the shipped weight file ``weights`` (read on first call);
+    ``without`` names a submodule the method does not use (e.g. the decoder of an autoencoder whose encoder
+    features it weighs), whose parameters are left out."""
 
     def count() -> int:
         from MedFusionLib.inference.runtime import load_network
 
-        return sum(p.numel() for p in load_network(weights).parameters())
+        net = load_network(weights)
+        unused = getattr(net, without).parameters() if without else ()
+        return sum(p.numel() for p in net.parameters()) - sum(p.numel() for p in unused)
 
     return count
 

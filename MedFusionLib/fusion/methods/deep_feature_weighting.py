@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
 
 NAME = "deep-feature-weighting"
 ENCODER_WEIGHTS = "densefuse-lite"
@@ -44,13 +44,6 @@ def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     return blend_volume(stack, triplanar_weights(weight_fn, stack), SIGMA, LEVELS)
 
 
-def _encoder_parameters() -> int:
-    """Trainable parameters this method uses: the DenseFuse-lite encoder, not its decoder."""
-    from MedFusionLib.inference.runtime import load_network
-
-    return sum(p.numel() for p in load_network(ENCODER_WEIGHTS).encoder.parameters())
-
-
 register_method(
     FusionMethod(
         name=NAME,
@@ -61,7 +54,7 @@ register_method(
         inputs="n",
         volume_note="Tri-planar activity weights (2-D encoder along all three axes, averaged), smoothed in 3-D, 3-D Laplacian-pyramid blending of the source voxels.",
         paper="deep-feature activity weighting with the DenseFuse encoder (Li & Wu, IEEE TIP 28, 2019)",
-        parameters=_encoder_parameters,
+        parameters=weight_parameters(ENCODER_WEIGHTS, without="decoder"),  # the encoder it uses
         references=(
             "Li, Wu & Kittler, Infrared and visible image fusion using a deep learning framework, ICPR 2018",
             "Li & Wu, DenseFuse, IEEE TIP 28(5), 2019",

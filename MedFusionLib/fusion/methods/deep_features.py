@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
 
 NAME = "deep-features"
 FEATURE_WEIGHTS = "densefuse"
@@ -70,14 +70,6 @@ def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     return out / 3.0
 
 
-def _encoder_parameters() -> int:
-    """Trainable parameters this method uses: the DenseFuse encoder (C1 and the dense block), not its decoder."""
-    from MedFusionLib.inference.runtime import load_network
-
-    net = load_network(FEATURE_WEIGHTS)
-    return sum(p.numel() for p in net.parameters()) - sum(p.numel() for p in net.decoder.parameters())
-
-
 register_method(
     FusionMethod(
         name=NAME,
@@ -88,7 +80,7 @@ register_method(
         inputs="n",
         volume_note="Tri-planar (2.5-D): the 2-D procedure along all three axes, results averaged.",
         paper="deep-feature weighting (Li, Wu & Kittler, 2018-2019) on our DenseFuse encoder",
-        parameters=_encoder_parameters,
+        parameters=weight_parameters(FEATURE_WEIGHTS, without="decoder"),  # the encoder it uses
         references=(
             "Li, Wu & Kittler, Infrared and visible image fusion using a deep learning framework, ICPR 2018 (arXiv:1804.06992)",
         ),
