@@ -323,7 +323,9 @@ def load_for_fusion(path: PathLike, series: Sequence[str] | None = None) -> sitk
     return fill_nan(image, str(path))
 
 
-def _atomic_target(path: Path) -> Path:
+def output_folder(path: PathLike) -> Path:
+    """The folder an output goes into; a one-line error when it does not exist (checked before any work)."""
+    path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"{path}: output folder {folder} does not exist")
@@ -413,7 +415,7 @@ def write_atomically(path: PathLike, write, suffix: str | None = None) -> None:
     OS and writer errors (permission denied, disk full, read-only file system) become one-line OutputErrors.
     """
     path = Path(path)
-    folder = _atomic_target(path)
+    folder = output_folder(path)
     _check_protected(path)
     suffix = extension(path) if suffix is None else suffix
     tmp = None
@@ -526,7 +528,7 @@ def write_dicom_series(
     :func:`reference_tags`): the new series joins that study; without it, new study and frame UIDs are made.
     """
     folder = Path(str(folder).rstrip(os.sep))
-    parent = _atomic_target(folder)
+    parent = output_folder(folder)
     _check_protected(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise OutputError(f"{folder}: DICOM output folder exists and is not empty")

@@ -8,16 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.core.options import OUTPUT_TYPE, FusionOptions
 from MedFusionLib.core.progress import CancelCallback, ProgressCallback, check_cancel, sub_progress
 from MedFusionLib.pipeline.result import FusionResult
-
-
-def _check_folder(path) -> None:
-    parent = Path(path).parent if str(Path(path).parent) else Path(".")
-    if not parent.is_dir():
-        raise MedFusionError(f"{path}: output folder {Path(path).parent} does not exist")
 
 
 def fuse_files(
@@ -48,6 +41,7 @@ def fuse_files(
         check_distinct_outputs,
         check_not_input,
         check_values,
+        output_folder,
         protected_inputs,
         read_image,
         reference_tags,
@@ -68,7 +62,7 @@ def fuse_files(
         pipeline.check_output_path(output, images[0].GetDimension())
         for extra in (metrics_path, preview_path):
             if extra:
-                _check_folder(extra)
+                output_folder(extra)
         scoring = bool(metrics_path or want_metrics)
         share = 0.75 if scoring else 1.0
         result = pipeline.fuse_images(

@@ -18,8 +18,7 @@ def write_json(data: dict, path) -> None:
 def check_output_path(path, dimension: int) -> None:
     """Fail before any work when the output cannot be written (missing folder, wrong type for 2-D/3-D)."""
     path = Path(path)
-    if not (path.parent if str(path.parent) else Path(".")).is_dir():
-        raise InputError(f"{path}: output folder {path.parent} does not exist")
+    io.output_folder(path)
     if dimension == 3 and io.is_dicom_output(path):
         return  # a DICOM series folder
     ext = io.extension(path)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from MedFusionLib.apps.cli.common import ProgressBar, add_series_option
-from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.core.options import REGISTRATION_MODES
 
 
@@ -41,12 +39,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, fixed, moving) -> int:
-    from MedFusionLib.core.imageio import reference_tags, write_image
+    from MedFusionLib.core.imageio import output_folder, reference_tags, write_image
     from MedFusionLib.pipeline import check_output_path
     from MedFusionLib.registration import register, resample_to_fixed, save_transform
 
-    if not Path(args.output).parent.is_dir() and str(Path(args.output).parent):
-        raise MedFusionError(f"{args.output}: output folder {Path(args.output).parent} does not exist")
+    output_folder(args.output)
     if args.resampled:
         check_output_path(args.resampled, fixed.GetDimension())
     bar = ProgressBar("register")
