@@ -62,3 +62,10 @@ def test_a_user_error_is_one_line_whatever_text_it_wraps():
 
     err = InputError("f.nii: expected 24 bytes, got 0 bytes from f.nii\n - could the file be damaged?")
     assert str(err) == "f.nii: expected 24 bytes, got 0 bytes from f.nii - could the file be damaged?"
+
+
+def test_the_colour_choice_names_exactly_the_colour_maps_defined():
+    from MedFusionLib.core.colour import COLOUR_MAPS
+    from MedFusionLib.core.options import COLOUR_MAP_NAMES
+
+    assert set(COLOUR_MAP_NAMES) == set(COLOUR_MAPS)
