@@ -335,24 +335,49 @@ def output_folder(path: PathLike) -> Path:
 _protected = threading.local()
 
 
-def _clashes(output: Path, source: Path) -> bool:
-    """True when writing ``output`` would replace or write inside ``source`` (same resolved path, same inode
-    through a hard link, or a file inside a source folder such as a DICOM series)."""
-    out, src = output.resolve(), source.resolve()
-    if out == src or (source.is_dir() and src in out.parents):
-        return True
-    try:
-        return output.exists() and source.exists() and os.path.samefile(output, source)
-    except OSError:
-        return False
-
-
 def check_not_input(output: PathLike, inputs: Sequence[PathLike]) -> None:
     """Refuse an output that resolves to one of ``inputs`` (by path, symlink, ``..`` or hard link) or lies
     inside an input folder: inputs are never modified."""
-    output = Path(output)
-    for source in inputs:
-        if _clashes(output, Path(source)):
+    InputGuard(inputs).check(output)
+
+
+class InputGuard:
+    """Answers "would writing this output replace an input?" for many outputs against many inputs at once
+    (a cohort's every row against every row's inputs), with the same rules as :func:`check_not_input`."""
+
+    def __init__(self, inputs: Sequence[PathLike]) -> None:
+        self._paths: dict[Path, PathLike] = {}
+        self._folders: dict[Path, PathLike] = {}
+        self._inodes: dict[tuple[int, int], PathLike] = {}
+        for source in inputs:
+            resolved = Path(source).resolve()
+            self._paths[resolved] = source
+            if resolved.is_dir():
+                self._folders[resolved] = source
+            try:
+                info = resolved.stat()
+                self._inodes[(info.st_dev, info.st_ino)] = source
+            except OSError:
+                pass
+
+    def clash(self, output: PathLike) -> PathLike | None:
+        """The input ``output`` would overwrite (or write inside), or None."""
+        resolved = Path(output).resolve()
+        if resolved in self._paths:
+            return self._paths[resolved]
+        for parent in resolved.parents:
+            if parent in self._folders:
+                return self._folders[parent]
+        try:
+            info = resolved.stat()
+        except OSError:
+            return None
+        return self._inodes.get((info.st_dev, info.st_ino))
+
+    def check(self, output: PathLike) -> None:
+        """Raise the one-line :class:`OutputError` of :func:`check_not_input` when ``output`` clashes."""
+        source = self.clash(output)
+        if source is not None:
             raise OutputError(f"{output}: output would overwrite the input {source}; choose another output path")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.core.options import FusionOptions
-from MedFusionLib.study.manifest import Case, read_manifest
+from MedFusionLib.study.manifest import Case, case_output, read_manifest, refuse_input_clashes
 from MedFusionLib.study.outcome import StudyOutcome
 from MedFusionLib.study.runner import CaseRecord, run_case
 from MedFusionLib.study.statistics import mean_ci, paired_outcome
@@ -69,6 +69,11 @@ def run_study(
     out_dir = Path(out_dir)
     if not out_dir.parent.is_dir():
         raise MedFusionError(f"{out_dir}: parent folder {out_dir.parent} does not exist")
+    cases = refuse_input_clashes(
+        cases,
+        lambda case: [case_output(out_dir / name, case) for name in names],
+        [out_dir / name for name in ("cases.csv", "summary.csv", "report.html")],
+    )
     tasks: list[Task] = []
     owners: list[str] = []
     for name in names:

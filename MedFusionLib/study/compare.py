@@ -73,15 +73,23 @@ def compare(
     progress=None,
 ) -> list[dict]:
     """Run the applicable methods on one case and write montage.png, metrics.csv and the fused images."""
-    from MedFusionLib.metrics import METRIC_KEYS
-
     images = [io.read_image(p) for p in paths]
     names = applicable_methods(len(images), mode, methods)
     if not out_dir.parent.is_dir():
         raise MedFusionError(f"{out_dir}: parent folder {out_dir.parent} does not exist")
+    ext = io.extension(paths[0]) if Path(paths[0]).suffix else ".nii.gz"
+    outputs = [out_dir / f"{name}{ext}" for name in names] + [out_dir / "metrics.csv", out_dir / "montage.png"]
+    for output in outputs:  # before any work: the outputs never replace an input (e.g. an input named max.png)
+        io.check_not_input(output, paths)
+    with io.protected_inputs(paths):
+        return _compare(paths, images, names, out_dir, ext, mode, axis, registration, progress)
+
+
+def _compare(paths, images, names, out_dir: Path, ext: str, mode: str, axis: int, registration: str, progress):
+    from MedFusionLib.metrics import METRIC_KEYS
+
     prepared = prepare_inputs(images, registration=registration)
     out_dir.mkdir(exist_ok=True)
-    ext = io.extension(paths[0]) if Path(paths[0]).suffix else ".nii.gz"
     rows, results, labels = [], [], []
     for index, name in enumerate(names):
         if progress:

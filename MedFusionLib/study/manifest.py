@@ -14,7 +14,8 @@ never write the same file and a rerun gives the same names.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from MedFusionLib.core.errors import MedFusionError
@@ -107,3 +108,25 @@ def case_output(out_dir: Path, case: Case) -> Path:
     first = case.inputs[0] if case.inputs else ""
     ext = extension(first) if Path(first).suffix else ".nii.gz"
     return Path(out_dir) / f"{case.name}{ext}"
+
+
+def refuse_input_clashes(
+    cases: Sequence[Case], outputs: Callable[[Case], Sequence[Path]], run_outputs: Sequence[Path] = ()
+) -> list[Case]:
+    """``cases`` with an ``error`` on every row whose output would overwrite an input of ANY row (another row's
+    source named like this row's output, or a source inside OUTDIR); raises when one of the run's own files
+    (``metrics.csv``, ``report.html`` ...) would. Inputs are never modified, whatever the manifest says."""
+    from MedFusionLib.core.imageio import InputGuard
+
+    guard = InputGuard([path for case in cases for path in case.inputs])
+    for output in run_outputs:
+        guard.check(output)
+    checked = []
+    for case in cases:
+        for output in () if case.error else outputs(case):
+            source = guard.clash(output)
+            if source is not None:
+                case = replace(case, error=f"{output}: output would overwrite the input {source}; rename the row")
+                break
+        checked.append(case)
+    return checked

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.core.options import FusionOptions
-from MedFusionLib.study.manifest import Case, case_output, read_manifest
+from MedFusionLib.study.manifest import Case, case_output, read_manifest, refuse_input_clashes
 
 
 @dataclass
@@ -98,6 +98,7 @@ def plan_cases(cases: Sequence[Case], out_dir: Path, options: FusionOptions, ove
     """Which rows to run: all of them with ``overwrite``, else those without a complete, matching record."""
     from MedFusionLib.study.resume import completed_record, row_key
 
+    cases = refuse_input_clashes(cases, lambda case: [case_output(out_dir, case)], [Path(out_dir) / "metrics.csv"])
     done: dict[int, CaseRecord] = {}
     todo = []
     for case in cases:

@@ -1,7 +1,8 @@
 """Guided-filtering fusion (GFF; Li, Kang & Hu, IEEE TIP 2013).
 
 Two-scale decomposition (base = box mean, detail = rest). The detail layers are combined with the paper's
-weights: a binary map of the most salient input refined by an edge-tight guided filter; saliency is the
+weights: a map of the most salient input refined by an edge-tight guided filter (a soft selection,
+``fusion/selection.py``, rather than the paper's binary map, so that slice mode has no switching bands); saliency is the
 local energy of the detail layer (Gaussian-smoothed squared detail) rather than the paper's absolute
 Laplacian, so that a flat bright region (uptake) outweighs fine texture (MR) where both compete. The base
 layers are combined by their maximum, unlike the paper's saliency-weighted base: in medical pairs the
@@ -19,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from MedFusionLib.fusion.registry import FusionMethod, register_method
+from MedFusionLib.fusion.selection import soft_selection_weights
 
 BASE_RADIUS = 15  # box mean for the two-scale decomposition (31 x 31 in the paper)
 DETAIL_GUIDE = (7, 1e-6)  # radius, eps for the detail-layer weights
@@ -50,8 +52,7 @@ def fuse_guided(stack: np.ndarray, n_spatial: int) -> np.ndarray:
 
     sigmas = [SALIENCY_SIGMA if axis in axes else 0.0 for axis in range(stack.ndim)]
     saliency = ndimage.gaussian_filter(detail * detail, sigmas, mode="reflect", truncate=2.0)
-    inputs = np.arange(stack.shape[0]).reshape((-1,) + (1,) * (stack.ndim - 1))
-    masks = (inputs == np.argmax(saliency, axis=0)[None]).astype(np.float32)
+    masks = soft_selection_weights(saliency)  # not a hard arg-max: no bands between slices in slice mode
     weights = np.clip(_guided_filter(stack, masks, *DETAIL_GUIDE, axes), 0.0, None)
     total = weights.sum(axis=0)
     weights = np.where(total > 1e-6, weights / np.maximum(total, 1e-6), 1.0 / stack.shape[0])

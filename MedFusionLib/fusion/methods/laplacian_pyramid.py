@@ -1,8 +1,9 @@
 """Laplacian-pyramid fusion (Burt & Adelson 1983; Burt & Kolczynski 1993).
 
-Each input is split into band-pass levels; at every level the coefficient with the larger local energy wins
-(so the sharpest structure of either modality survives), and the coarsest level is averaged (so overall
-brightness stays balanced). The same code runs on 2-D slices and on 3-D volumes: only the number of spatial
+Each input is split into band-pass levels; at every level the coefficients are weighted by their local energy
+raised to a power (``fusion/selection.py``: nearly "the larger wins", so the sharpest structure of either
+modality survives, but continuous where the inputs compete, so slice mode shows no bands between slices), and
+the coarsest level is averaged (so overall brightness stays balanced). The same code runs on 2-D slices and on 3-D volumes: only the number of spatial
 axes changes.
 """
 
@@ -14,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from MedFusionLib.fusion.registry import FusionMethod, register_method
+from MedFusionLib.fusion.selection import soft_selection_weights
 
 MAX_LEVELS = 4
 
@@ -64,8 +66,8 @@ def fuse_laplacian(stack: np.ndarray, n_spatial: int) -> np.ndarray:
     fused = gaussian.mean(axis=0)
     fused_axes = tuple(axis - 1 for axis in spatial_axes)
     for band in reversed(details):
-        winner = np.argmax(_local_energy(band, spatial_axes), axis=0)
-        band_fused = np.take_along_axis(band, winner[None], axis=0)[0]
+        weights = soft_selection_weights(_local_energy(band, spatial_axes))  # no hard switch: no slice bands
+        band_fused = (weights * band).sum(axis=0)
         fused = band_fused + _upsample(fused, band_fused.shape, fused_axes)
     return np.clip(fused, 0.0, 1.0).astype(np.float32)
 
