@@ -46,6 +46,10 @@ class FusionUNet(nn.Module):
             and depth-to-space factor of the head, so no convolution runs at full resolution. Default ``2``.
         head_kernel: kernel (1 or 3) of the head's first convolution, which mixes the upsampled decoder with the
             fused stem features. Default ``1``.
+        full_res_channels: when > 0, a light full-resolution refinement: one shared 3x3 layer of this many
+            channels on every input at full resolution (fused by max and mean like the other scales) and two 3x3
+            layers that correct the head's image from it, so edges sit where the sources put them rather than
+            where the upsampled coarse features do. Default ``0`` (none).
 
     Input ``(n_inputs, batch, 1, H, W)`` in 0..1 (any ``n_inputs >= 1``, any H, W); output ``(batch, 1, H, W)``
     (not clamped; the inference helpers clamp to 0..1).
@@ -62,6 +66,7 @@ class FusionUNet(nn.Module):
         stage_depth: Sequence[int] = (0, 1, 1),
         patch: int = 2,
         head_kernel: int = 1,
+        full_res_channels: int = 0,
     ) -> None:
         super().__init__()
         channels, decoder_channels = tuple(int(c) for c in channels), tuple(int(c) for c in decoder_channels)
@@ -76,6 +81,9 @@ class FusionUNet(nn.Module):
             raise ValueError(f"patch must be >= 1, got {patch}")
         if head_kernel not in (1, 3):
             raise ValueError(f"head_kernel must be 1 or 3, got {head_kernel}")
+        if full_res_channels < 0:
+            raise ValueError(f"full_res_channels must be >= 0, got {full_res_channels}")
+        self.full_res_channels = int(full_res_channels)
         self.channels, self.decoder_channels, self.stage_depth, self.patch = (
             channels,
             decoder_channels,
@@ -98,6 +106,10 @@ class FusionUNet(nn.Module):
         self.up1 = nn.Sequential(_conv(d2 + 2 * channels[1], d1), act())
         # depth-to-space head: patch^2 output channels at the stem's resolution become the full-resolution image
         self.head = nn.Sequential(_conv(d1 + 2 * channels[0], d1, kernel=head_kernel), act(), _conv(d1, patch * patch))
+        if self.full_res_channels:
+            fr = self.full_res_channels
+            self.full = nn.Sequential(_conv(1, fr), act())
+            self.refine = nn.Sequential(_conv(1 + 2 * fr, fr), act(), _conv(fr, 1))
 
     @staticmethod
     def _fuse(features: torch.Tensor) -> torch.Tensor:
@@ -117,6 +129,7 @@ class FusionUNet(nn.Module):
         pad_h, pad_w = (-h) % p, (-w) % p
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
+        full_res = x
         x = self.stem(F.pixel_unshuffle(x, p) if p > 1 else x)
         skips = [self._fuse(x.unflatten(0, (n, -1)))]
         for stage in self.stages:
@@ -128,4 +141,7 @@ class FusionUNet(nn.Module):
         y = self.head(torch.cat([self._up(y, skips[0]), skips[0]], dim=1))
         if p > 1:
             y = F.pixel_shuffle(y, p)
+        if self.full_res_channels:
+            detail = self._fuse(self.full(full_res).unflatten(0, (n, -1)))
+            y = y + self.refine(torch.cat([y, detail], dim=1))
         return y[..., :h, :w]

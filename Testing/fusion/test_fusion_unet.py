@@ -21,9 +21,10 @@ def _phantom(shape, seed=0):
     return np.clip(a, 0, 1).astype(np.float32), np.clip(b, 0, 1).astype(np.float32)
 
 
+@pytest.mark.parametrize("full_res_channels", [0, 4])
 @pytest.mark.parametrize("n_inputs,h,w", [(2, 64, 64), (2, 37, 50), (3, 17, 9)])
-def test_network_shapes_any_size_and_input_count(n_inputs, h, w):
-    net = FusionUNet().eval()
+def test_network_shapes_any_size_and_input_count(n_inputs, h, w, full_res_channels):
+    net = FusionUNet(full_res_channels=full_res_channels).eval()
     out = net(torch.rand(n_inputs, 3, 1, h, w))
     assert out.shape == (3, 1, h, w)
 
@@ -35,9 +36,10 @@ def test_network_has_real_capacity():
     assert isinstance(shipped, FusionUNet)
 
 
-def test_no_fixed_rule_bypass():
+@pytest.mark.parametrize("full_res_channels", [0, 4])
+def test_no_fixed_rule_bypass(full_res_channels):
     """With every weight zero the output is a constant: nothing carries the inputs (e.g. their max) to the output."""
-    net = FusionUNet().eval()
+    net = FusionUNet(full_res_channels=full_res_channels).eval()
     with torch.no_grad():
         for p in net.parameters():
             p.zero_()
@@ -53,8 +55,9 @@ def test_shipped_network_is_not_max_plus_small_residual():
     assert np.abs(fused - np.maximum(a, b)).mean() * 255 > 1.0  # its own image, not max with dithering
 
 
-def test_symmetric_in_input_order():
-    net = FusionUNet().eval()
+@pytest.mark.parametrize("full_res_channels", [0, 4])
+def test_symmetric_in_input_order(full_res_channels):
+    net = FusionUNet(full_res_channels=full_res_channels).eval()
     x = torch.rand(2, 1, 1, 24, 24)
     torch.testing.assert_close(net(x), net(x.flip(0)))
 
@@ -68,6 +71,7 @@ def test_symmetric_in_input_order():
         dict(stage_depth=(0, 1)),
         dict(stage_depth=(0, -1, 1)),
         dict(patch=0),
+        dict(full_res_channels=-1),
     ],
 )
 def test_argument_checks(kwargs):
