@@ -9,6 +9,7 @@
 * :class:`DDcGANGenerator` (``ddcgan_lite.py``): GAN-trained generator (with its discriminators).
 * :class:`DecisionMapNet` (``decision_map.py``): per-pixel weight maps (blending ops in ``layers.py``).
 * :class:`MultiEncoderFusion` (``multi_encoder.py``): one encoder per input, shared decoder.
+* :class:`LiuSiameseCNN` (``liu_cnn.py``): Liu et al.'s siamese patch classifier (score maps for decision maps).
 
 Weight files hold ``{"network": class name, "config": kwargs, "state_dict": ..., "meta": ...}``;
 :func:`build_network` rebuilds a network from such a dict.
@@ -25,6 +26,7 @@ from MedFusionLib.networks.densefuse_lite import DenseFuseLite
 from MedFusionLib.networks.fusion_unet import FusionUNet
 from MedFusionLib.networks.ifcnn import IFCNN
 from MedFusionLib.networks.ifcnn_reference import IFCNNReference
+from MedFusionLib.networks.liu_cnn import LiuSiameseCNN
 from MedFusionLib.networks.max_residual_cnn import MaxResidualCNN
 from MedFusionLib.networks.multi_encoder import MultiEncoderFusion
 
@@ -40,6 +42,7 @@ NETWORKS = {
         DDcGANGenerator,
         DecisionMapNet,
         MultiEncoderFusion,
+        LiuSiameseCNN,
     )
 }
 
@@ -61,6 +64,7 @@ __all__ = [
     "FusionUNet",
     "IFCNN",
     "IFCNNReference",
+    "LiuSiameseCNN",
     "MaxResidualCNN",
     "MultiEncoderFusion",
     "NETWORKS",

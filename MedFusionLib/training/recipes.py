@@ -152,6 +152,21 @@ RECIPES: dict[str, Recipe] = {
             lr=1e-3,
             description="2-D DDcGAN-lite generator on Harvard slice pairs, trained against two patch discriminators (one per source) plus the SSIM + gradient + intensity content loss",
         ),
+        # Liu et al.'s siamese patch classifier: trained as a classifier (which of two patches is the sharp one)
+        # by its own loop in patch_classifier.py; the fusion is fixed post-processing of its score map.
+        Recipe(
+            name="liu-cnn",
+            network="LiuSiameseCNN",
+            config=dict(channels=(64, 128, 256), patch=16, hidden=256, rank=16),
+            data="patch-pairs",
+            loss="classification",
+            epochs=12,
+            steps_per_epoch=80,
+            batch=64,
+            crop=16,
+            lr=1e-3,
+            description="Liu et al.'s siamese patch CNN (conv 64, conv 128, max-pool, conv 256 per branch; FC 256 factorised at rank 16, FC 2) trained as a classifier of which of two 16 x 16 patches of our Harvard slices is sharp (the other Gaussian-blurred)",
+        ),
         Recipe(
             name="multi-encoder",
             network="MultiEncoderFusion",

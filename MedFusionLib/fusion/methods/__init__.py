@@ -16,6 +16,7 @@ from MedFusionLib.fusion.methods import (  # noqa: F401
     guided_filter,
     ifcnn,
     laplacian_pyramid,
+    liu_cnn,
     max_residual_cnn,
     maximum,
     mean,
