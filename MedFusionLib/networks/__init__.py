@@ -8,7 +8,8 @@
 * :class:`IFCNNReference` (``ifcnn_reference.py``): the published IFCNN architecture's cost, a speed yardstick.
 * :class:`DDcGANGenerator` (``ddcgan_lite.py``): GAN-trained generator (with its discriminators).
 * :class:`DecisionMapNet` (``decision_map.py``): per-pixel weight maps (blending ops in ``layers.py``).
-* :class:`MultiEncoderFusion` (``multi_encoder.py``): one encoder per input, shared decoder.
+* :class:`ModalityEncoderMaxFusion` (``chartsias.py``): one encoder per modality, max of the latents, one decoder
+  (Chartsias et al. 2018).
 
 Weight files hold ``{"network": class name, "config": kwargs, "state_dict": ..., "meta": ...}``;
 :func:`build_network` rebuilds a network from such a dict.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from MedFusionLib.networks.chartsias import ModalityEncoderMaxFusion
 from MedFusionLib.networks.ddcgan_lite import DDcGANGenerator
 from MedFusionLib.networks.decision_map import DecisionMapNet
 from MedFusionLib.networks.densefuse import DenseFuse
@@ -26,7 +28,6 @@ from MedFusionLib.networks.fusion_unet import FusionUNet
 from MedFusionLib.networks.ifcnn import IFCNN
 from MedFusionLib.networks.ifcnn_reference import IFCNNReference
 from MedFusionLib.networks.max_residual_cnn import MaxResidualCNN
-from MedFusionLib.networks.multi_encoder import MultiEncoderFusion
 
 NETWORKS = {
     cls.__name__: cls
@@ -39,7 +40,7 @@ NETWORKS = {
         IFCNNReference,
         DDcGANGenerator,
         DecisionMapNet,
-        MultiEncoderFusion,
+        ModalityEncoderMaxFusion,
     )
 }
 
@@ -62,7 +63,7 @@ __all__ = [
     "IFCNN",
     "IFCNNReference",
     "MaxResidualCNN",
-    "MultiEncoderFusion",
+    "ModalityEncoderMaxFusion",
     "NETWORKS",
     "build_network",
 ]
