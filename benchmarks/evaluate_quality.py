@@ -12,7 +12,8 @@ Protocol (docs/deep-fusion.md, section "Quality"):
 * cases are split **by case** (``MedFusionLib.training.data.split_cases``, seed 2024): ``select`` (model-selection
   cases, part of the training cases, never trained on by ``--train-split fit`` weights) and ``val`` (held out:
   never used for training or for any choice);
-* every pair of the split is fused in slice mode (PET/SPECT as their rounded luma, as in the published protocol),
+* every pair of the split is fused in slice mode (PET/SPECT as their rounded luma, as in the published protocol;
+  the pair's modalities, known from its folder, are passed to the methods that use them),
   the fused image rounded to 8 bits and scored with ``MedFusionLib.metrics.compute_metrics`` (our definitions,
   ``../shared/docs/metrics-spec.md``) on the 8 published columns EN SD SF MI SCD VIF QABF SSIM;
 * each method is compared with pixel-wise max **per image**: for each column the paired differences
@@ -142,7 +143,7 @@ def evaluate(
             scores, diffs = [], []
             for i in idx:
                 a, b = sub.images[i, 0], sub.images[i, 1]
-                fused = fuse_arrays([a / 255.0, b / 255.0], name)
+                fused = fuse_arrays([a / 255.0, b / 255.0], name, modalities=D.PAIR_MODALITIES[pair])
                 fused8 = np.clip(np.floor(fused * 255.0 + 0.5), 0, 255)
                 if name == "max":
                     maxes[i] = fused8

@@ -2,7 +2,7 @@
 
 The engine owns the work every method would otherwise repeat: cropping to the joint foreground, skipping
 slices where no input has foreground, batching slices, progress and cancellation. Methods only see dense
-float32 stacks in 0..1.
+float32 stacks in 0..1 (and, when registered with ``uses_modalities``, the inputs' modalities).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.core.log import note
 from MedFusionLib.core.progress import CancelCallback, ProgressCallback, cancel_scope, check_cancel, report
-from MedFusionLib.fusion.registry import FusionMethod, get_method
+from MedFusionLib.fusion.registry import IMAGING_MODALITIES, FusionMethod, get_method
 
 FOREGROUND_LEVEL = 0.02  # normalised intensity above which a pixel counts as foreground
 CROP_MARGIN = 8  # pixels kept around the joint foreground, so filters see some background
@@ -39,12 +40,40 @@ def _check_output(result: np.ndarray, expected: tuple[int, ...], method: FusionM
     return np.nan_to_num(result.astype(np.float32, copy=False), copy=False, nan=0.0, posinf=1.0, neginf=0.0)
 
 
+def check_modalities(modalities: Sequence[str], n_inputs: int) -> tuple[str, ...]:
+    """``modalities`` (one of ct, mr, pet, spect per input, any case) as a lower-case tuple, or a one-line error."""
+    names = tuple(str(m).strip().lower() for m in modalities)
+    if len(names) != n_inputs:
+        raise MedFusionError(f"{len(names)} modalities given for {n_inputs} inputs")
+    for i, name in enumerate(names):
+        if name not in IMAGING_MODALITIES:
+            raise MedFusionError(
+                f"unknown modality {name!r} for input {i + 1} (known: {', '.join(IMAGING_MODALITIES)})"
+            )
+    return names
+
+
+def detect_array_modalities(sources: Sequence[np.ndarray]) -> tuple[str, ...]:
+    """Modalities of normalised arrays whose modalities nobody gave: ``normalization.detect_modalities`` on the
+    arrays (without a header or HU values this can only tell ``pet``, smoother than the sharpest other input,
+    from ``mr``); one note line per input, so the choice is never silent."""
+    import SimpleITK as sitk
+
+    from MedFusionLib.core.normalization import detect_modalities
+
+    detected = detect_modalities([sitk.GetImageFromArray(np.asarray(s, np.float32)) for s in sources])
+    for i, (kind, reason) in enumerate(detected):
+        note(f"input {i + 1}: modality {kind} (not given; detected from the normalised array: {reason})")
+    return tuple(kind for kind, _ in detected)
+
+
 def fuse_arrays(
     sources: Sequence[np.ndarray],
     method: str | None = None,
     mode: str = "slice",
     axis: int = 0,
     *,
+    modalities: Sequence[str] | None = None,
     batch_size: int = DEFAULT_BATCH,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
@@ -52,16 +81,26 @@ def fuse_arrays(
     """Fuse co-registered arrays of equal shape, intensities normalised to 0..1.
 
     ``sources`` are 2-D ``(H, W)`` or 3-D arrays; ``axis`` is the array axis along which ``slice`` mode cuts
-    3-D inputs. Returns a float32 array of the same shape in 0..1.
+    3-D inputs. ``modalities``: one of ct, mr, pet, spect per input (checked whenever given); methods registered
+    with ``uses_modalities`` receive them, and when they are not given they are detected from the arrays
+    (:func:`detect_array_modalities`, one note line per input), never assumed from the inputs' order.
+    Returns a float32 array of the same shape in 0..1.
     """
     fusion = get_method(method)
     fusion.check(len(sources), mode)
     shapes = {s.shape for s in sources}
     if len(shapes) != 1:
         raise MedFusionError(f"inputs must share one shape after registration, got {sorted(shapes)}")
+    if modalities is not None:
+        modalities = check_modalities(modalities, len(sources))
+    elif fusion.uses_modalities:
+        modalities = detect_array_modalities(sources)
+    extra = {"modalities": modalities} if fusion.uses_modalities else {}
     stack = np.stack(sources).astype(np.float32, copy=False)  # one copy, not one per input plus the stack
     if stack.ndim == 3:  # 2-D images: one slice
-        out = fuse_arrays([s[None] for s in sources], fusion.name, "slice", 0, progress=progress, cancel=cancel)
+        out = fuse_arrays(
+            [s[None] for s in sources], fusion.name, "slice", 0, modalities=modalities, progress=progress, cancel=cancel
+        )
         return out[0]
     if stack.ndim != 4:
         raise MedFusionError(f"inputs must be 2-D or 3-D arrays, got {stack.ndim - 1}-D")
@@ -73,7 +112,7 @@ def fuse_arrays(
         check_cancel(cancel)
         report(progress, 0.0, f"{fusion.name}: fusing volume")
         with cancel_scope(cancel):  # the method's inference loops check it (volume mode is one call)
-            fused = fusion.fuse_volume(cropped)
+            fused = fusion.fuse_volume(cropped, **extra)
         check_cancel(cancel)
         out[box] = _check_output(fused, cropped.shape[1:], fusion)
         report(progress, 1.0, f"{fusion.name}: done")
@@ -89,6 +128,6 @@ def fuse_arrays(
         check_cancel(cancel)
         index = todo[start : start + batch_size]
         batch = np.ascontiguousarray(slices_first[:, index])
-        fused_first[index] = _check_output(fusion.fuse_slices(batch), batch.shape[1:], fusion)
+        fused_first[index] = _check_output(fusion.fuse_slices(batch, **extra), batch.shape[1:], fusion)
         report(progress, (start + len(index)) / len(todo), f"{fusion.name}: slice {start + len(index)}/{len(todo)}")
     return np.clip(out, 0.0, 1.0, out=out)

@@ -8,6 +8,10 @@ Array conventions for the fusion callables (all float32, intensities normalised 
 
 * ``fuse_slices(stack)``: ``stack`` has shape ``(n_inputs, batch, H, W)``; returns ``(batch, H, W)``.
 * ``fuse_volume(stack)``: ``stack`` has shape ``(n_inputs, D, H, W)``; returns ``(D, H, W)``.
+* a method registered with ``uses_modalities=True`` is called as ``fuse_slices(stack, modalities=...)`` /
+  ``fuse_volume(stack, modalities=...)``: one name per input from :data:`IMAGING_MODALITIES` (``ct``, ``mr``,
+  ``pet``, ``spect``), in the order of the inputs (the engine checks them; see ``fusion.engine.fuse_arrays``).
+  Every other method is called with the stack alone.
 
 Methods that need a trained network load it lazily (and once) inside these callables.
 """
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from MedFusionLib.core.errors import MedFusionError
-from MedFusionLib.core.options import MODE
+from MedFusionLib.core.options import MODALITY, MODE
 
 FAMILIES = (
     "classical",
@@ -33,7 +37,9 @@ FAMILIES = (
 )
 MODES = MODE.values
 
-FuseFunction = Callable[[np.ndarray], np.ndarray]
+IMAGING_MODALITIES = tuple(m for m in MODALITY.values if m not in ("auto", "8bit"))  # ct, mr, pet, spect
+
+FuseFunction = Callable[..., np.ndarray]  # (stack) -> fused, or (stack, modalities=...) when uses_modalities
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,9 @@ class FusionMethod:
     # trainable parameters of the shipped weights (slice-mode network): an int, or a callable that counts them
     # from the weight file on demand (so listing methods does not load every network)
     parameters: int | Callable[[], int] = 0
+    # True: the fuse callables take ``modalities=`` (one of IMAGING_MODALITIES per input), e.g. to pick an
+    # encoder per modality; the engine then always passes them (given, or detected with a note)
+    uses_modalities: bool = False
 
     def parameter_count(self) -> int:
         """Trainable parameters of the shipped (slice-mode) network; 0 for classical methods."""
@@ -155,6 +164,7 @@ def describe_methods(with_parameters: bool = False) -> list[dict]:
             "default": m.name == default,
             "description": m.description,
             "paper": m.paper,
+            "uses_modalities": m.uses_modalities,
             **({"parameters": m.parameter_count()} if with_parameters else {}),
         }
         for m in available_methods()

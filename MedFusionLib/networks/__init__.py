@@ -8,7 +8,8 @@
 * :class:`IFCNNReference` (``ifcnn_reference.py``): the published IFCNN architecture's cost, a speed yardstick.
 * :class:`DDcGANGenerator` (``ddcgan_lite.py``): GAN-trained generator (with its discriminators).
 * :class:`DecisionMapNet` (``decision_map.py``): per-pixel weight maps (blending ops in ``layers.py``).
-* :class:`MultiEncoderFusion` (``multi_encoder.py``): one encoder per input, shared decoder.
+* :class:`ModalityEncoderMaxFusion` (``chartsias.py``): one encoder per modality, max of the latents, one decoder
+  (Chartsias et al. 2018).
 * :class:`LiuSiameseCNN` (``liu_cnn.py``): Liu et al.'s siamese patch classifier (score maps for decision maps).
 
 Weight files hold ``{"network": class name, "config": kwargs, "state_dict": ..., "meta": ...}``;
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from MedFusionLib.networks.chartsias import ModalityEncoderMaxFusion
 from MedFusionLib.networks.ddcgan_lite import DDcGANGenerator
 from MedFusionLib.networks.decision_map import DecisionMapNet
 from MedFusionLib.networks.densefuse import DenseFuse
@@ -28,7 +30,6 @@ from MedFusionLib.networks.ifcnn import IFCNN
 from MedFusionLib.networks.ifcnn_reference import IFCNNReference
 from MedFusionLib.networks.liu_cnn import LiuSiameseCNN
 from MedFusionLib.networks.max_residual_cnn import MaxResidualCNN
-from MedFusionLib.networks.multi_encoder import MultiEncoderFusion
 
 NETWORKS = {
     cls.__name__: cls
@@ -41,7 +42,7 @@ NETWORKS = {
         IFCNNReference,
         DDcGANGenerator,
         DecisionMapNet,
-        MultiEncoderFusion,
+        ModalityEncoderMaxFusion,
         LiuSiameseCNN,
     )
 }
@@ -66,7 +67,7 @@ __all__ = [
     "IFCNNReference",
     "LiuSiameseCNN",
     "MaxResidualCNN",
-    "MultiEncoderFusion",
+    "ModalityEncoderMaxFusion",
     "NETWORKS",
     "build_network",
 ]

@@ -73,7 +73,15 @@ def fuse_prepared(
         raise MedFusionError(f"axis must be 0, 1 or 2, got {axis}")
 
     check_cancel(cancel)
-    fused01 = fuse_arrays(prepared.sources01, fusion.name, mode, 2 - axis, progress=progress, cancel=cancel)
+    fused01 = fuse_arrays(
+        prepared.sources01,
+        fusion.name,
+        mode,
+        2 - axis,
+        modalities=prepared.kinds or None,  # given or detected per input by prepare_inputs
+        progress=progress,
+        cancel=cancel,
+    )
     fused_array = fused01 * FUSION_SCALE
     if fixed.GetDimension() == 2 and fixed.GetPixelID() == sitk.sitkUInt8:
         fused_array = np.clip(np.floor(fused_array + 0.5), 0, 255)

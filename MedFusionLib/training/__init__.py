@@ -12,11 +12,11 @@ from MedFusionLib.training.recipes import RECIPES
 def train(method: str, data_dir, **options) -> dict:
     """Train ``method``'s recipe: the adversarial, multi-input and patch-classifier methods with their own loops, every other
     recipe with :func:`MedFusionLib.training.trainer.train` (see it for the options)."""
-    from MedFusionLib.training import adversarial, multi_encoder, patch_classifier, trainer
+    from MedFusionLib.training import adversarial, chartsias, patch_classifier, trainer
 
     custom = {
         adversarial.RECIPE.name: adversarial.train_adversarial,
-        multi_encoder.RECIPE.name: multi_encoder.train_multi_encoder,
+        chartsias.RECIPE.name: chartsias.train_chartsias,
         patch_classifier.RECIPE.name: patch_classifier.train_patch_classifier,
     }
     if method in custom:

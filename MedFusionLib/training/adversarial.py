@@ -47,12 +47,20 @@ CONTENT_KEYS = ("w_ssim", "w_grad", "w_int", "ssim_window")
 
 
 def write_card(
-    net, recipe: Recipe, meta: dict, history: list[dict], path: Path, rows: list[tuple], note: str = ""
+    net,
+    recipe: Recipe,
+    meta: dict,
+    history: list[dict],
+    path: Path,
+    rows: list[tuple],
+    note: str = "",
+    tables: str = "docs/deep-fusion-part2.md",
 ) -> None:
-    """Markdown model card beside ``path``: ``rows`` are (item, value) pairs specific to the loop."""
+    """Markdown model card beside ``path``: ``rows`` are (item, value) pairs specific to the loop; ``tables``
+    names the document holding the method's quality tables."""
     footer = (
         "Metrics: `MedFusionLib.metrics` definitions (MI in bits, SSIM summed over the sources with data range 255) on "
-        "full-size validation images. The quality tables are in docs/deep-fusion-part2.md."
+        f"full-size validation images. The quality tables are in {tables}."
     )
     path.with_suffix(".md").write_text(T.model_card_text(net, recipe, meta, history, path, rows, footer, note))
 

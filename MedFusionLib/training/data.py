@@ -23,6 +23,8 @@ import numpy as np
 from MedFusionLib.core.errors import MedFusionError
 
 PAIRS = ("CT-MRI", "PET-MRI", "SPECT-MRI")
+# the modalities of each pair's two images, in their stored order (first folder, then MRI)
+PAIR_MODALITIES = {"CT-MRI": ("ct", "mr"), "PET-MRI": ("pet", "mr"), "SPECT-MRI": ("spect", "mr")}
 VAL_FRACTION = 0.25
 SELECT_FRACTION = 0.2
 SPLITS = ("train", "val", "fit", "select", "all")

@@ -110,8 +110,8 @@ RECIPES: dict[str, Recipe] = {
             crop=96,
             description="2-D DenseFuse-lite autoencoder on single-modality Harvard slices (L1 + SSIM reconstruction)",
         ),
-        # part 2 (deep fusion families): custom loops for ddcgan-lite and multi-encoder live in
-        # adversarial.py and multi_encoder.py, loaded by the trainer on first use
+        # part 2 (deep fusion families): custom loops for ddcgan-lite and chartsias live in
+        # adversarial.py and chartsias.py, loaded by the trainer on first use
         # The decision-map network trains in the ordinary loop: its forward pass ends in the fixed smoothing
         # and the pyramid blend of the source pixels, so the unsupervised fusion loss applied to the blended
         # image reaches the weight maps through the blend (no decision-map ground truth needed).
@@ -168,18 +168,18 @@ RECIPES: dict[str, Recipe] = {
             description="Liu et al.'s siamese patch CNN (conv 64, conv 128, max-pool, conv 256 per branch; FC 256 factorised at rank 16, FC 2) trained as a classifier of which of two 16 x 16 patches of our Harvard slices is sharp (the other Gaussian-blurred)",
         ),
         Recipe(
-            name="multi-encoder",
-            network="MultiEncoderFusion",
-            config=dict(spatial_dims=2, encoders=3, channels=12, residual="attention"),
+            name="chartsias",
+            network="ModalityEncoderMaxFusion",
+            config=dict(modalities=("ct", "mr", "pet", "spect"), width=16, latent_channels=16, decoder_width=16),
             data="pairs+triples",
             loss="fusion",
-            loss_args=dict(w_ssim=1.0, w_grad=4.0, w_int=1.0),
-            epochs=15,
-            steps_per_epoch=40,
+            loss_args=dict(w_ssim=1.0, w_grad=16.0, w_int=1.0, w_edge=4.0, grad_gain=1.25),
+            epochs=16,
+            steps_per_epoch=50,
             batch=8,
             crop=96,
-            lr=2e-3,
-            description="2-D multi-encoder network (3 encoders, latent attention fusion, 1 decoder) on Harvard training pairs and SPM template triples, unsupervised SSIM + gradient + intensity loss",
+            lr=1e-3,
+            description="2-D Chartsias et al. network (one U-Net-like encoder per modality: ct, mr, pet, spect; element-wise max of the 16-channel latents; one dense decoder) on Harvard pairs and SPM template triples with modality labels and missing-input dropout, unsupervised SSIM + gradient + intensity + edge-preservation loss",
         ),
     )
 }

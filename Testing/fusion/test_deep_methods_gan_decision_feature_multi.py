@@ -1,4 +1,5 @@
-"""Deep fusion part 2: GAN, decision-map, deep-feature and multi-encoder methods; N >= 3 fusion; part-2 training."""
+"""Deep fusion part 2: GAN, decision-map and deep-feature methods; N >= 3 fusion; part-2 training (the
+multi-encoder family's `chartsias` has its own tests in test_chartsias.py)."""
 
 from __future__ import annotations
 
@@ -14,17 +15,15 @@ from MedFusionLib.networks import build_network
 from MedFusionLib.networks.ddcgan_lite import DDcGANGenerator, PatchDiscriminator
 from MedFusionLib.networks.decision_map import DecisionMapNet
 from MedFusionLib.networks.layers import laplacian_blend
-from MedFusionLib.networks.multi_encoder import MultiEncoderFusion
 from MedFusionLib.pipeline import fuse_images
 
 FAMILIES = {
     "ddcgan-lite": "gan",
     "decision-map-cnn": "decision-map",
     "deep-feature-weighting": "feature-extraction",
-    "multi-encoder": "multi-encoder",
 }
-N_INPUT = ("decision-map-cnn", "deep-feature-weighting", "multi-encoder")
-SHIPPED = ("ddcgan-lite", "decision-map-cnn", "multi-encoder")
+N_INPUT = ("decision-map-cnn", "deep-feature-weighting")
+SHIPPED = ("ddcgan-lite", "decision-map-cnn")
 
 
 def _phantom(shape, seed=0):
@@ -98,13 +97,9 @@ def test_weight_map_methods_stay_inside_the_sources_envelope():
 def test_networks_2d_3d_and_initial_behaviour():
     x2 = torch.rand(3, 2, 1, 32, 32)
     x3 = torch.rand(2, 1, 1, 16, 16, 16)
-    for cls in (DecisionMapNet, MultiEncoderFusion):
-        assert cls(spatial_dims=2)(x2).shape == (2, 1, 32, 32)
-        assert cls(spatial_dims=3)(x3).shape == (1, 1, 16, 16, 16)
+    assert DecisionMapNet(spatial_dims=2)(x2).shape == (2, 1, 32, 32)
+    assert DecisionMapNet(spatial_dims=3)(x3).shape == (1, 1, 16, 16, 16)
     assert DDcGANGenerator()(x2[:2]).allclose(x2[:2].amax(0))  # warm start: untrained generator = max fusion
-    assert MultiEncoderFusion(residual="max")(x2).allclose(x2.amax(0))
-    untrained = MultiEncoderFusion()(x2)  # attention-weighted (convex) combination of the inputs
-    assert (untrained >= x2.amin(0) - 1e-6).all() and (untrained <= x2.amax(0) + 1e-6).all()
     assert PatchDiscriminator()(x2[0]).shape == (2, 1, 4, 4)
     w = torch.softmax(torch.rand(3, 2, 1, 32, 32), dim=0)
     same = torch.rand(1, 2, 1, 32, 32).expand(3, -1, -1, -1, -1)
@@ -173,32 +168,3 @@ def test_tiny_training_through_medfusion_train(tmp_path, method):
         config_overrides={"channels": 4} if method == "decision-map-cnn" else {"stem": 4, "growth": 4},
     )
     assert again["final"]["loss"] == result["final"]["loss"]  # seeded, deterministic
-
-
-def test_tiny_multi_encoder_training_on_generated_triples(tmp_path):
-    from MedFusionLib.training.multi_encoder import train_multi_encoder
-
-    class Triples:
-        summary = "generated triples"
-        val_pairs = None
-
-        def __init__(self):
-            self.val_triples = [np.stack(_phantom((48, 48), seed=9))]
-
-        def batch(self, rng):
-            items = [np.stack(_phantom((32, 32), seed=int(rng.integers(100)))) for _ in range(2)]
-            return torch.from_numpy(np.stack(items, axis=1)).unsqueeze(2)
-
-    out = tmp_path / "me.pt"
-    result = train_multi_encoder(
-        "multi-encoder",
-        tmp_path,
-        out=out,
-        epochs=1,
-        steps_per_epoch=2,
-        checkpoint_dir=tmp_path / "ck",
-        quiet=True,
-        data=Triples(),
-        config_overrides={"channels": 4},
-    )
-    assert out.exists() and np.isfinite(result["final"]["loss"]) and "QABF_3" in result["final"]

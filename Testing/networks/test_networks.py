@@ -14,11 +14,11 @@ from MedFusionLib.networks import (  # noqa: E402
     DenseFuseLite,
     IFCNNReference,
     MaxResidualCNN,
-    MultiEncoderFusion,
+    ModalityEncoderMaxFusion,
     build_network,
 )
 
-DIMENSION_GENERIC = [MaxResidualCNN, DenseFuseLite, DDcGANGenerator, DecisionMapNet, MultiEncoderFusion]
+DIMENSION_GENERIC = [MaxResidualCNN, DenseFuseLite, DDcGANGenerator, DecisionMapNet]
 
 
 @pytest.mark.parametrize("cls", DIMENSION_GENERIC, ids=lambda c: c.__name__)
@@ -48,8 +48,8 @@ def test_reference_yardstick_shape():
         (lambda: DDcGANGenerator(dense_layers=0), "dense_layers"),
         (lambda: DecisionMapNet(dilations=(1, 0)), "dilation"),
         (lambda: DecisionMapNet(smooth_sigma=-1.0), "smooth_sigma"),
-        (lambda: MultiEncoderFusion(encoders=0), "encoders"),
-        (lambda: MultiEncoderFusion(residual="min"), "residual"),
+        (lambda: ModalityEncoderMaxFusion(width=0), "width"),
+        (lambda: ModalityEncoderMaxFusion(modalities=("mr", "mr")), "modalities"),
         (lambda: IFCNNReference(channels=-3), "channels"),
     ],
 )

@@ -84,7 +84,8 @@ def add_fusion_options(parser: argparse.ArgumentParser, with_axis: bool = True) 
         "--modality",
         action="append",
         metavar="NAME",
-        help="intensity rule per input in order (auto, ct, mr, pet, spect, 8bit); repeat per input",
+        help="intensity rule per input in order (auto, ct, mr, pet, spect, 8bit; auto and 8bit are detected), also the "
+        "modality a method such as chartsias picks its encoder by; repeat per input",
     )
     parser.add_argument(
         "--colour", default=COLOUR.default, metavar="MAP", help=f"{COLOUR.help} (default: {COLOUR.default})"

@@ -6,6 +6,7 @@ held-out evaluation in ``docs/deep-fusion.md`` (section "Default method").
 
 # importing a method's file registers it (deep methods load their weights lazily, on first use)
 from MedFusionLib.fusion.methods import (  # noqa: F401
+    chartsias,
     ddcgan_lite,
     decision_map_cnn,
     deep_feature_weighting,
@@ -20,7 +21,6 @@ from MedFusionLib.fusion.methods import (  # noqa: F401
     max_residual_cnn,
     maximum,
     mean,
-    multi_encoder,
 )
 
 DEFAULT_METHOD = "fusion-unet"
