@@ -113,8 +113,16 @@ class FusionUNet(nn.Module):
 
     @staticmethod
     def _fuse(features: torch.Tensor) -> torch.Tensor:
-        """(n_inputs, batch, C, ...) -> (batch, 2C, ...): element-wise max and mean over the inputs."""
-        return torch.cat([features.amax(dim=0), features.mean(dim=0)], dim=1)
+        """(n_inputs, batch, C, ...) -> (batch, 2C, ...): element-wise max and mean over the inputs.
+
+        Written as a running maximum and sum over the inputs: on channels-last CPU tensors torch's ``amax`` /
+        ``mean`` reductions over the leading axis took a third of the network's time (0.8 of 2.4 s on the
+        porcine volume), the element-wise form a small fraction of it."""
+        parts = features.unbind(0)
+        top, total = parts[0], parts[0]
+        for part in parts[1:]:
+            top, total = torch.maximum(top, part), total + part
+        return torch.cat([top, total / len(parts)], dim=1)
 
     @staticmethod
     def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
