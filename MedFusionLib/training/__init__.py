@@ -14,10 +14,8 @@ def train(method: str, data_dir, **options) -> dict:
     recipe with :func:`MedFusionLib.training.trainer.train` (see it for the options)."""
     from MedFusionLib.training import adversarial, multi_encoder, trainer
 
-    custom = {
-        adversarial.RECIPE.name: adversarial.train_adversarial,
-        multi_encoder.RECIPE.name: multi_encoder.train_multi_encoder,
-    }
+    custom = {name: adversarial.train_adversarial for name in adversarial.ADVERSARIAL}
+    custom[multi_encoder.RECIPE.name] = multi_encoder.train_multi_encoder
     if method in custom:
         opts = trainer.TrainOptions(out=options.pop("out", None), **options)
         return custom[method](method, data_dir, opts)

@@ -18,7 +18,7 @@ from MedFusionLib.networks import (  # noqa: E402
     build_network,
 )
 
-DIMENSION_GENERIC = [MaxResidualCNN, DenseFuseLite, DDcGANGenerator, DecisionMapNet, MultiEncoderFusion]
+DIMENSION_GENERIC = [MaxResidualCNN, DenseFuseLite, DecisionMapNet, MultiEncoderFusion]  # any number of inputs
 
 
 @pytest.mark.parametrize("cls", DIMENSION_GENERIC, ids=lambda c: c.__name__)
