@@ -13,6 +13,7 @@ from MedFusionLib.inference.runtime import load_network, weight_path
 from MedFusionLib.networks import build_network
 from MedFusionLib.networks.ddcgan import DDcGANDiscriminator, DDcGANGenerator
 from MedFusionLib.training.losses import DDcGANContentLoss, ddcgan_gradient
+from MedFusionLib.training.recipes import RECIPES
 
 PUBLISHED_PARAMETERS = 1_097_665  # conv1 + dense block 4 x 48 + decoder 240-240-128-64-32-1, batch-norm included
 
@@ -158,7 +159,8 @@ class _Pairs:
         self.val_pairs = np.stack([np.stack(_phantom((32, 32), seed=s)) for s in (7, 8)])
 
     def batch(self, rng):
-        items = [np.stack(_phantom((48, 48), seed=int(rng.integers(100)))) for _ in range(2)]  # the recipe crop
+        crop = RECIPES["ddcgan"].crop  # the discriminators' fully connected layer is sized to it
+        items = [np.stack(_phantom((crop, crop), seed=int(rng.integers(100)))) for _ in range(2)]
         return torch.from_numpy(np.stack(items, axis=1)).unsqueeze(2)
 
 
@@ -207,8 +209,6 @@ def test_unknown_gan_or_content_loss_is_refused():
 
 
 def test_recipe_builds_the_published_generator():
-    from MedFusionLib.training.recipes import RECIPES
-
     recipe = RECIPES["ddcgan"]
     net = build_network(recipe.network, recipe.config)
     assert sum(p.numel() for p in net.parameters()) == PUBLISHED_PARAMETERS
