@@ -6,7 +6,8 @@
 * :class:`MaxResidualCNN` (``max_residual_cnn.py``): pixel-wise max plus a small learned residual (formerly IFCNN-lite).
 * :class:`DenseFuseLite` (``densefuse_lite.py``): dense-block encoder / decoder in the DenseFuse family.
 * :class:`IFCNNReference` (``ifcnn_reference.py``): the published IFCNN architecture's cost, a speed yardstick.
-* :class:`DDcGANGenerator` (``ddcgan_lite.py``): GAN-trained generator (with its discriminators).
+* :class:`DDcGANGenerator` (``ddcgan.py``): DDcGAN's generator at its published architecture (Ma et al. 2020),
+  trained against its two discriminators (:class:`DDcGANDiscriminator`, same file; training only).
 * :class:`DecisionMapNet` (``decision_map.py``): per-pixel weight maps (blending ops in ``layers.py``).
 * :class:`ModalityEncoderMaxFusion` (``chartsias.py``): one encoder per modality, max of the latents, one decoder
   (Chartsias et al. 2018).
@@ -21,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from MedFusionLib.networks.chartsias import ModalityEncoderMaxFusion
-from MedFusionLib.networks.ddcgan_lite import DDcGANGenerator
+from MedFusionLib.networks.ddcgan import DDcGANGenerator
 from MedFusionLib.networks.decision_map import DecisionMapNet
 from MedFusionLib.networks.densefuse import DenseFuse
 from MedFusionLib.networks.densefuse_lite import DenseFuseLite

@@ -14,11 +14,9 @@ def train(method: str, data_dir, **options) -> dict:
     recipe with :func:`MedFusionLib.training.trainer.train` (see it for the options)."""
     from MedFusionLib.training import adversarial, chartsias, patch_classifier, trainer
 
-    custom = {
-        adversarial.RECIPE.name: adversarial.train_adversarial,
-        chartsias.RECIPE.name: chartsias.train_chartsias,
-        patch_classifier.RECIPE.name: patch_classifier.train_patch_classifier,
-    }
+    custom = {name: adversarial.train_adversarial for name in adversarial.ADVERSARIAL}
+    custom[chartsias.RECIPE.name] = chartsias.train_chartsias
+    custom[patch_classifier.RECIPE.name] = patch_classifier.train_patch_classifier
     if method in custom:
         opts = trainer.TrainOptions(out=options.pop("out", None), **options)
         return custom[method](method, data_dir, opts)

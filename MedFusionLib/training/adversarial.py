@@ -1,27 +1,34 @@
-"""Adversarial training of DDcGAN-lite (``medfusion train ddcgan-lite --data ../shared/data``).
+"""Adversarial training with one discriminator per source (``medfusion train ddcgan --data ../shared/data``).
 
-A generator ``G`` (``networks/ddcgan_lite.py``) fuses a Harvard pair (S_1, S_2); two patch discriminators, one
-per source, learn to tell ``S_k`` from ``G(S_1, S_2)``; the generator minimises
+Every recipe whose ``loss`` is ``"adversarial"`` trains here. A generator ``G`` (the recipe's network) fuses a
+Harvard pair (S_1, S_2); discriminator ``D_k`` (``networks/ddcgan.py``: :class:`DDcGANDiscriminator`, sized to
+the training crop) learns to tell ``S_k`` from ``G(S_1, S_2)``; the generator minimises
 
-    content(F; S_1, S_2) + adv_weight * ramp(step) * sum_k mean((D_k(F) - real_label)^2)
+    content(F; S_1, S_2) + adv_weight * ramp(step) * sum_k g_adv(D_k(F))
 
-with the content loss of part 1 (``losses.FusionLoss``: SSIM + gradient + intensity), and each discriminator
-``mean((D_k(S_k) - real_label)^2) + mean(D_k(F)^2)`` (least-squares GAN).
+The recipe's ``loss_args`` choose:
 
-Measures that keep this stable on a CPU with short runs (documented in docs/deep-fusion-part2.md):
+* ``content``: ``"ddcgan"`` (``losses.DDcGANContentLoss``, the paper's: intensity of S_1 in the squared norm, texture
+  of S_2 in the L1 norm of the gradient difference; arguments ``w_int``, ``eta``) or ``"fusion"``
+  (``losses.FusionLoss``: SSIM + gradient + intensity; ``w_ssim``, ``w_grad``, ``w_int``, ...);
+* ``gan_loss``: ``"log"`` (the paper's: discriminators minimise ``-log D_k(S_k) - log(1 - D_k(F))``, the generator
+  ``-log D_k(F)``, the non-saturating form of the authors' release; discriminator outputs are probabilities) or
+  ``"lsgan"`` (least squares with the real label ``real_label``: ``(D_k(S_k) - real)^2 + D_k(F)^2`` and
+  ``(D_k(F) - real)^2``);
+* ``adv_weight`` (0: content loss only, the ablation; the discriminators are then not trained at all, which
+  leaves the generator's training exactly that of the content loss alone), ``warmup_steps`` (the adversarial
+  term is ramped in linearly), ``d_lr_ratio`` (discriminator learning rate / generator's), ``d_channels``,
+  ``d_clip`` (discriminator weights clipped to +-d_clip after each step, as the release's +-8; 0: off),
+  ``g_clip`` (generator gradient norm clip; 0: off).
 
-1. warm start: the generator's output is a zero-initialised correction added to max fusion, so it starts as a
-   sensible fusion and the discriminators never see noise;
-2. the content loss dominates (``adv_weight`` 0.05) and the adversarial term is ramped in linearly over
-   ``warmup_steps`` (the discriminators train from step 0, so they are informative when it arrives);
-3. least-squares GAN losses (no saturating log-loss) and one-sided label smoothing (real label 0.9);
-4. spectral normalisation in every discriminator layer, Adam with beta1 = 0.5, discriminators at half the
-   generator's learning rate (two-time-scale), generator gradients clipped to norm 1;
-5. seeded, deterministic kernels (``torch.use_deterministic_algorithms``), single-threaded by default.
+Measures that keep this stable on a CPU with short runs: the content loss dominates and the adversarial term is
+ramped in (the discriminators train from step 0, so they are informative when it arrives); Adam with beta1 = 0.5,
+discriminators at a lower learning rate (two-time-scale); weight clipping of the discriminators and gradient
+clipping of the generator; seeded, deterministic kernels, single-threaded by default.
 
-The loop mirrors part 1's trainer (same data, split, augmentation, validation metrics, checkpoints each
-epoch, ``--resume``) and is reached through ``MedFusionLib.training.train``. :func:`write_card` writes the model
-cards of the part-2 loops.
+The loop mirrors the trainer (same data, split, augmentation, validation metrics, checkpoints each epoch,
+``--resume``) and is reached through ``MedFusionLib.training.train``. :func:`write_card` writes the model cards
+of the custom loops.
 """
 
 from __future__ import annotations
@@ -36,14 +43,18 @@ import torch
 
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.networks import build_network
-from MedFusionLib.networks.ddcgan_lite import PatchDiscriminator
+from MedFusionLib.networks.ddcgan import DDcGANDiscriminator
 from MedFusionLib.training import trainer as T
-from MedFusionLib.training.losses import FusionLoss
+from MedFusionLib.training.losses import DDcGANContentLoss, FusionLoss
 from MedFusionLib.training.recipes import RECIPES, Recipe
 from MedFusionLib.training.trainer import cosine
 
-RECIPE = RECIPES["ddcgan-lite"]  # defined with the others in recipes.py
-CONTENT_KEYS = ("w_ssim", "w_grad", "w_int", "ssim_window")
+ADVERSARIAL = tuple(name for name, r in RECIPES.items() if r.loss == "adversarial")  # trained by this loop
+CONTENT_KEYS = {
+    "ddcgan": ("w_int", "eta"),
+    "fusion": ("w_ssim", "w_grad", "w_int", "ssim_window", "w_edge", "grad_gain", "w_vif"),
+}
+EPS = 1e-8
 
 
 def write_card(
@@ -63,6 +74,30 @@ def write_card(
         f"full-size validation images. The quality tables are in {tables}."
     )
     path.with_suffix(".md").write_text(T.model_card_text(net, recipe, meta, history, path, rows, footer, note))
+
+
+def content_loss(args: dict) -> torch.nn.Module:
+    """The content loss named by ``args["content"]`` (default ``"ddcgan"``) with its arguments from ``args``."""
+    kind = args.get("content", "ddcgan")
+    if kind not in CONTENT_KEYS:
+        raise MedFusionError(f"unknown content loss {kind!r} ({', '.join(CONTENT_KEYS)})")
+    cls = DDcGANContentLoss if kind == "ddcgan" else FusionLoss
+    return cls(**{k: v for k, v in args.items() if k in CONTENT_KEYS[kind]})
+
+
+def gan_losses(kind: str, real_label: float = 1.0):
+    """(discriminator loss(real scores, fake scores), generator loss(fake scores)) of ``kind``: log or lsgan."""
+    if kind == "log":
+        return (
+            lambda real, fake: -(torch.log(real + EPS).mean() + torch.log(1 - fake + EPS).mean()),
+            lambda fake: -torch.log(fake + EPS).mean(),
+        )
+    if kind == "lsgan":
+        return (
+            lambda real, fake: ((real - real_label) ** 2).mean() + (fake**2).mean(),
+            lambda fake: ((fake - real_label) ** 2).mean(),
+        )
+    raise MedFusionError(f"unknown gan_loss {kind!r} (log or lsgan)")
 
 
 def train_adversarial(method: str, data_dir, opts: T.TrainOptions | None = None, data=None, **options) -> dict:
@@ -87,14 +122,17 @@ def train_adversarial(method: str, data_dir, opts: T.TrainOptions | None = None,
         else T._Data(replace(recipe, data="pairs"), data_dir, opts.split_seed, opts.train_split)
     )
     gen = build_network(recipe.network, recipe.config)
-    discs = torch.nn.ModuleList(PatchDiscriminator(int(args.get("d_channels", 16))) for _ in range(2))
+    d_channels = int(args.get("d_channels", 16))
+    discs = torch.nn.ModuleList(DDcGANDiscriminator(recipe.crop, d_channels) for _ in range(2))
     opt_g = torch.optim.Adam(gen.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discs.parameters(), lr=recipe.lr * float(args.get("d_lr_ratio", 0.5)), betas=(0.5, 0.999))
     total = recipe.epochs * recipe.steps_per_epoch
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, cosine(total))
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, cosine(total))
-    content = FusionLoss(**{k: v for k, v in args.items() if k in CONTENT_KEYS})
-    adv_weight, warmup, real = float(args["adv_weight"]), int(args["warmup_steps"]), float(args["real_label"])
+    content = content_loss(args)
+    d_loss_fn, g_adv_fn = gan_losses(str(args.get("gan_loss", "log")), float(args.get("real_label", 1.0)))
+    adv_weight, warmup = float(args.get("adv_weight", 0.0)), int(args.get("warmup_steps", 0))
+    d_clip, g_clip = float(args.get("d_clip", 0.0)), float(args.get("g_clip", 0.0))
     rng = np.random.default_rng(opts.seed)
     history: list[dict] = []
     start_epoch, elapsed_before, step = 0, 0.0, 0
@@ -111,7 +149,8 @@ def train_adversarial(method: str, data_dir, opts: T.TrainOptions | None = None,
         history, start_epoch, elapsed_before, step = ckpt["history"], ckpt["epoch"], ckpt["elapsed"], ckpt["step"]
     log = opts.log
     log(
-        f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}"
+        f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, "
+        f"crop {recipe.crop}; adv_weight {adv_weight}"
     )
     val_recipe = replace(recipe, loss="fusion")
 
@@ -119,30 +158,55 @@ def train_adversarial(method: str, data_dir, opts: T.TrainOptions | None = None,
     discs.train()
     t0 = time.perf_counter()
     for epoch in range(start_epoch, recipe.epochs):
-        sums: dict[str, list[float]] = {"loss": [], "content": [], "adv_g": [], "loss_d": []}
+        sums: dict[str, list[float]] = {
+            "loss": [],
+            "content": [],
+            "adv_g": [],
+            "loss_d": [],
+            "d_real": [],
+            "d_fake": [],
+        }
         for _ in range(recipe.steps_per_epoch):
             x = data.batch(rng)  # (2, batch, 1, H, W)
             fused = gen(x)
-            # discriminators: D_k tells source k (real) from the fused image (fake)
-            loss_d = sum(((d(x[k]) - real) ** 2).mean() + (d(fused.detach()) ** 2).mean() for k, d in enumerate(discs))
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            sched_d.step()
+            if adv_weight > 0:
+                # discriminators: D_k tells source k (real) from the fused image (fake)
+                real_scores = [d(x[k]) for k, d in enumerate(discs)]
+                fake_scores = [d(fused.detach()) for d in discs]
+                loss_d = sum(d_loss_fn(r, f) for r, f in zip(real_scores, fake_scores))
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+                if d_clip > 0:
+                    with torch.no_grad():
+                        for p in discs.parameters():
+                            p.clamp_(-d_clip, d_clip)
+                sums["loss_d"].append(float(loss_d.detach()))
+                sums["d_real"].append(float(torch.cat(real_scores).detach().mean()))
+                sums["d_fake"].append(float(torch.cat(fake_scores).detach().mean()))
+                sched_d.step()
             # generator: content + ramped adversarial term against both discriminators
-            ramp = min(1.0, step / max(1, warmup))
+            ramp = min(1.0, step / warmup) if warmup > 0 else 1.0
             loss_c = content(fused, x)
-            adv = sum(((d(fused) - real) ** 2).mean() for d in discs)
-            loss_g = loss_c + adv_weight * ramp * adv
+            loss_g = loss_c
+            if adv_weight > 0:
+                adv = sum(g_adv_fn(d(fused)) for d in discs)
+                loss_g = loss_c + adv_weight * ramp * adv
+                sums["adv_g"].append(float(adv.detach()))
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
-            torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
+            if g_clip > 0:
+                torch.nn.utils.clip_grad_norm_(gen.parameters(), g_clip)
             opt_g.step()
             sched_g.step()
             step += 1
-            for key, v in (("loss", loss_g), ("content", loss_c), ("adv_g", adv), ("loss_d", loss_d)):
-                sums[key].append(float(v.detach()))
-        row = {"epoch": epoch + 1, **{k: float(np.mean(v)) for k, v in sums.items()}, "lr": sched_g.get_last_lr()[0]}
+            sums["loss"].append(float(loss_g.detach()))
+            sums["content"].append(float(loss_c.detach()))
+        row = {
+            "epoch": epoch + 1,
+            **{k: float(np.mean(v)) for k, v in sums.items() if v},
+            "lr": sched_g.get_last_lr()[0],
+        }
         if (epoch + 1) % opts.validate_every == 0 or epoch + 1 == recipe.epochs:
             row.update(T.validate(gen, val_recipe, data, content))
         row["elapsed_s"] = elapsed_before + time.perf_counter() - t0
@@ -152,6 +216,16 @@ def train_adversarial(method: str, data_dir, opts: T.TrainOptions | None = None,
     meta = T.training_meta(method, recipe, opts, data.summary, wall, history)
     final = meta["final"]
     T.export_weights(gen, recipe, out, meta)
+    content_text = (
+        "w_int mean((F - S_1)^2) + eta mean|grad F - grad S_2| (DDcGAN's; grad the 8-neighbour mean minus the centre)"
+        if args.get("content", "ddcgan") == "ddcgan"
+        else "w_ssim (1 - mean SSIM(F, S_i)) + w_grad L1(|grad F|, max_i |grad S_i|) + w_int L1(F, max_i S_i)"
+    )
+    gan_text = (
+        "-log D_k(F); discriminators: -log D_k(S_k) - log(1 - D_k(F))"
+        if args.get("gan_loss", "log") == "log"
+        else "(D_k(F) - real)^2; discriminators (least squares): (D_k(S_k) - real)^2 + D_k(F)^2"
+    )
     write_card(
         gen,
         recipe,
@@ -163,19 +237,13 @@ def train_adversarial(method: str, data_dir, opts: T.TrainOptions | None = None,
             ("split", f"by case id, seed {opts.split_seed}: {data.summary}"),
             (
                 "loss",
-                "generator: content (w_ssim (1 - mean SSIM(F, S_i)) + w_grad L1(|grad F|, max_i |grad S_i|) + w_int L1(F, max_i S_i)) "
-                "+ adv_weight x ramp x sum_k (D_k(F) - real)^2; discriminators (least squares): (D_k(S_k) - real)^2 + D_k(F)^2; "
-                f"`{json.dumps(recipe.loss_args)}`",
+                f"generator: content ({content_text}) + adv_weight x ramp x sum_k {gan_text}; `{json.dumps(recipe.loss_args)}`",
             ),
             (
                 "discriminators",
-                f"two spectral-normalised patch discriminators ({sum(p.numel() for p in discs.parameters()):,} parameters together; not shipped), "
+                f"two DDcGAN discriminators ({sum(p.numel() for p in discs.parameters()):,} parameters together at crop "
+                f"{recipe.crop}; not shipped{'; not trained: adv_weight 0' if adv_weight <= 0 else ''}), "
                 "D_1 for the first source of each Harvard pair (CT, PET or SPECT), D_2 for the MRI",
-            ),
-            (
-                "stability measures",
-                "generator warm-started as max fusion (zero-initialised residual head); content loss dominant, adversarial weight ramped in; "
-                "LSGAN + one-sided label smoothing; spectral norm; Adam beta1 0.5, discriminators at half the learning rate; generator gradient clipping",
             ),
             (
                 "augmentation",

@@ -116,8 +116,8 @@ RECIPES: dict[str, Recipe] = {
             crop=96,
             description="2-D DenseFuse-lite autoencoder on single-modality Harvard slices (L1 + SSIM reconstruction)",
         ),
-        # part 2 (deep fusion families): custom loops for ddcgan-lite and chartsias live in
-        # adversarial.py and chartsias.py, loaded by the trainer on first use
+        # part 2 (deep fusion families): custom loops for the adversarial recipes (ddcgan), chartsias and liu-cnn
+        # live in adversarial.py, chartsias.py and patch_classifier.py, loaded by the trainer on first use
         # The decision-map network trains in the ordinary loop: its forward pass ends in the fixed smoothing
         # and the pyramid blend of the source pixels, so the unsupervised fusion loss applied to the blended
         # image reaches the weight maps through the blend (no decision-map ground truth needed).
@@ -136,27 +136,29 @@ RECIPES: dict[str, Recipe] = {
             description="2-D decision-map CNN on Harvard slice pairs: weight maps trained through the pyramid blend with the unsupervised SSIM + gradient + intensity loss",
         ),
         Recipe(
-            name="ddcgan-lite",
+            name="ddcgan",
             network="DDcGANGenerator",
-            config=dict(spatial_dims=2, stem=8, growth=8, dense_layers=2, residual=True),
+            config=dict(spatial_dims=2, channels=48, dense_layers=4, decoder_channels=(128, 64, 32)),
             data="pairs",
             loss="adversarial",
             loss_args=dict(
-                w_ssim=1.0,
-                w_grad=4.0,
-                w_int=1.0,
-                adv_weight=0.05,
-                warmup_steps=150,
-                real_label=0.9,
+                content="ddcgan",
+                w_int=0.0625,
+                eta=1.2,
+                gan_loss="log",
+                adv_weight=0.005,
+                warmup_steps=60,
                 d_lr_ratio=0.5,
                 d_channels=16,
+                d_clip=8.0,
+                g_clip=1.0,
             ),
-            epochs=12,
-            steps_per_epoch=40,
+            epochs=10,
+            steps_per_epoch=30,
             batch=8,
-            crop=128,
+            crop=32,
             lr=1e-3,
-            description="2-D DDcGAN-lite generator on Harvard slice pairs, trained against two patch discriminators (one per source) plus the SSIM + gradient + intensity content loss",
+            description="2-D DDcGAN at the published architecture (encoder: conv + dense block of 4 x 48, decoder 240-128-64-32-1) on Harvard slice pairs, trained against two discriminators (one per source) plus DDcGAN's content loss (intensity of the first source, gradients of the MRI); a short CPU budget",
         ),
         # Liu et al.'s siamese patch classifier: trained as a classifier (which of two patches is the sharp one)
         # by its own loop in patch_classifier.py; the fusion is fixed post-processing of its score map.

@@ -28,6 +28,7 @@ from MedFusionLib.training.recipes import RECIPES, Recipe
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 VAL_PAIRS_PER_MODALITY = 8  # full-size held-out pairs fused for the validation metrics at each epoch
 VAL_METRICS = ("QABF", "SSIM", "VIF", "MI", "SD")
+VAL_CHUNK = 4  # validation images per forward pass
 
 
 def get_recipe(method: str) -> Recipe:
@@ -272,7 +273,8 @@ def validate(net, recipe: Recipe, data: _Data, loss_fn) -> dict[str, float]:
         if recipe.loss == "reconstruction":
             singles = x.flatten(0, 1)
             out["val_loss"] = float(loss_fn(net.autoencode(singles), singles))
-        fused = net(x).clamp(0, 1)
+        # a few images per forward pass: wide full-resolution networks (ddcgan: 240 maps) stay within memory
+        fused = torch.cat([net(x[:, i : i + VAL_CHUNK]) for i in range(0, x.shape[1], VAL_CHUNK)], dim=0).clamp(0, 1)
         if recipe.loss == "fusion":
             out["val_loss"] = float(loss_fn(fused, x))
         compute = _metrics_fn()

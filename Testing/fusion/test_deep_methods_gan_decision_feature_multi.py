@@ -1,5 +1,5 @@
-"""Deep fusion part 2: GAN, decision-map and deep-feature methods; N >= 3 fusion; part-2 training (the
-multi-encoder family's `chartsias` has its own tests in test_chartsias.py)."""
+"""Deep fusion part 2: decision-map and deep-feature methods; N >= 3 fusion; part-2 training (the GAN family,
+``ddcgan``, is tested in ``test_ddcgan.py``, the multi-encoder family's ``chartsias`` in ``test_chartsias.py``)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,16 @@ from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.fusion import available_methods, fuse_arrays
 from MedFusionLib.inference.runtime import load_network, weight_path
 from MedFusionLib.networks import build_network
-from MedFusionLib.networks.ddcgan_lite import DDcGANGenerator, PatchDiscriminator
 from MedFusionLib.networks.decision_map import DecisionMapNet
 from MedFusionLib.networks.layers import laplacian_blend
 from MedFusionLib.pipeline import fuse_images
 
 FAMILIES = {
-    "ddcgan-lite": "gan",
     "decision-map-cnn": "decision-map",
     "deep-feature-weighting": "feature-extraction",
 }
 N_INPUT = ("decision-map-cnn", "deep-feature-weighting")
-SHIPPED = ("ddcgan-lite", "decision-map-cnn")
+SHIPPED = ("decision-map-cnn",)
 
 
 def _phantom(shape, seed=0):
@@ -83,7 +81,7 @@ def test_three_inputs_through_the_pipeline(name):
     assert fused.shape == vols[0].shape and np.isfinite(fused).all()
     assert len(result.sources) == 3
     with pytest.raises(MedFusionError):
-        fuse_images(images, method="ddcgan-lite")  # the GAN is a two-source design
+        fuse_images(images, method="ddcgan")  # the GAN is a two-source design
 
 
 def test_weight_map_methods_stay_inside_the_sources_envelope():
@@ -99,8 +97,6 @@ def test_networks_2d_3d_and_initial_behaviour():
     x3 = torch.rand(2, 1, 1, 16, 16, 16)
     assert DecisionMapNet(spatial_dims=2)(x2).shape == (2, 1, 32, 32)
     assert DecisionMapNet(spatial_dims=3)(x3).shape == (1, 1, 16, 16, 16)
-    assert DDcGANGenerator()(x2[:2]).allclose(x2[:2].amax(0))  # warm start: untrained generator = max fusion
-    assert PatchDiscriminator()(x2[0]).shape == (2, 1, 4, 4)
     w = torch.softmax(torch.rand(3, 2, 1, 32, 32), dim=0)
     same = torch.rand(1, 2, 1, 32, 32).expand(3, -1, -1, -1, -1)
     assert laplacian_blend(same, w).allclose(same[0], atol=1e-6)  # blending identical sources returns them
@@ -129,8 +125,8 @@ def _fake_harvard(root):
     return root
 
 
-@pytest.mark.parametrize("method", ["ddcgan-lite", "decision-map-cnn"])
-def test_tiny_training_through_medfusion_train(tmp_path, method):
+def test_tiny_training_through_medfusion_train(tmp_path):
+    method = "decision-map-cnn"
     from MedFusionLib.training import train
 
     data = _fake_harvard(tmp_path / "data")
@@ -145,14 +141,10 @@ def test_tiny_training_through_medfusion_train(tmp_path, method):
         checkpoint_dir=tmp_path / "ck",
         validate_every=1,
         quiet=True,
-        config_overrides={"channels": 4} if method == "decision-map-cnn" else {"stem": 4, "growth": 4},
+        config_overrides={"channels": 4},
     )
     assert out.exists() and out.with_suffix(".md").exists() and (tmp_path / "ck" / "last.pt").exists()
     assert np.isfinite(result["final"]["loss"]) and "val_loss" in result["final"]
-    if method == "ddcgan-lite":
-        assert {"adv_g", "loss_d", "content"} <= set(result["final"])
-        card = out.with_suffix(".md").read_text()
-        assert "stability measures" in card and "spectral" in card
     net = load_network(method, str(out))
     assert net(torch.rand(2, 1, 1, 32, 32)).shape == (1, 1, 32, 32)
     again = train(
@@ -165,6 +157,6 @@ def test_tiny_training_through_medfusion_train(tmp_path, method):
         checkpoint_dir=tmp_path / "ck2",
         validate_every=1,
         quiet=True,
-        config_overrides={"channels": 4} if method == "decision-map-cnn" else {"stem": 4, "growth": 4},
+        config_overrides={"channels": 4},
     )
     assert again["final"]["loss"] == result["final"]["loss"]  # seeded, deterministic

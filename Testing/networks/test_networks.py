@@ -18,7 +18,7 @@ from MedFusionLib.networks import (  # noqa: E402
     build_network,
 )
 
-DIMENSION_GENERIC = [MaxResidualCNN, DenseFuseLite, DDcGANGenerator, DecisionMapNet]
+DIMENSION_GENERIC = [MaxResidualCNN, DenseFuseLite, DecisionMapNet]
 
 
 @pytest.mark.parametrize("cls", DIMENSION_GENERIC, ids=lambda c: c.__name__)

@@ -17,6 +17,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
         description="Train one of: " + ", ".join(f"{n} ({r.description})" for n, r in RECIPES.items()),
     )
     p.add_argument("method", choices=sorted(RECIPES), help="recipe / weight name")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="recipe overrides, right after METHOD: a key of the recipe's network config or of its loss arguments (e.g. adv_weight=0 "
+        "for ddcgan's content-only ablation); VALUE is read as JSON (numbers, true/false, lists), else as a string",
+    )
     p.add_argument("--data", required=True, help="folder holding harvard/ and volumes/ (e.g. ../shared/data)")
     p.add_argument("--out", default=None, help="weight file to write (default: MedFusionLib/weights/METHOD.pt)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
@@ -47,8 +54,31 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+def parse_overrides(method: str, items: list[str]) -> tuple[dict, dict]:
+    """``KEY=VALUE`` items -> (network config overrides, loss argument overrides) of ``method``'s recipe.
+
+    A key of the recipe's ``config`` overrides the network; any other key a loss argument.
+    """
+    from MedFusionLib.core.errors import MedFusionError
+
+    config, loss = {}, {}
+    recipe = RECIPES[method]
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise MedFusionError(f"recipe override {item!r} is not KEY=VALUE")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        (config if key in recipe.config else loss)[key] = value
+    return config, loss
+
+
 def run(args: argparse.Namespace) -> int:
     from MedFusionLib.training import train
+
+    config_overrides, loss_overrides = parse_overrides(args.method, args.overrides)
 
     result = train(
         args.method,
@@ -64,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         validate_every=args.validate_every,
         train_split=args.train_split,
+        config_overrides=config_overrides or None,
+        loss_overrides=loss_overrides or None,
         command="medfusion " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     if args.json:

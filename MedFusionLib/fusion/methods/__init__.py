@@ -7,7 +7,7 @@ held-out evaluation in ``docs/deep-fusion.md`` (section "Default method").
 # importing a method's file registers it (deep methods load their weights lazily, on first use)
 from MedFusionLib.fusion.methods import (  # noqa: F401
     chartsias,
-    ddcgan_lite,
+    ddcgan,
     decision_map_cnn,
     deep_feature_weighting,
     deep_features,
