@@ -87,7 +87,7 @@ def fuse_prepared(
         fused_array = np.clip(np.floor(fused_array + 0.5), 0, 255)
         fused = sitk.GetImageFromArray(fused_array.astype(np.uint8))
     else:
-        fused = sitk.GetImageFromArray(fused_array.astype(np.float32))
+        fused = sitk.GetImageFromArray(fused_array.astype(np.float32, copy=False))
     fused.CopyInformation(fixed)
     check_cancel(cancel)
     colour_fused = _colour_result(
@@ -103,8 +103,8 @@ def fuse_prepared(
     report(progress, 1.0, "fusion done")
     return FusionResult(
         fused=fused,
-        sources=[s * FUSION_SCALE for s in prepared.sources01],
-        fused_array=fused_array.astype(np.float32),
+        sources01=list(prepared.sources01),
+        fused_array=fused_array.astype(np.float32, copy=False),
         method=fusion.name,
         mode=mode,
         axis=axis,

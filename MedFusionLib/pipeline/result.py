@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import SimpleITK as sitk
@@ -18,7 +19,7 @@ class FusionResult:
     """A fused image on the reference grid plus everything needed to score and explain it."""
 
     fused: sitk.Image
-    sources: list[np.ndarray]  # inputs on the fused grid, normalised to 0..255 (array order z, y, x)
+    sources01: list[np.ndarray]  # inputs on the fused grid, normalised to 0..1 (array order z, y, x)
     fused_array: np.ndarray  # fused values on 0..255
     method: str
     mode: str
@@ -27,6 +28,11 @@ class FusionResult:
     registrations: list = field(default_factory=list)  # RegistrationResult or None per moving input
     colour_fused: sitk.Image | None = None  # RGB: functional colour over the fused image (colour option)
     kinds: list[str] = field(default_factory=list)  # modality per input (given or detected): ct, mr, pet, spect
+
+    @cached_property
+    def sources(self) -> list[np.ndarray]:
+        """The inputs on the metrics' 0..255 scale, made on first use (a plain ``fuse`` never needs them)."""
+        return [s * FUSION_SCALE for s in self.sources01]
 
     @property
     def array_axis(self) -> int:
