@@ -44,7 +44,7 @@ register_method(
     FusionMethod(
         name=NAME,
         family="encoder-decoder",
-        description="FusionUNet: shared strided encoder per input, element-wise max+mean feature fusion at 4 scales, U-Net decoder that outputs the fused image (no pixel-max bypass); trained unsupervised by MedFusion.",
+        description="FusionUNet: shared strided encoder per input, element-wise max+mean feature fusion at 4 scales, U-Net decoder and a light full-resolution refinement that output the fused image (no pixel-max bypass); trained unsupervised by MedFusion.",
         fuse_slices=lambda stack: fuse(stack, "slice"),
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs="n",

@@ -76,7 +76,7 @@ register_method(
     FusionMethod(
         name="laplacian",
         family="classical",
-        description="Laplacian pyramid: max local energy per band, averaged base.",
+        description="Laplacian pyramid: per band, weights from local energy (soft selection, no hard switching), averaged base.",
         fuse_slices=lambda stack: fuse_laplacian(stack, 2),
         fuse_volume=lambda stack: fuse_laplacian(stack, 3),
         inputs="n",
