@@ -114,7 +114,7 @@ RECIPES: dict[str, Recipe] = {
             steps_per_epoch=60,
             batch=8,
             crop=96,
-            description="2-D DenseFuse-lite autoencoder on single-modality Harvard slices (L1 + SSIM reconstruction)",
+            description="2-D DenseFuse-lite autoencoder on single-modality Harvard slices (L1 + SSIM reconstruction); its encoder is the feature extractor of deep-feature-weighting (the densefuse-lite fusion method itself is retired)",
         ),
         # part 2 (deep fusion families): custom loops for the adversarial recipes (ddcgan), chartsias and liu-cnn
         # live in adversarial.py, chartsias.py and patch_classifier.py, loaded by the trainer on first use

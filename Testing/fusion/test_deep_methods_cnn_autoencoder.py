@@ -8,11 +8,11 @@ import torch
 
 from MedFusionLib.fusion import available_methods, fuse_arrays
 from MedFusionLib.fusion.consistency import through_plane_consistency
-from MedFusionLib.fusion.methods import densefuse_lite, max_residual_cnn
+from MedFusionLib.fusion.methods import max_residual_cnn
 from MedFusionLib.inference.runtime import load_network, run_tiled_3d, weight_path
 from MedFusionLib.networks import DenseFuseLite, IFCNNReference, MaxResidualCNN
 
-DEEP = ("max-residual-cnn", "densefuse-lite")
+DEEP = ("max-residual-cnn",)
 
 
 def _phantom(shape, seed=0):
@@ -27,7 +27,8 @@ def _phantom(shape, seed=0):
 
 def test_registered_with_families_and_modes():
     names = {m.name: m for m in available_methods()}
-    assert names["max-residual-cnn"].family == "cnn" and names["densefuse-lite"].family == "encoder-decoder"
+    assert names["max-residual-cnn"].family == "cnn"
+    assert "densefuse-lite" not in names  # retired (issue 10): its encoder serves deep-feature-weighting only
     for name in DEEP:
         assert names[name].modes == ["slice", "volume"] and names[name].volume_note
 
@@ -80,9 +81,6 @@ def test_selectable_rules_and_strategies():
     stack = np.stack([a, b])[:, None]
     outs = [max_residual_cnn.fuse(stack, rule=r) for r in ("max", "mean", "sum")]
     assert all(o.shape == (1, 32, 32) for o in outs) and not np.array_equal(outs[0], outs[1])
-    fused = {s: densefuse_lite.fuse(stack, strategy=s) for s in ("addition", "l1", "max")}
-    assert all(f.shape == (1, 32, 32) for f in fused.values())
-    assert not np.array_equal(fused["addition"], fused["l1"]) and not np.array_equal(fused["l1"], fused["max"])
 
 
 def test_networks_configurable_2d_3d_and_reference_cost():

@@ -12,7 +12,6 @@ from MedFusionLib.fusion.methods import (  # noqa: F401
     deep_feature_weighting,
     deep_features,
     densefuse,
-    densefuse_lite,
     fusion_unet,
     guided_filter,
     ifcnn,
