@@ -144,6 +144,15 @@ def test_slice_mode_range_structure_determinism():
     assert np.array_equal(fused, fuse_arrays([pet, mr], "ddcgan"))
 
 
+def test_the_mri_goes_second_whatever_the_order_given():
+    """DDcGAN's roles follow the modalities, not the position: ``fuse MR PET`` equals ``fuse PET MR``."""
+    pet, mr = _phantom((48, 48))
+    given = fuse_arrays([pet, mr], "ddcgan", modalities=["pet", "mr"])
+    swapped = fuse_arrays([mr, pet], "ddcgan", modalities=["mr", "pet"])
+    assert np.array_equal(given, swapped)
+    assert not np.array_equal(given, fuse_arrays([mr, pet], "ddcgan", modalities=["mr", "mr"]))  # order kept
+
+
 @pytest.mark.parametrize("mode,axis", [("slice", 2), ("volume", 0)])
 def test_both_modes_on_volumes(mode, axis):
     pet, mr = _phantom((10, 24, 20))
