@@ -106,15 +106,8 @@ def train_adversarial(method: str, data_dir, opts: T.TrainOptions | None = None,
     ``data`` (tests only) replaces the Harvard data with an object offering ``batch(rng)``, ``val_pairs`` and
     ``summary`` like the trainer's.
     """
-    opts = opts or T.TrainOptions(**options)
-    recipe = opts.recipe(method)
+    opts, recipe, data_dir, out, checkpoint_dir = T.start_run(method, data_dir, opts, options, data is not None)
     args = dict(recipe.loss_args)
-    data_dir = Path(data_dir)
-    if data is None and not data_dir.is_dir():
-        raise MedFusionError(f"{data_dir}: no such data folder")
-    out = opts.weights_path(method)
-    checkpoint_dir = opts.checkpoint_path(method)
-    T.seed_everything(opts.seed, opts.threads)
 
     data = (
         data

@@ -202,14 +202,7 @@ def validate_groups(net, groups: Sequence[Group], loss_fn) -> dict[str, float]:
 
 def train_chartsias(method: str, data_dir, opts: T.TrainOptions | None = None, data=None, **options) -> dict:
     """Train the chartsias recipe; same arguments and result as :func:`trainer.train` (``data``: tests only)."""
-    opts = opts or T.TrainOptions(**options)
-    recipe = opts.recipe(method)
-    data_dir = Path(data_dir)
-    if data is None and not data_dir.is_dir():
-        raise MedFusionError(f"{data_dir}: no such data folder")
-    out = opts.weights_path(method)
-    checkpoint_dir = opts.checkpoint_path(method)
-    T.seed_everything(opts.seed, opts.threads)
+    opts, recipe, data_dir, out, checkpoint_dir = T.start_run(method, data_dir, opts, options, data is not None)
     data = data if data is not None else LabelledPairsAndTriples(recipe, data_dir, opts.split_seed, opts.train_split)
     net = build_network(recipe.network, recipe.config)
     opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)

@@ -149,14 +149,7 @@ def train_patch_classifier(method: str, data_dir, opts: T.TrainOptions | None = 
     ``data`` (tests only) replaces the Harvard slices: a pair (train images, validation images), float32
     (n, H, W) in 0..1.
     """
-    opts = opts or T.TrainOptions(**options)
-    recipe = opts.recipe(method)
-    data_dir = Path(data_dir)
-    if data is None and not data_dir.is_dir():
-        raise MedFusionError(f"{data_dir}: no such data folder")
-    out = opts.weights_path(method)
-    checkpoint_dir = opts.checkpoint_path(method)
-    T.seed_everything(opts.seed, opts.threads)
+    opts, recipe, data_dir, out, checkpoint_dir = T.start_run(method, data_dir, opts, options, data is not None)
     started = time.perf_counter()
     net = build_network(recipe.network, recipe.config)
     patch = net.patch

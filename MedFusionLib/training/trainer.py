@@ -203,6 +203,21 @@ def seed_everything(seed: int, threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def start_run(
+    method: str, data_dir, opts: TrainOptions | None, options: dict, data_given: bool = False
+) -> tuple[TrainOptions, Recipe, Path, Path, Path]:
+    """The common start of every training loop: the options, the recipe, a one-line error for a missing data
+    folder (unless the caller brings its own data), seeded randomness; returns ``(opts, recipe, data_dir,
+    weights path, checkpoint folder)``."""
+    opts = opts or TrainOptions(**options)
+    recipe = opts.recipe(method)
+    data_dir = Path(data_dir)
+    if not data_given and not data_dir.is_dir():
+        raise MedFusionError(f"{data_dir}: no such data folder")
+    seed_everything(opts.seed, opts.threads)
+    return opts, recipe, data_dir, opts.weights_path(method), opts.checkpoint_path(method)
+
+
 def _metrics_fn():
     try:
         from MedFusionLib.metrics import compute_metrics  # written by the metrics work; optional here
@@ -395,14 +410,7 @@ def train(method: str, data_dir, out=None, **options) -> dict:
     ``out/training/<method>``); ``resume`` continues from a checkpoint (same recipe). Returns a dict with the
     history, the final validation metrics and the wall time.
     """
-    opts = TrainOptions(out=out, **options)
-    recipe = opts.recipe(method)
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise MedFusionError(f"{data_dir}: no such data folder")
-    out = opts.weights_path(method)
-    checkpoint_dir = opts.checkpoint_path(method)
-    seed_everything(opts.seed, opts.threads)
+    opts, recipe, data_dir, out, checkpoint_dir = start_run(method, data_dir, TrainOptions(out=out, **options), {})
 
     started = time.perf_counter()
     data = _Data(recipe, data_dir, opts.split_seed, opts.train_split)
