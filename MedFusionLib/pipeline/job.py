@@ -49,7 +49,7 @@ def write_job(folder, images: Sequence[sitk.Image], **options) -> Path:
     if unknown:
         raise ValueError(f"unknown job options {sorted(unknown)}")
     path = folder / JOB
-    path.write_text(json.dumps({"inputs": names, **options}, indent=2))
+    path.write_text(json.dumps({"inputs": names, **options}, indent=2), encoding="utf-8")
     return path
 
 
@@ -66,7 +66,7 @@ def run_job(folder, stream=None) -> int:
     stream = stream or sys.stdout
     folder = Path(folder)
     try:
-        job = json.loads((folder / JOB).read_text())
+        job = json.loads((folder / JOB).read_text(encoding="utf-8"))
         images = [sitk.ReadImage(str(folder / name)) for name in job["inputs"]]
         options = {k: job[k] for k in OPTIONS if k in job}
         outcome = compute(
@@ -97,7 +97,7 @@ def run_job(folder, stream=None) -> int:
             "summaries": outcome.summaries,
             "rgb": outcome.rgb is not None,
         }
-        (folder / OUTCOME).write_text(json.dumps(record, indent=2))
+        (folder / OUTCOME).write_text(json.dumps(record, indent=2), encoding="utf-8")
         _emit(stream, done=True)
         return 0
     except OperationCancelled:
@@ -116,7 +116,7 @@ def load_outcome(folder):
     from MedFusionLib.registration import load_transform
 
     folder = Path(folder)
-    record = json.loads((folder / OUTCOME).read_text())
+    record = json.loads((folder / OUTCOME).read_text(encoding="utf-8"))
     return FusionOutcome(
         fused=sitk.ReadImage(str(folder / "fused.nrrd")),
         transforms=[load_transform(folder / name) if name else None for name in record["transforms"]],

@@ -12,7 +12,7 @@ from MedFusionLib.core.errors import InputError
 def write_json(data: dict, path) -> None:
     """Write JSON atomically (valid JSON only: no NaN or Infinity)."""
     text = json.dumps(data, indent=2, allow_nan=False)
-    io.write_atomically(Path(path), lambda tmp: Path(tmp).write_text(text + "\n"))
+    io.write_atomically(Path(path), lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
 
 
 def check_output_path(path, dimension: int) -> None:

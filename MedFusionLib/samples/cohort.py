@@ -38,5 +38,5 @@ def write_cohort(folder: Path, rows: int, size: int = 96, volumes: int = 0, volu
             sitk.WriteImage(image, str(folder / f"{name}_{suffix}{ext}"))
         lines.append(f"{name}_a{ext},{name}_b{ext},{name}")
     manifest = folder / "cohort.csv"
-    manifest.write_text("\n".join(lines) + "\n")
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return manifest

@@ -103,7 +103,7 @@ def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> N
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    write_atomically(Path(path), lambda tmp: Path(tmp).write_text(buffer.getvalue()))
+    write_atomically(Path(path), lambda tmp: Path(tmp).write_text(buffer.getvalue(), encoding="utf-8"))
 
 
 def _number(value: float) -> str:

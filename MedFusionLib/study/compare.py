@@ -117,7 +117,7 @@ def _compare(paths, images, names, out_dir: Path, ext: str, mode: str, axis: int
     writer.writeheader()
     for row in rows:
         writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
-    io.write_atomically(out_dir / "metrics.csv", lambda tmp: Path(tmp).write_text(buffer.getvalue()))
+    io.write_atomically(out_dir / "metrics.csv", lambda tmp: Path(tmp).write_text(buffer.getvalue(), encoding="utf-8"))
     montage = _montage(
         [s * 255.0 for s in prepared.sources01],
         [Path(p).name for p in paths],

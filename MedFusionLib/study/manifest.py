@@ -77,7 +77,7 @@ def read_manifest(path: Path) -> list[Case]:
     path = Path(path)
     if not path.is_file():
         raise MedFusionError(f"{path}: no such manifest file")
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's BOM is not part of a name
         rows = list(csv.DictReader(handle))
     if not rows or "a" not in rows[0] or "b" not in rows[0]:
         raise MedFusionError(f"{path}: manifest needs a header with columns a,b[,name] and at least one row")

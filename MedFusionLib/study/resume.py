@@ -87,7 +87,7 @@ def write_record(out_dir: Path, case: Case, key: str, output: Path, metrics: dic
     path = record_path(out_dir, case.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(record, indent=1, default=str)
-    write_atomically(path, lambda tmp: Path(tmp).write_text(text + "\n"))
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
 
 
 def completed_record(out_dir: Path, case: Case, key: str) -> dict | None:
@@ -95,7 +95,7 @@ def completed_record(out_dir: Path, case: Case, key: str) -> dict | None:
     if case.error:
         return None
     try:
-        record = json.loads(record_path(out_dir, case.name).read_text())
+        record = json.loads(record_path(out_dir, case.name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     output = case_output(out_dir, case)

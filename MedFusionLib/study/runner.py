@@ -143,7 +143,7 @@ def write_metrics_csv(path: Path, records: Sequence[CaseRecord], keys: Sequence[
         writer.writerow(
             [record.name] + [f"{record.metrics[k]:.6g}" if k in record.metrics else "" for k in columns[1:]]
         )
-    write_atomically(Path(path), lambda tmp: Path(tmp).write_text(buffer.getvalue()))
+    write_atomically(Path(path), lambda tmp: Path(tmp).write_text(buffer.getvalue(), encoding="utf-8"))
 
 
 def internal_error(err: BaseException) -> str:

@@ -73,7 +73,9 @@ def write_card(
         "Metrics: `MedFusionLib.metrics` definitions (MI in bits, SSIM summed over the sources with data range 255) on "
         f"full-size validation images. The quality tables are in {tables}."
     )
-    path.with_suffix(".md").write_text(T.model_card_text(net, recipe, meta, history, path, rows, footer, note))
+    path.with_suffix(".md").write_text(
+        T.model_card_text(net, recipe, meta, history, path, rows, footer, note), encoding="utf-8"
+    )
 
 
 def content_loss(args: dict) -> torch.nn.Module:

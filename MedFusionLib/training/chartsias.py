@@ -340,7 +340,7 @@ def main(argv=None) -> int:
         print(f"| {name} | " + " | ".join(f"{r[c]:.3f}" for c in EVAL_COLUMNS) + " |")
     print(f"\n({time.perf_counter() - t0:.0f} s)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"per_triple": results, "mean": mean}, indent=2))
+        Path(args.json).write_text(json.dumps({"per_triple": results, "mean": mean}, indent=2), encoding="utf-8")
     return 0
 
 

@@ -244,4 +244,6 @@ def write_card(net, recipe: Recipe, meta: dict, history: list[dict], path: Path)
         "`val_accuracy_blur1` on the pairs with a single blur pass (the hardest). The fusion quality is in "
         "docs/methods/liu-cnn.md."
     )
-    path.with_suffix(".md").write_text(T.model_card_text(net, recipe, meta, history, path, rows, footer))
+    path.with_suffix(".md").write_text(
+        T.model_card_text(net, recipe, meta, history, path, rows, footer), encoding="utf-8"
+    )

@@ -470,7 +470,7 @@ def train(method: str, data_dir, out=None, **options) -> dict:
     meta = training_meta(method, recipe, opts, data.summary, wall, history)
     final = meta["final"]
     export_weights(net, recipe, out, meta)
-    out.with_suffix(".md").write_text(model_card(net, recipe, meta, history, out))
+    out.with_suffix(".md").write_text(model_card(net, recipe, meta, history, out), encoding="utf-8")
     log(
         f"[{method}] wrote {out} ({out.stat().st_size} bytes) after {wall:.0f} s (+{time.perf_counter() - started - wall:.0f} s loading)"
     )

@@ -129,7 +129,7 @@ def test_weights_float16_with_model_card_and_ablation():
     payload = torch.load(path, map_location="cpu", weights_only=True)
     assert payload["network"] == "DDcGANGenerator"
     assert all(v.dtype == torch.float16 for v in payload["state_dict"].values() if v.is_floating_point())
-    card = path.with_suffix(".md").read_text()
+    card = path.with_suffix(".md").read_text(encoding="utf-8")
     assert "medfusion train ddcgan" in card and "adv_weight=0" in card and "Ablation" in card
     net = load_network("ddcgan")
     assert isinstance(net, DDcGANGenerator) and not net.training and net.meta["method"] == "ddcgan"
@@ -200,7 +200,7 @@ def test_tiny_adversarial_training_and_ablation(tmp_path, adv_weight):
     final = result["final"]
     assert np.isfinite(final["loss"]) and "val_loss" in final and (tmp_path / "ck-a" / "last.pt").exists()
     assert ({"adv_g", "loss_d", "d_real", "d_fake"} <= set(final)) == (adv_weight > 0)
-    card = (tmp_path / "a.md").read_text()
+    card = (tmp_path / "a.md").read_text(encoding="utf-8")
     assert "DDcGAN discriminators" in card and ("not trained" in card) == (adv_weight == 0)
     net = load_network("ddcgan-tiny", str(tmp_path / "a.pt"))
     assert net(torch.rand(2, 1, 1, 24, 24)).shape == (1, 1, 24, 24)

@@ -22,6 +22,15 @@ def test_relative_paths_become_absolute(tmp_path):
     assert all(Path(p).is_absolute() for p in cases[0].inputs)
 
 
+def test_utf8_names_and_a_spreadsheet_bom_whatever_the_locale(tmp_path):
+    """Manifests are UTF-8 (a BOM from a spreadsheet is dropped), not the locale's encoding (ASCII under LC_ALL=C)."""
+    path = tmp_path / "cases.csv"
+    path.write_bytes("\ufeffname,a,b\nMüller_ü,ct.png,mr.png\n".encode("utf-8"))
+    cases = read_manifest(path)
+    assert cases[0].name == "Müller_ü" and not cases[0].error
+    assert cases[0].inputs == (str(tmp_path / "ct.png"), str(tmp_path / "mr.png"))
+
+
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
