@@ -60,7 +60,7 @@ def cluster(tmp_path_factory):
         deadline = time.monotonic() + 120
         while not scheduler_file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
-        address = json.loads(scheduler_file.read_text())["address"]
+        address = json.loads(scheduler_file.read_text(encoding="utf-8"))["address"]
         workers = [
             start("worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1")
             for _ in range(2)
@@ -117,7 +117,10 @@ def test_cluster_run_survives_a_killed_worker_resumes_and_matches_embedded(clust
     assert run.returncode == 0, stderr[-2000:]
     assert f"{ROWS + VOLUMES}/{ROWS + VOLUMES} rows fused" in stdout
     records = sorted((out / ".medfusion").glob("*.json"))
-    assert len(records) == ROWS + VOLUMES and len((out / "metrics.csv").read_text().splitlines()) == ROWS + VOLUMES + 1
+    assert (
+        len(records) == ROWS + VOLUMES
+        and len((out / "metrics.csv").read_text(encoding="utf-8").splitlines()) == ROWS + VOLUMES + 1
+    )
     record_times = {p.name: p.stat().st_mtime_ns for p in records}
 
     again, second = batch(manifest, out, "--scheduler", cluster["address"])
@@ -170,4 +173,8 @@ def test_duplicate_and_unsafe_names_in_process(capsys, tmp_path):
     assert "row 3 (../outside) failed: name '../outside' contains a path separator" in captured.err
     assert (out / "x.png").read_bytes() != (out / "x-2.png").read_bytes()
     assert not (tmp_path / "outside.png").exists()
-    assert [line.split(",")[0] for line in (out / "metrics.csv").read_text().splitlines()] == ["case", "x", "x-2"]
+    assert [line.split(",")[0] for line in (out / "metrics.csv").read_text(encoding="utf-8").splitlines()] == [
+        "case",
+        "x",
+        "x-2",
+    ]

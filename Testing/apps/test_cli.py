@@ -105,7 +105,7 @@ def test_fuse_png_pair_writes_png_metrics_and_preview(capsys, slices, tmp_path):
     assert fused.GetSize() == (112, 96) and fused.GetPixelID() == sitk.sitkUInt8
     mr = sitk.GetArrayFromImage(sitk.ReadImage(str(slices["mr"])))
     assert (sitk.GetArrayFromImage(fused) >= mr).all()  # max fusion keeps the MR everywhere
-    values = json.loads(metrics.read_text())
+    values = json.loads(metrics.read_text(encoding="utf-8"))
     assert set(METRIC_KEYS) <= set(values) and all(np.isfinite(values[k]) for k in METRIC_KEYS)
     assert preview.stat().st_size > 0
     assert (digest(slices["mr"]), digest(slices["pet"])) == before  # inputs untouched
@@ -140,7 +140,7 @@ def test_fuse_volumes_with_rigid_registration(capsys, phantom, tmp_path):
     assert fused.GetSize() == ct.GetSize()
     np.testing.assert_allclose(fused.GetOrigin(), ct.GetOrigin())
     np.testing.assert_allclose(fused.GetDirection(), ct.GetDirection())
-    values = json.loads(metrics.read_text())
+    values = json.loads(metrics.read_text(encoding="utf-8"))
     assert set(METRIC_KEYS) <= set(values) and "protocol" in values
     assert any(key.endswith("3D") for key in values)
 
@@ -308,5 +308,5 @@ def test_real_harvard_pair_with_colour_pet(capsys, shared_data, tmp_path):
     )
     assert code == 0
     assert sitk.ReadImage(str(out)).GetSize() == (256, 256)
-    values = json.loads(metrics.read_text())
+    values = json.loads(metrics.read_text(encoding="utf-8"))
     assert 0 < values["QABF"] <= 1 and values["SSIM"] > 0.5

@@ -83,7 +83,7 @@ def test_shipped_weights_float16_compact_and_card():
     assert all(v.dtype == torch.float16 for v in payload["state_dict"].values())
     net = load_network("chartsias")
     assert not net.training and get_method("chartsias").parameter_count() == 539_057
-    assert "per 256 x 256 slice" in path.with_suffix(".md").read_text()
+    assert "per 256 x 256 slice" in path.with_suffix(".md").read_text(encoding="utf-8")
 
 
 def test_slice_mode_order_swap_with_modalities_swapped_gives_the_same_result():

@@ -92,7 +92,7 @@ def test_build_network_by_name():
 def test_weights_compact_with_model_card():
     path = weight_path("fusion-unet")
     assert path.exists() and path.stat().st_size < 300_000
-    card = path.with_suffix(".md").read_text()
+    card = path.with_suffix(".md").read_text(encoding="utf-8")
     assert "medfusion train fusion-unet" in card and "FusionUNet" in card
     assert load_network("fusion-unet").meta["method"] == "fusion-unet"
 

@@ -217,7 +217,7 @@ def test_training_loop_writes_loadable_weights_and_card_and_resumes(tmp_path):
     net = build_network(payload["network"], payload["config"])
     net.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
     assert all(v.dtype == torch.float16 for v in payload["state_dict"].values())
-    card = out.with_suffix(".md").read_text()
+    card = out.with_suffix(".md").read_text(encoding="utf-8")
     assert "published-equivalent" in card and "val_accuracy" in card
     again = P.train_patch_classifier(
         "liu-cnn", tmp_path, out=tmp_path / "again.pt", resume=tmp_path / "ckpt" / "last.pt", **common

@@ -95,7 +95,7 @@ def test_registered_with_paper_references():
 def test_shipped_weights_load_with_a_model_card(name):
     path = weight_path(name)
     assert path.exists() and path.stat().st_size < 200_000  # float16: ~150 kB
-    card = path.with_suffix(".md").read_text()
+    card = path.with_suffix(".md").read_text(encoding="utf-8")
     assert "CPU training time" in card and "reproduce" in card and "under-trained" in card.lower()
     net = load_network(name)
     assert not net.training and net.meta["method"] == name

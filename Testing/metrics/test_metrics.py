@@ -43,7 +43,7 @@ def load_gray(path: Path) -> np.ndarray:
 
 @functools.cache
 def _reference(vectors: Path) -> dict:
-    return json.loads((vectors / "reference_values.json").read_text())
+    return json.loads((vectors / "reference_values.json").read_text(encoding="utf-8"))
 
 
 @functools.cache

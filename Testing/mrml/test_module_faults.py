@@ -24,7 +24,7 @@ UI = ROOT / "MedFusion" / "Resources" / "UI" / "MedFusion.ui"
 
 
 def _tree() -> ast.Module:
-    return ast.parse(MODULE.read_text(), filename=str(MODULE))
+    return ast.parse(MODULE.read_text(encoding="utf-8"), filename=str(MODULE))
 
 
 def _class(name: str) -> ast.ClassDef:
@@ -102,7 +102,7 @@ def test_the_ui_and_the_web_page_offer_the_choices_of_core_options():
         if field in bound:
             assert bound[field].get("class") == "QComboBox"
             assert not bound[field].findall("item"), f"the .ui lists its own {field} items"
-    web = ast.parse((ROOT / "MedFusionLib" / "apps" / "web" / "app.py").read_text())
+    web = ast.parse((ROOT / "MedFusionLib" / "apps" / "web" / "app.py").read_text(encoding="utf-8"))
     used = {ast.unparse(n) for n in ast.walk(web) if isinstance(n, ast.Call) and ast.unparse(n.func) == "choice_items"}
     for choice in (
         options.MODE,
@@ -199,8 +199,8 @@ def test_extension_metadata_names_no_placeholder_and_its_resources_exist():
 
     from PIL import Image
 
-    cmake = (ROOT / "CMakeLists.txt").read_text()
-    for text in (cmake, MODULE.read_text()):
+    cmake = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    for text in (cmake, MODULE.read_text(encoding="utf-8")):
         assert "github.com/medfusion" not in text and "raw.githubusercontent.com" not in text
     urls = {
         name: value for name, value in re.findall(r'set\((EXTENSION_\w*URLS?|EXTENSION_HOMEPAGE)\s+"([^"]+)"\)', cmake)

@@ -24,7 +24,7 @@ UI = MODULE_DIR / "Resources" / "UI" / "MedFusion.ui"
 
 
 def _tree():
-    return ast.parse(MODULE.read_text(), filename=str(MODULE))
+    return ast.parse(MODULE.read_text(encoding="utf-8"), filename=str(MODULE))
 
 
 def _ui_widgets() -> dict:
@@ -33,7 +33,7 @@ def _ui_widgets() -> dict:
 
 
 def test_module_compiles():
-    compile(MODULE.read_text(), str(MODULE), "exec")
+    compile(MODULE.read_text(encoding="utf-8"), str(MODULE), "exec")
 
 
 def test_module_defines_the_scripted_module_classes():
@@ -48,7 +48,7 @@ def test_module_defines_the_scripted_module_classes():
 
 
 def test_module_sets_metadata():
-    text = MODULE.read_text()
+    text = MODULE.read_text(encoding="utf-8")
     for attribute in ("title", "categories", "dependencies", "contributors", "helpText", "acknowledgementText"):
         assert f"self.parent.{attribute} =" in text, attribute
     assert "review" in text and "IFCNN" in text  # cites the review and the methods
@@ -65,7 +65,7 @@ def test_module_does_not_import_torch_at_import_time():
 
 
 def test_every_ui_name_used_exists_in_the_ui():
-    used = set(re.findall(r"self\.ui\.(\w+)", MODULE.read_text()))
+    used = set(re.findall(r"self\.ui\.(\w+)", MODULE.read_text(encoding="utf-8")))
     widgets = _ui_widgets()
     assert used, "the module uses no self.ui widgets"
     missing = sorted(used - set(widgets))
@@ -121,7 +121,7 @@ def test_ui_parameter_bindings_match_the_parameter_node():
 
 def _cmake_lists(path: Path) -> dict:
     """``set(NAME item item ...)`` blocks of a CMake file."""
-    text = re.sub(r"#[^\n]*", "", path.read_text())
+    text = re.sub(r"#[^\n]*", "", path.read_text(encoding="utf-8"))
     return {m.group(1): m.group(2).split() for m in re.finditer(r"set\((\w+)\s+([^)]*)\)", text)}
 
 
@@ -164,13 +164,13 @@ def test_cmake_lists_every_medfusionlib_script_and_weight_file():
 
 
 def test_module_cmake_builds_the_scripted_module_with_its_test():
-    text = (MODULE_DIR / "CMakeLists.txt").read_text()
+    text = (MODULE_DIR / "CMakeLists.txt").read_text(encoding="utf-8")
     assert "slicerMacroBuildScriptedModule(" in text and "WITH_GENERIC_TESTS" in text
     assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
 
 
 def test_top_level_cmake_has_the_extension_metadata():
-    text = (ROOT / "CMakeLists.txt").read_text()
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
     for variable in (
         "EXTENSION_HOMEPAGE",
         "EXTENSION_CATEGORY",
@@ -201,7 +201,7 @@ def test_icons_are_128_pixels():
 def test_requirements_do_not_pin_torch():
     lines = [
         l.strip()
-        for l in (MODULE_DIR / "Resources" / "requirements.txt").read_text().splitlines()
+        for l in (MODULE_DIR / "Resources" / "requirements.txt").read_text(encoding="utf-8").splitlines()
         if l.strip() and not l.startswith("#")
     ]
     assert lines and not any(l.lower().startswith("torch") for l in lines)
@@ -209,5 +209,5 @@ def test_requirements_do_not_pin_torch():
 
 def test_no_stand_in_slicer_modules_in_the_tests():
     for path in (ROOT / "Testing").rglob("*.py"):
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         assert not re.search(r"sys\.modules\[\s*['\"](qt|ctk|slicer)['\"]\s*\]\s*=", text), path.name

@@ -54,7 +54,9 @@ def images(folder: Path) -> dict[str, bytes]:
 
 def test_failing_row_others_go_on_then_resume_redoes_only_it(client, cohort, tmp_path):
     manifest = cohort.parent / "with_bad.csv"
-    manifest.write_text(cohort.read_text() + "slice000_a.png,missing.png,broken\nslice000_a.png,slice000_b.png,../x\n")
+    manifest.write_text(
+        cohort.read_text(encoding="utf-8") + "slice000_a.png,missing.png,broken\nslice000_a.png,slice000_b.png,../x\n"
+    )
     out = tmp_path / "out"
     _, outcome = run_on(client, manifest, out)
     assert len(outcome.succeeded) == 26
@@ -78,7 +80,9 @@ def test_worker_killed_mid_run_its_rows_rerun_elsewhere(client, cohort, tmp_path
     def kill_a_busy_worker(record, total):
         if killed or len(list((out / ".medfusion").glob("*.json"))) < 3:
             return
-        pid = json.loads(record_path(out, record.name).read_text())["pid"]  # a worker that has work in hand
+        pid = json.loads(record_path(out, record.name).read_text(encoding="utf-8"))[
+            "pid"
+        ]  # a worker that has work in hand
         os.kill(pid, signal.SIGKILL)
         killed["pid"], killed["at"] = pid, time.monotonic()
 

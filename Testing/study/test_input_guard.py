@@ -62,7 +62,7 @@ def test_batch_refuses_when_its_metrics_csv_is_an_input(folder):
     (folder / "metrics.csv").write_text("an input that happens to be named metrics.csv\n")
     with pytest.raises(OutputError, match="metrics.csv: output would overwrite the input"):
         run_batch(manifest, folder, FusionOptions(method="max"))
-    assert (folder / "metrics.csv").read_text().startswith("an input")
+    assert (folder / "metrics.csv").read_text(encoding="utf-8").startswith("an input")
 
 
 def test_study_rows_cannot_overwrite_inputs(folder):

@@ -31,7 +31,7 @@ def test_rerun_skips_complete_rows_and_overwrite_redoes_them(cohort, tmp_path):
     out = tmp_path / "out"
     first = run_batch(cohort, out, OPTIONS)
     assert len(first.succeeded) == 5 and not any(r.resumed for r in first.records)
-    record = json.loads(record_path(out, "slice000").read_text())
+    record = json.loads(record_path(out, "slice000").read_text(encoding="utf-8"))
     assert record["output"] == "slice000.png" and record["metrics"]["QABF"] > 0
     before = record_times(out)
 
@@ -77,7 +77,7 @@ def test_key_depends_on_options_and_row_not_on_out_dir(cohort, tmp_path):
 
 def test_failing_row_is_reported_rerun_and_kept_out_of_metrics(cohort, tmp_path):
     manifest = cohort.parent / "with_bad.csv"
-    manifest.write_text(cohort.read_text() + "slice000_a.png,missing.png,broken\n")
+    manifest.write_text(cohort.read_text(encoding="utf-8") + "slice000_a.png,missing.png,broken\n")
     out = tmp_path / "out"
     outcome = run_batch(manifest, out, OPTIONS)
     assert [r.name for r in outcome.failed] == ["broken"] and "missing.png" in outcome.failed[0].error

@@ -183,7 +183,7 @@ def test_study_reports_a_failed_row_and_goes_on(tmp_path, capsys):
     assert [r["case"] for r in rows] == ["case0", "case1"]
     assert {r["group"] for r in csv.DictReader(open(tmp_path / "out" / "summary.csv"))} == {"all"}
     page = _Page()
-    page.feed((tmp_path / "out" / "report.html").read_text())
+    page.feed((tmp_path / "out" / "report.html").read_text(encoding="utf-8"))
     assert "Failed runs" in " ".join(page.text)
     montage = Image.open(io.BytesIO(base64.b64decode(page.images[-1][0].split(",", 1)[1])))
     assert montage.height == 2 * (160 + 18)  # the two good cases, none repeated
@@ -263,5 +263,5 @@ def test_study_of_volumes_in_volume_mode(tmp_path):
     rows = list(csv.DictReader(open(out / "cases.csv")))
     assert [(r["method"], r["case"]) for r in rows] == [("max", "v0"), ("max", "v1"), ("mean", "v0"), ("mean", "v1")]
     page = _Page()
-    page.feed((out / "report.html").read_text())
+    page.feed((out / "report.html").read_text(encoding="utf-8"))
     assert page.images[-1][1] == "montage of cases across methods" and "mode volume" in " ".join(page.text)

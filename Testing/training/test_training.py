@@ -177,7 +177,7 @@ def test_fit_split_trains_without_the_selection_cases_and_validates_on_them(data
     result = _tiny("max-residual-cnn", data_dir, tmp_path, train_split="fit")
     split = D.split_cases([(p, f) for p, f, _, _ in D.list_pairs(data_dir)])
     assert result["data"].startswith("model-selection cases " + ", ".join(sorted(split["select"], key=int)) + ";")
-    assert "Validation (model-selection cases" in (tmp_path / "max-residual-cnn.md").read_text()
+    assert "Validation (model-selection cases" in (tmp_path / "max-residual-cnn.md").read_text(encoding="utf-8")
     with pytest.raises(MedFusionError, match="train_split must be one of"):
         _tiny("max-residual-cnn", data_dir, tmp_path, train_split="val")
 
