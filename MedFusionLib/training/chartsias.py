@@ -44,7 +44,6 @@ from MedFusionLib.training import trainer as T
 from MedFusionLib.training.adversarial import write_card
 from MedFusionLib.training.losses import FusionLoss
 from MedFusionLib.training.recipes import RECIPES, Recipe
-from MedFusionLib.training.trainer import cosine
 
 RECIPE = RECIPES["chartsias"]  # defined with the others in recipes.py
 TRIPLES = (("T1", "T2", "PD"), ("T1", "T2", "PET"), ("T1", "PD", "SPECT"), ("T2", "PD", "PET"))
@@ -205,17 +204,8 @@ def train_chartsias(method: str, data_dir, opts: T.TrainOptions | None = None, d
     opts, recipe, data_dir, out, checkpoint_dir = T.start_run(method, data_dir, opts, options, data is not None)
     data = data if data is not None else LabelledPairsAndTriples(recipe, data_dir, opts.split_seed, opts.train_split)
     net = build_network(recipe.network, recipe.config)
-    opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
-    total = recipe.epochs * recipe.steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(total))
+    opt, sched, rng, states, history, start_epoch, elapsed_before = T.start_loop(net, recipe, opts)
     loss_fn = FusionLoss(**recipe.loss_args)
-    rng = np.random.default_rng(opts.seed)
-    history: list[dict] = []
-    start_epoch, elapsed_before = 0, 0.0
-    states = {"model": net, "optimizer": opt, "scheduler": sched}
-    if opts.resume:
-        ckpt = T.resume_from(opts, recipe, states, rng)
-        history, start_epoch, elapsed_before = ckpt["history"], ckpt["epoch"], ckpt["elapsed"]
     log = opts.log
     log(
         f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}"

@@ -30,7 +30,6 @@ from MedFusionLib.networks import build_network
 from MedFusionLib.training import data as D
 from MedFusionLib.training import trainer as T
 from MedFusionLib.training.recipes import RECIPES, Recipe
-from MedFusionLib.training.trainer import cosine
 
 RECIPE = RECIPES["liu-cnn"]  # defined with the others in recipes.py
 BLUR_SIGMA = 2.0
@@ -170,15 +169,7 @@ def train_patch_classifier(method: str, data_dir, opts: T.TrainOptions | None = 
     train_pairs = PatchPairs(train_images, patch)
     val = PatchPairs(val_images, patch).batch(np.random.default_rng(VAL_SEED), VAL_PAIRS)
 
-    opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(recipe.epochs * recipe.steps_per_epoch))
-    rng = np.random.default_rng(opts.seed)
-    history: list[dict] = []
-    start_epoch, elapsed_before = 0, 0.0
-    states = {"model": net, "optimizer": opt, "scheduler": sched}
-    if opts.resume:
-        ckpt = T.resume_from(opts, recipe, states, rng)
-        history, start_epoch, elapsed_before = ckpt["history"], ckpt["epoch"], ckpt["elapsed"]
+    opt, sched, rng, states, history, start_epoch, elapsed_before = T.start_loop(net, recipe, opts)
     opts.log(
         f"[{method}] {summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch} patch pairs"
     )

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -130,6 +130,33 @@ def resume_from(opts: TrainOptions, recipe: Recipe, states: dict[str, Any], rng:
     torch.set_rng_state(ckpt["torch_rng"])
     ckpt.setdefault("elapsed", 0.0)
     return ckpt
+
+
+class LoopStart(NamedTuple):
+    """What a one-network training loop starts from: its optimiser and schedule, random state and history."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    rng: np.random.Generator
+    states: dict[str, Any]  # checkpoint key -> object with ``state_dict`` (what finish_epoch saves)
+    history: list[dict]
+    start_epoch: int
+    elapsed_before: float
+
+
+def start_loop(net: torch.nn.Module, recipe: Recipe, opts: TrainOptions) -> LoopStart:
+    """Adam at the recipe's rate with cosine decay over all its steps, seeded randomness, and (with
+    ``opts.resume``) everything restored from the checkpoint: the start every one-network loop shares."""
+    opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(recipe.epochs * recipe.steps_per_epoch))
+    rng = np.random.default_rng(opts.seed)
+    states = {"model": net, "optimizer": opt, "scheduler": sched}
+    history: list[dict] = []
+    start_epoch, elapsed_before = 0, 0.0
+    if opts.resume:
+        ckpt = resume_from(opts, recipe, states, rng)
+        history, start_epoch, elapsed_before = ckpt["history"], ckpt["epoch"], ckpt["elapsed"]
+    return LoopStart(opt, sched, rng, states, history, start_epoch, elapsed_before)
 
 
 def finish_epoch(
@@ -415,17 +442,8 @@ def train(method: str, data_dir, out=None, **options) -> dict:
     started = time.perf_counter()
     data = _Data(recipe, data_dir, opts.split_seed, opts.train_split)
     net = build_network(recipe.network, recipe.config)
-    opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
-    total_steps = recipe.epochs * recipe.steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(total_steps))
+    opt, sched, rng, states, history, start_epoch, elapsed_before = start_loop(net, recipe, opts)
     loss_fn = FusionLoss(**recipe.loss_args) if recipe.loss == "fusion" else ReconstructionLoss(**recipe.loss_args)
-    rng = np.random.default_rng(opts.seed)
-    history: list[dict] = []
-    start_epoch, elapsed_before = 0, 0.0
-    states = {"model": net, "optimizer": opt, "scheduler": sched}
-    if opts.resume:
-        ckpt = resume_from(opts, recipe, states, rng)
-        history, start_epoch, elapsed_before = ckpt["history"], ckpt["epoch"], ckpt["elapsed"]
     log = opts.log
     log(
         f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}"
