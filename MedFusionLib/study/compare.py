@@ -79,8 +79,9 @@ def compare(
         raise MedFusionError(f"{out_dir}: parent folder {out_dir.parent} does not exist")
     ext = io.extension(paths[0]) if Path(paths[0]).suffix else ".nii.gz"
     outputs = [out_dir / f"{name}{ext}" for name in names] + [out_dir / "metrics.csv", out_dir / "montage.png"]
+    guard = io.InputGuard(paths)
     for output in outputs:  # before any work: the outputs never replace an input (e.g. an input named max.png)
-        io.check_not_input(output, paths)
+        guard.check(output)
     with io.protected_inputs(paths):
         return _compare(paths, images, names, out_dir, ext, mode, axis, registration, progress)
 
