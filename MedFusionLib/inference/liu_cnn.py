@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from MedFusionLib.core.progress import check_scope
 from MedFusionLib.inference.runtime import MAX_CHUNK_PIXELS, load_network, torch_threads
 from MedFusionLib.inference.weight_blending import triplanar_weights
+from MedFusionLib.networks.layers import pyramid_down, pyramid_up
 from MedFusionLib.networks.liu_cnn import LiuSiameseCNN
 
 THRESHOLD = 0.6  # local-similarity threshold between selection and averaging (the medical paper's t)
@@ -102,14 +103,6 @@ def decision_map(weights: np.ndarray, min_fraction: float = MIN_FRACTION, per_sl
     return remove_small_regions(binary, min_fraction).astype(np.float32)
 
 
-def _down(x: torch.Tensor) -> torch.Tensor:
-    return (F.avg_pool2d if x.ndim == 4 else F.avg_pool3d)(x, 2)
-
-
-def _up(x: torch.Tensor, size) -> torch.Tensor:
-    return F.interpolate(x, size=size, mode="bilinear" if x.ndim == 4 else "trilinear", align_corners=False)
-
-
 def _window_sum(x: torch.Tensor) -> torch.Tensor:
     """Sum over the 3 x 3 (x 3) window around each coefficient (zeros outside)."""
     pool = F.avg_pool2d if x.ndim == 4 else F.avg_pool3d
@@ -150,13 +143,13 @@ def similarity_pyramid_fuse(
         x = F.pad(x, pad, mode="replicate")
     gauss = [x]
     for _ in range(levels):
-        gauss.append(_down(gauss[-1]))
+        gauss.append(pyramid_down(gauss[-1]))
     top = gauss[-1]
     fused = fuse_level(top[:, :1], top[:, 1:2], top[:, 2:3], threshold)
     for level in range(levels - 1, -1, -1):
         g, size = gauss[level], gauss[level].shape[2:]
-        lap = g[:, :2] - _up(gauss[level + 1][:, :2], size)
-        fused = _up(fused, size) + fuse_level(lap[:, :1], lap[:, 1:2], g[:, 2:3], threshold)
+        lap = g[:, :2] - pyramid_up(gauss[level + 1][:, :2], size)
+        fused = pyramid_up(fused, size) + fuse_level(lap[:, :1], lap[:, 1:2], g[:, 2:3], threshold)
     crop = (slice(None), slice(None)) + tuple(slice(0, s) for s in spatial)
     return fused[crop]
 

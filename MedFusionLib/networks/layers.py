@@ -106,11 +106,13 @@ def smooth_weights(weights: torch.Tensor, sigma: float) -> torch.Tensor:
         return w / w.sum(dim=0, keepdim=True).clamp_min(1e-6)
 
 
-def _down(x: torch.Tensor) -> torch.Tensor:
+def pyramid_down(x: torch.Tensor) -> torch.Tensor:
+    """One pyramid step down: 2 x 2 (x 2) mean (batch, C, *spatial; 2-D or 3-D)."""
     return AVG_POOL_FN[x.ndim - 2](x, 2)
 
 
-def _up(x: torch.Tensor, size) -> torch.Tensor:
+def pyramid_up(x: torch.Tensor, size) -> torch.Tensor:
+    """One pyramid step up to ``size``: bi- or trilinear interpolation."""
     return F.interpolate(x, size=size, mode=INTERPOLATION[x.ndim - 2], align_corners=False)
 
 
@@ -150,14 +152,14 @@ def _laplacian_blend(sources: torch.Tensor, weights: torch.Tensor, levels: int, 
     gauss_x: list[torch.Tensor] = [x]
     gauss_w: list[torch.Tensor] = [w]
     for _ in range(levels):
-        gauss_x.append(_down(gauss_x[-1]))
-        gauss_w.append(_down(gauss_w[-1]))
+        gauss_x.append(pyramid_down(gauss_x[-1]))
+        gauss_w.append(pyramid_down(gauss_w[-1]))
     fused = (gauss_w[-1].unflatten(0, (n, -1)) * gauss_x[-1].unflatten(0, (n, -1))).sum(dim=0)
     for level in range(levels - 1, -1, -1):
         size = gauss_x[level].shape[2:]
-        lap = gauss_x[level] - _up(gauss_x[level + 1], size)
+        lap = gauss_x[level] - pyramid_up(gauss_x[level + 1], size)
         detail = (gauss_w[level].unflatten(0, (n, -1)) * lap.unflatten(0, (n, -1))).sum(dim=0)
-        fused = _up(fused, size) + detail
+        fused = pyramid_up(fused, size) + detail
     crop = (slice(None), slice(None)) + tuple(slice(0, s) for s in spatial)
     return fused[crop]
 
