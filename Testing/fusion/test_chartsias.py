@@ -9,6 +9,8 @@ import SimpleITK as sitk
 
 torch = pytest.importorskip("torch")
 
+from synthetic import phantom_inputs
+
 from MedFusionLib.core.errors import MedFusionError  # noqa: E402
 from MedFusionLib.fusion import fuse_arrays, get_method  # noqa: E402
 from MedFusionLib.inference.runtime import load_network, weight_path  # noqa: E402
@@ -17,13 +19,7 @@ from MedFusionLib.pipeline import fuse_images  # noqa: E402
 
 
 def _phantom(shape, seed=0):
-    rng = np.random.default_rng(seed)
-    grids = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
-    r2 = sum(g * g for g in grids)
-    a = np.where(r2 < 0.6, 0.3 + 0.4 * (grids[-1] > 0), 0.0) + 0.02 * rng.standard_normal(shape) * (r2 < 0.6)
-    b = np.where(r2 < 0.15, 0.9, 0.0) + np.where((r2 > 0.5) & (r2 < 0.6), 0.6, 0.0)
-    c = np.where(r2 < 0.6, 0.5 + 0.3 * np.sin(6 * grids[0]), 0.0)
-    return [np.clip(v, 0, 1).astype(np.float32) for v in (a, b, c)]
+    return phantom_inputs(shape, seed)
 
 
 # ------------------------------------------------------------------ network

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from synthetic import phantom_inputs
 
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.fusion import fuse_arrays, get_method
@@ -20,12 +21,8 @@ PUBLISHED_PARAMETERS = 1_097_665  # conv1 + dense block 4 x 48 + decoder 240-240
 
 def _phantom(shape, seed=0):
     """(PET-like, MR-like) in DDcGAN's order: the intensity source first, the texture source second."""
-    rng = np.random.default_rng(seed)
-    grids = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
-    r2 = sum(g * g for g in grids)
-    mr = np.where(r2 < 0.6, 0.3 + 0.4 * (grids[-1] > 0), 0.0) + 0.02 * rng.standard_normal(shape) * (r2 < 0.6)
-    pet = np.where(r2 < 0.15, 0.9, 0.0) + np.where((r2 > 0.5) & (r2 < 0.6), 0.6, 0.0)
-    return np.clip(pet, 0, 1).astype(np.float32), np.clip(mr, 0, 1).astype(np.float32)
+    anatomy, uptake, _ = phantom_inputs(shape, seed)
+    return uptake, anatomy
 
 
 # ------------------------------------------------------------------ networks

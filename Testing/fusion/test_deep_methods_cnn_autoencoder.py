@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from synthetic import phantom_inputs
 
 from MedFusionLib.fusion import available_methods, fuse_arrays
 from MedFusionLib.fusion.consistency import through_plane_consistency
@@ -16,13 +17,7 @@ DEEP = ("max-residual-cnn",)
 
 
 def _phantom(shape, seed=0):
-    rng = np.random.default_rng(seed)
-    grids = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
-    r2 = sum(g * g for g in grids)
-    a = np.where(r2 < 0.6, 0.3 + 0.4 * (grids[-1] > 0), 0.0)
-    b = np.where(r2 < 0.15, 0.9, 0.0) + np.where((r2 > 0.5) & (r2 < 0.6), 0.6, 0.0)
-    a = a + 0.02 * rng.standard_normal(shape) * (r2 < 0.6)
-    return np.clip(a, 0, 1).astype(np.float32), np.clip(b, 0, 1).astype(np.float32)
+    return phantom_inputs(shape, seed)[:2]
 
 
 def test_registered_with_families_and_modes():

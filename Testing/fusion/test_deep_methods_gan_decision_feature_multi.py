@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from synthetic import phantom_inputs
 
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.fusion import available_methods, fuse_arrays
@@ -25,14 +26,7 @@ SHIPPED = ("decision-map-cnn",)
 
 
 def _phantom(shape, seed=0):
-    rng = np.random.default_rng(seed)
-    grids = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
-    r2 = sum(g * g for g in grids)
-    a = np.where(r2 < 0.6, 0.3 + 0.4 * (grids[-1] > 0), 0.0)  # MR-like: two tissue levels
-    b = np.where(r2 < 0.15, 0.9, 0.0) + np.where((r2 > 0.5) & (r2 < 0.6), 0.6, 0.0)  # PET-like hot spot + rim
-    c = np.where(r2 < 0.6, 0.5 + 0.3 * np.sin(6 * grids[0]), 0.0)  # third input: T2-like bands
-    a = a + 0.02 * rng.standard_normal(shape) * (r2 < 0.6)
-    return [np.clip(v, 0, 1).astype(np.float32) for v in (a, b, c)]
+    return phantom_inputs(shape, seed)
 
 
 def test_registered_with_families_modes_and_inputs():

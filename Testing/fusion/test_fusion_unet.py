@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from synthetic import phantom_inputs
 
 from MedFusionLib.fusion import describe_methods, fuse_arrays, get_method
 from MedFusionLib.inference.runtime import load_network, weight_path
@@ -12,13 +13,7 @@ from MedFusionLib.networks import FusionUNet, build_network
 
 
 def _phantom(shape, seed=0):
-    rng = np.random.default_rng(seed)
-    grids = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
-    r2 = sum(g * g for g in grids)
-    a = np.where(r2 < 0.6, 0.3 + 0.4 * (grids[-1] > 0), 0.0)
-    b = np.where(r2 < 0.15, 0.9, 0.0) + np.where((r2 > 0.5) & (r2 < 0.6), 0.6, 0.0)
-    a = a + 0.02 * rng.standard_normal(shape) * (r2 < 0.6)
-    return np.clip(a, 0, 1).astype(np.float32), np.clip(b, 0, 1).astype(np.float32)
+    return phantom_inputs(shape, seed)[:2]
 
 
 @pytest.mark.parametrize("full_res_channels", [0, 4])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from synthetic import phantom_inputs
 
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.fusion import fuse_arrays, get_method
@@ -20,12 +21,7 @@ PUBLISHED = 8_759_042  # the paper's layers with grey input (the first fully con
 
 
 def _phantom(shape, seed=0):
-    rng = np.random.default_rng(seed)
-    grids = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
-    r2 = sum(g * g for g in grids)
-    a = np.where(r2 < 0.6, 0.3 + 0.3 * (grids[-1] > 0), 0.0) + 0.05 * rng.standard_normal(shape) * (r2 < 0.6)
-    b = np.where(r2 < 0.15, 0.9, 0.0) + np.where((r2 > 0.5) & (r2 < 0.6), 0.6, 0.0)
-    return [np.clip(v, 0, 1).astype(np.float32) for v in (a, b)]
+    return phantom_inputs(shape, seed, step=0.3, noise=0.05)[:2]
 
 
 # ---------------------------------------------------------------- network

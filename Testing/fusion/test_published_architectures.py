@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from synthetic import phantom_inputs
 
 from MedFusionLib.fusion import available_methods, fuse_arrays
 from MedFusionLib.fusion.methods import deep_features, densefuse, ifcnn
@@ -20,12 +21,7 @@ def _count(net: torch.nn.Module) -> int:
 
 
 def _pair(shape, seed=0):
-    rng = np.random.default_rng(seed)
-    grids = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
-    r2 = sum(g * g for g in grids)
-    a = np.where(r2 < 0.6, 0.3 + 0.4 * (grids[-1] > 0), 0.0) + 0.02 * rng.standard_normal(shape) * (r2 < 0.6)
-    b = np.where(r2 < 0.15, 0.9, 0.0) + np.where((r2 > 0.5) & (r2 < 0.6), 0.6, 0.0)
-    return np.clip(a, 0, 1).astype(np.float32), np.clip(b, 0, 1).astype(np.float32)
+    return phantom_inputs(shape, seed)[:2]
 
 
 def test_ifcnn_layers_and_parameter_count_match_the_paper():
