@@ -109,9 +109,9 @@ class MedFusionParameterNode:
 
 
 class MedFusionJob:
-    """Runs ``PythonSlicer -m MedFusionLib.worker FOLDER`` and feeds its progress back on the GUI thread.
+    """Runs ``PythonSlicer -m MedFusionLib.apps.worker FOLDER`` and feeds its progress back on the GUI thread.
 
-    The process handling is ``MedFusionLib.worker.WorkerProcess`` (tested on slicer-core); this class only
+    The process handling is ``MedFusionLib.apps.worker.WorkerProcess`` (tested on slicer-core); this class only
     polls it from a QTimer, so Slicer's event loop keeps running.
     """
 

@@ -4,6 +4,7 @@ what ``networks/`` may import, and that every user choice is written out once (i
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,27 @@ def test_networks_import_only_torch_and_their_layers():
             assert root in ("torch", "__future__", "math", "typing", "collections") or module.startswith(
                 "MedFusionLib.networks"
             ), f"{name} imports {module}"
+
+
+def test_networks_docstring_names_which_take_spatial_dims():
+    """The package docstring lists the networks with and without ``spatial_dims``; each list matches the
+    ``__init__`` signatures (read from the source, without importing torch)."""
+    folder = PACKAGE / "networks"
+    takes: dict[str, bool] = {}
+    for path in folder.glob("*.py"):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+                        names = [a.arg for a in item.args.args + item.args.kwonlyargs]
+                        takes[node.name] = "spatial_dims" in names
+    doc = ast.get_docstring(ast.parse((folder / "__init__.py").read_text(encoding="utf-8"))) or ""
+    with_dims, _, without = doc.partition("2-D only")
+    listed_with = set(re.findall(r":class:`(\w+)`", with_dims.split("\n\n")[-1]))
+    listed_without = set(re.findall(r":class:`(\w+)`", without.split("\n\n")[0]))
+    assert listed_with and listed_without and not listed_with & listed_without
+    assert all(takes[n] for n in listed_with), listed_with
+    assert not any(takes[n] for n in listed_without), listed_without
 
 
 def _string_sequences(tree: ast.Module):

@@ -7,7 +7,7 @@ Usage (from the repository root)::
     # the report, once, at the end: the held-out cases
     python benchmarks/evaluate_quality.py --data ../shared/data --split val --out out/quality
 
-Protocol (docs/deep-fusion.md, section "Quality"):
+Protocol (docs/evaluation.md, "Protocol 1"):
 
 * cases are split **by case** (``MedFusionLib.training.data.split_cases``, seed 2024): ``select`` (model-selection
   cases, part of the training cases, never trained on by ``--train-split fit`` weights) and ``val`` (held out:

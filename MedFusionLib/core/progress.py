@@ -4,7 +4,7 @@ A long function takes two optional keyword arguments:
 
 * ``progress(fraction: float, message: str) -> None`` with ``fraction`` in 0..1, called now and then;
 * ``cancel() -> bool`` polled between units of work; when it returns True the function raises
-  :class:`~MedFusionLib.errors.OperationCancelled` and leaves nothing written.
+  :class:`~MedFusionLib.core.errors.OperationCancelled` and leaves nothing written.
 
 Plain callables keep the library free of Qt and easy to drive from the CLI, Slicer or a web viewer.
 

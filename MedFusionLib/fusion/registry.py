@@ -54,10 +54,16 @@ class FusionMethod:
     inputs: int | str = 2  # 2, or "n" for any number >= 2
     volume_note: str = ""  # what 'volume' mode means for this method (documentation)
     references: tuple[str, ...] = field(default_factory=tuple)
-    paper: str = ""  # the published architecture a deep method reproduces or derives from ("" for classical)
+    # the paper a deep method follows ("" for classical): "<paper>, at its published architecture" only where
+    # ``parameters`` equals ``paper_parameters``; otherwise "after <paper>: <departures>"
+    paper: str = ""
     # trainable parameters of the shipped weights (slice-mode network): an int, or a callable that counts them
     # from the weight file on demand (so listing methods does not load every network)
     parameters: int | Callable[[], int] = 0
+    # trainable parameters of the paper's network at our grey input, counted layer for layer from the paper (with
+    # the authors' release where the paper leaves a width open); None where the method reproduces no published
+    # network (our own designs, frameworks around another network, classical rules)
+    paper_parameters: int | None = None
     # True: the fuse callables take ``modalities=`` (one of IMAGING_MODALITIES per input), e.g. to pick an
     # encoder per modality; the engine then always passes them (given, or detected with a note)
     uses_modalities: bool = False
@@ -116,7 +122,8 @@ def available_methods() -> list[FusionMethod]:
 
 
 def default_method_name() -> str:
-    """Name of the method used when none is given: ``methods.DEFAULT_METHOD``, the best one we ship."""
+    """Name of the method used when none is given: ``methods.DEFAULT_METHOD`` (see its docstring for how it was
+    chosen and where it stands in the 16-metric study)."""
     from MedFusionLib.fusion.methods import DEFAULT_METHOD
 
     return DEFAULT_METHOD
@@ -152,7 +159,8 @@ def weight_parameters(weights: str, without: str | None = None) -> Callable[[], 
 def describe_methods(with_parameters: bool = False) -> list[dict]:
     """JSON-ready list used by ``medfusion methods --json`` and the Slicer method combo.
 
-    ``with_parameters`` adds ``parameters`` (loads each deep method's weight file once, so it needs torch).
+    ``paper_parameters`` is always there (None where no published network is reproduced); ``with_parameters``
+    adds ``parameters`` (loads each deep method's weight file once, so it needs torch).
     """
     default = default_method_name()
     return [
@@ -164,6 +172,7 @@ def describe_methods(with_parameters: bool = False) -> list[dict]:
             "default": m.name == default,
             "description": m.description,
             "paper": m.paper,
+            "paper_parameters": m.paper_parameters,
             "uses_modalities": m.uses_modalities,
             **({"parameters": m.parameter_count()} if with_parameters else {}),
         }

@@ -123,7 +123,7 @@ class MedFusionLogic:
         functional input is present, else grey; "grey"; "pet") or a colour-fusion style ("auto", "hot", "pet",
         "rainbow": an RGB vector volume); choices and defaults: ``MedFusionLib.core.options``; ``displayMode``: "overlay" (fixed background, fused
         foreground at ``opacity``) or "fused" (fused alone); ``progress(fraction, message)`` and
-        ``cancel() -> bool`` follow MedFusionLib.progress (cancelling leaves the scene as it was).
+        ``cancel() -> bool`` follow MedFusionLib.core.progress (cancelling leaves the scene as it was).
         """
         nodes = [fixedNode, movingNode] + list(extraNodes or [])
         modalities = self.validate(

@@ -1,4 +1,10 @@
-"""Plain-PyTorch fusion networks, one per file, configurable in 2-D or 3-D (``spatial_dims``).
+"""Plain-PyTorch fusion networks, one per file.
+
+Six take ``spatial_dims`` (2 or 3): :class:`IFCNN`, :class:`DenseFuse`, :class:`MaxResidualCNN`,
+:class:`DenseFuseLite`, :class:`DDcGANGenerator` and :class:`DecisionMapNet`. Four are 2-D only and take no
+``spatial_dims``: :class:`FusionUNet`, :class:`IFCNNReference`, :class:`ModalityEncoderMaxFusion` and
+:class:`LiuSiameseCNN` (the methods built on them run the 2-D network along the three axes in volume mode;
+``IFCNNReference`` is only a speed yardstick). ``Testing/test_architecture.py`` checks these two lists.
 
 * :class:`FusionUNet` (``fusion_unet.py``): shared-encoder U-Net that computes the fused image (the default).
 * :class:`IFCNN` (``ifcnn.py``): IFCNN at its published architecture (Zhang et al. 2020).

@@ -67,7 +67,17 @@ def test_methods_json_contract(capsys):
     assert code == 0 and methods
     assert sum(m["default"] for m in methods) == 1
     for m in methods:
-        assert set(m) == {"name", "family", "modes", "min_inputs", "max_inputs", "default", "paper", "parameters"}
+        assert set(m) == {
+            "name",
+            "family",
+            "modes",
+            "min_inputs",
+            "max_inputs",
+            "default",
+            "paper",
+            "parameters",
+            "paper_parameters",
+        }
         assert m["family"] in FAMILIES
         classical = m["family"] == "classical"
         assert (m["parameters"] == 0) == classical and (m["paper"] == "") == classical
@@ -75,6 +85,22 @@ def test_methods_json_contract(capsys):
         assert isinstance(m["min_inputs"], int) and m["min_inputs"] >= 2
         assert m["max_inputs"] is None or (isinstance(m["max_inputs"], int) and m["max_inputs"] >= m["min_inputs"])
     assert any(m["max_inputs"] is None for m in methods)  # the multi-input methods
+
+
+def test_methods_json_paper_parameters_and_published_claims(capsys):
+    """``paper_parameters`` is printed where a published network is reproduced, and "published architecture" is
+    claimed only where the shipped network has exactly the paper's count (else the paper field says "after")."""
+    _, out, _ = run(capsys, "methods", "--json")
+    rows = {m["name"]: m for m in json.loads(out)}
+    counted = {n for n, m in rows.items() if m["paper_parameters"] is not None}
+    assert counted == {"ifcnn", "densefuse", "ddcgan", "liu-cnn", "chartsias"}
+    for name, m in rows.items():
+        claims = "published architecture" in m["paper"]
+        assert claims == (m["parameters"] == m["paper_parameters"]), name
+        if m["paper"] and not claims:
+            assert m["paper"].startswith(("after ", "our own design, after ")), name
+    assert rows["liu-cnn"]["paper_parameters"] > rows["liu-cnn"]["parameters"]  # factorised first FC layer
+    assert rows["chartsias"]["paper_parameters"] > rows["chartsias"]["parameters"]  # halved widths
 
 
 def test_methods_table(capsys):

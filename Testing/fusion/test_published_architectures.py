@@ -41,6 +41,26 @@ def test_densefuse_layers_and_parameter_count_match_the_paper():
     assert net.encode(torch.rand(2, 1, 12, 12)).shape == (2, 64, 12, 12)
 
 
+def test_paper_parameters_are_the_papers_networks_counted():
+    """Each registered ``paper_parameters`` is the count of the paper's network built from our code, and no
+    description claims the published architecture where the shipped count differs from it."""
+    from MedFusionLib.networks import DDcGANGenerator, LiuSiameseCNN, ModalityEncoderMaxFusion
+
+    methods = {m.name: m for m in available_methods()}
+    papers = {
+        "ifcnn": IFCNN(),
+        "densefuse": DenseFuse(),
+        "ddcgan": DDcGANGenerator(),
+        "liu-cnn": LiuSiameseCNN(rank=0),
+        "chartsias": ModalityEncoderMaxFusion(width=32, decoder_width=32),
+    }
+    for name, net in papers.items():
+        assert methods[name].paper_parameters == _count(net), name
+    for m in methods.values():
+        if "published architecture" in m.description or "published architecture" in m.paper:
+            assert m.paper_parameters == m.parameter_count(), m.name
+
+
 def test_rules_strategies_and_spatial_dims():
     x2, x3 = torch.rand(2, 3, 1, 16, 16), torch.rand(3, 1, 1, 8, 8, 8)
     with torch.no_grad():

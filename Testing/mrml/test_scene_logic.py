@@ -376,7 +376,7 @@ def test_real_spm_t1_fixed_t2_rigidly_moved(app, shared_data):
 
 
 def test_worker_process_runs_the_job_the_module_starts(app, phantom, tmp_path):
-    """The module's path: writeJob -> MedFusionLib.worker in another process (polled) -> applyJob."""
+    """The module's path: writeJob -> MedFusionLib.apps.worker in another process (polled) -> applyJob."""
     from MedFusionLib.apps.worker import WorkerProcess
 
     ct, mr = add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR")

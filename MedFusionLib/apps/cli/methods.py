@@ -1,7 +1,9 @@
 """``medfusion methods [--json]``: the fusion methods of the registry.
 
-JSON: a list of ``{"name", "family", "modes", "min_inputs", "max_inputs", "default"}``; ``max_inputs`` is
-null for methods that take any number of inputs from ``min_inputs`` up."""
+JSON: a list of ``{"name", "family", "modes", "min_inputs", "max_inputs", "default", "paper", "parameters",
+"paper_parameters"}``; ``max_inputs`` is null for methods that take any number of inputs from ``min_inputs`` up;
+``parameters`` counts the shipped weights (0: classical); ``paper_parameters`` the paper's network at our grey
+input (null where no published network is reproduced)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
                 "default": m["default"],
                 "paper": m["paper"],  # the published architecture a deep method reproduces or derives from
                 "parameters": m["parameters"],  # trainable parameters of the shipped weights (0: classical)
+                "paper_parameters": m["paper_parameters"],  # the paper's network, where one is reproduced
             }
             for m in methods
         ]

@@ -46,8 +46,9 @@ register_method(
         fuse_volume=lambda stack, modalities: fuse(stack, modalities, "volume"),
         inputs="n",
         volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
-        paper="Chartsias et al., Multimodal MR Synthesis via Modality-Invariant Latent Representation, IEEE TMI 37(3), 2018",
+        paper="after Chartsias et al., Multimodal MR Synthesis via Modality-Invariant Latent Representation, IEEE TMI 37(3), 2018: encoder widths halved (16/32/64), one decoder of 16 channels for the fused image, unsupervised fusion loss instead of a synthesis target",
         parameters=weight_parameters(WEIGHTS),
+        paper_parameters=2_124_049,  # the paper's widths (32/64/128, decoder 32) in our layout: 4 encoders, 1 decoder
         references=(
             "A. Chartsias, T. Joyce, M. V. Giuffrida, S. A. Tsaftaris, Multimodal MR Synthesis via Modality-Invariant Latent Representation, IEEE Trans. Med. Imaging 37(3), 803-814, 2018",
             "T. Joyce, A. Chartsias, S. A. Tsaftaris, Robust Multi-Modal MR Image Synthesis, MICCAI 2017",

@@ -51,8 +51,9 @@ register_method(
         fuse_volume=lambda stack, modalities: fuse(stack, "volume", modalities),
         inputs=2,
         volume_note="Tri-planar (2.5-D): the 2-D generator along all three axes, results averaged.",
-        paper="DDcGAN (Ma et al., IEEE TIP 29, 2020), generator at its published architecture, trained against two discriminators",
+        paper="DDcGAN (Ma et al., IEEE TIP 29, 2020), generator at its published architecture (widths of the authors' release), trained against two discriminators",
         parameters=weight_parameters(NAME),
+        paper_parameters=1_097_665,  # counted layer for layer (the paper states no total); same-resolution form
         references=(
             "Ma, Xu, Jiang, Mei & Zhang, DDcGAN: A dual-discriminator conditional generative adversarial network for multi-resolution image fusion, IEEE Transactions on Image Processing 29 (2020) 4980-4995",
         ),

@@ -46,7 +46,7 @@ register_method(
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs="n",
         volume_note="Tri-planar weight maps (2-D network along all three axes, averaged), smoothed in 3-D, 3-D Laplacian-pyramid blending of the source voxels.",
-        paper="CNN decision map (Liu et al., FUSION 2017) with pyramid blending",
+        paper="after the CNN decision map of Liu et al. (FUSION 2017): our own small weight-map network (softmax across any number of sources) in place of the siamese patch classifier, trained unsupervised, with pyramid blending",
         parameters=weight_parameters(WEIGHTS),
         references=("Liu et al., A medical image fusion method based on convolutional neural networks, FUSION 2017",),
     )

@@ -53,7 +53,7 @@ register_method(
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs="n",
         volume_note="Tri-planar activity weights (2-D encoder along all three axes, averaged), smoothed in 3-D, 3-D Laplacian-pyramid blending of the source voxels.",
-        paper="deep-feature activity weighting with the DenseFuse encoder (Li & Wu, IEEE TIP 28, 2019)",
+        paper="after the deep-feature activity weighting of Li, Wu & Kittler (ICPR 2018): features of our densefuse-lite encoder (a DenseFuse-family autoencoder, not DenseFuse's published encoder nor VGG-19), softmax weights, pyramid blending of the sources",
         parameters=weight_parameters(ENCODER_WEIGHTS, without="decoder"),  # the encoder it uses
         references=(
             "Li, Wu & Kittler, Infrared and visible image fusion using a deep learning framework, ICPR 2018",

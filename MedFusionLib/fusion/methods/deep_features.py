@@ -79,7 +79,7 @@ register_method(
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs="n",
         volume_note="Tri-planar (2.5-D): the 2-D procedure along all three axes, results averaged.",
-        paper="deep-feature weighting (Li, Wu & Kittler, 2018-2019) on our DenseFuse encoder",
+        paper="after Li, Wu & Kittler's deep-learning fusion framework (ICPR 2018): the encoder of our densefuse weights in place of ImageNet VGG-19, features taken from the source images, a 31x31 mean filter as the base part",
         parameters=weight_parameters(FEATURE_WEIGHTS, without="decoder"),  # the encoder it uses
         references=(
             "Li, Wu & Kittler, Infrared and visible image fusion using a deep learning framework, ICPR 2018 (arXiv:1804.06992)",

@@ -34,6 +34,7 @@ register_method(
         volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
         paper="DenseFuse (Li & Wu, IEEE TIP 28(5), 2019), at its published architecture",
         parameters=weight_parameters(NAME),
+        paper_parameters=74_193,  # the paper's layer table (C1, DC1-DC3, C2-C5), counted
         references=(
             "Li & Wu, DenseFuse: A fusion approach to infrared and visible images, IEEE Transactions on Image Processing 28(5) (2019) 2614-2623",
         ),

@@ -54,7 +54,7 @@ register_method(
             "Zhang et al., IFCNN, Information Fusion 54, 2020",
             "Xu et al., U2Fusion, IEEE TPAMI 44, 2022",
         ),
-        paper="U-Net encoder-decoder (Ronneberger et al. 2015) with IFCNN's shared extractor and element-wise feature fusion (Zhang et al. 2020)",
+        paper="our own design, after the U-Net encoder-decoder (Ronneberger et al. 2015) with IFCNN's shared extractor and element-wise feature fusion (Zhang et al. 2020)",
         parameters=weight_parameters(NAME),
     )
 )

@@ -4,9 +4,10 @@ Slice mode runs the 2-D network on each slice; volume mode is tri-planar (2.5-D)
 of the three axes, the three results averaged. The element-wise fusion rule of the conv2 maps (``"max"``, as
 trained and shipped; ``"mean"`` or ``"sum"``) is selectable through :func:`fuse`.
 
-Departs from the paper in: grey input (77,185 parameters against the RGB release's 83,587, -7.7 %), conv1
-trained here rather than taken from an ImageNet ResNet-101, and our unsupervised fusion loss in place of the
-supervised perceptual loss on multi-focus ground truth; see the model card ``weights/ifcnn.md``.
+The layers are the paper's, with grey input and output: 77,185 parameters (``paper_parameters``; the authors'
+RGB release has 83,587, -7.7 %). Departs from the paper in its training: conv1 trained here rather than taken
+from an ImageNet ResNet-101, and our unsupervised fusion loss in place of the supervised perceptual loss on
+multi-focus ground truth; see the model card ``weights/ifcnn.md``.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ register_method(
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs="n",
         volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
-        paper="IFCNN (Zhang et al., Information Fusion 54, 2020), at its published architecture",
+        paper="IFCNN (Zhang et al., Information Fusion 54, 2020), at its published architecture with grey input and output (the authors' RGB release: 83,587 parameters)",
         parameters=weight_parameters(NAME),
+        paper_parameters=77_185,  # the published layers at grey input (IFCNN(in_channels=3): the release's 83,587)
         references=(
             "Zhang, Liu, Sun, Yan, Zhao & Zhang, IFCNN: A general image fusion framework based on convolutional neural network, Information Fusion 54 (2020) 99-118",
         ),

@@ -58,8 +58,9 @@ register_method(
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs=2,
         volume_note="Tri-planar weight maps (the 2-D network along all three axes, averaged), one 3-D Laplacian pyramid with the local-similarity rule.",
-        paper="CNN decision map (Liu et al., Information Fusion 36, 2017) with the medical pyramid fusion (Liu et al., FUSION 2017); first FC layer factorised",
+        paper="after the CNN decision map of Liu et al. (Information Fusion 36, 2017) with the medical pyramid fusion (Liu et al., FUSION 2017): first fully connected layer factorised at rank 16, symmetric score, trained on our medical slices",
         parameters=weight_parameters(NAME),
+        paper_parameters=8_759_042,  # the published layers at grey input (LiuSiameseCNN(rank=0))
         references=(
             "Liu, Chen, Peng & Wang, Multi-focus image fusion with a deep convolutional neural network, Information Fusion 36 (2017) 191-207",
             "Liu, Chen, Cheng & Peng, A medical image fusion method based on convolutional neural networks, FUSION 2017",

@@ -46,7 +46,7 @@ register_method(
         fuse_volume=lambda stack: fuse(stack, "volume"),
         inputs="n",
         volume_note="True 3-D network (3x3x3 convolutions) trained on 3-D patches, run in overlapping tiles.",
-        paper="IFCNN-style shared extractor + element-wise max (Zhang et al. 2020), as a small residual on pixel-wise max",
+        paper="our own design, after IFCNN's shared extractor and element-wise max (Zhang et al. 2020): a small residual on pixel-wise max",
         parameters=weight_parameters(WEIGHTS_2D),
         references=("Zhang et al., IFCNN, Information Fusion 54, 2020",),
     )
