@@ -67,7 +67,7 @@ def write_card(
     path: Path,
     rows: list[tuple],
     note: str = "",
-    tables: str = "docs/deep-fusion-part2.md",
+    tables: str = "docs/methods/README.md",
 ) -> None:
     """Markdown model card beside ``path``: ``rows`` are (item, value) pairs specific to the loop; ``tables``
     names the document holding the method's quality tables."""
@@ -248,7 +248,8 @@ def train_adversarial(method: str, data_dir, opts: T.TrainOptions | None = None,
     wall = elapsed_before + time.perf_counter() - t0
     meta = T.training_meta(method, recipe, opts, data.summary, wall, history)
     T.export_weights(a.gen, recipe, out, meta)
-    write_card(a.gen, recipe, meta, history, out, _card_rows(recipe, args, a, opts, data.summary))
+    rows = _card_rows(recipe, args, a, opts, data.summary)
+    write_card(a.gen, recipe, meta, history, out, rows, tables="docs/methods/ddcgan.md")
     opts.log(f"[{method}] wrote {out} ({out.stat().st_size} bytes) after {wall:.0f} s")
     return {
         "weights": str(out),
