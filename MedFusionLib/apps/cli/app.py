@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from MedFusionLib.apps.web.security import DEFAULT_MAX_UPLOAD_MB
 from MedFusionLib.core.errors import MedFusionError
 
 
@@ -15,6 +16,25 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    p.add_argument(
+        "--root",
+        default=None,
+        metavar="DIR",
+        help="the only folder the page may open files from or save into (default: the current folder); "
+        "FILEs given here are opened wherever they are",
+    )
+    p.add_argument(
+        "--token",
+        default=None,
+        help="access token every request must carry (default: a random one for a non-loopback --host, "
+        "printed in the URL; none on 127.0.0.1)",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=DEFAULT_MAX_UPLOAD_MB,
+        help=f"largest file the page may upload, in MB (default: {DEFAULT_MAX_UPLOAD_MB})",
+    )
     p.set_defaults(func=run)
 
 
@@ -23,4 +43,12 @@ def run(args: argparse.Namespace) -> int:
         from MedFusionLib.apps.web.app import serve
     except ImportError as err:
         raise MedFusionError(f"the web app needs the 'web' extra (pip install -e \".[web]\"): {err}") from None
-    return serve(args.files, host=args.host, port=args.port, sample=args.sample)
+    return serve(
+        args.files,
+        host=args.host,
+        port=args.port,
+        sample=args.sample,
+        root=args.root,
+        token=args.token,
+        max_upload_mb=args.max_upload_mb,
+    )
