@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from MedFusionLib.core.options import AXIS, COLOUR, COLOUR_STYLE, MODE, REGISTRATION, FusionOptions
+from MedFusionLib.core.options import AXIS, COLOUR, COLOUR_STYLE, MODALITY, MODE, REGISTRATION, FusionOptions
 
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
@@ -82,10 +82,13 @@ def add_fusion_options(parser: argparse.ArgumentParser, with_axis: bool = True) 
     add_register_option(parser)
     parser.add_argument(
         "--modality",
-        action="append",
+        action="extend",
+        nargs="+",
+        choices=MODALITY.values,
         metavar="NAME",
-        help="intensity rule per input in order (auto, ct, mr, pet, spect, 8bit; auto and 8bit are detected), also the "
-        "modality a method such as chartsias picks its encoder by; repeat per input",
+        help=f"intensity rule per input in order ({', '.join(MODALITY.values)}; auto and 8bit are detected), also "
+        "the modality a method such as chartsias picks its encoder by; one value per input (--modality mr pet) "
+        "or the flag repeated",
     )
     parser.add_argument(
         "--colour", default=COLOUR.default, metavar="MAP", help=f"{COLOUR.help} (default: {COLOUR.default})"
