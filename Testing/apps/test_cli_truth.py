@@ -3,6 +3,10 @@ and progress on stderr, one-line errors for user mistakes, truthful interruption
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +73,58 @@ def test_decisions_and_results_are_separate(capsys, pair, tmp_path):
     assert code == 0
     assert not [line for line in out.splitlines() if line.startswith("medfusion:")]
     assert any("modality ct" in line for line in err.splitlines())
+
+
+def _interrupt_after_first_output(command: list[str], first: Path, timeout: float = 180) -> tuple[int, str]:
+    """Start ``medfusion`` in a process, send it SIGINT once ``first`` (a glob pattern's folder) holds a file."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "MedFusionLib", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if first.is_dir() and any(first.iterdir()):
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    return process.returncode, err
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    """40 rows of one small pair (16 x 32 x 32): quick rows, a run long enough to interrupt."""
+    folder = tmp_path_factory.mktemp("manifest")
+    rng = np.random.default_rng(3)
+    for name in ("a", "b"):
+        volume = np.zeros((16, 32, 32), np.float32)
+        volume[4:12, 8:24, 8:24] = rng.uniform(50, 200, (8, 16, 16))
+        sitk.WriteImage(sitk.GetImageFromArray(volume), str(folder / f"{name}.nii.gz"))
+    rows = ["a,b,name"] + [f"a.nii.gz,b.nii.gz,case{i:02d}" for i in range(40)]
+    (folder / "cases.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder / "cases.csv"
+
+
+def test_interrupted_batch_says_what_it_wrote_and_resumes(manifest, tmp_path):
+    out = tmp_path / "out"
+    command = ["batch", str(manifest), str(out), "--workers", "0", "--method", "mean", "--register", "none"]
+    code, err = _interrupt_after_first_output(command, out / ".medfusion")
+    lines = [line for line in err.splitlines() if line.startswith("medfusion: interrupted;")]
+    assert code == 130 and len(lines) == 1, err[-2000:]
+    fused = len(list((out / ".medfusion").glob("*.json")))
+    assert fused >= 1 and "nothing was written" not in lines[0]
+    assert f"{fused} new row" in lines[0] and "rerun the same command to resume" in lines[0], lines[0]
+    assert not (out / "metrics.csv").exists()
+    done = subprocess.run([sys.executable, "-m", "MedFusionLib", *command], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and f"({fused} already done, 0 failed)" in done.stdout, done.stdout + done.stderr
+
+
+def test_interrupted_study_says_what_it_wrote(manifest, tmp_path):
+    out = tmp_path / "study"
+    command = ["study", str(manifest), str(out), "--methods", "mean", "--register", "none"]
+    code, err = _interrupt_after_first_output(command, out / "max")
+    lines = [line for line in err.splitlines() if line.startswith("medfusion: interrupted;")]
+    assert code == 130 and len(lines) == 1, err[-2000:]
+    written = len([p for p in (out / "max").iterdir() if not p.name.startswith(".")])
+    assert f"{written} fused file" in lines[0] and "cases.csv, summary.csv and report.html were not written" in lines[0]
+    assert not (out / "cases.csv").exists()

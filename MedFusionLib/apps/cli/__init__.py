@@ -97,7 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OperationCancelled, KeyboardInterrupt):
         if args.debug:
             raise
-        print("medfusion: interrupted; nothing was written", file=sys.stderr)
+        print(
+            f"medfusion: interrupted; {getattr(args, 'interrupt_note', None) or 'nothing was written'}", file=sys.stderr
+        )
         return EXIT_CANCELLED
     except MedFusionError as err:
         if args.debug:

@@ -43,6 +43,15 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def batch_interrupt_note(fused: int, earlier: int, out_dir: Path) -> str:
+    """What an interrupted batch leaves behind, and how to go on (the line after ``medfusion: interrupted;``)."""
+    return (
+        f"{fused} new row{'s' * (fused != 1)} fused into {out_dir} with their resume records "
+        f"({earlier} done by an earlier run); metrics.csv was not updated; rerun the same command to resume "
+        "(rows already done are skipped)"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -78,8 +87,11 @@ def run(args: argparse.Namespace) -> int:
         )
         bar.set_postfix(done=len(plan.done), failed=0, refresh=False)
 
+        args.interrupt_note = batch_interrupt_note(0, len(plan.done), out_dir)
+
         def on_record(record, total):
             counts["ok" if record.ok else "failed"] += 1
+            args.interrupt_note = batch_interrupt_note(counts["ok"], len(plan.done), out_dir)
             bar.set_postfix(done=len(plan.done) + counts["ok"], failed=counts["failed"], refresh=False)
             bar.update(1)
             if not record.ok:

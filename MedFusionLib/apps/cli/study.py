@@ -45,6 +45,15 @@ def executor(args: argparse.Namespace):
     return study_executor(scheduler=args.scheduler, workers=None if args.scheduler else args.workers)
 
 
+def study_interrupt_note(written: int, out_dir: Path) -> str:
+    """What an interrupted study leaves behind (the line after ``medfusion: interrupted;``): a study does not
+    resume, so its tables are written only at the end."""
+    return (
+        f"{written} fused file{'s' * (written != 1)} written under {out_dir}/<method>/; cases.csv, summary.csv and "
+        "report.html were not written; rerun the same command to run the study again (it starts over)"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -54,10 +63,14 @@ def run(args: argparse.Namespace) -> int:
     options = FusionOptions(mode=args.mode, axis=args.axis, registration=args.register)
     out_dir = Path(args.outdir)
     with tqdm(desc="study", file=sys.stderr, unit="run", disable=None) as bar:
+        counts = {"written": 0}
+        args.interrupt_note = study_interrupt_note(0, out_dir)
 
         def on_record(method, record, total):
             bar.total = total
             bar.update(1)
+            counts["written"] += record.ok
+            args.interrupt_note = study_interrupt_note(counts["written"], out_dir)
             if not record.ok:
                 tqdm.write(f"medfusion: {method} failed on row {record.row}: {record.error}", file=sys.stderr)
 
