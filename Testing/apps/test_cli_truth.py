@@ -128,3 +128,44 @@ def test_interrupted_study_says_what_it_wrote(manifest, tmp_path):
     written = len([p for p in (out / "max").iterdir() if not p.name.startswith(".")])
     assert f"{written} fused file" in lines[0] and "cases.csv, summary.csv and report.html were not written" in lines[0]
     assert not (out / "cases.csv").exists()
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_every_command_scores_a_fused_volume_the_same(capsys, pair, tmp_path):
+    """fuse --metrics, metrics, compare and study: one rule, the same numbers (to the digits each writes)."""
+    import json
+
+    ct, mr = pair["ct"], pair["mr"]
+    code, _, err = run(
+        capsys, "fuse", ct, mr, "-o", tmp_path / "f.nii.gz", "--method", "max", "--metrics", tmp_path / "m.json"
+    )
+    assert code == 0, err
+    fused = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
+    code, out, err = run(capsys, "metrics", ct, mr, tmp_path / "f.nii.gz", "--json")
+    assert code == 0, err
+    scored = json.loads(out)
+    keys = [k for k in fused if k != "protocol"]
+    assert keys and all(scored[k] == pytest.approx(fused[k], rel=1e-9, abs=1e-12) for k in keys)
+    assert scored["protocol"]["scoring"] == fused["protocol"]["scoring"] == "modality"
+
+    code, _, err = run(capsys, "compare", ct, mr, "-o", tmp_path / "cmp", "--methods", "max")
+    assert code == 0, err
+    row = next(r for r in _csv_rows(tmp_path / "cmp" / "metrics.csv") if r["method"] == "max")
+    per_slice = [k for k in keys if not k.endswith("3D") and k in row]
+    assert per_slice and all(float(row[k]) == pytest.approx(fused[k], rel=1e-5, abs=1e-9) for k in per_slice)
+
+    (tmp_path / "cases.csv").write_text(f"a,b,name\n{ct},{mr},one\n", encoding="utf-8")
+    code, _, err = run(capsys, "study", tmp_path / "cases.csv", tmp_path / "study", "--methods", "max")
+    assert code == 0, err
+    row = next(r for r in _csv_rows(tmp_path / "study" / "cases.csv") if r["method"] == "max")
+    in_study = [k for k in keys if k in row]
+    assert in_study and all(float(row[k]) == pytest.approx(fused[k], rel=1e-8, abs=1e-9) for k in in_study)
+
+    code, out, _ = run(capsys, "metrics", ct, mr, tmp_path / "f.nii.gz", "--json", "--normalisation", "percentile")
+    assert code == 0 and json.loads(out)["protocol"]["rule"].startswith("percentile")
