@@ -6,6 +6,7 @@ recipe ``method`` (see :mod:`.recipes`) and writes a compact float16 weight file
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -460,7 +461,12 @@ def train(method: str, data_dir, out=None, **options) -> dict:
     data = _Data(recipe, data_dir, opts.split_seed, opts.train_split)
     net = build_network(recipe.network, recipe.config)
     opt, sched, rng, states, history, start_epoch, elapsed_before = start_loop(net, recipe, opts)
-    loss_fn = FusionLoss(**recipe.loss_args) if recipe.loss == "fusion" else ReconstructionLoss(**recipe.loss_args)
+    loss_class = FusionLoss if recipe.loss == "fusion" else ReconstructionLoss
+    unknown = sorted(set(recipe.loss_args) - set(inspect.signature(loss_class).parameters))
+    if unknown:
+        known = sorted(recipe.config) + sorted(inspect.signature(loss_class).parameters)
+        raise MedFusionError(f"{method}: unknown recipe override {', '.join(unknown)} (known: {', '.join(known)})")
+    loss_fn = loss_class(**recipe.loss_args)
     log = opts.log
     log(
         f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}"

@@ -169,3 +169,16 @@ def test_every_command_scores_a_fused_volume_the_same(capsys, pair, tmp_path):
 
     code, out, _ = run(capsys, "metrics", ct, mr, tmp_path / "f.nii.gz", "--json", "--normalisation", "percentile")
     assert code == 0 and json.loads(out)["protocol"]["rule"].startswith("percentile")
+
+
+def test_user_errors_that_ended_in_internal_error_are_one_line_exit_2(capsys, pair, tmp_path):
+    binary = tmp_path / "manifest.csv"
+    binary.write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)))
+    for args, expected in (
+        (["study", binary, tmp_path / "s"], "not a text CSV file"),
+        (["batch", binary, tmp_path / "b", "--workers", "0"], "not a text CSV file"),
+        (["app", "--port", "70000"], "outside 1..65535"),
+        (["app", "--port", "http"], "not a port number"),
+    ):
+        code, _, err = run(capsys, *args)
+        assert code == 2 and expected in one_error_line(err), err

@@ -97,3 +97,12 @@ def test_out_into_the_package_needs_install(data_dir, tmp_path, monkeypatch, cap
     assert main(["train", "max-residual-cnn", "--data", str(data_dir), "--out", str(target), *SHORT]) == 2
     assert "--install" in capsys.readouterr().err
     assert _hashes() == before
+
+
+def test_unknown_recipe_override_is_one_line_exit_2(data_dir, tmp_path, capsys):
+    code = main(
+        ["train", "max-residual-cnn", "foo=1", "--data", str(data_dir), "--out", str(tmp_path / "w.pt"), *SHORT]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown recipe override foo" in err and "internal error" not in err
+    assert not (tmp_path / "w.pt").exists()

@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
         "--sample", action="store_true", help="open the embedded CT/MR/PET phantom (the default when no FILE is given)"
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    p.add_argument("--port", type=port_number, default=8080, help="port to listen on (default: 8080)")
     p.add_argument(
         "--root",
         default=None,
@@ -36,6 +36,17 @@ def add_parser(sub) -> None:
         help=f"largest file the page may upload, in MB (default: {DEFAULT_MAX_UPLOAD_MB})",
     )
     p.set_defaults(func=run)
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 1..65535 (a one-line usage error otherwise)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is outside 1..65535")
+    return port
 
 
 def run(args: argparse.Namespace) -> int:
