@@ -163,6 +163,7 @@ class FusionOptions:
     colour: str = COLOUR.default
     functional: int | None = None
     colour_style: str = COLOUR_STYLE.default
+    force_registration: bool = False  # keep a registration that looks implausible (registration/plausibility)
 
     def __post_init__(self) -> None:
         MODE.check(self.mode)
@@ -189,4 +190,5 @@ class FusionOptions:
             "colour": self.colour,
             "colour_style": self.colour_style,
             "functional": self.functional,
+            **({"force_registration": True} if self.force_registration else {}),  # default: records unchanged
         }

@@ -73,6 +73,17 @@ def add_register_option(parser: argparse.ArgumentParser) -> None:
         default=REGISTRATION.default,
         help=f"{REGISTRATION.help} (default: {REGISTRATION.default})",
     )
+    add_force_option(parser)
+
+
+def add_force_option(parser: argparse.ArgumentParser) -> None:
+    """``--force``: keep a registration that looks implausible (weak similarity, misplaced foreground, a
+    search bound) instead of stopping with exit 2."""
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="keep a registration that looks implausible (it stops the run by default, with the figures)",
+    )
 
 
 def add_fusion_options(parser: argparse.ArgumentParser, with_axis: bool = True) -> None:
@@ -140,4 +151,5 @@ def fusion_options(args: argparse.Namespace) -> FusionOptions:
         colour=args.colour,
         colour_style=args.colour_style,
         functional=None if args.functional is None else args.functional - 1,
+        force_registration=args.force,
     )

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from MedFusionLib.core.options import FusionOptions
     from MedFusionLib.study.cohort import run_study
 
-    options = FusionOptions(mode=args.mode, axis=args.axis, registration=args.register)
+    options = FusionOptions(mode=args.mode, axis=args.axis, registration=args.register, force_registration=args.force)
     out_dir = Path(args.outdir)
     with tqdm(desc="study", file=sys.stderr, unit="run", disable=None) as bar:
         counts = {"written": 0}
