@@ -182,3 +182,11 @@ def test_user_errors_that_ended_in_internal_error_are_one_line_exit_2(capsys, pa
     ):
         code, _, err = run(capsys, *args)
         assert code == 2 and expected in one_error_line(err), err
+
+
+def test_tls_scheduler_without_tls_settings_is_one_line(capsys, tmp_path, monkeypatch):
+    for name in [n for n in __import__("os").environ if n.startswith("DASK_DISTRIBUTED__COMM__TLS")]:
+        monkeypatch.delenv(name)
+    (tmp_path / "m.csv").write_text("a,b\nx.nii.gz,y.nii.gz\n", encoding="utf-8")
+    code, _, err = run(capsys, "batch", tmp_path / "m.csv", tmp_path / "out", "--scheduler", "tls://127.0.0.1:1")
+    assert code == 2 and "needs Dask's TLS settings" in one_error_line(err)
