@@ -91,13 +91,9 @@ def add_fusion_options(parser: argparse.ArgumentParser, with_axis: bool = True) 
     parser.add_argument("--method", help="fusion method (see 'medfusion methods'; default: the best shipped)")
     add_mode_options(parser, with_axis)
     add_register_option(parser)
-    parser.add_argument(
-        "--modality",
-        action="extend",
-        nargs="+",
-        choices=MODALITY.values,
-        metavar="NAME",
-        help=f"intensity rule per input in order ({', '.join(MODALITY.values)}; auto and 8bit are detected), also "
+    add_modality_option(
+        parser,
+        f"intensity rule per input in order ({', '.join(MODALITY.values)}; auto and 8bit are detected), also "
         "the modality a method such as chartsias picks its encoder by; one value per input (--modality mr pet) "
         "or the flag repeated",
     )
@@ -116,6 +112,13 @@ def add_fusion_options(parser: argparse.ArgumentParser, with_axis: bool = True) 
         metavar="N",
         help="1-based index of the functional (PET/SPECT) input for --colour (default: the colour "
         "input, else the one detected as PET/SPECT, else the last); FusionOptions.functional is 0-based",
+    )
+
+
+def add_modality_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--modality NAME ...``: one value per input in one flag, or the flag repeated."""
+    parser.add_argument(
+        "--modality", action="extend", nargs="+", choices=MODALITY.values, metavar="NAME", help=help_text
     )
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from MedFusionLib.apps.cli.common import add_series_option
+from MedFusionLib.apps.cli.common import add_modality_option, add_series_option
 from MedFusionLib.core.errors import MedFusionError
-from MedFusionLib.core.options import MODALITY, SCORING
+from MedFusionLib.core.options import SCORING
 
 
 def add_parser(sub) -> None:
@@ -23,13 +23,8 @@ def add_parser(sub) -> None:
         default=SCORING.default,
         help=f"{SCORING.help} (default: %(default)s)",
     )
-    p.add_argument(
-        "--modality",
-        action="extend",
-        nargs="+",
-        choices=MODALITY.values,
-        metavar="NAME",
-        help="modality of A and B for --normalisation modality, as given to fuse (default: auto, detected)",
+    add_modality_option(
+        p, "modality of A and B for --normalisation modality, as given to fuse (default: auto, detected)"
     )
     add_series_option(p)
     p.set_defaults(func=run)
