@@ -83,6 +83,13 @@ def _internal_error(args: argparse.Namespace, err: BaseException) -> int:
     return 1
 
 
+def interrupt_note(args: argparse.Namespace) -> str:
+    """What an interrupted command wrote: its own account (``args.interrupt_note``, a function read at the
+    moment of the interrupt, so a file finished just before it counts), else that nothing was written."""
+    note = getattr(args, "interrupt_note", None)
+    return (note() if callable(note) else note) or "nothing was written"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; exit codes: 0 done, 1 internal error (a bug), 2 user error, 130 interrupted."""
     parser = build_parser()
@@ -97,9 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OperationCancelled, KeyboardInterrupt):
         if args.debug:
             raise
-        print(
-            f"medfusion: interrupted; {getattr(args, 'interrupt_note', None) or 'nothing was written'}", file=sys.stderr
-        )
+        print(f"medfusion: interrupted; {interrupt_note(args)}", file=sys.stderr)
         return EXIT_CANCELLED
     except MedFusionError as err:
         if args.debug:

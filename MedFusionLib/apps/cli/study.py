@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
+from MedFusionLib.apps.cli.batch import files_written_since
 from MedFusionLib.apps.cli.common import add_mode_options, add_register_option
 from MedFusionLib.core.errors import MedFusionError
 
@@ -63,14 +65,14 @@ def run(args: argparse.Namespace) -> int:
     options = FusionOptions(mode=args.mode, axis=args.axis, registration=args.register, force_registration=args.force)
     out_dir = Path(args.outdir)
     with tqdm(desc="study", file=sys.stderr, unit="run", disable=None) as bar:
-        counts = {"written": 0}
-        args.interrupt_note = study_interrupt_note(0, out_dir)
+        started = time.time()
+        args.interrupt_note = lambda: study_interrupt_note(
+            files_written_since([p for p in out_dir.glob("*") if p.is_dir()], started), out_dir
+        )
 
         def on_record(method, record, total):
             bar.total = total
             bar.update(1)
-            counts["written"] += record.ok
-            args.interrupt_note = study_interrupt_note(counts["written"], out_dir)
             if not record.ok:
                 tqdm.write(f"medfusion: {method} failed on row {record.row}: {record.error}", file=sys.stderr)
 
