@@ -78,7 +78,11 @@ def test_decisions_and_results_are_separate(capsys, pair, tmp_path):
 def _interrupt_after_first_output(command: list[str], first: Path, timeout: float = 180) -> tuple[int, str]:
     """Start ``medfusion`` in a process, send it SIGINT once ``first`` (a glob pattern's folder) holds a file."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "MedFusionLib", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "MedFusionLib", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        encoding="utf-8",  # the progress bar draws with block characters, whatever the locale
+        errors="replace",
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
@@ -115,7 +119,13 @@ def test_interrupted_batch_says_what_it_wrote_and_resumes(manifest, tmp_path):
     assert fused >= 1 and "nothing was written" not in lines[0]
     assert f"{fused} new row" in lines[0] and "rerun the same command to resume" in lines[0], lines[0]
     assert not (out / "metrics.csv").exists()
-    done = subprocess.run([sys.executable, "-m", "MedFusionLib", *command], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "MedFusionLib", *command],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=600,
+    )
     assert done.returncode == 0 and f"({fused} already done, 0 failed)" in done.stdout, done.stdout + done.stderr
 
 

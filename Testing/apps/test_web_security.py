@@ -145,7 +145,9 @@ def test_server_refuses_page_actions_while_a_job_runs(web_app, root):
 
 
 def _in_namespace(script: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["unshare", "-rn", "sh", "-c", script], capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        ["unshare", "-rn", "sh", "-c", script], capture_output=True, encoding="utf-8", errors="replace", timeout=240
+    )
 
 
 def test_non_loopback_bind_refuses_every_request_without_the_token():

@@ -12,7 +12,8 @@ proc = subprocess.Popen(
     [sys.executable, "-m", "MedFusionLib", "app", "--sample", "--host", host, "--port", str(port)],
     stderr=subprocess.PIPE,
     stdout=subprocess.DEVNULL,
-    text=True,
+    encoding="utf-8",
+    errors="replace",
 )
 line = ""
 while "serving" not in line:
