@@ -124,9 +124,29 @@ OUTPUT_TYPE = Choice(
     "to write as .nii.gz)",
 )
 
+SCORING = Choice(
+    "normalisation",
+    ("modality", "percentile"),
+    "modality",
+    "how scoring maps intensities to 0..255: modality (each source by its modality rule, as fusion saw it, and "
+    "the fused image as written, on 0..255: what fuse --metrics, compare, study and the GUIs use) or percentile "
+    "(every image, the fused one too, by its own 0.5th..99.5th percentiles: for images from other tools)",
+)
+
 FUNCTIONAL_MODALITIES = ("pet", "spect")  # inputs shown in colour (functional imaging)
 
-ALL_CHOICES = (MODE, AXIS, REGISTRATION, COLOUR, OUTPUT_TYPE, COLOUR_STYLE, OVERLAY_MAP, DISPLAY_MODE, MODALITY)
+ALL_CHOICES = (
+    MODE,
+    AXIS,
+    REGISTRATION,
+    COLOUR,
+    OUTPUT_TYPE,
+    COLOUR_STYLE,
+    OVERLAY_MAP,
+    DISPLAY_MODE,
+    MODALITY,
+    SCORING,
+)
 
 
 @dataclass(frozen=True)
@@ -143,6 +163,7 @@ class FusionOptions:
     colour: str = COLOUR.default
     functional: int | None = None
     colour_style: str = COLOUR_STYLE.default
+    force_registration: bool = False  # keep a registration that looks implausible (registration/plausibility)
 
     def __post_init__(self) -> None:
         MODE.check(self.mode)
@@ -169,4 +190,5 @@ class FusionOptions:
             "colour": self.colour,
             "colour_style": self.colour_style,
             "functional": self.functional,
+            **({"force_registration": True} if self.force_registration else {}),  # default: records unchanged
         }

@@ -128,6 +128,7 @@ def fuse_images(
     colour_style: str = COLOUR_STYLE.default,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
+    force_registration: bool = False,
 ) -> FusionResult:
     """Register every image to ``images[0]``, normalise each by its modality rule, and fuse.
 
@@ -152,6 +153,7 @@ def fuse_images(
         modalities=modalities,
         progress=sub_progress(progress, 0.0, register_share),
         cancel=cancel,
+        force_registration=force_registration,
     )
     return fuse_prepared(
         prepared,

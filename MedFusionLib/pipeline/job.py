@@ -36,8 +36,36 @@ CANCEL = "cancel"
 OPTIONS = ("method", "mode", "axis", "registration", "modalities", "colour", "computeMetrics", "include3DMetrics")
 
 
+def check_job_options(n_inputs: int, options: dict) -> None:
+    """A one-line error for job options the worker could not run: unknown keys, values outside the schema, an
+    unknown or unfit method, a modality list of the wrong length."""
+    from MedFusionLib.core.errors import MedFusionError
+    from MedFusionLib.fusion import get_method
+
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise MedFusionError(f"unknown job options {sorted(unknown)}")
+    mode = MODE.check(options.get("mode", MODE.default))
+    AXIS.check(options.get("axis", AXIS.default))
+    REGISTRATION.check(options.get("registration", REGISTRATION.default))
+    COLOUR.check(options.get("colour", COLOUR.default))
+    get_method(options.get("method")).check(n_inputs, mode)
+    modalities = options.get("modalities")
+    if modalities is not None and (
+        not isinstance(modalities, (list, tuple))
+        or len(modalities) != n_inputs
+        or not all(isinstance(m, str) for m in modalities)
+    ):
+        raise MedFusionError(f"modalities must name one modality per input ({n_inputs}), got {modalities!r}")
+    for key in ("computeMetrics", "include3DMetrics"):
+        if not isinstance(options.get(key, False), bool):
+            raise MedFusionError(f"{key} must be true or false, got {options[key]!r}")
+
+
 def write_job(folder, images: Sequence[sitk.Image], **options) -> Path:
-    """Write the inputs and the options of a job; returns the job file."""
+    """Check the options, then write the inputs and the options of a job; returns the job file. Nothing is
+    written for options the worker would refuse: the inputs are patient data."""
+    check_job_options(len(images), options)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     names = []
@@ -45,9 +73,6 @@ def write_job(folder, images: Sequence[sitk.Image], **options) -> Path:
         name = f"input_{index}.nrrd"
         sitk.WriteImage(image, str(folder / name), useCompression=False)
         names.append(name)
-    unknown = set(options) - set(OPTIONS)
-    if unknown:
-        raise ValueError(f"unknown job options {sorted(unknown)}")
     path = folder / JOB
     path.write_text(json.dumps({"inputs": names, **options}, indent=2), encoding="utf-8")
     return path

@@ -77,7 +77,9 @@ def registration_preset(kinds: Sequence[str], index: int) -> str:
     return preset_for(kinds[0], kinds[index])
 
 
-def _align(fixed: sitk.Image, moving: sitk.Image, registration: str, progress, cancel, preset: str = "auto"):
+def _align(
+    fixed: sitk.Image, moving: sitk.Image, registration: str, progress, cancel, preset: str = "auto", force=False
+):
     """The moving image on the fixed grid, and the registration that put it there (None for 'none')."""
     if registration == "none":
         if moving.GetDimension() == 2 and moving.GetSize() == fixed.GetSize():
@@ -88,7 +90,7 @@ def _align(fixed: sitk.Image, moving: sitk.Image, registration: str, progress, c
         return resample_to_fixed(fixed, moving, identity), None
     from MedFusionLib.registration import register, resample_to_fixed
 
-    result = register(fixed, moving, registration, preset=preset, progress=progress, cancel=cancel)
+    result = register(fixed, moving, registration, preset=preset, progress=progress, cancel=cancel, force=force)
     return resample_to_fixed(fixed, moving, result.transform), result
 
 
@@ -120,6 +122,7 @@ def prepare_inputs(
     modalities: Sequence[str] | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
+    force_registration: bool = False,
 ) -> PreparedInputs:
     """Validate, register every image to ``images[0]`` and normalise each by its modality rule.
 
@@ -153,7 +156,7 @@ def prepare_inputs(
         if registration == "none":
             warn_if_misaligned(fixed, moving, f"input {index + 2}")
         preset = registration_preset(kinds, index + 1)
-        resampled, result = _align(fixed, moving, registration, part, cancel, preset)
+        resampled, result = _align(fixed, moving, registration, part, cancel, preset, force_registration)
         aligned.append(resampled)
         registrations.append(result)
     aligned_colour = [originals[0]] + [

@@ -43,20 +43,40 @@ class FusionResult:
         self, include_3d: bool = True, progress: ProgressCallback | None = None, cancel: CancelCallback | None = None
     ) -> dict:
         """The metric suite on the normalised sources and the fused image (see docs/metrics.md)."""
-        from MedFusionLib.metrics import score
-
-        result = score(
-            self.sources,
-            self.fused_array,
-            axis=self.array_axis,
-            rule="as-is",
-            include_3d=include_3d,
-            progress=progress,
-            cancel=cancel,
+        return score_on_fusion_scale(
+            self.sources01, self.fused_array, self.axis, self.normalisation, include_3d, progress, cancel
         )
-        if "protocol" in result:
-            result["protocol"]["normalisation"] = self.normalisation
-            if result["protocol"].get("dimensions") == 3:  # one axis key, in the convention of --axis
-                result["protocol"]["axis"] = self.axis
-                result["protocol"]["axis_note"] = IMAGE_AXIS_NOTE
-        return result
+
+
+def score_on_fusion_scale(
+    sources01: list[np.ndarray],
+    fused_array: np.ndarray,
+    axis: int,
+    normalisation: list[str],
+    include_3d: bool = True,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
+) -> dict:
+    """The one scoring rule ("modality", docs/metrics.md): the sources as fusion saw them (each normalised by
+    its modality rule to 0..1, here x 255) and the fused values as written (0..255), with no further mapping.
+    ``fuse --metrics``, ``metrics``, ``compare``, ``study`` and the GUIs all score through here; ``axis`` is the
+    image axis (as ``--axis``) of the per-slice metrics."""
+    from MedFusionLib.metrics import score
+
+    array_axis = 2 - axis if fused_array.ndim == 3 else 0
+    result = score(
+        [s * FUSION_SCALE for s in sources01],
+        fused_array,
+        axis=array_axis,
+        rule="as-is",
+        include_3d=include_3d,
+        progress=progress,
+        cancel=cancel,
+    )
+    if "protocol" in result:
+        result["protocol"]["normalisation"] = list(normalisation)
+        result["protocol"]["scoring"] = "modality"
+        if result["protocol"].get("dimensions") == 3:  # one axis key, in the convention of --axis
+            result["protocol"]["axis"] = axis
+            result["protocol"]["axis_note"] = IMAGE_AXIS_NOTE
+    return result

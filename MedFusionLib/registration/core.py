@@ -12,7 +12,7 @@ from MedFusionLib.core.errors import InputError, RegistrationError
 from MedFusionLib.core.log import note
 from MedFusionLib.core.options import REGISTRATION_MODES
 from MedFusionLib.core.progress import CancelCallback, ProgressCallback, report
-from MedFusionLib.registration import checks, stages
+from MedFusionLib.registration import checks, plausibility, stages
 from MedFusionLib.registration.presets import PRESETS, get_preset, guess_preset
 from MedFusionLib.registration.pyramid import Level, as_scalar_float, build_pyramid, clip_intensities
 
@@ -31,6 +31,7 @@ class RegistrationResult:
     elapsed_s: float
     starts_tried: int
     preset: str = ""
+    warning: str | None = None  # why the result looks implausible (kept with force=True), else None
 
     def summary(self) -> str:
         return (
@@ -127,13 +128,15 @@ def register(
     preset: str = "auto",
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
+    force: bool = False,
 ) -> RegistrationResult:
     """Register ``moving`` onto ``fixed``; the result's transform maps fixed points to moving points.
 
     2-D or 3-D scalar images of any pixel type (colour is turned into luma). ``preset`` is one of
     PRESETS; "auto" picks "ct-mr" when an image holds CT values (< -500 HU), else "mr-mr".
     Raises InputError on bad arguments, RegistrationError when the result cannot be trusted,
-    OperationCancelled when ``cancel()`` returns True.
+    ImplausibleRegistration when it converged but looks wrong (``plausibility``; ``force=True`` keeps it, with
+    the reason in ``warning``), OperationCancelled when ``cancel()`` returns True.
     """
     t0 = time.perf_counter()
     if mode not in MODES:
@@ -183,8 +186,12 @@ def register(
             candidates.append((stages.evaluate(levels[-1], header, ctx), header))
         value, transform = min(candidates, key=lambda c: c[0])
         checks.check_result(levels[0].fixed, levels[0].moving, transform, initial, value)
+    warning = plausibility.implausibility(f, m, transform, value)
+    if warning and not force:
+        raise plausibility.ImplausibleRegistration(warning, value)
     report(progress, 1.0, f"{mode} registration done: metric {value:.4f}")
     return RegistrationResult(
+        warning=warning,
         transform=transform,
         mode=mode,
         stop_reason=ctx.stop_reason,

@@ -69,6 +69,7 @@ def compare(
     mode: str = "slice",
     axis: int = 2,
     registration: str = "none",
+    force_registration: bool = False,
     methods: Sequence[str] | None = None,
     progress=None,
 ) -> list[dict]:
@@ -83,13 +84,13 @@ def compare(
     for output in outputs:  # before any work: the outputs never replace an input (e.g. an input named max.png)
         guard.check(output)
     with io.protected_inputs(paths):
-        return _compare(paths, images, names, out_dir, ext, mode, axis, registration, progress)
+        prepared = prepare_inputs(images, registration=registration, force_registration=force_registration)
+        return _compare(paths, prepared, names, out_dir, ext, mode, axis, progress)
 
 
-def _compare(paths, images, names, out_dir: Path, ext: str, mode: str, axis: int, registration: str, progress):
+def _compare(paths, prepared, names, out_dir: Path, ext: str, mode: str, axis: int, progress):
     from MedFusionLib.metrics import METRIC_KEYS
 
-    prepared = prepare_inputs(images, registration=registration)
     out_dir.mkdir(exist_ok=True)
     rows, results, labels = [], [], []
     for index, name in enumerate(names):

@@ -141,11 +141,22 @@ def _check_reachable(address: str) -> None:
         raise MedFusionError(f"cannot reach scheduler {address}: {err.strerror or err}") from None
 
 
+def _check_tls_settings(address: str) -> None:
+    """A tls:// scheduler needs the client's certificate settings in Dask's configuration (else Dask fails
+    deep inside with a TypeError); one line saying which."""
+    if urlparse(address).scheme == "tls" and not dask.config.get("distributed.comm.tls.ca-file", None):
+        raise MedFusionError(
+            f"{address}: a tls:// scheduler needs Dask's TLS settings distributed.comm.tls.ca-file, "
+            ".client.cert and .client.key (e.g. DASK_DISTRIBUTED__COMM__TLS__CA_FILE=...; see docs/cohorts.md)"
+        )
+
+
 @contextlib.contextmanager
 def cohort_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
     """A client of the cluster at ``scheduler``, or of an embedded LocalCluster of ``workers`` processes (one task
     thread each; default :func:`default_workers`); closed (and the embedded cluster shut down) on exit."""
     if scheduler:
+        _check_tls_settings(scheduler)
         _check_reachable(scheduler)
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)

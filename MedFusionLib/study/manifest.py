@@ -77,8 +77,13 @@ def read_manifest(path: Path) -> list[Case]:
     path = Path(path)
     if not path.is_file():
         raise MedFusionError(f"{path}: no such manifest file")
-    with open(path, newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's BOM is not part of a name
-        rows = list(csv.DictReader(handle))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's BOM is not part of a name
+            rows = list(csv.DictReader(handle))
+    except UnicodeDecodeError as err:
+        raise MedFusionError(f"{path}: not a text CSV file (byte {err.start} is not UTF-8)") from None
+    except csv.Error as err:
+        raise MedFusionError(f"{path}: not a readable CSV file ({err})") from None
     if not rows or "a" not in rows[0] or "b" not in rows[0]:
         raise MedFusionError(f"{path}: manifest needs a header with columns a,b[,name] and at least one row")
     folder = path.absolute().parent

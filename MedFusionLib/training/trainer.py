@@ -6,9 +6,11 @@ recipe ``method`` (see :mod:`.recipes`) and writes a compact float16 weight file
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
+import pickle
 import sys
 import time
 from collections.abc import Callable
@@ -83,6 +85,7 @@ class TrainOptions:
     progress: Callable[[float, str], None] | None = None
     quiet: bool = False
     command: str = ""
+    install: bool = False  # write into the installed package's weights (what the package ships)
 
     def __post_init__(self) -> None:
         if self.train_split not in TRAIN_SPLITS:
@@ -94,7 +97,16 @@ class TrainOptions:
         )
 
     def weights_path(self, method: str) -> Path:
-        return Path(self.out) if self.out else WEIGHTS_DIR / f"{method}.pt"
+        """``out``, else the package's file with ``install``, else ``out/weights/METHOD.pt`` here: one short run
+        must never change the method for everyone using the environment, so the package needs ``install``."""
+        if self.install:
+            return Path(self.out) if self.out else WEIGHTS_DIR / f"{method}.pt"
+        path = Path(self.out) if self.out else Path("out") / "weights" / f"{method}.pt"
+        if path.resolve().parent == WEIGHTS_DIR.resolve():
+            raise MedFusionError(
+                f"{path}: inside the installed package's weights; pass install=True (--install) to replace them"
+            )
+        return path
 
     def checkpoint_path(self, method: str) -> Path:
         return Path(self.checkpoint_dir) if self.checkpoint_dir else Path("out") / "training" / method
@@ -121,7 +133,13 @@ def resume_from(opts: TrainOptions, recipe: Recipe, states: dict[str, Any], rng:
 
     Returns the checkpoint (its ``history``, ``epoch``, ``elapsed`` and any loop-specific keys).
     """
-    ckpt = torch.load(opts.resume, map_location="cpu", weights_only=False)
+    try:  # tensors and plain containers only: a checkpoint is data, never code to run
+        ckpt = torch.load(opts.resume, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MedFusionError(f"{opts.resume}: not a checkpoint written by medfusion train ({first})") from None
+    if not isinstance(ckpt, dict) or "recipe" not in ckpt:
+        raise MedFusionError(f"{opts.resume}: not a checkpoint written by medfusion train")
     if ckpt["recipe"] != recipe.name:
         raise MedFusionError(f"{opts.resume}: checkpoint of {ckpt['recipe']!r}, not {recipe.name!r}")
     for key, obj in states.items():
@@ -443,7 +461,12 @@ def train(method: str, data_dir, out=None, **options) -> dict:
     data = _Data(recipe, data_dir, opts.split_seed, opts.train_split)
     net = build_network(recipe.network, recipe.config)
     opt, sched, rng, states, history, start_epoch, elapsed_before = start_loop(net, recipe, opts)
-    loss_fn = FusionLoss(**recipe.loss_args) if recipe.loss == "fusion" else ReconstructionLoss(**recipe.loss_args)
+    loss_class = FusionLoss if recipe.loss == "fusion" else ReconstructionLoss
+    unknown = sorted(set(recipe.loss_args) - set(inspect.signature(loss_class).parameters))
+    if unknown:
+        known = sorted(recipe.config) + sorted(inspect.signature(loss_class).parameters)
+        raise MedFusionError(f"{method}: unknown recipe override {', '.join(unknown)} (known: {', '.join(known)})")
+    loss_fn = loss_class(**recipe.loss_args)
     log = opts.log
     log(
         f"[{method}] {data.summary}; {recipe.epochs} epochs x {recipe.steps_per_epoch} steps, batch {recipe.batch}, crop {recipe.crop}"

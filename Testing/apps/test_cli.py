@@ -204,7 +204,8 @@ def test_non_overlapping_fields_of_view_fail_registration(capsys, phantom, tmp_p
     sitk.WriteImage(far, str(path))
     out = tmp_path / "fused.nii.gz"
     code, _, err = run(capsys, "fuse", phantom["ct"], path, "-o", out, "--register", "rigid")
-    assert code == 2 and "error" in err and len(err.strip().splitlines()) == 1
+    errors = [line for line in err.splitlines() if line.startswith("medfusion: error:")]  # decisions precede it
+    assert code == 2 and len(errors) == 1 and "do not overlap" in errors[0]
     assert not out.exists()
 
 

@@ -345,8 +345,9 @@ def test_modality_decisions_and_misalignment_warning(capsys, pair, tmp_path):
         capsys, "fuse", pair["ct"], tmp_path / "soft.nii.gz", "-o", tmp_path / "g.nii.gz", "--method", "mean"
     )
     assert code == 0 and "trusts the headers" not in err  # aligned: no warning
-    assert "medfusion: input 1: modality ct (auto-detected: values below -500 (HU))" in out.splitlines()
-    assert any(line.startswith("medfusion: input 2: modality mr (auto-detected") for line in out.splitlines())
+    assert "medfusion: input 1: modality ct (auto-detected: values below -500 (HU))" in err.splitlines()
+    assert any(line.startswith("medfusion: input 2: modality mr (auto-detected") for line in err.splitlines())
+    assert not [line for line in out.splitlines() if line.startswith("medfusion: input")]  # decisions: stderr
     moved = sitk.Image(soft)
     moved.SetOrigin(tuple(np.array(soft.GetOrigin()) + np.array([30.0, 0.0, 0.0])))
     sitk.WriteImage(moved, str(tmp_path / "moved.nii.gz"))
@@ -411,9 +412,9 @@ def test_fused_dicom_series_joins_the_reference_study(capsys, pair, tmp_path):
 
 
 def test_register_prints_the_preset_it_chose(capsys, pair, tmp_path):
-    code, out, _ = run(capsys, "register", pair["ct"], pair["mr"], "-o", tmp_path / "t.tfm")
+    code, _, err = run(capsys, "register", pair["ct"], pair["mr"], "-o", tmp_path / "t.tfm")
     assert code == 0
-    assert "medfusion: registration preset ct-mr (auto: from the detected modalities" in out
+    assert "medfusion: registration preset ct-mr (auto: from the detected modalities" in err
     assert (tmp_path / "t.tfm").stat().st_mode & 0o777 == 0o666 & ~io.current_umask()
 
 

@@ -52,8 +52,9 @@ def server(tmp_path_factory):
     port = _free_port()
     env = dict(os.environ, TMPDIR=str(tmp))
     log = open(tmp_path_factory.mktemp("web-log") / "server.log", "w+")
+    data = tmp_path_factory.mktemp("web-data")  # the only folder the page may open from (--root)
     process = subprocess.Popen(
-        [sys.executable, "-m", "MedFusionLib", "app", "--sample", "--port", str(port)],
+        [sys.executable, "-m", "MedFusionLib", "app", "--sample", "--port", str(port), "--root", str(data)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -75,7 +76,7 @@ def server(tmp_path_factory):
         "url": f"http://127.0.0.1:{port}/",
         "process": process,
         "tmp": tmp,
-        "data": tmp_path_factory.mktemp("web-data"),
+        "data": data,
     }
     process.terminate()
     try:

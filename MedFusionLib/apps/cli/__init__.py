@@ -44,15 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _LineHandler(logging.Handler):
-    """The library's warnings as ``medfusion: warning: ...`` lines on stderr, its decisions (e.g. a detected
-    modality) as ``medfusion: ...`` lines on stdout with the rest of the run's report."""
+    """The library's warnings as ``medfusion: warning: ...`` lines, its decisions (e.g. a detected modality) as
+    ``medfusion: ...`` lines, all on stderr: stdout holds only a command's result (a table, JSON)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         text = " ".join(record.getMessage().split())
-        if record.levelno >= logging.WARNING:
-            print(f"medfusion: warning: {text}", file=sys.stderr, flush=True)
-        else:
-            print(f"medfusion: {text}", flush=True)
+        prefix = "medfusion: warning: " if record.levelno >= logging.WARNING else "medfusion: "
+        print(prefix + text, file=sys.stderr, flush=True)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -85,9 +83,19 @@ def _internal_error(args: argparse.Namespace, err: BaseException) -> int:
     return 1
 
 
+def interrupt_note(args: argparse.Namespace) -> str:
+    """What an interrupted command wrote: its own account (``args.interrupt_note``, a function read at the
+    moment of the interrupt, so a file finished just before it counts), else that nothing was written."""
+    note = getattr(args, "interrupt_note", None)
+    return (note() if callable(note) else note) or "nothing was written"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; exit codes: 0 done, 1 internal error (a bug), 2 user error, 130 interrupted."""
     parser = build_parser()
+    if not (sys.argv[1:] if argv is None else list(argv)):
+        parser.print_help()  # bare ``medfusion``: what it can do, not an error
+        return 0
     args = parser.parse_args(argv)
     install_interrupt_handlers()
     handler = _show_library_messages()
@@ -96,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OperationCancelled, KeyboardInterrupt):
         if args.debug:
             raise
-        print("medfusion: interrupted; nothing was written", file=sys.stderr)
+        print(f"medfusion: interrupted; {interrupt_note(args)}", file=sys.stderr)
         return EXIT_CANCELLED
     except MedFusionError as err:
         if args.debug:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import time
 from pathlib import Path
 
 from MedFusionLib.apps.cli.common import add_fusion_options, fusion_options
@@ -41,6 +42,27 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="redo rows already done by an earlier run")
     p.set_defaults(func=run)
+
+
+def files_written_since(folders: list[Path], started: float, pattern: str = "*") -> int:
+    """How many files matching ``pattern`` in ``folders`` were written at or after ``started`` (epoch seconds):
+    what this run finished, counted on disk (the outputs are renamed into place whole, records last)."""
+    return sum(
+        1
+        for folder in folders
+        if folder.is_dir()
+        for path in folder.glob(pattern)
+        if not path.name.startswith(".") and path.is_file() and path.stat().st_mtime >= started
+    )
+
+
+def batch_interrupt_note(fused: int, earlier: int, out_dir: Path) -> str:
+    """What an interrupted batch leaves behind, and how to go on (the line after ``medfusion: interrupted;``)."""
+    return (
+        f"{fused} new row{'s' * (fused != 1)} fused into {out_dir} with their resume records "
+        f"({earlier} done by an earlier run); metrics.csv was not updated; rerun the same command to resume "
+        "(rows already done are skipped)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         bar.set_postfix(done=len(plan.done), failed=0, refresh=False)
+
+        started = time.time()
+        args.interrupt_note = lambda: batch_interrupt_note(
+            files_written_since([out_dir / ".medfusion"], started, "*.json"), len(plan.done), out_dir
+        )
 
         def on_record(record, total):
             counts["ok" if record.ok else "failed"] += 1

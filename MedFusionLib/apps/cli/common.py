@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from MedFusionLib.core.options import AXIS, COLOUR, COLOUR_STYLE, MODE, REGISTRATION, FusionOptions
+from MedFusionLib.core.options import AXIS, COLOUR, COLOUR_STYLE, MODALITY, MODE, REGISTRATION, FusionOptions
 
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
@@ -73,6 +73,17 @@ def add_register_option(parser: argparse.ArgumentParser) -> None:
         default=REGISTRATION.default,
         help=f"{REGISTRATION.help} (default: {REGISTRATION.default})",
     )
+    add_force_option(parser)
+
+
+def add_force_option(parser: argparse.ArgumentParser) -> None:
+    """``--force``: keep a registration that looks implausible (weak similarity, misplaced foreground, a
+    search bound) instead of stopping with exit 2."""
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="keep a registration that looks implausible (it stops the run by default, with the figures)",
+    )
 
 
 def add_fusion_options(parser: argparse.ArgumentParser, with_axis: bool = True) -> None:
@@ -80,12 +91,11 @@ def add_fusion_options(parser: argparse.ArgumentParser, with_axis: bool = True) 
     parser.add_argument("--method", help="fusion method (see 'medfusion methods'; default: the best shipped)")
     add_mode_options(parser, with_axis)
     add_register_option(parser)
-    parser.add_argument(
-        "--modality",
-        action="append",
-        metavar="NAME",
-        help="intensity rule per input in order (auto, ct, mr, pet, spect, 8bit; auto and 8bit are detected), also the "
-        "modality a method such as chartsias picks its encoder by; repeat per input",
+    add_modality_option(
+        parser,
+        f"intensity rule per input in order ({', '.join(MODALITY.values)}; auto and 8bit are detected), also "
+        "the modality a method such as chartsias picks its encoder by; one value per input (--modality mr pet) "
+        "or the flag repeated",
     )
     parser.add_argument(
         "--colour", default=COLOUR.default, metavar="MAP", help=f"{COLOUR.help} (default: {COLOUR.default})"
@@ -102,6 +112,13 @@ def add_fusion_options(parser: argparse.ArgumentParser, with_axis: bool = True) 
         metavar="N",
         help="1-based index of the functional (PET/SPECT) input for --colour (default: the colour "
         "input, else the one detected as PET/SPECT, else the last); FusionOptions.functional is 0-based",
+    )
+
+
+def add_modality_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--modality NAME ...``: one value per input in one flag, or the flag repeated."""
+    parser.add_argument(
+        "--modality", action="extend", nargs="+", choices=MODALITY.values, metavar="NAME", help=help_text
     )
 
 
@@ -137,4 +154,5 @@ def fusion_options(args: argparse.Namespace) -> FusionOptions:
         colour=args.colour,
         colour_style=args.colour_style,
         functional=None if args.functional is None else args.functional - 1,
+        force_registration=args.force,
     )

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
             mode=args.mode,
             axis=args.axis,
             registration=args.register,
+            force_registration=args.force,
             methods=args.methods.split(",") if args.methods else None,
             progress=bar,
         )

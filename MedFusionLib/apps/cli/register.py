@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from MedFusionLib.apps.cli.common import ProgressBar, add_series_option
+from MedFusionLib.apps.cli.common import ProgressBar, add_force_option, add_series_option
 from MedFusionLib.core.options import REGISTRATION_MODES
 
 
@@ -15,6 +15,7 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="TRANSFORM.tfm")
     p.add_argument("--mode", choices=REGISTRATION_MODES, default="rigid")
     p.add_argument("--resampled", metavar="OUT", help="also write MOVING resampled onto FIXED's grid")
+    add_force_option(p)
     add_series_option(p)
     p.set_defaults(func=run)
 
@@ -48,7 +49,7 @@ def _run(args: argparse.Namespace, fixed, moving) -> int:
         check_output_path(args.resampled, fixed.GetDimension())
     bar = ProgressBar("register")
     try:
-        result = register(fixed, moving, args.mode, progress=bar)
+        result = register(fixed, moving, args.mode, progress=bar, force=args.force)
     finally:
         bar.close()
     save_transform(result.transform, args.output)

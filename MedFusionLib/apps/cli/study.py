@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
+from MedFusionLib.apps.cli.batch import files_written_since
 from MedFusionLib.apps.cli.common import add_mode_options, add_register_option
 from MedFusionLib.core.errors import MedFusionError
 
@@ -45,15 +47,28 @@ def executor(args: argparse.Namespace):
     return study_executor(scheduler=args.scheduler, workers=None if args.scheduler else args.workers)
 
 
+def study_interrupt_note(written: int, out_dir: Path) -> str:
+    """What an interrupted study leaves behind (the line after ``medfusion: interrupted;``): a study does not
+    resume, so its tables are written only at the end."""
+    return (
+        f"{written} fused file{'s' * (written != 1)} written under {out_dir}/<method>/; cases.csv, summary.csv and "
+        "report.html were not written; rerun the same command to run the study again (it starts over)"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from MedFusionLib.core.options import FusionOptions
     from MedFusionLib.study.cohort import run_study
 
-    options = FusionOptions(mode=args.mode, axis=args.axis, registration=args.register)
+    options = FusionOptions(mode=args.mode, axis=args.axis, registration=args.register, force_registration=args.force)
     out_dir = Path(args.outdir)
     with tqdm(desc="study", file=sys.stderr, unit="run", disable=None) as bar:
+        started = time.time()
+        args.interrupt_note = lambda: study_interrupt_note(
+            files_written_since([p for p in out_dir.glob("*") if p.is_dir()], started), out_dir
+        )
 
         def on_record(method, record, total):
             bar.total = total

@@ -25,7 +25,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "for ddcgan's content-only ablation); VALUE is read as JSON (numbers, true/false, lists), else as a string",
     )
     p.add_argument("--data", required=True, help="folder holding harvard/ and volumes/ (e.g. ../shared/data)")
-    p.add_argument("--out", default=None, help="weight file to write (default: MedFusionLib/weights/METHOD.pt)")
+    p.add_argument(
+        "--out", default=None, help="weight file to write (default: out/weights/METHOD.pt under the current folder)"
+    )
+    p.add_argument(
+        "--install",
+        action="store_true",
+        help="write into the installed package's weights (MedFusionLib/weights/METHOD.pt, or --out there): "
+        "replaces the method for everyone using this environment",
+    )
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
     p.add_argument("--steps-per-epoch", type=int, default=None)
     p.add_argument("--batch", type=int, default=None)
@@ -96,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         train_split=args.train_split,
         config_overrides=config_overrides or None,
         loss_overrides=loss_overrides or None,
+        install=args.install,
         command="medfusion " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     if args.json:

@@ -192,9 +192,13 @@ class FusionWebApp:
         self.state.error = str(err).splitlines()[0] if str(err) else type(err).__name__
 
     def on_open_path(self) -> None:
+        from MedFusionLib.apps.web import security
+
         self.state.error = ""
         try:
-            node = self.open_path(self.state.open_path)
+            security.refuse_while_running(self._job is not None)
+            path = security.path_in_root(security.policy_of(self).root, self.state.open_path)
+            node = self.open_path(str(path))
             self.state.status = f"Opened {node.GetName()}"
         except (MedFusionError, OSError, RuntimeError) as err:
             self._report(err)
@@ -203,23 +207,25 @@ class FusionWebApp:
         """Uploaded files are written to a private folder, read, and deleted at once (patient data)."""
         if not upload:
             return
-        from trame.app.file_upload import ClientFile
+        from MedFusionLib.apps.web import security
 
         self.state.error = ""
+        policy = security.policy_of(self)
         with tempfile.TemporaryDirectory(prefix="medfusion-upload-") as folder:
             for entry in upload if isinstance(upload, list) else [upload]:
-                client_file = ClientFile(entry)
-                if client_file.is_empty:
-                    continue
-                target = Path(folder) / Path(client_file.name).name
+                target = None
                 try:
-                    target.write_bytes(client_file.content)
+                    security.refuse_while_running(self._job is not None)
+                    name, content = security.upload_entry(entry, policy)
+                    target = Path(folder) / name
+                    target.write_bytes(content)
                     node = self.open_path(str(target))
                     self.state.status = f"Opened {node.GetName()} (uploaded)"
                 except (MedFusionError, OSError, RuntimeError) as err:
                     self._report(err)
                 finally:
-                    target.unlink(missing_ok=True)
+                    if target is not None:
+                        target.unlink(missing_ok=True)
         self.state.upload = None
 
     # -- apply / cancel ------------------------------------------------------------------------------------
@@ -358,8 +364,11 @@ class FusionWebApp:
         if self.result is None:
             self.state.error = "nothing to save yet: press Apply first"
             return
+        from MedFusionLib.apps.web import security
+
         try:
-            folder = Path(self.state.save_path).expanduser()
+            security.refuse_while_running(self._job is not None)
+            folder = security.save_folder_in_root(security.policy_of(self).root, self.state.save_path)
             folder.mkdir(parents=True, exist_ok=True)
             outcome = self.result.outcome
             fused = folder / "fused.nii.gz"
@@ -380,12 +389,37 @@ class FusionWebApp:
             self._job = None
 
 
-def serve(files: Sequence[str] = (), *, host: str = "127.0.0.1", port: int = 8080, sample: bool = False) -> int:
-    """Build the app (reading FILEs first, so a bad path fails before the server starts) and serve it."""
+def serve(
+    files: Sequence[str] = (),
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    sample: bool = False,
+    root: str | None = None,
+    token: str | None = None,
+    max_upload_mb: float | None = None,
+) -> int:
+    """Build the app (reading FILEs first, so a bad path fails before the server starts) and serve it under
+    its policy: the page opens and saves only under ``root``; a non-loopback ``host`` needs the token."""
+    import sys
+
+    from MedFusionLib.apps.web import security
+
+    policy = security.make_policy(root, host, token, max_upload_mb)
     _check_port(host, port)
     app = FusionWebApp(files=files, sample=sample or not files)
+    app.policy = policy
+    app.state.save_path = str(policy.root / "medfusion-out")
+    if policy.token:
+        middleware = security.token_middleware(policy.token)
+        app.server.controller.on_server_bind.add(lambda wslink_server: wslink_server.app.middlewares.append(middleware))
+    print(
+        f"medfusion: serving {security.page_url(host, port, policy.token)} (files under {policy.root})",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
-        app.server.start(host=host, port=port, open_browser=False, show_connection_info=True)
+        app.server.start(host=host, port=port, open_browser=False, show_connection_info=False)
     finally:
         app.shutdown()
     return 0
