@@ -110,8 +110,7 @@ class FusionWebApp:
 
         def fit() -> None:
             self._fit_pending = False
-            self.slicer_app.display_manager.reset_views()
-            self._render()
+            self._reset_views()
 
         asyncio.get_event_loop().call_later(0.3, fit)
 
@@ -200,8 +199,7 @@ class FusionWebApp:
             background, foreground = foreground, None
         display.ensure_display(background)
         display.show_in_slice_views(self.slicer_app.scene, background, foreground, float(self.state.opacity), fit=False)
-        self.slicer_app.display_manager.reset_views()
-        self._render()
+        self._reset_views()
 
     # -- opening volumes -----------------------------------------------------------------------------------
     def add_image(self, image, name: str, modality: str | None = None):
@@ -438,9 +436,17 @@ class FusionWebApp:
             self.logic.setOverlayOpacity(float(opacity))
             self._render()
 
+    def _reset_views(self) -> None:
+        """Fit every view to the volumes, the 3-D views turned to an oblique camera, and render."""
+        from MedFusionLib.apps.web.views import tilt_3d_views
+
+        self.slicer_app.display_manager.reset_views()
+        tilt_3d_views(self.slicer_app.view_manager.get_views())
+        self._render()
+
     def _render(self) -> None:
         """Scene changes that the views do not observe (layer opacity) need an explicit render."""
-        for view in self.slicer_app.view_manager.get_slice_views():
+        for view in self.slicer_app.view_manager.get_views():
             view.schedule_render()
 
     def on_save(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 DRAWER_WIDTH = 320
+CHROME_PX = 64 + 20  # the toolbar above and the footer below the content: the page itself never scrolls
 BOTTOM_PANEL = "height: 215px; flex: none; display: flex; border-top: 1px solid #333;"
 METRICS_HEADERS = (
     "[{title: 'metric', key: 'metric'}, {title: 'value', key: 'value'},"
@@ -167,9 +168,9 @@ def build_layout(app: Any):
             with html.Div(classes="pa-3"):
                 _inputs_and_fusion(app)
         with layout.content:
-            with html.Div(style="display: flex; flex-direction: column; height: calc(100vh - 64px);"):
-                with html.Div(style="flex: 1; min-height: 200px; display: flex;"):
-                    with html.Div(style="flex: 1; position: relative;", id="views"):
+            with html.Div(style=f"display: flex; flex-direction: column; height: calc(100vh - {CHROME_PX}px);"):
+                with html.Div(style="flex: 1; min-height: 0; display: flex; overflow: hidden;"):
+                    with html.Div(style="flex: 1; min-width: 0; position: relative; overflow: hidden;", id="views"):
                         layouts.initialize_layout_grid(layout)
                     _legend()
                 with html.Div(style=BOTTOM_PANEL, id="bottom-panel"):

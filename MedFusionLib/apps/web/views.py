@@ -98,3 +98,18 @@ def register_layouts(layout_manager: Any) -> None:
     }
     for name, layout in layouts.items():
         layout_manager.register_layout(name, layout)
+
+
+def tilt_3d_views(views: Sequence[Any], azimuth: float = 35.0, elevation: float = 25.0, zoom: float = 1.4) -> None:
+    """Turn each 3-D view from Slicer's straight anterior camera to an oblique one, so that all three slice
+    planes are seen (from the front the axial and sagittal planes are edge-on), a little closer."""
+    for view in views:
+        camera_node = view.get_camera_node() if hasattr(view, "get_camera_node") else None
+        if camera_node is None:
+            continue
+        camera = camera_node.GetCamera()
+        camera.Azimuth(azimuth)
+        camera.Elevation(elevation)
+        camera.OrthogonalizeViewUp()
+        camera.Zoom(zoom)  # the fitted view leaves room for any rotation: the planes fill more of it
+        view.renderer().ResetCameraClippingRange()
