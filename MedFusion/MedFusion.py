@@ -129,7 +129,7 @@ class MedFusionJob:
     POLL_MS = 100
     # the B-spline optimiser honours a stop only after its current iteration and line search (2 to 5 s): past
     # this delay the job's process tree is killed, so Cancel takes at most ~2 s in every stage
-    KILL_AFTER_MS = 1000
+    KILL_AFTER_MS = 500
 
     def __init__(self, folder, onProgress, onFinished):
         from MedFusionLib.apps.worker import WorkerProcess

@@ -1,5 +1,5 @@
 """How long registration takes to return after Cancel, per optimiser stage (the GUIs kill a job that has not
-stopped 1 s after Cancel; this shows which stage needs that).
+stopped 0.5 s after Cancel; this shows which stage needs that).
 
     python benchmarks/cancel_latency.py          # the demo phantom, CT fixed, MR moving
 

@@ -336,8 +336,11 @@ def test_default_pet_display_is_the_clinical_overlay_with_a_legend_and_a_3d_view
 
 
 def test_each_apply_gives_its_own_named_result_and_earlier_ones_stay_selectable(page):
+    from MedFusionLib.core import options
+
     results_before = result_names(page)
     choose(page, "method", "mean")
+    choose(page, "mode", options.MODE.label("slice"))
     press_apply(page)
     status = wait_status(page, ["Done", "Failed", "Cancelled"])
     assert status.startswith("Done: Phantom MR T2 + Phantom PET fused (mean, slice)"), page.inner_text("#error")

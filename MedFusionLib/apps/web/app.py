@@ -22,7 +22,7 @@ POLL_S = 0.1
 # The B-spline stage's optimiser (L-BFGS-B) honours a stop request only after finishing its current iteration
 # and line search, 2 to 5 s on a 2-core machine: past this delay a cancelled job's process tree is killed (its
 # results only ever reach its own job folder, which is deleted), so Cancel takes at most ~2 s in every stage.
-KILL_AFTER_S = 1.0
+KILL_AFTER_S = 0.5
 
 
 def choice_items(choice: options.Choice) -> list[dict]:
