@@ -12,7 +12,6 @@ import importlib.util
 import logging
 import os
 import shutil
-import tempfile
 from typing import Annotated
 
 import qt
@@ -33,7 +32,17 @@ from slicer.util import VTKObservationMixin
 # MedFusionLib sits beside this file once the extension is built (see CMakeLists.txt). Importing its
 # logic imports numpy and SimpleITK only (both bundled with Slicer); torch and scipy are installed on
 # first use, never here.
-from MedFusionLib.core.options import AXIS, COLOUR, DISPLAY_MODE, MODE, OVERLAY_MAP, REGISTRATION
+from MedFusionLib.core.options import (
+    AXIS,
+    COLOUR,
+    DISPLAY_MODE,
+    LAYER_OPACITY,
+    MODE,
+    OVERLAY_MAP,
+    REGISTRATION,
+    VIEW_LAYOUT,
+    shown_opacity,
+)
 from MedFusionLib.mrml.logic import MedFusionLogic as MedFusionCoreLogic
 
 REQUIREMENTS = "requirements.txt"
@@ -89,13 +98,15 @@ class MedFusionParameterNode:
     extraVolume: vtkMRMLScalarVolumeNode
     method: str = ""  # empty: the default method
     # choices and defaults from MedFusionLib.core.options; the node stores values, never display labels
-    mode: Annotated[str, Choice(list(MODE.values))] = MODE.default
-    axis: Annotated[int, Choice(list(AXIS.values))] = AXIS.default  # combo filled in code (shows AXIS.labels)
-    registration: Annotated[str, Choice(list(REGISTRATION.values))] = REGISTRATION.default
-    opacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
-    colour: Annotated[str, Choice(list(COLOUR.values))] = COLOUR.default
-    overlayMap: Annotated[str, Choice(list(OVERLAY_MAP.values))] = OVERLAY_MAP.default
-    displayMode: Annotated[str, Choice(list(DISPLAY_MODE.values))] = DISPLAY_MODE.default
+    # (the GUIs' defaults, ``shown_default``: PET/SPECT shown the clinical way, the views a radiologist reads)
+    mode: Annotated[str, Choice(list(MODE.values))] = MODE.shown_default
+    axis: Annotated[int, Choice(list(AXIS.values))] = AXIS.shown_default  # combo filled in code (AXIS.labels)
+    registration: Annotated[str, Choice(list(REGISTRATION.values))] = REGISTRATION.shown_default
+    opacity: Annotated[float, WithinRange(0.0, 1.0)] = LAYER_OPACITY
+    colour: Annotated[str, Choice(list(COLOUR.values))] = COLOUR.shown_default
+    overlayMap: Annotated[str, Choice(list(OVERLAY_MAP.values))] = OVERLAY_MAP.shown_default
+    displayMode: Annotated[str, Choice(list(DISPLAY_MODE.values))] = DISPLAY_MODE.shown_default
+    viewLayout: Annotated[str, Choice(list(VIEW_LAYOUT.values))] = VIEW_LAYOUT.shown_default
     computeMetrics: bool = True
     hardenTransform: bool = False
     # connectGui sets the output selector's nodeTypes from this annotation: both kinds, or colour fusion's
@@ -116,7 +127,9 @@ class MedFusionJob:
     """
 
     POLL_MS = 100
-    KILL_AFTER_MS = 5000
+    # the B-spline optimiser honours a stop only after its current iteration and line search (2 to 5 s): past
+    # this delay the job's process tree is killed, so Cancel takes at most ~2 s in every stage
+    KILL_AFTER_MS = 500
 
     def __init__(self, folder, onProgress, onFinished):
         from MedFusionLib.apps.worker import WorkerProcess
@@ -179,6 +192,8 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._job = None
         self._jobContext = None
         self._methods = []
+        self._result = None  # the last Apply's result (each Apply makes its own unless an output is chosen)
+        self._inputs = None  # the inputs the registration default was suggested for
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -199,6 +214,7 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.axisComboBox.currentIndexChanged.connect(self.onAxisChanged)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.opacitySliderWidget.valueChanged.connect(self.onOpacityChanged)
+        self.ui.viewLayoutComboBox.currentIndexChanged.connect(self.onViewLayoutChanged)
         self.ui.progressBar.setRange(0, 100)
         self.ui.progressBar.visible = False
 
@@ -262,10 +278,26 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         p = self._parameterNode
         ready = bool(p and p.fixedVolume and p.movingVolume and p.fixedVolume != p.movingVolume)
+        if ready:
+            self._suggestRegistration()
         self.ui.applyButton.enabled = ready
         self.ui.applyButton.toolTip = (
             _("Register, fuse and score.") if ready else _("Select a fixed and a moving volume.")
         )
+
+    def _suggestRegistration(self) -> None:
+        """New inputs: the registration their headers call for, said under the choice (the user may change it)."""
+        p = self._parameterNode
+        nodes = [p.fixedVolume, p.movingVolume] + ([p.extraVolume] if p.extraVolume else [])
+        inputs = tuple(node.GetID() for node in nodes)
+        if inputs == self._inputs:
+            return
+        self._inputs = inputs
+        try:
+            p.registration, note = self.logic.suggestRegistration(nodes)
+        except Exception as err:  # a volume without image data yet: Apply reports it
+            note = str(err)
+        self.ui.registrationNoteLabel.text = note
 
     # -- methods -----------------------------------------------------------------------------------------
     def populateMethods(self) -> None:
@@ -311,8 +343,15 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # -- display -----------------------------------------------------------------------------------------
     def onOpacityChanged(self, value) -> None:
         p = self._parameterNode
-        if p and p.outputVolume and p.displayMode == "overlay":
+        if p and self._result is not None and p.displayMode == "overlay":
             self.logic.setOverlayOpacity(value)
+
+    def onViewLayoutChanged(self, index) -> None:
+        from MedFusionLib.mrml.display import link_views, slicer_layout
+
+        if self._parameterNode and index >= 0:
+            slicer.app.layoutManager().setLayout(slicer_layout(self._parameterNode.viewLayout))
+            link_views(slicer.mrmlScene)
 
     # -- apply / cancel ----------------------------------------------------------------------------------
     def setRunning(self, running: bool) -> None:
@@ -337,6 +376,8 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p = self._parameterNode
             nodes = [p.fixedVolume, p.movingVolume] + ([p.extraVolume] if p.extraVolume else [])
             method = p.method or None
+            from MedFusionLib.mrml.jobs import start_job
+
             self.logic.ensureDependencies(method)
             if not self._methods:
                 self.populateMethods()
@@ -362,12 +403,17 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 overlayMap=p.overlayMap,
                 displayMode=p.displayMode,
             )
-            folder = tempfile.mkdtemp(prefix="MedFusion-")
-            modalities = self.logic.writeJob(folder, nodes, **options)
+            # the temp folder is removed on every failure path (start_job), so no copy of the inputs stays
+            folder, self._job, modalities = start_job(
+                self.logic,
+                nodes,
+                lambda folder: MedFusionJob(folder, self.onJobProgress, self.onJobFinished),
+                prefix="MedFusion-",
+                **options,
+            )
             self._jobContext = dict(nodes=nodes, folder=folder, modalities=modalities)
             self.ui.progressBar.value = 0
             self.ui.statusLabel.text = _("Starting...")
-            self._job = MedFusionJob(folder, self.onJobProgress, self.onJobFinished)
             self.setRunning(True)
 
     def onJobProgress(self, fraction, message) -> None:
@@ -395,7 +441,10 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                         modalities=context["modalities"],
                         hardenTransform=p.hardenTransform,
                     )
-                    p.outputVolume = result.fusedVolumeNode
+                    # the output selector keeps what the user chose: empty gives each Apply its own result
+                    self._result = result
+                    p.opacity = shown_opacity(p.colour if result.outcome and result.outcome.rgb is not None else "none")
+                    self.logic.setOverlayOpacity(p.opacity)
                     if result.metricsTableNode is not None:
                         self.ui.metricsTableView.setMRMLTableNode(result.metricsTableNode)
                     self.ui.statusLabel.text = _("Done: {name}").format(name=result.fusedVolumeNode.GetName())

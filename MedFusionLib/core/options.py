@@ -25,10 +25,17 @@ class Choice:
     default: Any
     help: str
     labels: dict[Any, str] = field(default_factory=dict)
+    gui_default: Any = None  # what the GUIs start with when it differs from the files' default (None: the same)
 
     def __post_init__(self) -> None:
-        if self.default not in self.values:
-            raise ValueError(f"default {self.default!r} of option {self.name!r} is not one of {self.values}")
+        for default in (self.default, self.shown_default):
+            if default not in self.values:
+                raise ValueError(f"default {default!r} of option {self.name!r} is not one of {self.values}")
+
+    @property
+    def shown_default(self) -> Any:
+        """The default of the Slicer module and the web app (a clinician's first view)."""
+        return self.default if self.gui_default is None else self.gui_default
 
     def check(self, value: Any) -> Any:
         """``value`` if allowed, else a one-line MedFusionError."""
@@ -78,8 +85,10 @@ COLOUR = Choice(
     "colour",
     ("none", "auto", "hot", "pet", "rainbow"),
     "none",
-    "RGB output with the functional input's colour over the fused image: auto (the functional input's own "
-    "colours, or the PET map) or a map (hot, pet, rainbow); none: grey output",
+    "RGB output with the functional input's colour over the fused image: auto (the clinical rule: when an input "
+    "is functional, PET/SPECT by detection or choice, or in colour, its own colours or the PET map over the grey "
+    "anatomy; otherwise, CT + MR, the grey fused image) or a map (hot, pet, rainbow); none: grey output",
+    gui_default="auto",  # the GUIs show PET/SPECT the clinical way at once; files stay grey unless asked
 )
 
 COLOUR_STYLE = Choice(
@@ -109,6 +118,15 @@ DISPLAY_MODE = Choice(
     "overlay: the fused volume over the reference at the chosen opacity; fused: the fused volume alone",
 )
 
+VIEW_LAYOUT = Choice(
+    "view layout",
+    ("grid", "three", "axial", "3d"),
+    "grid",
+    "the views of the web app: grid (axial and 3-D above, coronal and sagittal below), three (the three slice "
+    "views in a row), axial (one slice view), 3d (the 3-D view: the three slice planes in space)",
+    labels={"grid": "2 x 2 with 3-D", "three": "three slices", "axial": "axial only", "3d": "3-D only"},
+)
+
 MODALITY = Choice(
     "modality",
     ("auto", "ct", "mr", "pet", "spect", "8bit"),
@@ -135,6 +153,23 @@ SCORING = Choice(
 
 FUNCTIONAL_MODALITIES = ("pet", "spect")  # inputs shown in colour (functional imaging)
 
+LAYER_OPACITY = 0.5  # the GUIs' first opacity of a grey fused layer over the reference: both stay visible
+COLOUR_LAYER_OPACITY = 1.0  # a colour overlay result already shows both (grey anatomy, colour above a threshold)
+
+
+def shown_opacity(colour_used: str) -> float:
+    """The GUIs' opacity for a result made with ``colour_used`` ("none": a grey result over the reference)."""
+    return LAYER_OPACITY if COLOUR.check(colour_used) == "none" else COLOUR_LAYER_OPACITY
+
+
+def colour_for_inputs(colour: str, has_functional: bool) -> str:
+    """The colour a run really uses: ``auto`` is the clinical rule, the colour overlay when an input is
+    functional (PET/SPECT, detected or chosen, or a colour input) and the grey fused image ("none") otherwise
+    (CT + MR: colouring the MR would read as uptake)."""
+    COLOUR.check(colour)
+    return "none" if colour == "auto" and not has_functional else colour
+
+
 ALL_CHOICES = (
     MODE,
     AXIS,
@@ -144,6 +179,7 @@ ALL_CHOICES = (
     COLOUR_STYLE,
     OVERLAY_MAP,
     DISPLAY_MODE,
+    VIEW_LAYOUT,
     MODALITY,
     SCORING,
 )

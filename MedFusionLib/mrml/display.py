@@ -100,3 +100,33 @@ def show_table(table_node, app_logic=None) -> None:
     if selection is not None:
         selection.SetActiveTableID(table_node.GetID())
         app_logic.PropagateTableSelection()
+
+
+_SLICER_LAYOUTS = {  # options.VIEW_LAYOUT -> Slicer's view arrangement (vtkMRMLLayoutNode constant name)
+    "grid": "SlicerLayoutFourUpView",  # axial and 3-D above, coronal and sagittal below
+    "three": "SlicerLayoutConventionalView",  # the three slice views in a row (the 3-D view above them)
+    "axial": "SlicerLayoutOneUpRedSliceView",
+    "3d": "SlicerLayoutOneUp3DView",
+}
+
+
+def slicer_layout(view_layout: str) -> int:
+    """Slicer's view arrangement for a ``VIEW_LAYOUT`` choice (what ``layoutManager().setLayout`` takes)."""
+    import slicer
+
+    from MedFusionLib.core.options import VIEW_LAYOUT
+
+    return int(getattr(slicer.vtkMRMLLayoutNode, _SLICER_LAYOUTS[VIEW_LAYOUT.check(view_layout)]))
+
+
+def link_views(scene) -> None:
+    """A radiologist's defaults: the slice planes (with the fused overlay on them) shown in the 3-D view, as
+    Slicer's eye button does, and a crosshair linking the slice views (Shift + move puts the other views'
+    slices through the point under the mouse)."""
+    for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceNode")):
+        scene.GetNthNodeByClass(i, "vtkMRMLSliceNode").SetSliceVisible(True)
+    crosshair = scene.GetFirstNodeByClass("vtkMRMLCrosshairNode")
+    if crosshair is None:
+        crosshair = scene.AddNewNodeByClass("vtkMRMLCrosshairNode")
+    crosshair.SetCrosshairMode(crosshair.ShowBasic)
+    crosshair.SetCrosshairBehavior(crosshair.OffsetJumpSlice)

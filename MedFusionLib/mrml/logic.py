@@ -406,6 +406,17 @@ class MedFusionLogic:
         if table is not None:
             display.show_table(table, self.applicationLogic)
 
+    def suggestRegistration(self, nodes) -> tuple[str, str]:
+        """The registration the inputs' headers call for, and one line saying why: rigid when header geometry
+        puts an input's box or foreground centre more than MISALIGNED_MM from the reference's, else none."""
+        from MedFusionLib.pipeline.prepare import MISALIGNED_MM, header_offsets_mm
+
+        images = self.prepareInputs(nodes, ignoreOwnRegistration=True)
+        offset = max(max(header_offsets_mm(images[0], image)) for image in images[1:])
+        if offset > MISALIGNED_MM:
+            return "rigid", f"Headers place the inputs up to {offset:.0f} mm apart: rigid registration (default here)."
+        return REGISTRATION.shown_default, f"Headers agree within {MISALIGNED_MM:.0f} mm: no registration needed."
+
     def setOverlayOpacity(self, opacity: float) -> None:
         """Foreground opacity of every slice view (the GUI's opacity slider)."""
         scene = self.scene

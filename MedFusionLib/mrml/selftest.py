@@ -47,10 +47,19 @@ def phantom_nodes(scene, seed: int = 7) -> dict:
 def torch_available() -> bool:
     """Whether torch can be imported, found without importing it (a GUI process must not load torch just to
     ask; Slicer's extension build machines have none)."""
+    return _findable("torch")
+
+
+def runtime_available() -> bool:
+    """Whether a deep method can run here: torch or ONNX Runtime is installed (found, not imported)."""
+    return torch_available() or _findable("onnxruntime")
+
+
+def _findable(module: str) -> bool:
     import importlib.util
 
     try:
-        return importlib.util.find_spec("torch") is not None
+        return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
 
@@ -66,13 +75,18 @@ def deep_method_ready(name: str) -> bool:
     return weight_path(name).exists()
 
 
-def contract_method() -> str:
-    """The default method when it can run here (classical, or deep with torch and weights), else the
-    classical one: the scripting-contract check must pass on a machine without torch."""
+def _default_method() -> dict:
     from MedFusionLib.fusion import describe_methods
 
-    default = next(m for m in describe_methods() if m["default"])
-    if default["family"] == "classical" or deep_method_ready(default["name"]):
+    return next(m for m in describe_methods() if m["default"])
+
+
+def contract_method() -> str:
+    """The default method whenever it can run here (classical, or deep with torch or ONNX Runtime installed:
+    a missing weight file or a failing run then fails the self-test loudly), else the classical one (Slicer's
+    extension build machines have neither)."""
+    default = _default_method()
+    if default["family"] == "classical" or runtime_available():
         return default["name"]
     return pick_methods()["classical"]
 
@@ -94,17 +108,18 @@ def scripting_contract(logic, scene) -> object:
 
 
 def pick_methods() -> dict:
-    """A classical method (the default when classical) and a deep one whose weights are present (None when
-    there is none)."""
+    """A classical method (the default when classical) and a deep one: the default when it is deep and torch
+    or ONNX Runtime is installed, else one whose weights are present (None when there is none)."""
     from MedFusionLib.fusion import describe_methods
 
     methods = describe_methods()
     classical = [m for m in methods if m["family"] == "classical"]
     deep = [m for m in methods if m["family"] != "classical" and deep_method_ready(m["name"])]
     default = [m for m in classical if m["default"]]
+    default_deep = [m for m in methods if m["default"] and m["family"] != "classical" and runtime_available()]
     return {
         "classical": (default or classical)[0]["name"],
-        "deep": deep[0]["name"] if deep else None,
+        "deep": (default_deep or deep)[0]["name"] if default_deep or deep else None,
         "modes": {m["name"]: m["modes"] for m in methods},
     }
 
@@ -273,7 +288,8 @@ def run_all(logic, scene, log=print) -> list:
                     mask=data["mask"],
                 )
             except MedFusionError as err:
-                if family == "deep" and "weights" in str(err) and "not found" in str(err):
+                default = name == _default_method()["name"]  # the default must run wherever it can: never skipped
+                if family == "deep" and not default and "weights" in str(err) and "not found" in str(err):
                     log(f"{name}, {mode} mode skipped: {err}")
                     continue
                 raise

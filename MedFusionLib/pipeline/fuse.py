@@ -13,7 +13,15 @@ import SimpleITK as sitk
 from MedFusionLib.core import imageio as io
 from MedFusionLib.core.colour import colour_fused_image
 from MedFusionLib.core.errors import InputError, MedFusionError
-from MedFusionLib.core.options import AXIS, COLOUR, COLOUR_STYLE, FUNCTIONAL_MODALITIES, MODE, REGISTRATION
+from MedFusionLib.core.options import (
+    AXIS,
+    COLOUR,
+    COLOUR_STYLE,
+    FUNCTIONAL_MODALITIES,
+    MODE,
+    REGISTRATION,
+    colour_for_inputs,
+)
 from MedFusionLib.core.progress import CancelCallback, ProgressCallback, check_cancel, report, sub_progress
 from MedFusionLib.fusion import fuse_arrays, get_method
 from MedFusionLib.pipeline.prepare import PreparedInputs, prepare_inputs
@@ -33,11 +41,11 @@ def _colour_result(
     """RGB result for the colour option: the functional input's own colours, or a colour map on its values.
 
     The functional input is ``functional`` (0-based), else the colour input, else the one detected as PET or
-    SPECT (``kinds``), else the last."""
-    if colour == "none":
-        return None
+    SPECT (``kinds``), else the last; ``auto`` without any of these is the grey image (None)."""
     coloured = [i for i, image in enumerate(originals) if io.is_colour(image)]
     detected = [i for i, kind in enumerate(kinds) if kind in FUNCTIONAL_MODALITIES]
+    if colour_for_inputs(colour, functional is not None or bool(coloured or detected)) == "none":
+        return None
     index = functional if functional is not None else (coloured or detected or [len(originals) - 1])[0]
     if not 0 <= index < len(originals):
         raise MedFusionError(f"functional input {index + 1} does not exist (there are {len(originals)} inputs)")

@@ -184,12 +184,13 @@ class FusionOutcome:
     summaries: list[str] = field(default_factory=list)
 
 
-def functional_index(modalities: Sequence[str]) -> int:
-    """Input whose colours colour fusion shows: the first PET/SPECT input, else the last input."""
+def functional_index(modalities: Sequence[str]) -> int | None:
+    """Input whose colours colour fusion shows: the first PET/SPECT input, else None (the pipeline's own
+    detection decides, and ``auto`` shows the grey fused image when it finds none)."""
     for index, modality in enumerate(modalities):
         if modality in FUNCTIONAL_MODALITIES:
             return index
-    return len(modalities) - 1
+    return None
 
 
 def compute(

@@ -57,12 +57,18 @@ def _box_centre(image: sitk.Image) -> np.ndarray:
     return np.array(image.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2.0 for s in image.GetSize()]))
 
 
+def header_offsets_mm(fixed: sitk.Image, moving: sitk.Image) -> tuple[float, float]:
+    """How far apart header geometry alone puts the two images: (box centres, foreground centres), in mm; the
+    inputs are misaligned when either exceeds MISALIGNED_MM (the GUIs then default to rigid registration)."""
+    if moving.GetDimension() == 2 and moving.GetSize() == fixed.GetSize():
+        return 0.0, 0.0  # 2-D slices of one size are pixel-aligned by definition
+    boxes = float(np.linalg.norm(_box_centre(moving) - _box_centre(fixed)))
+    return boxes, float(np.linalg.norm(_centroid(moving) - _centroid(fixed)))
+
+
 def warn_if_misaligned(fixed: sitk.Image, moving: sitk.Image, name: str) -> None:
     """One warning line when, fused by header geometry alone, ``moving`` looks offset from ``fixed``."""
-    if moving.GetDimension() == 2 and moving.GetSize() == fixed.GetSize():
-        return  # 2-D slices of one size are pixel-aligned by definition
-    boxes = float(np.linalg.norm(_box_centre(moving) - _box_centre(fixed)))
-    contents = float(np.linalg.norm(_centroid(moving) - _centroid(fixed)))
+    boxes, contents = header_offsets_mm(fixed, moving)
     if max(boxes, contents) > MISALIGNED_MM:
         warn(
             f"{name}: header geometry puts it {boxes:.0f} mm (box centres) and {contents:.0f} mm (foreground "

@@ -69,3 +69,17 @@ def test_the_colour_choice_names_exactly_the_colour_maps_defined():
     from MedFusionLib.core.options import COLOUR_MAP_NAMES
 
     assert set(COLOUR_MAP_NAMES) == set(COLOUR_MAPS)
+
+
+def test_the_guis_start_with_the_clinical_colour_rule_and_files_stay_grey():
+    from MedFusionLib.core.options import colour_for_inputs
+
+    assert COLOUR.default == "none" and COLOUR.shown_default == "auto"
+    assert MODE.shown_default == MODE.default  # no GUI default of its own: the same
+    assert colour_for_inputs("auto", has_functional=True) == "auto"  # T1 + PET: the colour overlay
+    assert colour_for_inputs("auto", has_functional=False) == "none"  # CT + MR: the grey fused image
+    assert colour_for_inputs("hot", has_functional=False) == "hot"  # a map chosen by name is always applied
+    with pytest.raises(MedFusionError, match="unknown colour"):
+        colour_for_inputs("warm", has_functional=True)
+    with pytest.raises(ValueError, match="default"):
+        Choice("x", ("a", "b"), "a", "help", gui_default="c")

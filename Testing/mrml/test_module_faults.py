@@ -77,6 +77,21 @@ def test_cleanup_and_scene_close_end_the_job_and_delete_its_folder():
     assert "if context is None" in finished and "self._parameterNode is None" in finished
 
 
+def test_a_failed_start_cleans_the_temp_folder_and_results_are_not_overwritten_silently():
+    """The module starts its job through mrml.jobs.start_job (which removes the folder on every failure path,
+    tested on slicer-core), never through a bare mkdtemp; an Apply does not make its result the next Apply's
+    output; a stuck cancel is killed after 0.5 s."""
+    source = MODULE.read_text(encoding="utf-8")
+    assert "mkdtemp" not in source
+    apply = ast.unparse(_method("MedFusionWidget", "onApplyButton"))
+    assert "start_job(" in apply
+    finished = ast.unparse(_method("MedFusionWidget", "onJobFinished"))
+    assert "p.outputVolume =" not in finished and "outputNode=p.outputVolume" in finished
+    job = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == "MedFusionJob")
+    kill = next(n for n in job.body if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "KILL_AFTER_MS")
+    assert ast.literal_eval(kill.value) <= 500
+
+
 def test_the_ui_and_the_web_page_offer_the_choices_of_core_options():
     """The .ui holds no choice lists of its own (the parameter node fills the combos from core/options, the
     axis combo is filled from AXIS in code), and the parameter node's choices and defaults are the schema's."""
@@ -93,12 +108,13 @@ def test_the_ui_and_the_web_page_offer_the_choices_of_core_options():
         ("colour", options.COLOUR),
         ("overlayMap", options.OVERLAY_MAP),
         ("displayMode", options.DISPLAY_MODE),
+        ("viewLayout", options.VIEW_LAYOUT),
         ("axis", options.AXIS),
     ):
         name = choice_name(choice)
         annotation = ast.unparse(fields[field].annotation)
         assert f"Choice(list({name}.values))" in annotation, (field, annotation)
-        assert ast.unparse(fields[field].value) == f"{name}.default", field
+        assert ast.unparse(fields[field].value) == f"{name}.shown_default", field
         if field in bound:
             assert bound[field].get("class") == "QComboBox"
             assert not bound[field].findall("item"), f"the .ui lists its own {field} items"
@@ -111,6 +127,7 @@ def test_the_ui_and_the_web_page_offer_the_choices_of_core_options():
         options.COLOUR,
         options.OVERLAY_MAP,
         options.DISPLAY_MODE,
+        options.VIEW_LAYOUT,
     ):
         assert f"choice_items(options.{choice_name(choice)})" in used, choice.name
 

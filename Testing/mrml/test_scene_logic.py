@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -268,6 +269,22 @@ def test_pet_gets_a_pet_colour_map_and_colour_fusion_gives_rgb(app, phantom):
     array = slicer.util.arrayFromVolume(node)
     assert array.dtype == np.uint8 and array.shape == slicer.util.arrayFromVolume(ct).shape + (3,)
     assert (array[..., 0].astype(int) - array[..., 2]).max() > 50  # warm colours where PET is hot
+
+
+def test_auto_colour_is_the_clinical_rule_colour_for_pet_grey_for_ct_and_mr(app, phantom):
+    """The GUIs' default colour: the PET overlay in colour when an input is functional, grey for CT + MR."""
+    from MedFusionLib.samples.pet import make_phantom_pet
+
+    ct, mr = add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR")
+    pet = add(app, make_phantom_pet(), "FDG PET")
+    coloured = app.logic.process(ct, pet, method="mean", colour="auto").fusedVolumeNode
+    assert coloured.IsA("vtkMRMLVectorVolumeNode")
+    array = slicer.util.arrayFromVolume(coloured).astype(int)
+    assert ((array[..., 0] - array[..., 2] > 100) & (array[..., 0] - array[..., 1] > 30)).mean() > 0.01  # uptake
+    assert (array[0, 0, 0] == 0).all()  # black background
+    grey = app.logic.process(ct, mr, method="mean", colour="auto").fusedVolumeNode
+    assert not grey.IsA("vtkMRMLVectorVolumeNode")
+    assert grey.GetDisplayNode().GetColorNodeID() == "vtkMRMLColorTableNodeGrey"
 
 
 def test_fixed_under_a_parent_transform_keeps_the_output_with_it(app, phantom):
@@ -557,3 +574,76 @@ def test_real_spect_with_a_flipped_axis_keeps_its_geometry(app, shared_data):
     assert np.allclose(back.GetDirection(), spect.GetDirection(), atol=1e-6)
     assert np.allclose(back.GetOrigin(), spect.GetOrigin(), atol=1e-3)
     assert np.allclose(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(spect))
+
+
+# --- what the GUIs start with, and how a job starts ---------------------------------------------------------
+
+
+def test_registration_default_follows_the_header_check(app, phantom):
+    """The sample's MR is moved by its header (11 mm): rigid, said in one line; aligned inputs: none."""
+    from MedFusionLib.samples.pet import make_phantom_pet
+
+    ct, mr = add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR")
+    pet = add(app, make_phantom_pet(), "PET")  # the sample PET lies on the (moved) MR
+    registration, note = app.logic.suggestRegistration([ct, mr])
+    assert registration == "rigid" and "11 mm apart" in note and "\n" not in note
+    assert app.logic.suggestRegistration([mr, pet])[0] == "none"
+    assert app.logic.suggestRegistration([mr, pet, ct])[0] == "rigid"  # a third input counts too
+
+
+def test_a_failed_job_start_leaves_no_temp_folder(app, phantom, tmp_path, monkeypatch):
+    """A bad option, or a worker that does not start: the job folder (copies of the inputs) is removed."""
+    import tempfile
+
+    from MedFusionLib.mrml.jobs import start_job
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ct, mr = add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR")
+
+    def no_worker(folder):
+        assert any((tmp_path / folder).iterdir()), "the inputs should have been written before the launch"
+        raise OSError("PythonSlicer not found")
+
+    with pytest.raises(MedFusionError, match="unknown mode"):
+        start_job(app.logic, [ct, mr], no_worker, mode="4d")
+    with pytest.raises(OSError, match="PythonSlicer"):
+        start_job(app.logic, [ct, mr], no_worker, method="mean")
+    assert list(tmp_path.iterdir()) == []
+    folder, job, modalities = start_job(app.logic, [ct, mr], lambda folder: "started", method="mean")
+    assert job == "started" and modalities == ["ct", "mr"] and any(Path(folder).iterdir())
+
+
+def test_view_layouts_and_linked_views(app):
+    from MedFusionLib.core.options import VIEW_LAYOUT
+    from MedFusionLib.mrml import display
+
+    layout_node = app.layout_logic.GetLayoutNode()
+    for value in VIEW_LAYOUT.values:
+        layout_node.SetViewArrangement(display.slicer_layout(value))
+        assert layout_node.GetViewArrangement() == display.slicer_layout(value)
+    assert display.slicer_layout("grid") == slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpView
+    display.link_views(app.scene)
+    slices = [app.scene.GetNthNodeByClass(i, "vtkMRMLSliceNode") for i in range(3)]
+    assert all(node.GetSliceVisible() for node in slices)
+    crosshair = app.scene.GetFirstNodeByClass("vtkMRMLCrosshairNode")
+    assert crosshair.GetCrosshairMode() == crosshair.ShowBasic
+    assert crosshair.GetCrosshairBehavior() == crosshair.OffsetJumpSlice
+
+
+def test_self_test_runs_the_default_method_when_a_runtime_is_present_and_fails_loudly(app, monkeypatch):
+    from MedFusionLib.fusion import default_method_name
+
+    assert selftest.runtime_available()  # torch is installed in the test environment
+    assert selftest.contract_method() == default_method_name()
+    assert selftest.pick_methods()["deep"] == default_method_name()
+
+    default = default_method_name()
+
+    def scenario(logic, scene, fixed, moving, *, method, mode, **_):
+        if method == default:
+            raise MedFusionError(f"{method}: weights not found at /nowhere/{method}.pt")
+        return {"metrics": {}, "views": 3}
+
+    monkeypatch.setattr(selftest, "run_scenario", scenario)
+    with pytest.raises(MedFusionError, match="weights not found"):  # not skipped: the self-test fails
+        selftest.run_all(app.logic, app.scene, log=lambda message: None)

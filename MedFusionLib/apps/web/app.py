@@ -8,10 +8,10 @@ arguments, a typed server path, an upload) are read, and nothing is served but t
 from __future__ import annotations
 
 import asyncio
-import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,10 @@ from MedFusionLib.core import options
 from MedFusionLib.core.errors import MedFusionError
 
 POLL_S = 0.1
-KILL_AFTER_S = 5.0
+# The B-spline stage's optimiser (L-BFGS-B) honours a stop request only after finishing its current iteration
+# and line search, 2 to 5 s on a 2-core machine: past this delay a cancelled job's process tree is killed (its
+# results only ever reach its own job folder, which is deleted), so Cancel takes at most ~2 s in every stage.
+KILL_AFTER_S = 0.5
 
 
 def choice_items(choice: options.Choice) -> list[dict]:
@@ -37,6 +40,20 @@ def method_items() -> list[dict]:
         {"title": method.name + (" (default)" if method.name == default else ""), "value": method.name}
         for method in available_methods()
     ]
+
+
+@dataclass
+class ShownResult:
+    """One Apply's result as the page shows it: the scene logic's result, the reference it lies over, and
+    the colour it was made with ("none": a grey result; the legend and the default opacity follow it)."""
+
+    result: Any
+    reference: Any
+    colour: str
+
+
+def _node_label(node) -> str:
+    return node.GetName() if node is not None else "?"
 
 
 class FusionWebApp:
@@ -58,6 +75,7 @@ class FusionWebApp:
         self.fused_node = None
         self._shown_reference = None
         self.result = None
+        self.results: dict[str, ShownResult] = {}  # fused node ID -> one Apply's result, all kept selectable
         self._job = None
         self._job_context: dict[str, Any] = {}
         self._initial_state()
@@ -71,10 +89,16 @@ class FusionWebApp:
         self.state.change("opacity")(self.on_opacity)
         self.state.change("display_mode")(self.on_display_mode)
         self.state.change("upload")(self.on_upload)
+        self.state.change("reference", "moving", "extra")(self.on_inputs)
+        self.state.change("result_id")(self.on_result)
+        self.state.change("view_layout")(self.on_view_layout)
         self.server.controller.on_server_exited.add(self.shutdown)
         self._fit_pending = False
 
-        for view in self.slicer_app.view_manager.get_slice_views():
+        from MedFusionLib.mrml.display import link_views
+
+        link_views(self.slicer_app.scene)
+        for view in self.slicer_app.view_manager.get_views():
             view.interactor().AddObserver(vtkCommand.WindowResizeEvent, self._fit_after_resize)
 
     def _fit_after_resize(self, *_) -> None:
@@ -86,8 +110,7 @@ class FusionWebApp:
 
         def fit() -> None:
             self._fit_pending = False
-            self.slicer_app.display_manager.reset_views()
-            self._render()
+            self._reset_views()
 
         asyncio.get_event_loop().call_later(0.3, fit)
 
@@ -98,22 +121,33 @@ class FusionWebApp:
         s = self.state
         s.trame__title = "MedFusion"
         s.volumes = []
+        s.extra_volumes = []
         s.reference = None
         s.moving = None
+        s.extra = None
         s.methods = method_items()
         s.method = default_method_name()
-        s.modes, s.mode = choice_items(options.MODE), options.MODE.default
-        s.axes, s.axis = choice_items(options.AXIS), options.AXIS.default
-        s.registrations, s.registration = choice_items(options.REGISTRATION), options.REGISTRATION.default
-        s.colours, s.colour = choice_items(options.COLOUR), options.COLOUR.default
-        s.overlay_maps, s.overlay_map = choice_items(options.OVERLAY_MAP), options.OVERLAY_MAP.default
-        s.display_modes, s.display_mode = choice_items(options.DISPLAY_MODE), options.DISPLAY_MODE.default
-        s.opacity = 0.5
+        s.modes, s.mode = choice_items(options.MODE), options.MODE.shown_default
+        s.axes, s.axis = choice_items(options.AXIS), options.AXIS.shown_default
+        s.registrations = choice_items(options.REGISTRATION)
+        s.registration = options.REGISTRATION.shown_default
+        s.registration_note = ""
+        s.colours, s.colour = choice_items(options.COLOUR), options.COLOUR.shown_default
+        s.overlay_maps, s.overlay_map = choice_items(options.OVERLAY_MAP), options.OVERLAY_MAP.shown_default
+        s.display_modes = choice_items(options.DISPLAY_MODE)
+        s.display_mode = options.DISPLAY_MODE.shown_default
+        s.view_layouts, s.view_layout = choice_items(options.VIEW_LAYOUT), options.VIEW_LAYOUT.shown_default
+        s.compute_metrics = True
+        s.harden = False
+        s.opacity = options.LAYER_OPACITY
         s.running = False
         s.progress = 0
         s.status = "Open a reference and a moving volume, then Apply."
         s.error = ""
         s.metrics = []
+        s.results = []
+        s.result_id = None
+        s.legend = None
         s.has_result = False
         s.open_path = ""
         s.save_path = str(Path.cwd() / "medfusion-out")
@@ -134,6 +168,28 @@ class FusionWebApp:
         if self.state.moving not in ids or self.state.moving == self.state.reference:
             others = [i for i in ids if i != self.state.reference]
             self.state.moving = others[0] if others else None
+        self.state.extra_volumes = [{"title": "(none)", "value": None}] + items
+        if self.state.extra not in ids or self.state.extra in (self.state.reference, self.state.moving):
+            self.state.extra = None
+        self.on_inputs()
+
+    def _selected_nodes(self) -> list:
+        """Reference, moving and (when chosen) the third input, as scene nodes (None where unset)."""
+        scene, s = self.slicer_app.scene, self.state
+        nodes = [scene.GetNodeByID(s.reference) if s.reference else None]
+        nodes.append(scene.GetNodeByID(s.moving) if s.moving else None)
+        return nodes + ([scene.GetNodeByID(s.extra)] if s.extra else [])
+
+    def on_inputs(self, **_) -> None:
+        """New inputs: the registration their headers call for (said on the page) and a status that says
+        what is ready."""
+        nodes = self._selected_nodes()
+        if any(node is None for node in nodes) or self._job is not None:
+            return
+        self.state.registration, self.state.registration_note = self.logic.suggestRegistration(nodes)
+        names = " + ".join(_node_label(node) for node in nodes)
+        if not self.results:
+            self.state.status = f"Ready: {names}. Press Apply."
 
     def _show(self, background, foreground=None) -> None:
         """Reference (or the fused volume alone, in "fused" display mode) and overlay in every view."""
@@ -143,8 +199,7 @@ class FusionWebApp:
             background, foreground = foreground, None
         display.ensure_display(background)
         display.show_in_slice_views(self.slicer_app.scene, background, foreground, float(self.state.opacity), fit=False)
-        self.slicer_app.display_manager.reset_views()
-        self._render()
+        self._reset_views()
 
     # -- opening volumes -----------------------------------------------------------------------------------
     def add_image(self, image, name: str, modality: str | None = None):
@@ -244,13 +299,10 @@ class FusionWebApp:
         """Validate, write the job, start the worker process and the task that polls it."""
         from MedFusionLib.apps.worker import WorkerProcess
         from MedFusionLib.core.errors import InputError
+        from MedFusionLib.mrml.jobs import start_job
 
         s = self.state
-        scene = self.slicer_app.scene
-        nodes = [
-            scene.GetNodeByID(s.reference) if s.reference else None,
-            scene.GetNodeByID(s.moving) if s.moving else None,
-        ]
+        nodes = self._selected_nodes()
         if any(n is None for n in nodes):
             raise InputError("select a reference and a moving volume")
         colour = options.COLOUR.check(s.colour)
@@ -260,16 +312,12 @@ class FusionWebApp:
             axis=int(options.AXIS.check(s.axis)),
             registration=options.REGISTRATION.check(s.registration),
             colour=colour,
-            computeMetrics=True,
+            computeMetrics=bool(s.compute_metrics),
         )
-        folder = tempfile.mkdtemp(prefix="medfusion-job-")
-        try:
-            modalities = self.logic.writeJob(folder, nodes, **job)
-            self._job = WorkerProcess(folder)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        self._job_context = dict(nodes=nodes, folder=folder, modalities=modalities, colour=colour, cancel_at=None)
+        folder, self._job, modalities = start_job(self.logic, nodes, WorkerProcess, **job)
+        self._job_context = dict(
+            nodes=nodes, folder=folder, modalities=modalities, colour=colour, harden=bool(s.harden), cancel_at=None
+        )
         s.running, s.progress, s.status = True, 0, "Starting the worker..."
         asyncio.get_event_loop().create_task(self._watch())
 
@@ -307,37 +355,81 @@ class FusionWebApp:
             else:
                 s.status = "Failed."
                 s.error = str(message.get("error", "the worker failed")).splitlines()[0]
-        except MedFusionError as err:
+        except Exception as err:  # a result that cannot be shown must not leave the page saying "computing"
+            s.status = "Failed."
             self._report(err)
         finally:
             job.close()  # no process of the job and no copy of the inputs stays behind
             s.running = False
 
     def _apply_result(self, context: dict) -> None:
-        from MedFusionLib.mrml.tables import table_rows
-
-        output = self.fused_node
-        rgb = context["colour"] != "none"
-        if output is not None and output.IsA("vtkMRMLVectorVolumeNode") != rgb:
-            output = None
+        """Each Apply gives a new result node, named from its inputs, method and mode; earlier ones stay."""
         result = self.logic.applyJob(
             context["folder"],
             context["nodes"],
-            outputNode=output,
+            outputNode=None,
             opacity=float(self.state.opacity),
             colour=context["colour"],
             overlayMap=options.OVERLAY_MAP.check(self.state.overlay_map),
             modalities=context["modalities"],
+            hardenTransform=context["harden"],
             showResult=False,
         )
-        self.result, self.fused_node = result, result.fusedVolumeNode
-        self._shown_reference = context["nodes"][0]
-        self._show(self._shown_reference, self.fused_node)
-        rows = table_rows(result.metricsTableNode) if result.metricsTableNode is not None else []
-        self.state.metrics = [{"metric": m, "value": f"{v:.4g}", "better": b, "description": d} for m, v, b, d in rows]
-        self.state.has_result = True
+        node = result.fusedVolumeNode
+        colour = context["colour"] if result.outcome is not None and result.outcome.rgb is not None else "none"
+        self.results[node.GetID()] = ShownResult(result, context["nodes"][0], colour)
+        self.state.results = [
+            {"title": self.results[key].result.fusedVolumeNode.GetName(), "value": key} for key in self.results
+        ]
+        self.state.opacity = options.shown_opacity(colour)
+        self._select_result(node.GetID())
+        self.state.result_id = node.GetID()
         self.state.progress = 100
-        self.state.status = f"Done: {self.fused_node.GetName()}"
+        registered = ", registered " + result.registration if result.registration != "none" else ""
+        self.state.status = f"Done: {node.GetName()}{registered}"
+
+    def on_result(self, result_id=None, **_) -> None:
+        """The result chosen in the page's list goes back into the views with its legend and metrics."""
+        if result_id in self.results and self.results[result_id].result is not self.result:
+            self._select_result(result_id)
+            self.state.status = f"Showing {self.results[result_id].result.fusedVolumeNode.GetName()}"
+
+    def _select_result(self, result_id: str) -> None:
+        from MedFusionLib.apps.web.legend import legend_for
+        from MedFusionLib.mrml.tables import table_rows
+
+        shown = self.results[result_id]
+        self.result, self.fused_node, self._shown_reference = (
+            shown.result,
+            shown.result.fusedVolumeNode,
+            shown.reference,
+        )
+        self._show(self._shown_reference, self.fused_node)
+        table = self.result.metricsTableNode
+        rows = table_rows(table) if table is not None else []
+        self.state.metrics = [{"metric": m, "value": f"{v:.4g}", "better": b, "description": d} for m, v, b, d in rows]
+        display_node = self.fused_node.GetDisplayNode()
+        colour_node = display_node.GetColorNode() if display_node is not None and shown.colour == "none" else None
+        self.state.legend = legend_for(shown.colour, colour_node, self._functional_name(shown))
+        self.state.has_result = True
+
+    @staticmethod
+    def _functional_name(shown: ShownResult) -> str:
+        from MedFusionLib.mrml.display import guess_node_modality
+        from MedFusionLib.pipeline.job import functional_index
+
+        scene = shown.reference.GetScene()
+        inputs = [
+            scene.GetNodeByID(i)
+            for i in (shown.result.fusedVolumeNode.GetAttribute("MedFusion.Inputs") or "").split(";")
+        ]
+        inputs = [node for node in inputs if node is not None]
+        index = functional_index([guess_node_modality(node) for node in inputs])
+        return inputs[index].GetName() if index is not None else ""
+
+    def on_view_layout(self, view_layout=None, **_) -> None:
+        self.layout_manager.set_layout(options.VIEW_LAYOUT.check(view_layout))
+        self._fit_after_resize()
 
     # -- display and saving --------------------------------------------------------------------------------
     def on_display_mode(self, display_mode=None, **_) -> None:
@@ -350,9 +442,17 @@ class FusionWebApp:
             self.logic.setOverlayOpacity(float(opacity))
             self._render()
 
+    def _reset_views(self) -> None:
+        """Fit every view to the volumes, the 3-D views turned to an oblique camera, and render."""
+        from MedFusionLib.apps.web.views import tilt_3d_views
+
+        self.slicer_app.display_manager.reset_views()
+        tilt_3d_views(self.slicer_app.view_manager.get_views())
+        self._render()
+
     def _render(self) -> None:
         """Scene changes that the views do not observe (layer opacity) need an explicit render."""
-        for view in self.slicer_app.view_manager.get_slice_views():
+        for view in self.slicer_app.view_manager.get_views():
             view.schedule_render()
 
     def on_save(self) -> None:
