@@ -124,9 +124,29 @@ OUTPUT_TYPE = Choice(
     "to write as .nii.gz)",
 )
 
+DEVICE = Choice(
+    "device",
+    ("auto", "cpu", "cuda"),
+    "auto",
+    "where the networks run: auto (an NVIDIA GPU through ONNX Runtime's CUDA provider when installed, else the "
+    "CPU), cpu, or cuda (an error when no GPU is usable)",
+    labels={"auto": "auto (GPU if available)", "cpu": "CPU", "cuda": "GPU (CUDA)"},
+)
+
 FUNCTIONAL_MODALITIES = ("pet", "spect")  # inputs shown in colour (functional imaging)
 
-ALL_CHOICES = (MODE, AXIS, REGISTRATION, COLOUR, OUTPUT_TYPE, COLOUR_STYLE, OVERLAY_MAP, DISPLAY_MODE, MODALITY)
+ALL_CHOICES = (
+    MODE,
+    AXIS,
+    REGISTRATION,
+    COLOUR,
+    OUTPUT_TYPE,
+    COLOUR_STYLE,
+    OVERLAY_MAP,
+    DISPLAY_MODE,
+    MODALITY,
+    DEVICE,
+)
 
 
 @dataclass(frozen=True)
@@ -143,6 +163,7 @@ class FusionOptions:
     colour: str = COLOUR.default
     functional: int | None = None
     colour_style: str = COLOUR_STYLE.default
+    device: str = DEVICE.default
 
     def __post_init__(self) -> None:
         MODE.check(self.mode)
@@ -150,6 +171,7 @@ class FusionOptions:
         REGISTRATION.check(self.registration)
         COLOUR.check(self.colour)
         COLOUR_STYLE.check(self.colour_style)
+        DEVICE.check(self.device)
         if self.functional is not None and (not isinstance(self.functional, int) or self.functional < 0):
             raise MedFusionError(f"functional input index must be 0 or more (0-based), got {self.functional!r}")
         for modality in self.modalities or ():
@@ -169,4 +191,5 @@ class FusionOptions:
             "colour": self.colour,
             "colour_style": self.colour_style,
             "functional": self.functional,
+            "device": self.device,
         }

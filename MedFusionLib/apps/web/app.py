@@ -105,6 +105,7 @@ class FusionWebApp:
         s.modes, s.mode = choice_items(options.MODE), options.MODE.default
         s.axes, s.axis = choice_items(options.AXIS), options.AXIS.default
         s.registrations, s.registration = choice_items(options.REGISTRATION), options.REGISTRATION.default
+        s.devices, s.device = choice_items(options.DEVICE), options.DEVICE.default
         s.colours, s.colour = choice_items(options.COLOUR), options.COLOUR.default
         s.overlay_maps, s.overlay_map = choice_items(options.OVERLAY_MAP), options.OVERLAY_MAP.default
         s.display_modes, s.display_mode = choice_items(options.DISPLAY_MODE), options.DISPLAY_MODE.default
@@ -255,6 +256,7 @@ class FusionWebApp:
             registration=options.REGISTRATION.check(s.registration),
             colour=colour,
             computeMetrics=True,
+            device=options.DEVICE.check(s.device),
         )
         folder = tempfile.mkdtemp(prefix="medfusion-job-")
         try:

@@ -49,5 +49,6 @@ register_method(
         paper="CNN decision map (Liu et al., FUSION 2017) with pyramid blending",
         parameters=weight_parameters(WEIGHTS),
         references=("Liu et al., A medical image fusion method based on convolutional neural networks, FUSION 2017",),
+        needs_torch=True,  # not exported to ONNX (docs/runtime.md)
     )
 )
