@@ -119,9 +119,9 @@ MODALITY = Choice(
 OUTPUT_TYPE = Choice(
     "output type",
     ("float32", "uint8"),
-    "float32",
-    "voxel type of a grey fused volume on its 0..255 scale: float32, or uint8 rounded (4x smaller, about 5x faster "
-    "to write as .nii.gz)",
+    "uint8",
+    "voxel type of a grey fused volume on its 0..255 display scale: uint8 rounded (the default: what a viewer "
+    "shows, 5x smaller and 5x faster to write as .nii.gz), or float32 (for re-scoring the file)",
 )
 
 DEVICE = Choice(

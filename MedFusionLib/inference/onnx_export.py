@@ -98,7 +98,7 @@ def export_graph(name: str, weights: str | Path | None = None, out: str | Path |
             output_names=[OUTPUT_NAME],
             dynamic_shapes=_dynamic_shapes(spec),
             opset_version=OPSET,
-            optimize=True,
+            optimize=False,  # BatchNorm stays apart from the convolutions: their weights stay float16-exact (ONNX Runtime fuses them at load)
         )
     program.model.metadata_props.update(
         {
@@ -121,6 +121,7 @@ def _save_checked(program, target: Path, wrapper: torch.nn.Module, test: torch.T
     os.close(handle)
     try:
         program.save(temporary, external_data=False)
+        store_float16(temporary)
         with torch.no_grad():
             expected = wrapper(test).numpy()
         got = session_forward(load_session(target.stem, temporary))(test.numpy())
@@ -131,6 +132,34 @@ def _save_checked(program, target: Path, wrapper: torch.nn.Module, test: torch.T
         os.replace(temporary, target)
     finally:
         Path(temporary).unlink(missing_ok=True)
+
+
+def store_float16(path: str | Path) -> int:
+    """Store each float32 weight of the graph at ``path`` that float16 holds exactly (the shipped weights are
+    float16) as float16 with a Cast back to float32 at load: half the file, the same numbers. Returns how many."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    casts, kept = [], []
+    for tensor in graph.initializer:
+        values = numpy_helper.to_array(tensor)
+        half = values.astype(np.float16)
+        if values.dtype != np.float32 or values.size < 16 or not np.array_equal(half.astype(np.float32), values):
+            kept.append(tensor)
+            continue
+        kept.append(numpy_helper.from_array(half, tensor.name + "_float16"))
+        casts.append(
+            onnx.helper.make_node("Cast", [tensor.name + "_float16"], [tensor.name], to=onnx.TensorProto.FLOAT)
+        )
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(model, str(path))
+    return len(casts)
 
 
 def export_after_training(name: str, weights: str | Path) -> Path | None:
