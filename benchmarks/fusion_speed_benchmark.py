@@ -175,20 +175,30 @@ def _prepare_porcine(data: Path, folder: Path):
     return paths
 
 
-def _fresh_seconds(argv: list[str], threads: int, repeat: int) -> tuple[float, str]:
-    """Best wall time of ``python -m MedFusionLib ARGV`` in a fresh process (interpreter start included), and the
-    stderr of the best run (where ``--profile`` prints the stages)."""
+PEAK_SCRIPT = (
+    "import resource, runpy, sys\n"
+    "sys.argv = ['medfusion'] + sys.argv[1:]\n"
+    "try:\n    runpy.run_module('MedFusionLib', run_name='__main__')\n"
+    "finally:\n    print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+)
+
+
+def _fresh_seconds(argv: list[str], threads: int, repeat: int) -> tuple[float, str, float]:
+    """Best wall time of the ``medfusion ARGV`` command (``python -m MedFusionLib``) in a fresh process
+    (interpreter start included), the stderr of the best run (where ``--profile`` prints the stages), and the
+    process's peak resident memory in GB."""
     env = dict(os.environ, MEDFUSION_THREADS=str(threads), MEDFUSION_PROGRESS_SECONDS="1e9")
-    best, stderr = float("inf"), ""
+    best, stderr, peak = float("inf"), "", 0.0
     for _ in range(repeat):
         t = time.perf_counter()
-        res = subprocess.run([sys.executable, "-m", "MedFusionLib", *argv], capture_output=True, text=True, env=env)
+        res = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, *argv], capture_output=True, text=True, env=env)
         seconds = time.perf_counter() - t
         if res.returncode != 0:
             raise RuntimeError(f"medfusion {' '.join(argv)} failed: {res.stderr.strip()[-500:]}")
+        peak_kb = [int(ln.split()[1]) for ln in res.stderr.splitlines() if ln.startswith("PEAK_KB")][-1]
         if seconds < best:
-            best, stderr = seconds, res.stderr
-    return best, stderr
+            best, stderr, peak = seconds, res.stderr, peak_kb / 1024**2
+    return best, stderr, peak
 
 
 def _stages(stderr: str) -> str:
@@ -200,6 +210,7 @@ def porcine_command(data: Path, methods, repeat: int, threads: int, folder: Path
     """Whole ``medfusion fuse`` runs on the porcine pair, each in a fresh process less ``medfusion --help``'s
     start-up, against the yardstick's compute on the same slices, measured in the same run."""
     from MedFusionLib.core.imageio import read_image
+    from MedFusionLib.core.resources import estimate_run_bytes, image_info
     from MedFusionLib.fusion import fuse_arrays
     from MedFusionLib.fusion.engine import foreground_box
     from MedFusionLib.pipeline import prepare_inputs
@@ -214,13 +225,14 @@ def porcine_command(data: Path, methods, repeat: int, threads: int, folder: Path
     _register_yardstick()
     fuse_arrays([s[:2] for s in sources], "yardstick")  # warm up
     t_yard, _ = best_time(lambda: fuse_arrays(sources, "yardstick", "slice", 0), 1)
-    t_help, _ = _fresh_seconds(["--help"], threads, repeat)
+    t_help, _, _ = _fresh_seconds(["--help"], threads, repeat)
+    estimate = estimate_run_bytes([image_info(ct_path), image_info(mr_path)]) / 1024**3
     rows = []
     for method, out_type in methods:
         out = folder / f"fused-{method}-{out_type}.nii.gz"
         argv = ["fuse", str(ct_path), str(mr_path), "-o", str(out), "--method", method, "--output-type", out_type]
-        t_fresh, stderr = _fresh_seconds(argv + ["--profile"], threads, repeat)
-        rows.append((method, out_type, t_fresh, t_fresh - t_help, _stages(stderr), out.stat().st_size))
+        t_fresh, stderr, peak = _fresh_seconds(argv + ["--profile"], threads, repeat)
+        rows.append((method, out_type, t_fresh, t_fresh - t_help, _stages(stderr), out.stat().st_size, peak))
     load_after = os.getloadavg()[0]
     print(
         f"# Whole command, porcine CT 256x256x205 + MR T2 on the CT grid (header geometry), slice mode, no "
@@ -230,16 +242,17 @@ def porcine_command(data: Path, methods, repeat: int, threads: int, folder: Path
     print(
         f"yardstick (IFCNN cost, torch float32) compute alone on the same {fused_slices} non-empty slices of the "
         f"{tuple(b.stop - b.start for b in box)} foreground box: {t_yard:.2f} s; `medfusion --help` in a fresh "
-        f"process: {t_help:.2f} s\n"
+        f"process: {t_help:.2f} s; the resource guard's estimate for this pair: {estimate:.2f} GB\n"
     )
     print(
-        "| command | output | fresh process (s) | less --help start-up (s) | fraction of yardstick | stages (--profile) | size (MB) |"
+        "| command | output | fresh process (s) | less --help start-up (s) | fraction of yardstick | stages (--profile) "
+        "| size (MB) | peak memory (GB) |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for method, out_type, t_fresh, t_net, stages, size in rows:
+    print("|---|---|---|---|---|---|---|---|")
+    for method, out_type, t_fresh, t_net, stages, size, peak in rows:
         print(
             f"| medfusion fuse --method {method} | {out_type} .nii.gz | {t_fresh:.2f} | {t_net:.2f} | "
-            f"1/{t_yard / t_net:.1f} | {stages} | {size / 1e6:.1f} |"
+            f"1/{t_yard / t_net:.1f} | {stages} | {size / 1e6:.1f} | {peak:.2f} |"
         )
     return 0
 
