@@ -7,10 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import SimpleITK as sitk
-from synthetic import phantom_inputs
+from synthetic import phantom_pair_files
 
 from MedFusionLib.apps import cli
 
@@ -19,13 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("pair")
-    paths = []
-    for i, array in enumerate(phantom_inputs((6, 40, 36))[:2]):
-        path = folder / f"in{i}.nii.gz"
-        sitk.WriteImage(sitk.GetImageFromArray((array * 1000).astype(np.int16)), str(path))
-        paths.append(path)
-    return paths[0], paths[1]
+    return phantom_pair_files(tmp_path_factory.mktemp("pair"))
 
 
 def test_profile_prints_one_line_of_stage_times(pair, tmp_path, capsys, monkeypatch):

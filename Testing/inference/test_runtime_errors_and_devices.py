@@ -9,10 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import SimpleITK as sitk
-from synthetic import phantom_inputs
+from synthetic import phantom_pair_files
 
 from MedFusionLib.apps import cli
 from MedFusionLib.core.errors import MedFusionError
@@ -29,13 +28,7 @@ def quiet_progress(monkeypatch):
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("pair")
-    paths = []
-    for i, array in enumerate(phantom_inputs((6, 40, 36))[:2]):
-        path = folder / f"in{i}.nii.gz"
-        sitk.WriteImage(sitk.GetImageFromArray((array * 1000).astype(np.int16)), str(path))
-        paths.append(path)
-    return paths[0], paths[1]
+    return phantom_pair_files(tmp_path_factory.mktemp("pair"))
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
