@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.core.log import note
@@ -56,15 +57,24 @@ def thread_count() -> int:
     return max(1, min(cpus, MAX_THREADS))
 
 
-def available_providers() -> tuple[str, ...]:
-    """ONNX Runtime's execution providers in this Python (a one-line error when onnxruntime is missing)."""
+def import_onnxruntime() -> Any:
+    """The ``onnxruntime`` module, with its telemetry off unless the user asked for it: medical images are fused
+    where nothing should report home, and the official Linux and macOS wheels otherwise start a telemetry
+    uploader (and leave a ``.ses`` session file in the temporary folder) on import; ``ORT_DISABLE_TELEMETRY=1``
+    must be set before the import. A one-line error when onnxruntime is missing."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     try:
         import onnxruntime
     except ImportError:
         raise MedFusionError(
             "onnxruntime is not installed: 'pip install onnxruntime' (fusion with the deep methods needs it)"
         ) from None
-    return tuple(onnxruntime.get_available_providers())
+    return onnxruntime
+
+
+def available_providers() -> tuple[str, ...]:
+    """ONNX Runtime's execution providers in this Python."""
+    return tuple(import_onnxruntime().get_available_providers())
 
 
 def check_device(device: str) -> str:

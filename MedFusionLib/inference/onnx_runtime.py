@@ -23,7 +23,7 @@ from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.core.log import note
 from MedFusionLib.inference import batching
 from MedFusionLib.inference.batching import MAX_CHUNK_PIXELS, Forward
-from MedFusionLib.inference.devices import providers, thread_count
+from MedFusionLib.inference.devices import import_onnxruntime, providers, thread_count
 from MedFusionLib.inference.weights import weight_path
 
 INPUT_NAME = "inputs"
@@ -44,8 +44,7 @@ def load_session(name: str, path: str | Path | None = None) -> Any:
 
 @functools.cache
 def _session(path: str, _mtime_ns: int, _size: int, chosen: tuple[str, ...], threads: int) -> Any:
-    import onnxruntime
-
+    onnxruntime = import_onnxruntime()
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

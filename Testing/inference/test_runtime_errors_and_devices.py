@@ -149,3 +149,19 @@ def test_networks_are_cached_by_resolved_path(tmp_path):
     other = torch_runtime.load_network("fusion-unet", str(copy))
     assert type(other).__name__ == "MaxResidualCNN" and type(shipped).__name__ == "FusionUNet"
     assert torch_runtime.load_network("fusion-unet", str(weight_path("fusion-unet"))) is shipped
+
+
+def test_onnxruntime_runs_without_telemetry_or_temporary_files(tmp_path):
+    """ONNX Runtime's official wheels start a telemetry uploader on import (and leave a ``.ses`` file in the
+    temporary folder) unless ``ORT_DISABLE_TELEMETRY=1`` is set first: the library sets it."""
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    env["TMPDIR"] = str(tmp_path)
+    script = (
+        "import os, numpy as np\nfrom MedFusionLib.inference import onnx_runtime\n"
+        "onnx_runtime.fuse_2d('max-residual-cnn', np.random.rand(2, 1, 16, 16).astype(np.float32), 'slice')\n"
+        "print(os.environ['ORT_DISABLE_TELEMETRY'])\n"
+    )
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ["1"]
+    assert list(tmp_path.iterdir()) == []
