@@ -52,12 +52,13 @@ def test_fuse_command_runs_onnx_methods_without_torch(pair, tmp_path, method):
 
 
 def test_worker_job_runs_without_torch(pair, tmp_path):
-    """The worker process (Slicer's Apply and the web app's Apply run their jobs in it) needs no torch."""
+    """The worker process (``python -m MedFusionLib.apps.worker JOB``: Slicer's Apply and the web app's Apply run
+    their jobs in it) needs no torch."""
     images = [sitk.ReadImage(str(p)) for p in pair]
     from MedFusionLib.pipeline import job
 
     job.write_job(tmp_path, images, method="fusion-unet", mode="volume", computeMetrics=False, device="cpu")
-    body = f"from MedFusionLib.pipeline import job\nassert job.run_job({str(tmp_path)!r}) == 0"
+    body = f"from MedFusionLib.apps.worker import main\nassert main([{str(tmp_path)!r}]) == 0"  # the worker's entry
     res = subprocess.run([sys.executable, "-c", _no_torch_script(body)], capture_output=True, text=True, cwd=REPO)
     assert "NO TORCH" in res.stdout, res.stderr[-2000:] + res.stdout[-2000:]
     assert job.load_outcome(tmp_path).fused.GetSize() == images[0].GetSize()
