@@ -3,6 +3,7 @@ and volumes (``../shared/data``) or, without them, on the synthetic phantom."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from synthetic import phantom_inputs
 from MedFusionLib.inference import batching, onnx_runtime, runtime
 from MedFusionLib.inference.onnx_export import GRAPHS, PARITY_TOLERANCE
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("MEDFUSION_SHARED", Path(__file__).resolve().parents[2].parent / "shared")) / "data"
 NETWORKS_2D = [name for name, spec in GRAPHS.items() if spec.spatial_dims == 2]
 
 
