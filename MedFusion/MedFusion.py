@@ -484,7 +484,12 @@ class MedFusionLogic(ScriptedLoadableModuleLogic, MedFusionCoreLogic):
         releases get a one-line message saying what to install (no pip run on the GUI thread)."""
         missing = [
             requirement
-            for module, requirement in (("scipy", "scipy"), ("PIL", "pillow"), ("psutil", "psutil"))
+            for module, requirement in (
+                ("scipy", "scipy"),
+                ("PIL", "pillow"),
+                ("psutil", "psutil"),
+                ("onnxruntime", "onnxruntime"),  # runs the deep methods' networks
+            )
             if importlib.util.find_spec(module) is None
         ]
         if missing:
@@ -505,12 +510,12 @@ class MedFusionLogic(ScriptedLoadableModuleLogic, MedFusionCoreLogic):
 
     @staticmethod
     def methodNeedsTorch(method) -> bool:
-        """Deep methods run torch (in the worker process); classical ones do not."""
+        """Only the methods not exported to ONNX run torch (in the worker process); the others need onnxruntime."""
         from MedFusionLib.fusion import describe_methods
 
         for description in describe_methods():
             if description["name"] == method or (not method and description["default"]):
-                return description["family"] != "classical"
+                return description["needs_torch"]
         return True
 
     @staticmethod

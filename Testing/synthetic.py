@@ -16,3 +16,17 @@ def phantom_inputs(shape, seed: int = 0, step: float = 0.4, noise: float = 0.02)
     uptake = np.where(r2 < 0.15, 0.9, 0.0) + np.where((r2 > 0.5) & (r2 < 0.6), 0.6, 0.0)
     bands = np.where(r2 < 0.6, 0.5 + 0.3 * np.sin(6 * grids[0]), 0.0)
     return [np.clip(v, 0, 1).astype(np.float32) for v in (anatomy, uptake, bands)]
+
+
+def phantom_pair_files(folder, shape=(6, 40, 36)) -> tuple:
+    """The phantom's first two inputs written as int16 NIfTI files in ``folder`` (for command-line tests)."""
+    from pathlib import Path
+
+    import SimpleITK as sitk
+
+    paths = []
+    for i, array in enumerate(phantom_inputs(shape)[:2]):
+        path = Path(folder) / f"in{i}.nii.gz"
+        sitk.WriteImage(sitk.GetImageFromArray((array * 1000).astype(np.int16)), str(path))
+        paths.append(path)
+    return paths[0], paths[1]

@@ -21,13 +21,11 @@ Measured in one run, best of ``--repeat`` timings each:
 resampled onto the CT grid by the header geometry (prepared once, not timed), then
 
 * the yardstick's compute alone on the slices the command fuses (the engine's foreground crop, non-empty slices);
-* ``medfusion fuse CT MR -o OUT.nii.gz --method M [--output-type uint8]`` run whole in this process (reading,
-  normalising, fusing, writing; the imports are already loaded), best of ``--repeat`` after one warm-up run (with
-  ``--repeat 1``: one run, weight loading included);
-* the same command in a fresh Python process, timed from the first line of the script (imports included,
-  interpreter start excluded);
+* ``medfusion fuse CT MR -o OUT.nii.gz --method M --output-type T --profile`` in a fresh process (``python -m
+  MedFusionLib``), best of ``--repeat``, less the same measure of ``medfusion --help`` (the interpreter and the
+  command's start-up), with the stage times ``--profile`` prints;
 
-printed as a before/after table: each command's time and its fraction of the yardstick's compute.
+printed as a table: each command's time, its fraction of the yardstick's compute and its stages.
 """
 
 from __future__ import annotations
@@ -177,10 +175,42 @@ def _prepare_porcine(data: Path, folder: Path):
     return paths
 
 
+PEAK_SCRIPT = (
+    "import resource, runpy, sys\n"
+    "sys.argv = ['medfusion'] + sys.argv[1:]\n"
+    "try:\n    runpy.run_module('MedFusionLib', run_name='__main__')\n"
+    "finally:\n    print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+)
+
+
+def _fresh_seconds(argv: list[str], threads: int, repeat: int) -> tuple[float, str, float]:
+    """Best wall time of the ``medfusion ARGV`` command (``python -m MedFusionLib``) in a fresh process
+    (interpreter start included), the stderr of the best run (where ``--profile`` prints the stages), and the
+    process's peak resident memory in GB."""
+    env = dict(os.environ, MEDFUSION_THREADS=str(threads), MEDFUSION_PROGRESS_SECONDS="1e9")
+    best, stderr, peak = float("inf"), "", 0.0
+    for _ in range(repeat):
+        t = time.perf_counter()
+        res = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, *argv], capture_output=True, text=True, env=env)
+        seconds = time.perf_counter() - t
+        if res.returncode != 0:
+            raise RuntimeError(f"medfusion {' '.join(argv)} failed: {res.stderr.strip()[-500:]}")
+        peak_kb = [int(ln.split()[1]) for ln in res.stderr.splitlines() if ln.startswith("PEAK_KB")][-1]
+        if seconds < best:
+            best, stderr, peak = seconds, res.stderr, peak_kb / 1024**2
+    return best, stderr, peak
+
+
+def _stages(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("medfusion: profile:")]
+    return lines[-1].removeprefix("medfusion: profile: ") if lines else ""
+
+
 def porcine_command(data: Path, methods, repeat: int, threads: int, folder: Path) -> int:
-    """Whole ``medfusion fuse`` runs on the porcine pair against the yardstick's compute on the same slices."""
-    from MedFusionLib.apps.cli import main as cli_main
+    """Whole ``medfusion fuse`` runs on the porcine pair, each in a fresh process less ``medfusion --help``'s
+    start-up, against the yardstick's compute on the same slices, measured in the same run."""
     from MedFusionLib.core.imageio import read_image
+    from MedFusionLib.core.resources import estimate_run_bytes, image_info
     from MedFusionLib.fusion import fuse_arrays
     from MedFusionLib.fusion.engine import foreground_box
     from MedFusionLib.pipeline import prepare_inputs
@@ -195,40 +225,34 @@ def porcine_command(data: Path, methods, repeat: int, threads: int, folder: Path
     _register_yardstick()
     fuse_arrays([s[:2] for s in sources], "yardstick")  # warm up
     t_yard, _ = best_time(lambda: fuse_arrays(sources, "yardstick", "slice", 0), 1)
+    t_help, _, _ = _fresh_seconds(["--help"], threads, repeat)
+    estimate = estimate_run_bytes([image_info(ct_path), image_info(mr_path)]) / 1024**3
     rows = []
     for method, out_type in methods:
         out = folder / f"fused-{method}-{out_type}.nii.gz"
         argv = ["fuse", str(ct_path), str(mr_path), "-o", str(out), "--method", method, "--output-type", out_type]
-        if repeat > 1:
-            cli_main(argv)  # warm-up (weights cached); with --repeat 1 the one timed run loads them itself
-        t_in, _ = best_time(lambda: cli_main(argv), repeat)
-        code = (
-            f"import time; t = time.perf_counter(); from MedFusionLib.apps.cli import main; main({argv!r}); "
-            "print('SECONDS', time.perf_counter() - t)"
-        )
-        env = dict(os.environ, MEDFUSION_THREADS=str(threads))
-        res = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT), env=env, check=True
-        )
-        t_fresh = float([ln for ln in res.stdout.splitlines() if ln.startswith("SECONDS")][-1].split()[1])
-        rows.append((method, out_type, t_in, t_fresh, out.stat().st_size))
+        t_fresh, stderr, peak = _fresh_seconds(argv + ["--profile"], threads, repeat)
+        rows.append((method, out_type, t_fresh, t_fresh - t_help, _stages(stderr), out.stat().st_size, peak))
+    load_after = os.getloadavg()[0]
     print(
-        f"# Whole-command speed, porcine CT 256x256x205 + MR T2 on the CT grid (header geometry), slice mode, no "
-        f"registration; {threads} torch threads, {os.cpu_count()} CPUs visible, load average before the run "
-        f"{load_before:.1f}"
+        f"# Whole command, porcine CT 256x256x205 + MR T2 on the CT grid (header geometry), slice mode, no "
+        f"registration; {threads} threads, {os.cpu_count()} CPUs visible, load average {load_before:.1f} before "
+        f"and {load_after:.1f} after; best of {repeat} fresh processes each"
     )
     print(
-        f"yardstick (IFCNN cost, float32) compute alone on the same {fused_slices} non-empty slices of the "
-        f"{tuple(b.stop - b.start for b in box)} foreground box: {t_yard:.2f} s\n"
+        f"yardstick (IFCNN cost, torch float32) compute alone on the same {fused_slices} non-empty slices of the "
+        f"{tuple(b.stop - b.start for b in box)} foreground box: {t_yard:.2f} s; `medfusion --help` in a fresh "
+        f"process: {t_help:.2f} s; the resource guard's estimate for this pair: {estimate:.2f} GB\n"
     )
     print(
-        "| command | output | whole command, warm process (s) | fraction of yardstick | fresh process incl. imports (s) | fraction | output size (MB) |"
+        "| command | output | fresh process (s) | less --help start-up (s) | fraction of yardstick | stages (--profile) "
+        "| size (MB) | peak memory (GB) |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for method, out_type, t_in, t_fresh, size in rows:
+    print("|---|---|---|---|---|---|---|---|")
+    for method, out_type, t_fresh, t_net, stages, size, peak in rows:
         print(
-            f"| medfusion fuse --method {method} | {out_type} .nii.gz | {t_in:.2f} | 1/{t_yard / t_in:.1f} | {t_fresh:.2f} | "
-            f"1/{t_yard / t_fresh:.1f} | {size / 1e6:.1f} |"
+            f"| medfusion fuse --method {method} | {out_type} .nii.gz | {t_fresh:.2f} | {t_net:.2f} | "
+            f"1/{t_yard / t_net:.1f} | {stages} | {size / 1e6:.1f} | {peak:.2f} |"
         )
     return 0
 
@@ -242,7 +266,7 @@ def main(argv=None) -> int:
     p.add_argument("--porcine", action="store_true", help="only the whole-command comparison on the porcine pair")
     p.add_argument(
         "--porcine-methods",
-        default="max-residual-cnn:float32,max:float32,max:uint8,fusion-unet:float32,fusion-unet:uint8",
+        default="max:uint8,fusion-unet:float32,fusion-unet:uint8",
         help="METHOD:OUTPUT_TYPE list for --porcine (before: the old default, float32; after: the new one)",
     )
     p.add_argument(

@@ -67,6 +67,9 @@ class FusionMethod:
     # True: the fuse callables take ``modalities=`` (one of IMAGING_MODALITIES per input), e.g. to pick an
     # encoder per modality; the engine then always passes them (given, or detected with a note)
     uses_modalities: bool = False
+    # True when fusing runs torch (the networks not exported to ONNX: docs/runtime.md); the Slicer module asks
+    # for PyTorch only then, for onnxruntime otherwise
+    needs_torch: bool = False
 
     def parameter_count(self) -> int:
         """Trainable parameters of the shipped (slice-mode) network; 0 for classical methods."""
@@ -174,6 +177,7 @@ def describe_methods(with_parameters: bool = False) -> list[dict]:
             "paper": m.paper,
             "paper_parameters": m.paper_parameters,
             "uses_modalities": m.uses_modalities,
+            "needs_torch": m.needs_torch,
             **({"parameters": m.parameter_count()} if with_parameters else {}),
         }
         for m in available_methods()

@@ -24,7 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from MedFusionLib.core.errors import InputError, MedFusionError
-from MedFusionLib.core.options import AXIS, COLOUR, DISPLAY_MODE, MODE, OVERLAY_MAP, REGISTRATION
+from MedFusionLib.core.options import AXIS, COLOUR, DEVICE, DISPLAY_MODE, MODE, OVERLAY_MAP, REGISTRATION
 from MedFusionLib.core.progress import check_cancel, report, sub_progress
 from MedFusionLib.mrml import display
 from MedFusionLib.pipeline.job import FusionOutcome, compute
@@ -113,6 +113,7 @@ class MedFusionLogic:
         computeMetrics=True,
         include3DMetrics=False,
         hardenTransform=False,
+        device=DEVICE.default,
         progress=None,
         cancel=None,
     ) -> MedFusionResult:
@@ -123,7 +124,8 @@ class MedFusionLogic:
         functional input is present, else grey; "grey"; "pet") or a colour-fusion style ("auto", "hot", "pet",
         "rainbow": an RGB vector volume); choices and defaults: ``MedFusionLib.core.options``; ``displayMode``: "overlay" (fixed background, fused
         foreground at ``opacity``) or "fused" (fused alone); ``progress(fraction, message)`` and
-        ``cancel() -> bool`` follow MedFusionLib.core.progress (cancelling leaves the scene as it was).
+        ``cancel() -> bool`` follow MedFusionLib.core.progress (cancelling leaves the scene as it was); ``device``: where
+        the networks run (auto, cpu, cuda).
         """
         nodes = [fixedNode, movingNode] + list(extraNodes or [])
         modalities = self.validate(
@@ -151,6 +153,7 @@ class MedFusionLogic:
             colour=colour,
             computeMetrics=computeMetrics,
             include3DMetrics=include3DMetrics,
+            device=device,
             progress=sub_progress(progress, 0.02, 0.97),
             cancel=cancel,
         )

@@ -65,14 +65,15 @@ def _findable(module: str) -> bool:
 
 
 def deep_method_ready(name: str) -> bool:
-    """True when torch is installed and the method's shipped weights are present."""
-    if not torch_available():
-        return False
-    try:
-        from MedFusionLib.inference.runtime import weight_path
-    except ImportError:  # torch present but broken
-        return False
-    return weight_path(name).exists()
+    """True when the method's runtime is installed (onnxruntime for its ONNX graph, else torch) and its shipped
+    graph or weights are present."""
+    import importlib.util
+
+    from MedFusionLib.inference.weights import weight_path
+
+    if weight_path(name, ".onnx").exists():
+        return importlib.util.find_spec("onnxruntime") is not None
+    return torch_available() and weight_path(name).exists()
 
 
 def _default_method() -> dict:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from MedFusionLib.core.options import OUTPUT_TYPE, FusionOptions
 from MedFusionLib.core.progress import CancelCallback, ProgressCallback, check_cancel, sub_progress
+from MedFusionLib.core.stages import stage
 from MedFusionLib.pipeline.result import FusionResult
 
 
@@ -48,7 +49,9 @@ def fuse_files(
         write_image,
     )
     from MedFusionLib.core.resources import check_memory
+    from MedFusionLib.inference.devices import check_device
 
+    check_device(options.device)
     outputs = [output, metrics_path, preview_path]
     check_distinct_outputs(outputs)
     for path in outputs:
@@ -56,9 +59,10 @@ def fuse_files(
             check_not_input(path, inputs)
     check_memory(inputs, series, what="fusing these inputs")
     with protected_inputs(inputs):
-        images = [read_image(path, series) for path in inputs]
-        for path, image in zip(inputs, images):
-            check_values(as_scalar(image, path), path)
+        with stage("read"):
+            images = [read_image(path, series) for path in inputs]
+            for path, image in zip(inputs, images):
+                check_values(as_scalar(image, path), path)
         pipeline.check_output_path(output, images[0].GetDimension())
         for extra in (metrics_path, preview_path):
             if extra:
@@ -68,13 +72,15 @@ def fuse_files(
         result = pipeline.fuse_images(
             images, progress=sub_progress(progress, 0.0, share), cancel=cancel, **options.as_dict()
         )
-        metrics = result.metrics(progress=sub_progress(progress, share, 1.0), cancel=cancel) if scoring else None
+        with stage("metrics"):
+            metrics = result.metrics(progress=sub_progress(progress, share, 1.0), cancel=cancel) if scoring else None
         check_cancel(cancel)
         description = f"MedFusion {result.method} ({result.mode}) fusion"
         fused = result.colour_fused if result.colour_fused is not None else result.fused
-        if output_type == "uint8" and fused.GetPixelID() == sitk.sitkFloat32:
-            fused = sitk.Cast(sitk.Clamp(sitk.Round(fused), sitk.sitkFloat32, 0.0, 255.0), sitk.sitkUInt8)
-        write_image(fused, output, reference=reference_tags(images[0]), description=description)
+        with stage("write"):
+            if output_type == "uint8" and fused.GetPixelID() == sitk.sitkFloat32:
+                fused = sitk.Cast(sitk.Clamp(sitk.Round(fused), sitk.sitkFloat32, 0.0, 255.0), sitk.sitkUInt8)
+            write_image(fused, output, reference=reference_tags(images[0]), description=description)
         if metrics_path:
             pipeline.write_json(metrics, metrics_path)
         if preview_path:

@@ -17,13 +17,16 @@ from MedFusionLib.core.options import (
     AXIS,
     COLOUR,
     COLOUR_STYLE,
+    DEVICE,
     FUNCTIONAL_MODALITIES,
     MODE,
     REGISTRATION,
     colour_for_inputs,
 )
 from MedFusionLib.core.progress import CancelCallback, ProgressCallback, check_cancel, report, sub_progress
+from MedFusionLib.core.stages import stage
 from MedFusionLib.fusion import fuse_arrays, get_method
+from MedFusionLib.inference.devices import check_device, device_scope
 from MedFusionLib.pipeline.prepare import PreparedInputs, prepare_inputs
 from MedFusionLib.pipeline.result import FUSION_SCALE, FusionResult
 
@@ -65,12 +68,14 @@ def fuse_prepared(
     colour: str = COLOUR.default,
     functional: int | None = None,
     colour_style: str = COLOUR_STYLE.default,
+    device: str = DEVICE.default,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
 ) -> FusionResult:
     """Fuse prepared inputs with one method; see :func:`fuse_images` for the options."""
     COLOUR.check(colour)
     COLOUR_STYLE.check(colour_style)
+    check_device(device)
     fusion = get_method(method)
     n_inputs = len(prepared.sources01)
     fusion.check(n_inputs, mode)
@@ -81,38 +86,35 @@ def fuse_prepared(
         raise MedFusionError(f"axis must be 0, 1 or 2, got {axis}")
 
     check_cancel(cancel)
-    fused01 = fuse_arrays(
-        prepared.sources01,
-        fusion.name,
-        mode,
-        2 - axis,
-        modalities=prepared.kinds or None,  # given or detected per input by prepare_inputs
-        progress=progress,
-        cancel=cancel,
-    )
-    fused_array = fused01 * FUSION_SCALE
-    if fixed.GetDimension() == 2 and fixed.GetPixelID() == sitk.sitkUInt8:
-        fused_array = np.clip(np.floor(fused_array + 0.5), 0, 255)
-        fused = sitk.GetImageFromArray(fused_array.astype(np.uint8))
-    else:
-        fused = sitk.GetImageFromArray(fused_array.astype(np.float32, copy=False))
-    fused.CopyInformation(fixed)
+    with device_scope(device), stage("fuse"):
+        fused01 = fuse_arrays(
+            prepared.sources01,
+            fusion.name,
+            mode,
+            2 - axis,
+            modalities=prepared.kinds or None,  # given or detected per input by prepare_inputs
+            progress=progress,
+            cancel=cancel,
+        )
+    with stage("output image"):
+        fused, fused_array = _fused_image(fused01, fixed)
     check_cancel(cancel)
-    colour_fused = _colour_result(
-        fused,
-        prepared.originals,
-        prepared.aligned_colour,
-        prepared.sources01,
-        colour,
-        functional,
-        colour_style,
-        prepared.kinds,
-    )
+    with stage("colour"):
+        colour_fused = _colour_result(
+            fused,
+            prepared.originals,
+            prepared.aligned_colour,
+            prepared.sources01,
+            colour,
+            functional,
+            colour_style,
+            prepared.kinds,
+        )
     report(progress, 1.0, "fusion done")
     return FusionResult(
         fused=fused,
         sources01=list(prepared.sources01),
-        fused_array=fused_array.astype(np.float32, copy=False),
+        fused_array=fused_array,
         method=fusion.name,
         mode=mode,
         axis=axis,
@@ -121,6 +123,19 @@ def fuse_prepared(
         colour_fused=colour_fused,
         kinds=list(prepared.kinds),
     )
+
+
+def _fused_image(fused01: np.ndarray, fixed: sitk.Image) -> tuple[sitk.Image, np.ndarray]:
+    """The fused image on the 0..255 scale with the reference's geometry (8-bit for an 8-bit 2-D reference),
+    and its float32 array."""
+    fused_array = fused01 * FUSION_SCALE
+    if fixed.GetDimension() == 2 and fixed.GetPixelID() == sitk.sitkUInt8:
+        fused_array = np.clip(np.floor(fused_array + 0.5), 0, 255)
+        fused = sitk.GetImageFromArray(fused_array.astype(np.uint8))
+    else:
+        fused = sitk.GetImageFromArray(fused_array.astype(np.float32, copy=False))
+    fused.CopyInformation(fixed)
+    return fused, fused_array.astype(np.float32, copy=False)
 
 
 def fuse_images(
@@ -134,6 +149,7 @@ def fuse_images(
     colour: str = COLOUR.default,
     functional: int | None = None,
     colour_style: str = COLOUR_STYLE.default,
+    device: str = DEVICE.default,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
     force_registration: bool = False,
@@ -146,23 +162,26 @@ def fuse_images(
     name paints it with that map; ``colour_style`` is ``overlay`` (thresholded colour over grey anatomy,
     the default) or ``ycbcr``; ``functional`` is the functional input's 0-based index in Python (the CLI's
     ``--functional`` is 1-based; default: the colour input, else the one detected as PET/SPECT, else the
-    last). NaN voxels are background (one warning). Inputs are never modified.
+    last). NaN voxels are background (one warning). ``device`` (auto, cpu, cuda) is where the networks run.
+    Inputs are never modified.
     """
     COLOUR.check(colour)  # checked before any slow work
     COLOUR_STYLE.check(colour_style)
+    check_device(device)
     if len(images) < 2:
         raise InputError("fusion needs at least two input images")
     fusion = get_method(method)
     fusion.check(len(images), mode)
     register_share = 0.0 if registration == "none" else 0.6
-    prepared = prepare_inputs(
-        images,
-        registration=registration,
-        modalities=modalities,
-        progress=sub_progress(progress, 0.0, register_share),
-        cancel=cancel,
-        force_registration=force_registration,
-    )
+    with stage("prepare"):
+        prepared = prepare_inputs(
+            images,
+            registration=registration,
+            modalities=modalities,
+            progress=sub_progress(progress, 0.0, register_share),
+            cancel=cancel,
+            force_registration=force_registration,
+        )
     return fuse_prepared(
         prepared,
         method=fusion.name,
@@ -171,6 +190,7 @@ def fuse_images(
         colour=colour,
         functional=functional,
         colour_style=colour_style,
+        device=device,
         progress=sub_progress(progress, register_share, 1.0),
         cancel=cancel,
     )

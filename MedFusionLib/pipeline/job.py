@@ -27,13 +27,23 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from MedFusionLib.core.options import AXIS, COLOUR, FUNCTIONAL_MODALITIES, MODALITY, MODE, REGISTRATION
+from MedFusionLib.core.options import AXIS, COLOUR, DEVICE, FUNCTIONAL_MODALITIES, MODALITY, MODE, REGISTRATION
 from MedFusionLib.core.progress import check_cancel, report, sub_progress
 
 JOB = "job.json"
 OUTCOME = "outcome.json"
 CANCEL = "cancel"
-OPTIONS = ("method", "mode", "axis", "registration", "modalities", "colour", "computeMetrics", "include3DMetrics")
+OPTIONS = (
+    "method",
+    "mode",
+    "axis",
+    "registration",
+    "modalities",
+    "colour",
+    "computeMetrics",
+    "include3DMetrics",
+    "device",
+)
 
 
 def check_job_options(n_inputs: int, options: dict) -> None:
@@ -204,6 +214,7 @@ def compute(
     colour=COLOUR.default,
     computeMetrics=True,
     include3DMetrics=False,
+    device=DEVICE.default,
     progress: Callable | None = None,
     cancel: Callable | None = None,
 ) -> FusionOutcome:
@@ -224,6 +235,7 @@ def compute(
         modalities=fusion_modalities,
         colour=colour,
         functional=functional_index(modalities),
+        device=device,
         progress=sub_progress(progress, 0.0, share),
         cancel=cancel,
     )

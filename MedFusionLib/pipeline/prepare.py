@@ -90,6 +90,8 @@ def _align(
     if registration == "none":
         if moving.GetDimension() == 2 and moving.GetSize() == fixed.GetSize():
             return moving, None  # 2-D slices of one size: pixel-aligned by definition
+        if _same_grid(fixed, moving):
+            return moving, None  # already on the reference grid: resampling would only copy it (0.35 s per volume)
         from MedFusionLib.registration import resample_to_fixed
 
         identity = sitk.Transform(fixed.GetDimension(), sitk.sitkIdentity)
@@ -98,6 +100,18 @@ def _align(
 
     result = register(fixed, moving, registration, preset=preset, progress=progress, cancel=cancel, force=force)
     return resample_to_fixed(fixed, moving, result.transform), result
+
+
+def _same_grid(fixed: sitk.Image, moving: sitk.Image, tolerance: float = 1e-6) -> bool:
+    """True when ``moving`` has the reference's size, origin, spacing and direction (to ``tolerance``)."""
+    return (
+        moving.GetDimension() == fixed.GetDimension()
+        and moving.GetSize() == fixed.GetSize()
+        and all(
+            np.allclose(getter(moving), getter(fixed), rtol=0.0, atol=tolerance)
+            for getter in (sitk.Image.GetOrigin, sitk.Image.GetSpacing, sitk.Image.GetDirection)
+        )
+    )
 
 
 def _colour_on_grid(fixed: sitk.Image, original: sitk.Image, registration) -> sitk.Image:

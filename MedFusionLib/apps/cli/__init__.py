@@ -1,5 +1,5 @@
 """The ``medfusion`` command: one module per sub-command (methods, register, fuse, batch, metrics, demo,
-compare, train, study, app), each with ``add_parser(subparsers)`` and ``run(args)``.
+compare, train, export, study, app), each with ``add_parser(subparsers)`` and ``run(args)``.
 
 User errors print one line (``medfusion: error: <file>: <problem>``) and exit 2 without a traceback;
 ``--debug`` shows the traceback. Every output is written atomically, so an error or Ctrl-C leaves no
@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from MedFusionLib import __version__
-from MedFusionLib.apps.cli import app, batch, compare, demo, fuse, methods, metrics, register, study, train
+from MedFusionLib.apps.cli import app, batch, compare, demo, export, fuse, methods, metrics, register, study, train
 from MedFusionLib.apps.cli.common import EXIT_CANCELLED, EXIT_USER_ERROR, ProgressBar
 from MedFusionLib.core.errors import MedFusionError, OperationCancelled, describe_os_error
 from MedFusionLib.core.progress import install_interrupt_handlers, uninstall_interrupt_handlers
 
-COMMANDS = (methods, register, fuse, batch, metrics, demo, compare, train, study, app)
+COMMANDS = (methods, register, fuse, batch, metrics, demo, compare, train, export, study, app)
 
 __all__ = ["EXIT_CANCELLED", "EXIT_USER_ERROR", "ProgressBar", "build_parser", "main"]
 

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from MedFusionLib.core.options import AXIS, COLOUR, COLOUR_STYLE, MODALITY, MODE, REGISTRATION, FusionOptions
+from MedFusionLib.core.options import AXIS, COLOUR, COLOUR_STYLE, DEVICE, MODALITY, MODE, REGISTRATION, FusionOptions
 
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
@@ -113,6 +113,7 @@ def add_fusion_options(parser: argparse.ArgumentParser, with_axis: bool = True) 
         help="1-based index of the functional (PET/SPECT) input for --colour (default: the colour "
         "input, else the one detected as PET/SPECT, else the last); FusionOptions.functional is 0-based",
     )
+    parser.add_argument("--device", choices=DEVICE.values, default=DEVICE.default, help=DEVICE.help)
 
 
 def add_modality_option(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -155,4 +156,5 @@ def fusion_options(args: argparse.Namespace) -> FusionOptions:
         colour_style=args.colour_style,
         functional=None if args.functional is None else args.functional - 1,
         force_registration=args.force,
+        device=getattr(args, "device", DEVICE.default),
     )

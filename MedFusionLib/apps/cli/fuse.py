@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from MedFusionLib.apps.cli.common import ProgressBar, add_fusion_options, add_series_option, fusion_options
 from MedFusionLib.core.options import OUTPUT_TYPE
@@ -17,10 +18,21 @@ def add_parser(sub) -> None:
     p.add_argument("--metrics", metavar="OUT.json", help="write the metric values as JSON")
     p.add_argument("--preview", metavar="OUT.png", help="write a preview PNG")
     p.add_argument("--output-type", choices=OUTPUT_TYPE.values, default=OUTPUT_TYPE.default, help=OUTPUT_TYPE.help)
+    p.add_argument("--profile", action="store_true", help="print the time of each stage (read, fuse, write ...)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from MedFusionLib.core.stages import recording, summary
+
+    with recording() as record:
+        code = _run(args)
+    if args.profile:
+        print(f"medfusion: profile: {summary(record)}", file=sys.stderr)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     from MedFusionLib.pipeline.files import fuse_files
 
     bar = ProgressBar("fuse")

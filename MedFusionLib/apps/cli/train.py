@@ -1,4 +1,5 @@
-"""``medfusion train METHOD --data DIR [--out WEIGHTS] ...``: train a deep method's network (writes its weights)."""
+"""``medfusion train METHOD --data DIR [--out WEIGHTS] ...``: train a deep method's network (writes its weights and,
+for the networks the methods run in ONNX Runtime, the ONNX graph beside them)."""
 
 from __future__ import annotations
 
@@ -107,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
         install=args.install,
         command="medfusion " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
+    from MedFusionLib.inference.onnx_export import export_after_training
+
+    graph = export_after_training(args.method, result["weights"])  # the ONNX graph beside the weights
+    result["onnx"] = str(graph) if graph else None
     if args.json:
         print(json.dumps(result, indent=2))
     else:

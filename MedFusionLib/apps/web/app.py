@@ -132,6 +132,7 @@ class FusionWebApp:
         s.registrations = choice_items(options.REGISTRATION)
         s.registration = options.REGISTRATION.shown_default
         s.registration_note = ""
+        s.devices, s.device = choice_items(options.DEVICE), options.DEVICE.shown_default
         s.colours, s.colour = choice_items(options.COLOUR), options.COLOUR.shown_default
         s.overlay_maps, s.overlay_map = choice_items(options.OVERLAY_MAP), options.OVERLAY_MAP.shown_default
         s.display_modes = choice_items(options.DISPLAY_MODE)
@@ -313,6 +314,7 @@ class FusionWebApp:
             registration=options.REGISTRATION.check(s.registration),
             colour=colour,
             computeMetrics=bool(s.compute_metrics),
+            device=options.DEVICE.check(s.device),
         )
         folder, self._job, modalities = start_job(self.logic, nodes, WorkerProcess, **job)
         self._job_context = dict(

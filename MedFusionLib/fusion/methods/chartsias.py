@@ -54,5 +54,6 @@ register_method(
             "T. Joyce, A. Chartsias, S. A. Tsaftaris, Robust Multi-Modal MR Image Synthesis, MICCAI 2017",
         ),
         uses_modalities=True,
+        needs_torch=True,  # not exported to ONNX (docs/runtime.md)
     )
 )

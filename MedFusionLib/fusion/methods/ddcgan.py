@@ -37,9 +37,9 @@ def fuse(stack: np.ndarray, mode: str = "slice", modalities: Sequence[str] | Non
     """Fuse ``stack``: (2, batch, H, W) in slice mode, (2, D, H, W) in volume mode; 0..1 float32.
 
     ``modalities`` (one of ct, mr, pet, spect per input) put the MRI second; see the module docstring."""
-    from MedFusionLib.inference.runtime import fuse_with_2d_network  # torch is imported on first use only
+    from MedFusionLib.inference.onnx_runtime import fuse_2d  # ONNX Runtime, no torch
 
-    return fuse_with_2d_network(NAME, stack[list(generator_order(modalities))], mode, MAX_PIXELS)
+    return fuse_2d(NAME, stack[list(generator_order(modalities))], mode, MAX_PIXELS)
 
 
 register_method(

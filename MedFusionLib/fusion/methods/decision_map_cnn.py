@@ -49,5 +49,6 @@ register_method(
         paper="after the CNN decision map of Liu et al. (FUSION 2017): our own small weight-map network (softmax across any number of sources) in place of the siamese patch classifier, trained unsupervised, with pyramid blending",
         parameters=weight_parameters(WEIGHTS),
         references=("Liu et al., A medical image fusion method based on convolutional neural networks, FUSION 2017",),
+        needs_torch=True,  # not exported to ONNX (docs/runtime.md)
     )
 )

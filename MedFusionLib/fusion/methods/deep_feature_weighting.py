@@ -59,5 +59,6 @@ register_method(
             "Li, Wu & Kittler, Infrared and visible image fusion using a deep learning framework, ICPR 2018",
             "Li & Wu, DenseFuse, IEEE TIP 28(5), 2019",
         ),
+        needs_torch=True,  # not exported to ONNX (docs/runtime.md)
     )
 )

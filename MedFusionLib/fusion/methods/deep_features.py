@@ -84,5 +84,6 @@ register_method(
         references=(
             "Li, Wu & Kittler, Infrared and visible image fusion using a deep learning framework, ICPR 2018 (arXiv:1804.06992)",
         ),
+        needs_torch=True,  # not exported to ONNX (docs/runtime.md)
     )
 )

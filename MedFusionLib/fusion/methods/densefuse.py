@@ -18,7 +18,11 @@ MAX_PIXELS = 1 << 18  # per input and forward pass: 64-channel dense features (4
 
 def fuse(stack: np.ndarray, mode: str = "slice", strategy: str | None = None) -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from MedFusionLib.inference.runtime import fuse_with_2d_network  # torch is imported on first use only
+    if strategy is None:  # the shipped strategy: its ONNX graph, no torch
+        from MedFusionLib.inference.onnx_runtime import fuse_2d
+
+        return fuse_2d(NAME, stack, mode, MAX_PIXELS)
+    from MedFusionLib.inference.runtime import fuse_with_2d_network  # another strategy: torch
 
     return fuse_with_2d_network(NAME, stack, mode, MAX_PIXELS, strategy=strategy)
 

@@ -5,8 +5,8 @@
 * volume mode: tri-planar (2.5-D): the 2-D network along each of the three axes, the three results averaged.
 
 Any number of inputs (>= 2): the shared encoder runs on each input and the feature maps are fused by their
-element-wise max and mean at every scale. The network runs channels-last, under bfloat16 autocast where the
-CPU has native bf16 (``inference/runtime.py``).
+element-wise max and mean at every scale. The network runs as its ONNX graph (``weights/fusion-unet.onnx``)
+in ONNX Runtime (``inference/onnx_runtime.py``).
 """
 
 from __future__ import annotations
@@ -19,25 +19,11 @@ NAME = "fusion-unet"
 MAX_PIXELS = 1 << 21  # per input and forward pass (8 slices of 512 x 512): features are at 1/4 of the pixels or fewer
 
 
-def _network():
-    import torch
-
-    from MedFusionLib.inference.runtime import load_network
-
-    net = load_network(NAME)
-    return net.to(memory_format=torch.channels_last)
-
-
 def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from MedFusionLib.inference.runtime import (
-        run_slices,
-        run_triplanar,  # torch is imported on first use only
-    )
+    from MedFusionLib.inference.onnx_runtime import fuse_2d  # ONNX Runtime, no torch
 
-    net = _network()
-    run = run_slices if mode == "slice" else run_triplanar
-    return run(net, stack, MAX_PIXELS)
+    return fuse_2d(NAME, stack, mode, MAX_PIXELS)
 
 
 register_method(

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage
+import scipy  # scipy.ndimage loads on first use: fusing with another method never imports it
 
 from MedFusionLib.fusion.registry import FusionMethod, register_method
 from MedFusionLib.fusion.selection import soft_selection_weights
@@ -29,7 +29,7 @@ SALIENCY_SIGMA = 5.0
 
 def _box(x: np.ndarray, radius: int, spatial_axes: Sequence[int]) -> np.ndarray:
     size = [min(2 * radius + 1, x.shape[axis]) if axis in spatial_axes else 1 for axis in range(x.ndim)]
-    return ndimage.uniform_filter(x, size=size, mode="reflect")
+    return scipy.ndimage.uniform_filter(x, size=size, mode="reflect")
 
 
 def _guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float, axes: Sequence[int]) -> np.ndarray:
@@ -51,7 +51,7 @@ def fuse_guided(stack: np.ndarray, n_spatial: int) -> np.ndarray:
     detail = stack - base
 
     sigmas = [SALIENCY_SIGMA if axis in axes else 0.0 for axis in range(stack.ndim)]
-    saliency = ndimage.gaussian_filter(detail * detail, sigmas, mode="reflect", truncate=2.0)
+    saliency = scipy.ndimage.gaussian_filter(detail * detail, sigmas, mode="reflect", truncate=2.0)
     masks = soft_selection_weights(saliency)  # not a hard arg-max: no bands between slices in slice mode
     weights = np.clip(_guided_filter(stack, masks, *DETAIL_GUIDE, axes), 0.0, None)
     total = weights.sum(axis=0)

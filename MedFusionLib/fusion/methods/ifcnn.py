@@ -22,7 +22,11 @@ MAX_PIXELS = 1 << 18  # per input and forward pass: 64-channel maps at full reso
 
 def fuse(stack: np.ndarray, mode: str = "slice", rule: str | None = None) -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from MedFusionLib.inference.runtime import fuse_with_2d_network  # torch is imported on first use only
+    if rule is None:  # the shipped rule: its ONNX graph, no torch
+        from MedFusionLib.inference.onnx_runtime import fuse_2d
+
+        return fuse_2d(NAME, stack, mode, MAX_PIXELS)
+    from MedFusionLib.inference.runtime import fuse_with_2d_network  # another rule: torch
 
     return fuse_with_2d_network(NAME, stack, mode, MAX_PIXELS, rule=rule)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage
+import scipy  # scipy.ndimage loads on first use: fusing with another method never imports it
 
 from MedFusionLib.fusion.registry import FusionMethod, register_method
 from MedFusionLib.fusion.selection import soft_selection_weights
@@ -25,7 +25,7 @@ def _sigmas(ndim: int, spatial_axes: Sequence[int], sigma: float) -> list[float]
 
 
 def _blur(x: np.ndarray, spatial_axes: Sequence[int]) -> np.ndarray:
-    return ndimage.gaussian_filter(x, _sigmas(x.ndim, spatial_axes, 1.0), mode="reflect", truncate=2.0)
+    return scipy.ndimage.gaussian_filter(x, _sigmas(x.ndim, spatial_axes, 1.0), mode="reflect", truncate=2.0)
 
 
 def _downsample(x: np.ndarray, spatial_axes: Sequence[int]) -> np.ndarray:
@@ -47,7 +47,7 @@ def _levels(shape: Sequence[int], spatial_axes: Sequence[int]) -> int:
 
 def _local_energy(x: np.ndarray, spatial_axes: Sequence[int]) -> np.ndarray:
     size = [3 if axis in spatial_axes else 1 for axis in range(x.ndim)]
-    return ndimage.uniform_filter(np.abs(x), size=size, mode="reflect")
+    return scipy.ndimage.uniform_filter(np.abs(x), size=size, mode="reflect")
 
 
 def fuse_laplacian(stack: np.ndarray, n_spatial: int) -> np.ndarray:

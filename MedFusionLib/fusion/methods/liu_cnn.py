@@ -65,5 +65,6 @@ register_method(
             "Liu, Chen, Peng & Wang, Multi-focus image fusion with a deep convolutional neural network, Information Fusion 36 (2017) 191-207",
             "Liu, Chen, Cheng & Peng, A medical image fusion method based on convolutional neural networks, FUSION 2017",
         ),
+        needs_torch=True,  # not exported to ONNX (docs/runtime.md)
     )
 )

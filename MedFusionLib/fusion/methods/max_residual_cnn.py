@@ -24,11 +24,14 @@ WEIGHTS_3D = "max-residual-cnn-3d"
 
 def fuse(stack: np.ndarray, mode: str = "slice", rule: str | None = None) -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from MedFusionLib.inference.runtime import (
-        load_network,
-        run_slices,
-        run_tiled_3d,  # torch is imported on first use only
-    )
+    from MedFusionLib.inference import batching, onnx_runtime
+
+    if rule is None and mode == "slice":  # the shipped rule: the ONNX graphs, no torch
+        return batching.run_slices(onnx_runtime.network_forward(WEIGHTS_2D), stack)
+    if rule is None and onnx_runtime.has_graph(WEIGHTS_3D):
+        halo = int(onnx_runtime.graph_metadata(WEIGHTS_3D)[onnx_runtime.RADIUS_KEY]) + 1
+        return batching.run_tiled_3d(onnx_runtime.network_forward(WEIGHTS_3D), stack, halo=halo)
+    from MedFusionLib.inference.runtime import load_network, run_slices, run_tiled_3d  # another rule: torch
 
     if mode == "slice":
         net = load_network(WEIGHTS_2D)

@@ -1,0 +1,167 @@
+"""Export of the shipped torch networks to ONNX graphs (``weights/<name>.onnx``), the fusion methods' runtime.
+
+:data:`GRAPHS` names each exported network with what its graph needs: the number of inputs when the network
+fixes it (DDcGAN's two), 2-D or 3-D, and the multiple its sides are padded to. :func:`export_graph` traces the
+network with ``torch.export`` (dynamic inputs, batch and sides), writes the graph with its metadata atomically
+beside the weights, and checks that ONNX Runtime reproduces the torch output on a test input. ``medfusion
+export NAME|--all`` calls it, and so does training where it saves weights (:func:`export_after_training`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.inference.onnx_runtime import INPUT_NAME, OUTPUT_NAME, PAD_KEY, RADIUS_KEY, session_forward
+from MedFusionLib.inference.runtime import load_network
+from MedFusionLib.inference.weights import weight_path
+
+OPSET = 18
+PARITY_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """What the graph of one network needs: ``inputs`` fixed (None: any number >= 2), ``spatial_dims``."""
+
+    inputs: int | None = None
+    spatial_dims: int = 2
+
+
+GRAPHS: dict[str, GraphSpec] = {
+    "fusion-unet": GraphSpec(),
+    "max-residual-cnn": GraphSpec(),
+    "max-residual-cnn-3d": GraphSpec(spatial_dims=3),
+    "ifcnn": GraphSpec(),
+    "densefuse": GraphSpec(),
+    "ddcgan": GraphSpec(inputs=2),
+}
+
+
+class _DefaultForward(torch.nn.Module):
+    """The network's forward with its shipped options (rule, strategy) and no Python-side hooks."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.net(inputs)
+
+
+def _example(spec: GraphSpec, seed: int = 0) -> torch.Tensor:
+    """A fixed test input: 2 inputs (or the graph's number), 2 slices of 64 x 48 (a 24 x 32 x 40 volume)."""
+    generator = torch.Generator().manual_seed(seed)
+    spatial = (64, 48) if spatial_dims_2d(spec) else (24, 32, 40)
+    batch = 2 if spatial_dims_2d(spec) else 1
+    return torch.rand((spec.inputs or 2, batch, 1, *spatial), generator=generator)
+
+
+def spatial_dims_2d(spec: GraphSpec) -> bool:
+    return spec.spatial_dims == 2
+
+
+def _dynamic_shapes(spec: GraphSpec) -> dict:
+    dim = torch.export.Dim
+    shape: dict[int, object] = {} if spec.inputs else {0: dim("n_inputs", min=2, max=64)}
+    if spatial_dims_2d(spec):
+        shape.update({1: dim("batch"), 3: dim("height"), 4: dim("width")})
+    else:
+        shape.update({3: dim("depth"), 4: dim("height"), 5: dim("width")})
+    return {"inputs": shape}
+
+
+def export_graph(name: str, weights: str | Path | None = None, out: str | Path | None = None) -> Path:
+    """Write the ONNX graph of network ``name`` (weights ``weights``, default the shipped ``.pt``) to ``out``
+    (default: beside the weights), checked against torch to :data:`PARITY_TOLERANCE`; returns its path."""
+    spec = GRAPHS.get(name)
+    if spec is None:
+        raise MedFusionError(f"no ONNX export for {name!r} (exported: {', '.join(GRAPHS)})")
+    source = Path(weights) if weights else weight_path(name)
+    target = Path(out) if out else source.with_suffix(".onnx")
+    net = load_network(name, str(source))
+    wrapper = _DefaultForward(net).eval()
+    example = _example(spec)
+    with torch.inference_mode(False), torch.no_grad():
+        program = torch.onnx.export(
+            wrapper,
+            (example,),
+            dynamo=True,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=_dynamic_shapes(spec),
+            opset_version=OPSET,
+            optimize=False,  # BatchNorm stays apart from the convolutions: their weights stay float16-exact (ONNX Runtime fuses them at load)
+        )
+    program.model.metadata_props.update(
+        {
+            PAD_KEY: str(getattr(net, "patch", 1)),
+            RADIUS_KEY: str(getattr(net, "receptive_radius", 0)),
+            "medfusion.network": type(net).__name__,
+            "medfusion.weights_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+        }
+    )
+    _save_checked(program, target, wrapper, _example(spec, seed=1))
+    return target
+
+
+def _save_checked(program, target: Path, wrapper: torch.nn.Module, test: torch.Tensor) -> None:
+    """Save to a temporary file beside ``target``, compare ONNX Runtime with torch on ``test``, rename."""
+    from MedFusionLib.inference.onnx_runtime import load_session
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
+    os.close(handle)
+    try:
+        program.save(temporary, external_data=False)
+        store_float16(temporary)
+        with torch.no_grad():
+            expected = wrapper(test).numpy()
+        got = session_forward(load_session(target.stem, temporary))(test.numpy())
+        difference = float(np.abs(got - expected).max())
+        if difference > PARITY_TOLERANCE:
+            raise MedFusionError(f"{target.name}: ONNX output differs from torch by {difference:.2e}")
+        os.chmod(temporary, 0o644)  # a shipped file, readable by all (mkstemp makes it private)
+        os.replace(temporary, target)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def store_float16(path: str | Path) -> int:
+    """Store each float32 weight of the graph at ``path`` that float16 holds exactly (the shipped weights are
+    float16) as float16 with a Cast back to float32 at load: half the file, the same numbers. Returns how many."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    casts, kept = [], []
+    for tensor in graph.initializer:
+        values = numpy_helper.to_array(tensor)
+        half = values.astype(np.float16)
+        if values.dtype != np.float32 or values.size < 16 or not np.array_equal(half.astype(np.float32), values):
+            kept.append(tensor)
+            continue
+        kept.append(numpy_helper.from_array(half, tensor.name + "_float16"))
+        casts.append(
+            onnx.helper.make_node("Cast", [tensor.name + "_float16"], [tensor.name], to=onnx.TensorProto.FLOAT)
+        )
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(model, str(path))
+    return len(casts)
+
+
+def export_after_training(name: str, weights: str | Path) -> Path | None:
+    """The one line training calls after saving ``weights``: their graph beside them (None: not exported)."""
+    return export_graph(name, weights) if name in GRAPHS else None

@@ -1,0 +1,106 @@
+"""Running the shipped networks with ONNX Runtime: the fusion methods' inference path, without torch.
+
+``medfusion export`` (``inference/onnx_export.py``) writes ``weights/<name>.onnx`` from ``<name>.pt``; here a
+graph becomes an :class:`onnxruntime.InferenceSession` on the device of the enclosing
+:func:`~MedFusionLib.inference.devices.device_scope` with ``devices.thread_count()`` threads, cached per resolved
+path, file version, providers and threads, and a numpy *forward* for ``inference/batching.py``. A graph whose
+network needs sides padded to a multiple (``medfusion.pad_multiple`` in its metadata, e.g. FusionUNet's
+space-to-depth patch) gets them zero-padded here, as the torch network pads them itself.
+
+A network without a graph (weights trained into ``$MEDFUSION_WEIGHTS_DIR`` by an older version) runs in torch,
+with one note line.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.core.log import note
+from MedFusionLib.inference import batching
+from MedFusionLib.inference.batching import MAX_CHUNK_PIXELS, Forward
+from MedFusionLib.inference.devices import import_onnxruntime, providers, thread_count
+from MedFusionLib.inference.weights import weight_path
+
+INPUT_NAME = "inputs"
+OUTPUT_NAME = "fused"
+PAD_KEY = "medfusion.pad_multiple"
+RADIUS_KEY = "medfusion.receptive_radius"  # what a 3-D graph's tiles need as halo (less one)
+
+
+def load_session(name: str, path: str | Path | None = None) -> Any:
+    """The ONNX Runtime session of graph ``name`` (``weights/<name>.onnx``, or ``path``); a missing, corrupted
+    or truncated file, or a missing onnxruntime, is a one-line error."""
+    file = Path(path) if path else weight_path(name, ".onnx")
+    if not file.is_file():
+        raise MedFusionError(f"ONNX graph for {name!r} not found at {file}; 'medfusion export {name}' writes it")
+    stat = file.stat()
+    return _session(str(file.resolve()), stat.st_mtime_ns, stat.st_size, providers(), thread_count())
+
+
+@functools.cache
+def _session(path: str, _mtime_ns: int, _size: int, chosen: tuple[str, ...], threads: int) -> Any:
+    onnxruntime = import_onnxruntime()
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: ONNX Runtime's warnings are not the user's business
+    try:
+        return onnxruntime.InferenceSession(path, options, providers=list(chosen))
+    except Exception as error:  # onnxruntime raises its own classes (InvalidProtobuf, Fail, ...)
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise MedFusionError(f"{path}: not a readable ONNX graph ({reason[:200]})") from None
+
+
+def session_forward(session: Any) -> Forward:
+    """A numpy forward ``(n, b, 1, *spatial) -> (b, 1, *spatial)`` running ``session``."""
+    pad = int(session.get_modelmeta().custom_metadata_map.get(PAD_KEY, "1"))
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        h, w = x.shape[-2:]
+        extra = ((-h) % pad, (-w) % pad)
+        if any(extra):
+            x = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, extra[0]), (0, extra[1])])
+        return session.run([OUTPUT_NAME], {INPUT_NAME: x})[0][..., :h, :w]
+
+    return forward
+
+
+def has_graph(name: str) -> bool:
+    """True when network ``name`` has its ONNX graph beside its weights."""
+    return weight_path(name, ".onnx").is_file()
+
+
+def graph_metadata(name: str) -> dict[str, str]:
+    """The metadata the export wrote into graph ``name`` (pad multiple, receptive radius, weights' hash)."""
+    return dict(load_session(name).get_modelmeta().custom_metadata_map)
+
+
+def network_forward(name: str) -> Forward:
+    """The forward of shipped network ``name``: its ONNX graph, or its torch weights when it has no graph."""
+    if has_graph(name) or not weight_path(name).is_file():
+        return session_forward(load_session(name))
+    _note_torch_fallback(name)
+    from MedFusionLib.inference.runtime import load_network, numpy_forward, torch_context
+
+    forward = numpy_forward(load_network(name))
+
+    def in_torch(x: np.ndarray) -> np.ndarray:
+        with torch_context():
+            return forward(x)
+
+    return in_torch
+
+
+@functools.cache
+def _note_torch_fallback(name: str) -> None:
+    note(f"{name}: no ONNX graph beside its weights ('medfusion export {name}' writes one); running it in torch")
+
+
+def fuse_2d(name: str, stack: np.ndarray, mode: str, max_pixels: int = MAX_CHUNK_PIXELS) -> np.ndarray:
+    """Shipped 2-D network ``name`` over a slice batch (``slice`` mode) or tri-planarly (``volume``)."""
+    return batching.run_2d(network_forward(name), stack, mode, max_pixels)

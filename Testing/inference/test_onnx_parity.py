@@ -1,0 +1,99 @@
+"""Every exported network: ONNX Runtime's output equals torch's to 1e-4, in slice and volume mode, on real slices
+and volumes (``../shared/data``) or, without them, on the synthetic phantom."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+torch = pytest.importorskip("torch")  # the parity tests need the torch weights (the 'train' extra)
+
+from synthetic import phantom_inputs
+
+from MedFusionLib.inference import batching, onnx_runtime, runtime
+from MedFusionLib.inference.onnx_export import GRAPHS, PARITY_TOLERANCE
+
+SHARED_DATA = Path(os.environ.get("MEDFUSION_SHARED", Path(__file__).resolve().parents[2].parent / "shared")) / "data"
+NETWORKS_2D = [name for name, spec in GRAPHS.items() if spec.spatial_dims == 2]
+
+
+@pytest.fixture(autouse=True)
+def float32_torch(monkeypatch):
+    """torch in float32 (bf16 autocast on CPUs with native bf16 would be compared, not the graph)."""
+    monkeypatch.setenv("MEDFUSION_PRECISION", "float32")
+
+
+def _slices() -> np.ndarray:
+    """(2, 2, H, W): two real CT-MRI slice pairs (Harvard atlas, 256 x 256), else a phantom pair's middle slices."""
+    pair_dir = SHARED_DATA / "harvard" / "CT-MRI"
+    if pair_dir.is_dir():
+        names = sorted(p.name for p in (pair_dir / "CT").glob("*.png"))[:2]
+        read = lambda kind, name: sitk.GetArrayFromImage(sitk.ReadImage(str(pair_dir / kind / name), sitk.sitkFloat32))  # noqa: E731
+        return np.stack([[read(kind, n)[..., :256, :256] / 255.0 for n in names] for kind in ("CT", "MRI")]).astype(
+            np.float32
+        )
+    a, b = phantom_inputs((2, 96, 80))[:2]
+    return np.stack([a, b])
+
+
+def _volume(shape=(40, 48, 44)) -> np.ndarray:
+    """(2, D, H, W): a centre block of the SPM T1 and PET templates scaled to 0..1, else the phantom."""
+    spm = SHARED_DATA / "volumes" / "spm"
+    if (spm / "T1.nii.gz").is_file():
+        arrays = [
+            sitk.GetArrayFromImage(sitk.ReadImage(str(spm / f), sitk.sitkFloat32)) for f in ("T1.nii.gz", "PET.nii.gz")
+        ]
+        out = []
+        for a in arrays:
+            start = [(n - s) // 2 for n, s in zip(a.shape, shape)]
+            block = a[tuple(slice(b, b + s) for b, s in zip(start, shape))]
+            out.append(np.clip(np.nan_to_num(block) / max(float(np.nanmax(a)), 1e-6), 0, 1))
+        return np.stack(out).astype(np.float32)
+    return np.stack(phantom_inputs(shape)[:2])
+
+
+def _torch_2d(name: str, stack: np.ndarray, mode: str) -> np.ndarray:
+    return runtime.fuse_with_2d_network(name, stack, mode)
+
+
+@pytest.mark.parametrize("mode", ["slice", "volume"])
+@pytest.mark.parametrize("name", NETWORKS_2D)
+def test_onnx_equals_torch_for_2d_networks(name, mode):
+    stack = _slices() if mode == "slice" else _volume((24, 40, 36))
+    expected = _torch_2d(name, stack, mode)
+    got = onnx_runtime.fuse_2d(name, stack, mode)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= PARITY_TOLERANCE
+    assert expected.std() > 0.01  # a real image, not a constant that any graph would match
+
+
+def test_onnx_equals_torch_for_the_3d_network():
+    stack = _volume()
+    net = runtime.load_network("max-residual-cnn-3d")
+    halo = net.receptive_radius + 1
+    expected = runtime.run_tiled_3d(net, stack, halo=halo, tile=24)
+    got = batching.run_tiled_3d(onnx_runtime.network_forward("max-residual-cnn-3d"), stack, halo=halo, tile=24)
+    assert np.abs(got - expected).max() <= PARITY_TOLERANCE
+    assert expected.std() > 0.01
+
+
+def test_graphs_take_any_number_of_inputs_and_odd_sides():
+    """FusionUNet's graph keeps the number of inputs dynamic, and odd sides are padded as torch pads them."""
+    three = np.stack(phantom_inputs((3, 67, 51)))
+    expected = _torch_2d("fusion-unet", three, "slice")
+    assert np.abs(onnx_runtime.fuse_2d("fusion-unet", three, "slice") - expected).max() <= PARITY_TOLERANCE
+
+
+def test_every_exported_graph_is_shipped_and_matches_its_weights():
+    """Each graph's metadata names the sha256 of the weights it was exported from: a retrained ``.pt`` without
+    ``medfusion export`` fails here."""
+    import hashlib
+
+    for name in GRAPHS:
+        meta = onnx_runtime.graph_metadata(name)
+        weights = runtime.weight_path(name).read_bytes()
+        assert meta["medfusion.weights_sha256"] == hashlib.sha256(weights).hexdigest(), name
