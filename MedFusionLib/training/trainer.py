@@ -355,8 +355,9 @@ def validate(net, recipe: Recipe, data: _Data, loss_fn) -> dict[str, float]:
                 rows.append(compute(srcs, fused[i, 0].numpy() * 255.0, keys=list(VAL_METRICS)))
             for key in VAL_METRICS:
                 out[key] = float(np.mean([r[key] for r in rows]))
-        if data.val_volume_slices:
-            out.update(volume_saturation(net, data.val_volume_slices))
+        volume_slices = getattr(data, "val_volume_slices", None)  # the other loops' data have none
+        if volume_slices:
+            out.update(volume_saturation(net, volume_slices))
     else:
         from MedFusionLib.fusion.consistency import through_plane_consistency
 
