@@ -81,6 +81,8 @@ _HEADER_WORDS = {
 }
 SMOOTHER_RATIO = 0.7  # functional images carry less fine detail than the anatomy they are fused with
 SATURATED_FRACTION = 0.15  # 8-bit CT slices: bone saturates a large part of the foreground
+SURELY_SATURATED = 0.25  # ... and above this share it is CT whatever the rest looks like
+SOFT_TISSUE_SPREAD = 45.0  # below SURELY_SATURATED, CT also needs its unsaturated foreground within a narrow band
 
 
 def _header_kind(image: sitk.Image) -> str | None:
@@ -137,6 +139,20 @@ def _saturated(array: np.ndarray) -> float:
     return float((foreground >= 250).mean()) if foreground.size else 0.0
 
 
+def _looks_like_8bit_ct(array: np.ndarray) -> bool:
+    """An 8-bit slice whose bone saturates: a large saturated share, and (when that share is only moderate) the
+    rest of the foreground within a narrow band, as soft tissue is in a CT window. Bright fat or CSF saturates
+    some MR slices as much, but their unsaturated foreground spreads wider (grey levels' std >= 53 against <= 42
+    for CT on the shared Harvard slices whose saturated share is 15-25 %)."""
+    share = _saturated(array)
+    if share < SATURATED_FRACTION:
+        return False
+    if share >= SURELY_SATURATED:
+        return True
+    rest = array[(array > 20) & (array < 250)]
+    return bool(rest.size) and float(np.std(rest)) < SOFT_TISSUE_SPREAD
+
+
 def detect_modalities(images: Sequence[sitk.Image], given: Sequence[str] | None = None) -> list[tuple[str, str]]:
     """(ct | mr | pet | spect, reason) per input; ``given`` modalities other than ``auto``/``8bit`` are kept.
 
@@ -155,9 +171,7 @@ def detect_modalities(images: Sequence[sitk.Image], given: Sequence[str] | None 
             decided.append(("pet", "pseudo-colour slice"))
         elif image.GetPixelID() not in (sitk.sitkUInt8,) and float(np.nanmin(sitk.GetArrayViewFromImage(image))) < -500:
             decided.append(("ct", "values below -500 (HU)"))
-        elif (
-            image.GetPixelID() == sitk.sitkUInt8 and _saturated(sitk.GetArrayViewFromImage(image)) >= SATURATED_FRACTION
-        ):
+        elif image.GetPixelID() == sitk.sitkUInt8 and _looks_like_8bit_ct(sitk.GetArrayViewFromImage(image)):
             decided.append(("ct", "8-bit with saturated bone"))
         else:
             decided.append(None)

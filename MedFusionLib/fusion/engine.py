@@ -105,7 +105,9 @@ def fuse_arrays(
     if stack.ndim != 4:
         raise MedFusionError(f"inputs must be 2-D or 3-D arrays, got {stack.ndim - 1}-D")
 
-    out = stack.mean(axis=0)  # background (and skipped slices) keep the inputs' mean
+    # background (and skipped slices) keep the brightest input: all below FOREGROUND_LEVEL there, and a pixel-wise
+    # rule (max) stays exact to the grey level everywhere (the inputs' mean left it 1-3 levels off near the edge)
+    out = stack.max(axis=0)
     box = foreground_box(stack)
     cropped = stack[(slice(None),) + box]
     if mode == "volume":

@@ -255,3 +255,124 @@ def random_patch(volume: np.ndarray, rng: np.random.Generator, size: int) -> np.
     gain = rng.uniform(0.8, 1.2, size=(n, 1, 1, 1))
     gamma = np.exp(rng.uniform(np.log(0.8), np.log(1.25), size=(n, 1, 1, 1)))
     return np.ascontiguousarray(np.clip(gain * np.power(out, gamma), 0, 1), dtype=np.float32)
+
+
+# ---------------------------------------------------------------- real volumes as 2-D slices (fusion-unet)
+@dataclass(frozen=True)
+class VolumePair:
+    """One aligned (or registered) real volume pair: case folder, the two file stems and their modalities.
+
+    The second volume is resampled onto the first's grid through their headers (identity transform), unless
+    ``register`` is true (the porcine pair: its headers are ~30 mm and ~14 degrees apart)."""
+
+    case: str
+    first: str
+    first_modality: str
+    second: str
+    second_modality: str
+    register: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.case}/{self.first}+{self.second}"
+
+
+# The split of the real volume pairs, fixed before any result on them was looked at: by *source* (subject), so
+# no report volume (nor any volume of its subject) is ever trained or chosen on. select: the six SPM template
+# pairs (MR T1/T2/PD with PET and SPECT) train fusion-unet (as slices along the three axes) and choose among
+# recipes and methods; report: every other subject, scored once after the choice.
+VOLUME_SELECT = (
+    VolumePair("spm", "T1", "mr", "PET", "pet"),
+    VolumePair("spm", "T1", "mr", "SPECT", "spect"),
+    VolumePair("spm", "T2", "mr", "PET", "pet"),
+    VolumePair("spm", "T2", "mr", "SPECT", "spect"),
+    VolumePair("spm", "PD", "mr", "PET", "pet"),
+    VolumePair("spm", "PD", "mr", "SPECT", "spect"),
+)
+VOLUME_REPORT = (
+    VolumePair("sirf", "mr_t1_64", "mr", "mr_t2_64", "mr"),
+    VolumePair("sirf", "mumap", "ct", "pet", "pet"),
+    VolumePair("sts002", "ct", "ct", "pet_suv", "pet"),
+    VolumePair("sts002", "ct", "ct", "mr_t1", "mr"),
+    VolumePair("sts002", "mr_t1", "mr", "pet_suv", "pet"),
+    VolumePair("porcine", "ct", "ct", "mr_t2", "mr", register=True),
+)
+VOLUME_SPLITS = {"select": VOLUME_SELECT, "report": VOLUME_REPORT}
+SLICE_FOREGROUND = 0.1  # a training slice needs at least this share of foreground (> 0.05 after normalisation)
+
+
+def volumes_root(data_dir: Path) -> Path:
+    root = Path(data_dir)
+    return root / "volumes" if (root / "volumes").is_dir() else root
+
+
+def normalise_by_modality(image, modality: str) -> np.ndarray:
+    """The project's documented normalisation of one volume (``core.normalization``): CT window, else the
+    percentile rule; NaN (outside a mask) becomes background. ``mumap`` (attenuation, 1/cm) is not in HU, so
+    it takes the percentile rule although it is anatomy like CT."""
+    import SimpleITK as sitk
+
+    from MedFusionLib.core.normalization import normalize
+
+    array = sitk.GetArrayFromImage(image)
+    if np.isnan(array).any():
+        clean = sitk.GetImageFromArray(np.nan_to_num(array, nan=float(np.nanmin(array))))
+        clean.CopyInformation(image)
+        image = clean
+    rule = modality if modality == "ct" and float(array.min()) < -500 else "mr"
+    return normalize(image, rule)[0]
+
+
+def load_volume_pair(data_dir: Path, pair: VolumePair, transform=None) -> np.ndarray:
+    """``pair`` as float32 (2, D, H, W) in 0..1 on the first volume's grid (``transform``: fixed -> moving)."""
+    import SimpleITK as sitk
+
+    root = volumes_root(data_dir) / pair.case
+    fixed = sitk.Cast(sitk.ReadImage(str(root / f"{pair.first}.nii.gz")), sitk.sitkFloat32)
+    moving = sitk.Cast(sitk.ReadImage(str(root / f"{pair.second}.nii.gz")), sitk.sitkFloat32)
+    second = normalise_by_modality(moving, pair.second_modality)
+    normalised = sitk.GetImageFromArray(second)
+    normalised.CopyInformation(moving)
+    resampled = sitk.Resample(normalised, fixed, transform or sitk.Transform(), sitk.sitkLinear, 0.0)
+    first = normalise_by_modality(fixed, pair.first_modality)
+    return np.stack([first, sitk.GetArrayFromImage(resampled)]).astype(np.float32)
+
+
+def volume_slices(volume: np.ndarray, step: int = 2) -> list[np.ndarray]:
+    """Every ``step``-th slice of a (2, D, H, W) pair along each of the three axes that holds foreground."""
+    out = []
+    for axis in (1, 2, 3):
+        for index in range(0, volume.shape[axis], step):
+            piece = np.take(volume, index, axis=axis)
+            if (piece.max(axis=0) > 0.05).mean() >= SLICE_FOREGROUND:
+                out.append(np.ascontiguousarray(piece))
+    return out
+
+
+def load_volume_slices(data_dir: Path, split: str = "select", step: int = 2) -> list[np.ndarray]:
+    """Slices (2, H, W) of the ``split`` volume pairs (only pairs aligned by their headers) along three axes."""
+    pairs = [p for p in VOLUME_SPLITS[split] if not p.register]
+    root = volumes_root(data_dir)
+    found = [p for p in pairs if all((root / p.case / f"{n}.nii.gz").exists() for n in (p.first, p.second))]
+    if not found:
+        raise MedFusionError(f"{root}: none of the {split} volume pairs found")
+    return [s for p in found for s in volume_slices(load_volume_pair(data_dir, p), step)]
+
+
+def pad_to(pair: np.ndarray, size: int) -> np.ndarray:
+    """Zero-pad (background) a (n, H, W) pair, centred, to at least ``size`` x ``size``."""
+    _, h, w = pair.shape
+    dh, dw = max(0, size - h), max(0, size - w)
+    if not (dh or dw):
+        return pair
+    return np.pad(pair, ((0, 0), (dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)))
+
+
+SATURATED = 250 / 255  # "saturated": at or above 250 of 255
+FOREGROUND = 0.05  # a voxel is foreground where the brightest source is above 5 % of the range
+
+
+def saturation_share(fused: np.ndarray, sources: np.ndarray) -> float:
+    """Share of the foreground (brightest source > 5 %) at >= 250 of 255 in ``fused`` (0..1, any shape)."""
+    foreground = np.asarray(sources).max(axis=0) > FOREGROUND
+    return float((np.asarray(fused)[foreground] >= SATURATED).mean()) if foreground.any() else 0.0

@@ -10,6 +10,9 @@ All images are tensors (batch, 1, *spatial) in 0..1.
   each source's edges appear in F with similar strength and orientation (the gradient term only matches
   magnitudes). Optional ``+ w_vif (1 - mean_i VIF(S_i -> F))``: :func:`visual_information_fidelity`, the
   pixel-domain VIF of the metrics written in torch (rewards keeping each source's local variations).
+  Optional ``+ w_over mean(relu(F - max_i S_i))``: a one-sided hinge on brightness no source justifies (the
+  gradient and edge terms reward contrast; on real volumes, whose foreground is bright after normalisation,
+  that contrast otherwise comes out as saturated white).
 * ``ReconstructionLoss``: ``|X' - X|_1 + w_ssim (1 - SSIM(X', X))`` (DenseFuse's pixel + SSIM loss, L1 for
   robustness).
 """
@@ -174,6 +177,11 @@ def visual_information_fidelity(
     return num / (den + 1e-6)
 
 
+def over_brightness(fused: torch.Tensor, brightest: torch.Tensor) -> torch.Tensor:
+    """Per batch item, the mean of ``relu(F - max_i S_i)``: how far the fused image is brighter than every source."""
+    return F.relu(fused - brightest).flatten(1).mean(dim=1)
+
+
 class FusionLoss(nn.Module):
     def __init__(
         self,
@@ -184,9 +192,13 @@ class FusionLoss(nn.Module):
         w_edge: float = 0.0,
         grad_gain: float = 1.0,
         w_vif: float = 0.0,
+        w_over: float = 0.0,
     ) -> None:
         super().__init__()
         self.w_vif = w_vif
+        if w_over < 0:
+            raise ValueError(f"w_over must be >= 0, got {w_over}")
+        self.w_over = w_over
         if grad_gain <= 0:
             raise ValueError(f"grad_gain must be > 0, got {grad_gain}")
         self.grad_gain = grad_gain
@@ -200,8 +212,11 @@ class FusionLoss(nn.Module):
         if self.grad_gain != 1.0:
             grad_target = grad_target * self.grad_gain
         grad = F.l1_loss(gradient_magnitude(fused), grad_target)
-        inten = F.l1_loss(fused, sources.amax(dim=0))
+        brightest = sources.amax(dim=0)
+        inten = F.l1_loss(fused, brightest)
         loss = self.w_ssim * (1 - s.mean()) + self.w_grad * grad + self.w_int * inten
+        if self.w_over:
+            loss = loss + self.w_over * over_brightness(fused, brightest).mean()
         if self.w_edge:
             loss = loss + self.w_edge * (1 - edge_preservation(fused, sources).mean())
         if self.w_vif:

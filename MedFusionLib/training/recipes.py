@@ -15,7 +15,7 @@ class Recipe:
     name: str  # also the weight file's stem
     network: str  # class name in MedFusionLib.networks
     config: dict[str, Any]
-    data: str  # "pairs" (Harvard slice pairs), "singles" (single-modality slices), "patches3d"
+    data: str  # "pairs" (Harvard slice pairs), "pairs+volumes" (and real volume slices), "singles", "patches3d"
     loss: str  # "fusion" or "reconstruction"
     loss_args: dict[str, Any] = field(default_factory=dict)
     epochs: int = 30
@@ -24,6 +24,7 @@ class Recipe:
     crop: int = 128
     lr: float = 2e-3
     description: str = ""
+    volume_share: float = 0.0  # "pairs+volumes": share of the batch drawn from slices of the select real volumes
 
 
 RECIPES: dict[str, Recipe] = {
@@ -80,15 +81,16 @@ RECIPES: dict[str, Recipe] = {
                 patch=2,
                 full_res_channels=4,
             ),
-            data="pairs",
+            data="pairs+volumes",
             loss="fusion",
-            loss_args=dict(w_ssim=1.0, w_grad=16.0, w_int=1.0, w_edge=4.0, grad_gain=1.25),
+            loss_args=dict(w_ssim=1.0, w_grad=16.0, w_int=1.0, w_edge=4.0, grad_gain=1.25, w_over=8.0),
             epochs=30,
             steps_per_epoch=60,
             batch=8,
             crop=128,
             lr=2e-3,
-            description="2-D shared-encoder U-Net with a light full-resolution refinement (computes the fused image; no max bypass) on Harvard slice pairs, unsupervised SSIM + gradient (1.25 x the strongest source gradient) + intensity + edge-preservation loss",
+            description="2-D shared-encoder U-Net with a light full-resolution refinement (computes the fused image; no max bypass) on Harvard slice pairs and slices of the select real volumes, unsupervised SSIM + gradient (1.25 x the strongest source gradient) + intensity + edge-preservation loss + a hinge on brightness above the brightest source",
+            volume_share=0.5,
         ),
         Recipe(
             name="max-residual-cnn-3d",

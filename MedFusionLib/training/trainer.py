@@ -31,6 +31,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 VAL_PAIRS_PER_MODALITY = 8  # full-size held-out pairs fused for the validation metrics at each epoch
 VAL_METRICS = ("QABF", "SSIM", "VIF", "MI", "SD")
 VAL_CHUNK = 4  # validation images per forward pass
+VOLUME_VAL_SLICES, VOLUME_VAL_STEP = 24, 8  # select-volume slices whose saturation share is validated
 
 
 def get_recipe(method: str) -> Recipe:
@@ -278,7 +279,13 @@ class _Data:
         self.recipe = recipe
         self.val_pairs: np.ndarray | None = None
         self.val_volumes: list[np.ndarray] = []
-        if recipe.data in ("pairs", "singles"):
+        self.volume_slices: list[np.ndarray] = []
+        self.val_volume_slices: list[np.ndarray] = []
+        if recipe.data == "pairs+volumes":
+            self.volume_slices = D.load_volume_slices(data_dir, "select")
+            axial = D.load_volume_slices(data_dir, "select", step=VOLUME_VAL_STEP)
+            self.val_volume_slices = axial[:: max(1, len(axial) // VOLUME_VAL_SLICES)]
+        if recipe.data in ("pairs", "singles", "pairs+volumes"):
             train = D.load_pairs(data_dir, train_split, split_seed)
             val = D.load_pairs(data_dir, TRAIN_SPLITS[train_split], split_seed)
             self.train = train.images.astype(np.float32) / 255.0
@@ -296,6 +303,8 @@ class _Data:
             held = sorted({D.case_id(i) for i in val.ids}, key=int)
             role = "held-out" if train_split == "train" else "model-selection"
             self.summary = f"{role} cases {', '.join(held)}; {len(train.ids)} {train_split} pairs ({len(set(map(D.case_id, train.ids)))} cases), {len(val.ids)} {role} pairs ({len(held)} cases; {len(picks)} used for validation)"
+            if self.volume_slices:
+                self.summary += f"; {len(self.volume_slices)} slices of the select real volume pairs ({', '.join(p.name for p in D.VOLUME_SELECT)}; every 2nd slice along each axis), {recipe.volume_share:.0%} of each batch"
         elif recipe.data == "patches3d":
             self.train_volumes = D.load_volume_pairs(data_dir, "train")
             self.val_volumes = D.load_volume_pairs(data_dir, "val")
@@ -311,9 +320,28 @@ class _Data:
                 for _ in range(r.batch)
             ]
         else:
-            items = [D.augment_pair(self.train[rng.integers(len(self.train))], rng, r.crop) for _ in range(r.batch)]
+            items = [D.augment_pair(self._pick(rng), rng, r.crop) for _ in range(r.batch)]
         x = torch.from_numpy(np.stack(items, axis=1))  # (n_inputs, batch, *spatial)
         return x.unsqueeze(2)
+
+    def _pick(self, rng: np.random.Generator) -> np.ndarray:
+        """One 2-D training pair: a slice of a select real volume (``volume_share`` of the time) or a Harvard pair;
+        with volume slices in the mix, both are padded to the crop so that every crop of a batch has one size."""
+        if not self.volume_slices:
+            return self.train[rng.integers(len(self.train))]
+        if rng.random() < self.recipe.volume_share:
+            return D.pad_to(self.volume_slices[rng.integers(len(self.volume_slices))], self.recipe.crop)
+        return D.pad_to(self.train[rng.integers(len(self.train))], self.recipe.crop)
+
+
+@torch.no_grad()
+def volume_saturation(net, slices: list[np.ndarray]) -> dict[str, float]:
+    """Saturation share (foreground at >= 250 of 255) of the fused select-volume slices, and of their pixel max."""
+    fused = [net(torch.from_numpy(s).unsqueeze(1).unsqueeze(1)).clamp(0, 1)[0, 0].numpy() for s in slices]
+    return {
+        "SAT": float(np.mean([D.saturation_share(f, s) for f, s in zip(fused, slices)])),
+        "SAT_max": float(np.mean([D.saturation_share(s.max(axis=0), s) for s in slices])),
+    }
 
 
 def _step_loss(net, loss_fn, recipe: Recipe, x: torch.Tensor) -> torch.Tensor:
@@ -345,6 +373,9 @@ def validate(net, recipe: Recipe, data: _Data, loss_fn) -> dict[str, float]:
                 rows.append(compute(srcs, fused[i, 0].numpy() * 255.0, keys=list(VAL_METRICS)))
             for key in VAL_METRICS:
                 out[key] = float(np.mean([r[key] for r in rows]))
+        volume_slices = getattr(data, "val_volume_slices", None)  # the other loops' data have none
+        if volume_slices:
+            out.update(volume_saturation(net, volume_slices))
     else:
         from MedFusionLib.fusion.consistency import through_plane_consistency
 
@@ -379,11 +410,13 @@ def export_weights(net, recipe: Recipe, path: Path, meta: dict) -> Path:
 
 LOSS_TEXT = {
     "fusion": "unsupervised fusion loss: w_ssim (1 - mean SSIM(F, S_i)) + w_grad L1(|grad F|, max_i |grad S_i|) + w_int L1(F, max_i S_i)"
-    " [+ w_edge (1 - Q(F; S_1..S_n)), Q the differentiable Xydeas-Petrovic edge preservation (QABF) of losses.py, when w_edge > 0]",
+    " [+ w_edge (1 - Q(F; S_1..S_n)), Q the differentiable Xydeas-Petrovic edge preservation (QABF) of losses.py, when w_edge > 0]"
+    " [+ w_over mean(relu(F - max_i S_i)), a hinge on brightness above the brightest source, when w_over > 0]",
     "reconstruction": "autoencoder reconstruction: L1(X', X) + w_ssim (1 - SSIM(X', X))",
 }
 DATA_TEXT = {
     "pairs": "Harvard atlas slice pairs (CT-MRI, PET-MRI, SPECT-MRI; PET/SPECT as rounded luma), random crops",
+    "pairs+volumes": "Harvard atlas slice pairs (CT-MRI, PET-MRI, SPECT-MRI; PET/SPECT as rounded luma) and slices along all three axes of the select real volume pairs (SPM templates MR T1/T2/PD with PET and SPECT, each volume on 0..1 by the project's normalisation, core/normalization.py), zero-padded to the crop, random crops",
     "singles": "single-modality slices of the Harvard training pairs (each image of each pair, empty ones dropped), random crops",
     "patches3d": "random 3-D patches of aligned volume pairs (SPM templates T1/T2/PD with PET/SPECT and T1-T2; each volume scaled to 0..1 by its 99.5th foreground percentile); no fusion ground truth: self-supervised by the loss",
 }

@@ -1,0 +1,97 @@
+"""fusion-unet's real-volume training: the brightness hinge, slices of volumes along three axes, the select/report
+split of the real volume pairs, and a tiny run that mixes both kinds of data and validates saturation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from MedFusionLib.training import data as D
+from MedFusionLib.training import train
+from MedFusionLib.training.losses import FusionLoss, over_brightness
+
+
+def test_brightness_hinge_counts_only_what_no_source_justifies():
+    sources = torch.stack([torch.full((1, 1, 8, 8), 0.4), torch.full((1, 1, 8, 8), 0.6)])
+    assert float(over_brightness(torch.full((1, 1, 8, 8), 0.5), sources.amax(0))) == 0.0
+    assert float(over_brightness(torch.full((1, 1, 8, 8), 0.9), sources.amax(0))) == pytest.approx(0.3)
+    bright = torch.full((1, 1, 8, 8), 0.9)
+    plain, hinged = FusionLoss(), FusionLoss(w_over=8.0)
+    assert float(hinged(bright, sources) - plain(bright, sources)) == pytest.approx(8 * 0.3, rel=1e-5)
+    with pytest.raises(ValueError, match="w_over"):
+        FusionLoss(w_over=-1.0)
+
+
+def test_saturation_share_is_over_the_foreground_only():
+    sources = np.zeros((2, 10, 10), np.float32)
+    sources[0, :5] = 0.5  # half the image is foreground
+    fused = np.zeros((10, 10), np.float32)
+    fused[:1] = 1.0  # a fifth of the foreground saturated
+    fused[9] = 1.0  # saturated background does not count
+    assert D.saturation_share(fused, sources) == pytest.approx(0.2)
+
+
+def _volumes(root: Path, case: str, names: tuple[str, ...], shape=(12, 16, 20)) -> None:
+    rng = np.random.default_rng(1)
+    (root / "volumes" / case).mkdir(parents=True, exist_ok=True)
+    for name in names:
+        vol = np.zeros(shape, np.float32)
+        vol[2:-2, 3:-3, 4:-4] = rng.uniform(100, 900, size=(shape[0] - 4, shape[1] - 6, shape[2] - 8))
+        sitk.WriteImage(sitk.GetImageFromArray(vol), str(root / "volumes" / case / f"{name}.nii.gz"))
+
+
+def test_volume_slices_along_three_axes_on_the_first_grid(tmp_path):
+    _volumes(tmp_path, "spm", ("T1", "PET"))
+    slices = D.load_volume_slices(tmp_path, "select", step=1)
+    shapes = {s.shape for s in slices}
+    assert shapes == {(2, 16, 20), (2, 12, 20), (2, 12, 16)}  # axial, coronal, sagittal
+    assert all(s.min() >= 0 and s.max() <= 1 for s in slices)
+    padded = D.pad_to(slices[0], 32)
+    assert padded.shape == (2, 32, 32) and padded.sum() == pytest.approx(slices[0].sum())
+    with pytest.raises(Exception, match="none of the select volume pairs"):
+        D.load_volume_slices(tmp_path / "nothing", "select")
+
+
+@pytest.mark.real_data
+def test_volume_split_is_by_subject_and_every_pair_exists(shared_data):
+    select = {p.case for p in D.VOLUME_SELECT}
+    report = {p.case for p in D.VOLUME_REPORT}
+    assert select and report and not select & report
+    for pair in D.VOLUME_SELECT + D.VOLUME_REPORT:
+        for name in (pair.first, pair.second):
+            assert (shared_data / "volumes" / pair.case / f"{name}.nii.gz").exists(), pair.name
+
+
+def test_tiny_fusion_unet_run_mixes_volume_slices_and_validates_saturation(tmp_path):
+    from Testing.training.test_training import _blob  # the Harvard-like generator of the training tests
+
+    rng = np.random.default_rng(0)
+    for case in ("2", "16", "20", "25"):
+        for d in ("CT", "MRI"):
+            (tmp_path / "harvard" / "CT-MRI" / d).mkdir(parents=True, exist_ok=True)
+            for s in range(2):
+                sitk.WriteImage(
+                    sitk.GetImageFromArray(_blob(rng)), str(tmp_path / "harvard" / "CT-MRI" / d / f"{case}{s:03d}.png")
+                )
+    _volumes(tmp_path, "spm", ("T1", "PET"), shape=(20, 24, 28))
+    result = train(
+        "fusion-unet",
+        tmp_path,
+        out=tmp_path / "fu.pt",
+        epochs=1,
+        steps_per_epoch=2,
+        batch=2,
+        checkpoint_dir=tmp_path / "ck",
+        threads=1,
+        validate_every=1,
+        quiet=True,
+        train_split="fit",
+        config_overrides=dict(channels=(4, 4, 4, 4), decoder_channels=(4, 4, 4), full_res_channels=2),
+    )
+    final = result["final"]
+    assert 0.0 <= final["SAT"] <= 1.0 and 0.0 <= final["SAT_max"] <= 1.0
+    assert "slices of the select real volume pairs" in result["data"]
