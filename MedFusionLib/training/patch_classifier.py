@@ -196,7 +196,7 @@ def train_patch_classifier(method: str, data_dir, opts: T.TrainOptions | None = 
     wall = elapsed_before + time.perf_counter() - t0
     meta = T.training_meta(method, recipe, opts, summary, wall, history)
     T.export_weights(net, recipe, out, meta)
-    write_card(net, recipe, meta, history, out, tables="docs/methods/liu-cnn.md")
+    write_card(net, recipe, meta, history, out)
     opts.log(
         f"[{method}] wrote {out} ({out.stat().st_size} bytes) after {wall:.0f} s (+{time.perf_counter() - started - wall:.0f} s loading)"
     )

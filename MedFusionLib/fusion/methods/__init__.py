@@ -2,8 +2,9 @@
 
 ``DEFAULT_METHOD`` names the method used when the user names none. ``fusion-unet`` was chosen among its own
 training recipes on the model-selection cases (``--split select``; ``docs/evaluation.md``) and scored once on the
-held-out cases afterwards (12 of 24 cells won against pixel max, 2026-11-30). It is not the best method by every
-measure: in the 16-metric study of the held-out cases (``docs/study.md``) ``decision-map-cnn`` has more wins
+held-out cases afterwards; on 2026-12-07 its weights were retrained with slices of real volumes and a loss against
+invented brightness (``docs/deep-fusion.md``, "Real volumes"): 6 of 24 2-D held-out cells won against pixel max (the
+former weights, 12, washed real volumes out). It is not the best method by every measure: in the 16-metric study of the held-out cases (``docs/study.md``) ``decision-map-cnn`` has more wins
 against max (9 / 2 / 5 against the default's 6 / 1 / 9), as do ``guided-filter`` and ``liu-cnn``.
 """
 
