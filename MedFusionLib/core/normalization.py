@@ -129,8 +129,14 @@ def _detail(array: np.ndarray) -> float:
 
 
 def _gaussian(array: np.ndarray) -> np.ndarray:
-    """Gaussian blur of sigma 1 pixel (SimpleITK, already loaded: scipy.ndimage would cost a second of imports)."""
-    return sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(sitk.GetImageFromArray(array), 1.0))
+    """Gaussian blur of sigma 1 pixel (SimpleITK, already loaded: scipy.ndimage would cost a second of imports).
+
+    ITK's recursive Gaussian needs 4 pixels along every axis: a thinner axis is padded by repeating its edge (a
+    blur along a constant axis changes nothing) and cropped back."""
+    pad = [(0, max(0, 4 - n)) for n in array.shape]
+    padded = np.pad(array, pad, mode="edge") if any(after for _, after in pad) else array
+    blurred = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(sitk.GetImageFromArray(padded), 1.0))
+    return blurred[tuple(slice(0, n) for n in array.shape)]
 
 
 def _saturated(array: np.ndarray) -> float:

@@ -34,7 +34,6 @@ def fuse_files(
     ``output_type`` "uint8" writes a grey fused volume rounded to 0..255 bytes (smaller and faster to write).
     """
     OUTPUT_TYPE.check(output_type)
-    import SimpleITK as sitk
 
     import MedFusionLib.pipeline as pipeline  # looked up at call time (tests interrupt it here)
     from MedFusionLib.core.imageio import (
@@ -72,14 +71,14 @@ def fuse_files(
         result = pipeline.fuse_images(
             images, progress=sub_progress(progress, 0.0, share), cancel=cancel, **options.as_dict()
         )
+        fused = as_output_type(result.colour_fused if result.colour_fused is not None else result.fused, output_type)
         with stage("metrics"):
-            metrics = result.metrics(progress=sub_progress(progress, share, 1.0), cancel=cancel) if scoring else None
+            metrics = (
+                score_as_written(result, fused, True, sub_progress(progress, share, 1.0), cancel) if scoring else None
+            )
         check_cancel(cancel)
         description = f"MedFusion {result.method} ({result.mode}) fusion"
-        fused = result.colour_fused if result.colour_fused is not None else result.fused
         with stage("write"):
-            if output_type == "uint8" and fused.GetPixelID() == sitk.sitkFloat32:
-                fused = sitk.Cast(sitk.Clamp(sitk.Round(fused), sitk.sitkFloat32, 0.0, 255.0), sitk.sitkUInt8)
             write_image(fused, output, reference=reference_tags(images[0]), description=description)
         if metrics_path:
             pipeline.write_json(metrics, metrics_path)
@@ -88,3 +87,34 @@ def fuse_files(
 
             write_case_preview(result, [Path(p).name for p in inputs], preview_path, images[0].GetSpacing())
     return result, metrics
+
+
+def as_output_type(fused, output_type: str):
+    """The image a fused float32 grey volume is written as: rounded to uint8 bytes for "uint8", else unchanged."""
+    import SimpleITK as sitk
+
+    if output_type == "uint8" and fused.GetPixelID() == sitk.sitkFloat32:
+        return sitk.Cast(sitk.Clamp(sitk.Round(fused), sitk.sitkFloat32, 0.0, 255.0), sitk.sitkUInt8)
+    return fused
+
+
+def score_as_written(
+    result: FusionResult,
+    written,
+    include_3d: bool = True,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
+) -> dict:
+    """The metrics of the grey fused image as the file holds it (rounded when written as uint8), so that
+    ``medfusion metrics`` on the written file gives the same numbers (one scoring rule, docs/metrics.md)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from MedFusionLib.pipeline.result import score_on_fusion_scale
+
+    if result.colour_fused is not None or written is result.fused:
+        return result.metrics(include_3d=include_3d, progress=progress, cancel=cancel)
+    array = sitk.GetArrayFromImage(written).astype(np.float32)
+    return score_on_fusion_scale(
+        result.sources01, array, result.axis, result.normalisation, include_3d, progress, cancel
+    )

@@ -19,8 +19,10 @@ from PIL import Image
 
 from MedFusionLib.core import imageio as io
 from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.core.options import OUTPUT_TYPE
 from MedFusionLib.fusion import available_methods
 from MedFusionLib.pipeline import FusionResult, fuse_prepared, prepare_inputs
+from MedFusionLib.pipeline.files import as_output_type, score_as_written
 from MedFusionLib.render.preview import PLANE_TITLES, compose, grid, plane_rows, plane_tile
 
 LABEL_METRICS = ("QABF", "VIF", "SSIM", "MI", "SD")
@@ -103,8 +105,9 @@ def _compare(paths, prepared, names, out_dir: Path, ext: str, mode: str, axis: i
             print(f"medfusion: skipped {name}: {err}", file=sys.stderr)
             continue
         seconds = time.perf_counter() - started
-        metrics = result.metrics(include_3d=False)
-        io.write_image(result.fused, out_dir / f"{name}{ext}")
+        written = as_output_type(result.fused, OUTPUT_TYPE.default)  # as fuse writes it, scored as written
+        metrics = score_as_written(result, written, include_3d=False)
+        io.write_image(written, out_dir / f"{name}{ext}")
         family = next(m.family for m in available_methods() if m.name == name)
         rows.append(
             {"method": name, "family": family, "mode": mode, "seconds": seconds, **{k: metrics[k] for k in METRIC_KEYS}}

@@ -93,3 +93,13 @@ def test_detection_on_every_shared_harvard_pair_in_both_orders(shared_data):
                     wrong_by_subject[key] = wrong_by_subject.get(key, 0) + 1
     assert total == 4 * len(D.list_pairs(shared_data))
     assert right / total >= 0.99, (right / total, wrong_by_subject)
+
+
+@pytest.mark.parametrize("shape", [(1, 40, 40), (2, 40, 40), (3, 3, 40)])
+def test_detection_accepts_volumes_thinner_than_the_blur_needs(shape):
+    """ITK's recursive Gaussian needs 4 pixels per axis; a 1-3 slice volume (a thin DICOM series) is still detected."""
+    rng = np.random.default_rng(0)
+    ct = sitk.GetImageFromArray((rng.random(shape) * 2000 - 1000).astype(np.float32))  # HU: values below -500
+    other = sitk.GetImageFromArray((rng.random(shape) * 300).astype(np.float32))
+    kinds = [kind for kind, _ in detect_modalities([ct, other])]
+    assert len(kinds) == 2 and kinds[0] == "ct"
