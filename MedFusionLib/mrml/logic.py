@@ -282,76 +282,20 @@ class MedFusionLogic:
         reference: sitk.Image | None = None,
     ) -> MedFusionResult:
         """Create or update the output, transform and table nodes from an outcome, and show them."""
-        from MedFusionLib.mrml import nodes as mrml_nodes
-        from MedFusionLib.mrml.tables import update_metrics_table
-        from MedFusionLib.mrml.transforms import transform_node_from_registration
-
-        scene = self.scene
         self.checkStillInScene(nodes, outputNode)
-        fixed, moving = nodes[0], nodes[1:]
+        fixed = nodes[0]
         modalities = list(modalities) if modalities else [display.guess_node_modality(n) for n in nodes]
-        if reference is None:
-            reference = outcome.fused
-
-        transform_nodes = []
-        for node, transform in zip(moving, outcome.transforms):
-            if transform is None:
-                transform_nodes.append(None)
-                continue
-            base = self._base_parent_to_world(node)
-            own = self._own_registration_parent(node)
-            reuse = own if own is not None and own.GetParentTransformNode() is None else None
-            name = (
-                reuse.GetName()
-                if reuse is not None
-                else scene.GenerateUniqueName(f"{node.GetName()} to {fixed.GetName()} ({outcome.registration})")
-            )
-            tnode = transform_node_from_registration(scene, transform, reference, name, base, node=reuse)
-            tnode.SetAttribute(ROLE, "registration")
-            tnode.SetAttribute("MedFusion.Registration", outcome.registration)
-            if tnode is not reuse and reuse is not None:
-                pass  # a linear result replacing a grid one (or back): the old node stays for the user
-            node.SetAndObserveTransformNodeID(tnode.GetID())
-            if hardenTransform:
-                node.HardenTransform()
-            transform_nodes.append(tnode)
-
+        transform_nodes = self._applyTransforms(nodes, outcome, outcome.fused if reference is None else reference)
+        if hardenTransform:
+            for node, tnode in zip(nodes[1:], transform_nodes):
+                if tnode is not None:
+                    node.HardenTransform()
         rgb = colour != "none" and outcome.rgb is not None
-        image = outcome.rgb if rgb else outcome.fused
-        if outputNode is None:
-            name = scene.GenerateUniqueName(
-                f"{fixed.GetName()} + {' + '.join(n.GetName() for n in moving)} fused ({outcome.method}, {outcome.mode})"
-            )
-            outputNode = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode" if rgb else "vtkMRMLScalarVolumeNode", name)
-        fixed_to_world = mrml_nodes.parent_linear_to_world(fixed)
-        if fixed_to_world is not None:
-            # same grid as the fixed node, under the same parent transform
-            mrml_nodes.update_volume_from_image(outputNode, image, mrml_nodes.ijk_to_ras(fixed))
-            outputNode.SetAndObserveTransformNodeID(fixed.GetTransformNodeID())
-        else:
-            mrml_nodes.update_volume_from_image(outputNode, image)
-            outputNode.SetAndObserveTransformNodeID(None)
-        outputNode.SetAttribute(ROLE, "fused")
-        outputNode.SetAttribute("MedFusion.Method", outcome.method)
-        outputNode.SetAttribute("MedFusion.Mode", outcome.mode)
-        outputNode.SetAttribute("MedFusion.Registration", outcome.registration)
-        outputNode.SetAttribute("MedFusion.Inputs", ";".join(n.GetID() for n in nodes))
+        outputNode = self._writeFusedNode(nodes, outcome, rgb, outputNode)
         display.configure_fused_display(outputNode, None if rgb else display.colour_node_id(overlayMap, modalities))
-
-        table = None
-        if outcome.metrics is not None:
-            table = outputNode.GetNodeReference(OUTPUT_METRICS_REFERENCE)
-            if table is None or table.GetScene() is not scene:
-                table = scene.AddNewNodeByClass(
-                    "vtkMRMLTableNode", scene.GenerateUniqueName(f"{outputNode.GetName()} metrics")
-                )
-            update_metrics_table(table, outcome.metrics)
-            table.SetAttribute(ROLE, "metrics")
-            outputNode.SetNodeReferenceID(OUTPUT_METRICS_REFERENCE, table.GetID())
-
+        table = self._updateMetricsTable(outputNode, outcome.metrics)
         if showResult:
             self.showResult(fixed, outputNode, opacity=opacity, displayMode=displayMode, table=table)
-
         return MedFusionResult(
             fusedVolumeNode=outputNode,
             transformNode=transform_nodes[0] if transform_nodes else None,
@@ -363,6 +307,73 @@ class MedFusionLogic:
             registration=outcome.registration,
             outcome=outcome,
         )
+
+    def _applyTransforms(self, nodes, outcome: FusionOutcome, reference: sitk.Image) -> list:
+        """One transform node per moving node (None where it was not registered), observed by that node; a
+        node's own earlier registration node is reused (a linear result replacing a grid one keeps the old node)."""
+        from MedFusionLib.mrml.transforms import transform_node_from_registration
+
+        scene, fixed = self.scene, nodes[0]
+        transform_nodes = []
+        for node, transform in zip(nodes[1:], outcome.transforms):
+            if transform is None:
+                transform_nodes.append(None)
+                continue
+            own = self._own_registration_parent(node)
+            reuse = own if own is not None and own.GetParentTransformNode() is None else None
+            name = (
+                reuse.GetName()
+                if reuse is not None
+                else scene.GenerateUniqueName(f"{node.GetName()} to {fixed.GetName()} ({outcome.registration})")
+            )
+            base = self._base_parent_to_world(node)
+            tnode = transform_node_from_registration(scene, transform, reference, name, base, node=reuse)
+            tnode.SetAttribute(ROLE, "registration")
+            tnode.SetAttribute("MedFusion.Registration", outcome.registration)
+            node.SetAndObserveTransformNodeID(tnode.GetID())
+            transform_nodes.append(tnode)
+        return transform_nodes
+
+    def _writeFusedNode(self, nodes, outcome: FusionOutcome, rgb: bool, outputNode):
+        """The fused image in ``outputNode`` (a new node named from inputs, method and mode when None), on the fixed
+        node's grid and under its parent transform, tagged with what made it."""
+        from MedFusionLib.mrml import nodes as mrml_nodes
+
+        fixed, moving = nodes[0], nodes[1:]
+        image = outcome.rgb if rgb else outcome.fused
+        if outputNode is None:
+            name = self.scene.GenerateUniqueName(
+                f"{fixed.GetName()} + {' + '.join(n.GetName() for n in moving)} fused ({outcome.method}, {outcome.mode})"
+            )
+            kind = "vtkMRMLVectorVolumeNode" if rgb else "vtkMRMLScalarVolumeNode"
+            outputNode = self.scene.AddNewNodeByClass(kind, name)
+        if mrml_nodes.parent_linear_to_world(fixed) is not None:
+            mrml_nodes.update_volume_from_image(outputNode, image, mrml_nodes.ijk_to_ras(fixed))
+            outputNode.SetAndObserveTransformNodeID(fixed.GetTransformNodeID())
+        else:
+            mrml_nodes.update_volume_from_image(outputNode, image)
+            outputNode.SetAndObserveTransformNodeID(None)
+        outputNode.SetAttribute(ROLE, "fused")
+        outputNode.SetAttribute("MedFusion.Method", outcome.method)
+        outputNode.SetAttribute("MedFusion.Mode", outcome.mode)
+        outputNode.SetAttribute("MedFusion.Registration", outcome.registration)
+        outputNode.SetAttribute("MedFusion.Inputs", ";".join(n.GetID() for n in nodes))
+        return outputNode
+
+    def _updateMetricsTable(self, outputNode, metrics):
+        """The output's metrics table node, created or updated (None when no metrics were computed)."""
+        from MedFusionLib.mrml.tables import update_metrics_table
+
+        if metrics is None:
+            return None
+        table = outputNode.GetNodeReference(OUTPUT_METRICS_REFERENCE)
+        if table is None or table.GetScene() is not self.scene:
+            name = self.scene.GenerateUniqueName(f"{outputNode.GetName()} metrics")
+            table = self.scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+        update_metrics_table(table, metrics)
+        table.SetAttribute(ROLE, "metrics")
+        outputNode.SetNodeReferenceID(OUTPUT_METRICS_REFERENCE, table.GetID())
+        return table
 
     # -- the same, with the heavy part in another process (what the Slicer module does) ------------------
     def writeJob(self, folder, nodes, **options) -> list:

@@ -120,6 +120,43 @@ def _register_once(levels: list[Level], mode: str, ctx: Context, rotated: bool) 
     return transform, stages.evaluate(fine, transform, ctx), tried
 
 
+def _checked_inputs(fixed: sitk.Image, moving: sitk.Image, mode: str, preset: str) -> tuple[sitk.Image, sitk.Image]:
+    """Both images as scalar float32 after the argument, dimension and field-of-view checks (InputError)."""
+    if mode not in MODES:
+        raise InputError(f"unknown registration mode {mode!r}: choose one of {', '.join(MODES)}")
+    if preset not in PRESETS:
+        raise InputError(f"unknown registration preset {preset!r}: choose one of {', '.join(PRESETS)}")
+    f = as_scalar_float(fixed, "fixed")
+    m = as_scalar_float(moving, "moving")
+    if f.GetDimension() != m.GetDimension():
+        raise InputError(f"fixed image is {f.GetDimension()}-D but moving image is {m.GetDimension()}-D")
+    checks.check_fields_of_view(f, m)
+    return f, m
+
+
+def _retry_wider(levels, mode: str, ctx: Context, header: sitk.Transform, first: tuple, tried: int):
+    """Last resort before giving up: search rotated starts too, and refine the header position itself on the finer
+    levels (the coarse level can prefer a wrong optimum); (value, transform, starts tried) of the best final metric."""
+    report(ctx.progress, 0.5, "first result looks wrong: trying rotated starts and the header position")
+    again, again_value, more = _register_once(levels, mode, ctx, rotated=True)
+    tried += more + (mode == "rigid")
+    candidates = [first, (again_value, again)]
+    if mode == "rigid":
+        for i, level in enumerate(levels[1:]):
+            stages.run(
+                level,
+                header,
+                ctx,
+                kind="rigid",
+                label=f"rigid from header, level {i + 2}",
+                index=i + 1,
+                span=(0.8, 0.95),
+            )
+        candidates.append((stages.evaluate(levels[-1], header, ctx), header))
+    value, transform = min(candidates, key=lambda c: c[0])
+    return value, transform, tried
+
+
 def register(
     fixed: sitk.Image,
     moving: sitk.Image,
@@ -139,15 +176,7 @@ def register(
     the reason in ``warning``), OperationCancelled when ``cancel()`` returns True.
     """
     t0 = time.perf_counter()
-    if mode not in MODES:
-        raise InputError(f"unknown registration mode {mode!r}: choose one of {', '.join(MODES)}")
-    if preset not in PRESETS:
-        raise InputError(f"unknown registration preset {preset!r}: choose one of {', '.join(PRESETS)}")
-    f = as_scalar_float(fixed, "fixed")
-    m = as_scalar_float(moving, "moving")
-    if f.GetDimension() != m.GetDimension():
-        raise InputError(f"fixed image is {f.GetDimension()}-D but moving image is {m.GetDimension()}-D")
-    checks.check_fields_of_view(f, m)
+    f, m = _checked_inputs(fixed, moving, mode, preset)
     name = guess_preset(fixed, moving) if preset == "auto" else preset
     if preset == "auto":
         note(f"registration preset {name} (auto: from the detected modalities of the fixed and moving images)")
@@ -166,25 +195,7 @@ def register(
     try:
         checks.check_result(levels[0].fixed, levels[0].moving, transform, initial, value)
     except RegistrationError:
-        # Last resort before giving up: search rotated starts too, and refine the header position itself on
-        # the finer levels (the coarse level can prefer a wrong optimum); keep the best final metric.
-        report(progress, 0.5, "first result looks wrong: trying rotated starts and the header position")
-        again, again_value, more = _register_once(levels, mode, ctx, rotated=True)
-        tried += more + (mode == "rigid")
-        candidates = [(value, transform), (again_value, again)]
-        if mode == "rigid":
-            for i, level in enumerate(levels[1:]):
-                stages.run(
-                    level,
-                    header,
-                    ctx,
-                    kind="rigid",
-                    label=f"rigid from header, level {i + 2}",
-                    index=i + 1,
-                    span=(0.8, 0.95),
-                )
-            candidates.append((stages.evaluate(levels[-1], header, ctx), header))
-        value, transform = min(candidates, key=lambda c: c[0])
+        value, transform, tried = _retry_wider(levels, mode, ctx, header, (value, transform), tried)
         checks.check_result(levels[0].fixed, levels[0].moving, transform, initial, value)
     warning = plausibility.implausibility(f, m, transform, value)
     if warning and not force:

@@ -116,6 +116,79 @@ def evaluate(level: Level, transform: sitk.Transform, ctx: Context) -> float:
         return math.inf
 
 
+def _set_optimizer(
+    R: sitk.ImageRegistrationMethod, kind: str, level: Level, transform: sitk.Transform, p, index: int, iterations: int
+) -> None:
+    """L-BFGS-B for the B-spline stage; regular-step gradient descent with physical scales for the linear ones."""
+    if kind == "bspline":
+        R.SetOptimizerAsLBFGSB(
+            gradientConvergenceTolerance=1e-5,
+            numberOfIterations=iterations,
+            maximumNumberOfCorrections=5,
+            maximumNumberOfFunctionEvaluations=4 * iterations,
+            costFunctionConvergenceFactor=1e7,
+        )
+        return
+    R.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=p.learning_rates[index],
+        minStep=p.min_steps[index],
+        numberOfIterations=iterations,
+        relaxationFactor=p.relaxation,
+        gradientMagnitudeTolerance=1e-8,
+    )
+    if kind == "rigid" and p.rotation_radius_fraction > 0:
+        R.SetOptimizerScales(_rigid_scales(level.fixed, transform, p.rotation_radius_fraction))
+    else:
+        R.SetOptimizerScalesFromPhysicalShift()
+
+
+def _watch_iterations(
+    R: sitk.ImageRegistrationMethod, ctx: Context, state: dict, patience: int, tolerance: float, span, label: str
+) -> None:
+    """Per iteration: honour Cancel, stop a stalled metric, report progress (ITK swallows exceptions raised here:
+    the optimiser is stopped and the run raises after Execute returns)."""
+
+    def on_iteration() -> None:
+        if interrupt_requested() or (ctx.cancel is not None and ctx.cancel()):
+            state["cancelled"] = True
+            R.StopRegistration()
+            return
+        # Regular-step halves its step only when the gradient turns back; along a flat valley it can crawl
+        # for hundreds of iterations without gaining anything. Stop when the metric has stalled.
+        it, value = R.GetOptimizerIteration(), R.GetMetricValue()
+        if value < state["best"] - tolerance * abs(value):
+            state["best"], state["best_it"] = value, it
+        elif it - state["best_it"] >= patience:
+            state["stalled"] = True
+            R.StopRegistration()
+        if ctx.progress is not None:
+            frac = 1.0 - math.exp(-it / 40.0)
+            report(ctx.progress, span[0] + (span[1] - span[0]) * frac, f"{label}: iteration {it}, metric {value:.4f}")
+
+    R.AddCommand(sitk.sitkIterationEvent, on_iteration)
+
+
+def _execute(R: sitk.ImageRegistrationMethod, level: Level, ctx: Context, state: dict, label: str) -> None:
+    """Run the optimiser; a cancel, lost overlap or optimiser failure becomes one clear exception."""
+    try:
+        with native_section():
+            R.Execute(level.fixed, level.moving)
+    except RuntimeError as exc:
+        ctx.check_cancel()
+        if state["cancelled"]:
+            raise OperationCancelled("registration cancelled by the user") from None
+        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "optimiser failed"
+        if "outside" in str(exc) or "sample" in str(exc).lower():
+            raise RegistrationError(
+                f"{label}: the images stopped overlapping during registration "
+                f"(too few sample points inside the moving image)"
+            ) from None
+        raise RegistrationError(f"{label}: optimiser failed: {msg}") from None
+    ctx.check_cancel()
+    if state["cancelled"]:
+        raise OperationCancelled("registration cancelled by the user")
+
+
 def run(
     level: Level,
     transform: sitk.Transform,
@@ -134,26 +207,7 @@ def run(
     p = ctx.preset
     iterations = iterations or p.iterations
     R = _method(level, ctx, seed_offset)
-    if kind == "bspline":
-        R.SetOptimizerAsLBFGSB(
-            gradientConvergenceTolerance=1e-5,
-            numberOfIterations=iterations,
-            maximumNumberOfCorrections=5,
-            maximumNumberOfFunctionEvaluations=4 * iterations,
-            costFunctionConvergenceFactor=1e7,
-        )
-    else:
-        R.SetOptimizerAsRegularStepGradientDescent(
-            learningRate=p.learning_rates[index],
-            minStep=p.min_steps[index],
-            numberOfIterations=iterations,
-            relaxationFactor=p.relaxation,
-            gradientMagnitudeTolerance=1e-8,
-        )
-        if kind == "rigid" and p.rotation_radius_fraction > 0:
-            R.SetOptimizerScales(_rigid_scales(level.fixed, transform, p.rotation_radius_fraction))
-        else:
-            R.SetOptimizerScalesFromPhysicalShift()
+    _set_optimizer(R, kind, level, transform, p, index, iterations)
     if moving_initial is not None:
         R.SetMovingInitialTransform(moving_initial)
     R.SetInitialTransform(transform, inPlace=True)
@@ -161,43 +215,8 @@ def run(
     state = {"cancelled": False, "best": math.inf, "best_it": 0, "stalled": False}
     patience = p.patience if kind != "bspline" else 10**9
     tolerance = p.stall_tolerances[index]
-
-    def on_iteration() -> None:
-        # Exceptions raised here are swallowed by ITK: stop the optimiser and raise after Execute returns.
-        if interrupt_requested() or (ctx.cancel is not None and ctx.cancel()):
-            state["cancelled"] = True
-            R.StopRegistration()
-            return
-        # Regular-step halves its step only when the gradient turns back; along a flat valley it can crawl
-        # for hundreds of iterations without gaining anything. Stop when the metric has stalled.
-        it, value = R.GetOptimizerIteration(), R.GetMetricValue()
-        if value < state["best"] - tolerance * abs(value):
-            state["best"], state["best_it"] = value, it
-        elif it - state["best_it"] >= patience:
-            state["stalled"] = True
-            R.StopRegistration()
-        if ctx.progress is not None:
-            frac = 1.0 - math.exp(-it / 40.0)
-            report(ctx.progress, span[0] + (span[1] - span[0]) * frac, f"{label}: iteration {it}, metric {value:.4f}")
-
-    R.AddCommand(sitk.sitkIterationEvent, on_iteration)
-    try:
-        with native_section():
-            R.Execute(level.fixed, level.moving)
-    except RuntimeError as exc:
-        ctx.check_cancel()
-        if state["cancelled"]:
-            raise OperationCancelled("registration cancelled by the user") from None
-        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "optimiser failed"
-        if "outside" in str(exc) or "sample" in str(exc).lower():
-            raise RegistrationError(
-                f"{label}: the images stopped overlapping during registration "
-                f"(too few sample points inside the moving image)"
-            ) from None
-        raise RegistrationError(f"{label}: optimiser failed: {msg}") from None
-    ctx.check_cancel()
-    if state["cancelled"]:
-        raise OperationCancelled("registration cancelled by the user")
+    _watch_iterations(R, ctx, state, patience, tolerance, span, label)
+    _execute(R, level, ctx, state, label)
     ctx.iterations += R.GetOptimizerIteration()
     ctx.stop_reason = (
         f"metric stalled (no gain > {tolerance:g} for {patience} iterations) after "
