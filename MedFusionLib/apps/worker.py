@@ -32,7 +32,7 @@ class WorkerProcess:
         self.log: list = []
         self._last: dict | None = None
         self._cancelled = False
-        self._lines = queue.Queue()
+        self._lines: queue.Queue[str] = queue.Queue()
         self._empty = queue.Empty
         environment = {}
         if pythonPath:
@@ -153,8 +153,8 @@ class WorkerProcess:
             self.kill()
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def wait(self, timeout: float = 600.0, interval: float = 0.05) -> dict:
-        """Poll until finished (for scripts and tests); returns the final message."""
+    def wait(self, timeout: float = 600.0, interval: float = 0.05) -> dict | None:
+        """Poll until finished (for scripts and tests); returns the final message (None: the worker died without one)."""
         import time
 
         deadline = time.monotonic() + timeout

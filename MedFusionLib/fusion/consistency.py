@@ -28,10 +28,8 @@ def _ratio(fused: np.ndarray, sources: Sequence[np.ndarray], axis: int, level: f
     n = fused.shape[axis]
     if n < 2:
         return float("nan")
-    lo = [slice(None)] * 3
-    hi = [slice(None)] * 3
-    lo[axis], hi[axis] = slice(0, n - 1), slice(1, n)
-    lo, hi = tuple(lo), tuple(hi)
+    lo = tuple(slice(0, n - 1) if a == axis else slice(None) for a in range(3))
+    hi = tuple(slice(1, n) if a == axis else slice(None) for a in range(3))
     mask = fused[lo] > level
     mask |= fused[hi] > level
     src_jump = np.zeros(mask.shape, np.float32)

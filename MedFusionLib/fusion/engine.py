@@ -113,8 +113,11 @@ def fuse_arrays(
     if mode == "volume":
         check_cancel(cancel)
         report(progress, 0.0, f"{fusion.name}: fusing volume")
+        fuse_volume = fusion.fuse_volume
+        if fuse_volume is None:
+            raise MedFusionError(f"{fusion.name} has no volume mode")
         with cancel_scope(cancel):  # the method's inference loops check it (volume mode is one call)
-            fused = fusion.fuse_volume(cropped, **extra)
+            fused = fuse_volume(cropped, **extra)
         check_cancel(cancel)
         out[box] = _check_output(fused, cropped.shape[1:], fusion)
         report(progress, 1.0, f"{fusion.name}: done")
@@ -122,6 +125,9 @@ def fuse_arrays(
 
     if not 0 <= axis < 3:
         raise MedFusionError(f"slice axis must be 0, 1 or 2, got {axis}")
+    fuse_slices = fusion.fuse_slices
+    if fuse_slices is None:
+        raise MedFusionError(f"{fusion.name} has no slice mode")
     slices_first = np.moveaxis(cropped, axis + 1, 1)  # (inputs, slices, H, W)
     fused_first = np.moveaxis(out[box], axis, 0)  # a view: writing into it fills ``out``
     has_foreground = (slices_first > FOREGROUND_LEVEL).any(axis=(0, 2, 3))
@@ -130,6 +136,6 @@ def fuse_arrays(
         check_cancel(cancel)
         index = todo[start : start + batch_size]
         batch = np.ascontiguousarray(slices_first[:, index])
-        fused_first[index] = _check_output(fusion.fuse_slices(batch, **extra), batch.shape[1:], fusion)
+        fused_first[index] = _check_output(fuse_slices(batch, **extra), batch.shape[1:], fusion)
         report(progress, (start + len(index)) / len(todo), f"{fusion.name}: slice {start + len(index)}/{len(todo)}")
     return np.clip(out, 0.0, 1.0, out=out)

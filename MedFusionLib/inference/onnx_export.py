@@ -100,6 +100,8 @@ def export_graph(name: str, weights: str | Path | None = None, out: str | Path |
             opset_version=OPSET,
             optimize=False,  # BatchNorm stays apart from the convolutions: their weights stay float16-exact (ONNX Runtime fuses them at load)
         )
+    if program is None:
+        raise MedFusionError(f"{name}: torch.onnx.export returned no program")
     program.model.metadata_props.update(
         {
             PAD_KEY: str(getattr(net, "patch", 1)),

@@ -61,7 +61,7 @@ def pair_mi(st: Stack, i: int, j: int) -> np.ndarray:
 def mutual_information(st: Stack) -> np.ndarray:
     """MI = sum over sources of MI(S, F), in bits."""
     f = len(st.sources)
-    return sum(pair_mi(st, s, f) for s in range(f))
+    return np.sum([pair_mi(st, s, f) for s in range(f)], axis=0)
 
 
 def normalized_mutual_information(st: Stack) -> np.ndarray:

@@ -70,6 +70,8 @@ def _map_slabs(fn: Callable[[int, int], np.ndarray], count: int, cancel: CancelC
     finally:
         for f in futures:
             f.cancel()
+    if total is None:
+        raise ValueError("no slabs to score (an empty volume)")
     return total
 
 

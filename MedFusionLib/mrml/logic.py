@@ -314,7 +314,7 @@ class MedFusionLogic:
         from MedFusionLib.mrml.transforms import transform_node_from_registration
 
         scene, fixed = self.scene, nodes[0]
-        transform_nodes = []
+        transform_nodes: list = []
         for node, transform in zip(nodes[1:], outcome.transforms):
             if transform is None:
                 transform_nodes.append(None)

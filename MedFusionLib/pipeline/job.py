@@ -113,7 +113,7 @@ def run_job(folder, stream=None) -> int:
         sitk.WriteImage(outcome.fused, str(folder / "fused.nrrd"), useCompression=False)
         if outcome.rgb is not None:
             sitk.WriteImage(outcome.rgb, str(folder / "rgb.nrrd"), useCompression=False)
-        transforms = []
+        transforms: list[str | None] = []
         for index, transform in enumerate(outcome.transforms):
             if transform is None:
                 transforms.append(None)

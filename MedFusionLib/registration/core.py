@@ -41,9 +41,10 @@ class RegistrationResult:
         )
 
 
-def _search_starts(coarse: Level, candidates, ctx: Context, span) -> tuple[float, sitk.Transform, int]:
+def _search_starts(coarse: Level, candidates, ctx: Context, span) -> tuple[float, sitk.Transform | None, int]:
     """Run every candidate on the coarse level; keep the one with the best (lowest) metric."""
-    best_v, best_t, best_stop = math.inf, None, ""
+    best_v, best_stop = math.inf, ""
+    best_t: sitk.Transform | None = None  # None: no start converged (``_looks_bad`` says so)
     n = len(candidates)
     for i, (name, t) in enumerate(candidates):
         sub = (span[0] + (span[1] - span[0]) * i / n, span[0] + (span[1] - span[0]) * (i + 1) / n)

@@ -264,7 +264,8 @@ def translation_starts(level: Level) -> list[tuple[str, sitk.Transform]]:
     """Header position, box centres aligned, intensity centres of mass aligned (duplicates dropped)."""
     dim = level.fixed.GetDimension()
     cf, cm = centre_of_mass(level.fixed), centre_of_mass(level.moving)
-    starts, seen = [], []
+    starts: list[tuple[str, sitk.Transform]] = []
+    seen: list[np.ndarray] = []
     for name, shift in (
         ("header", np.zeros(dim)),
         ("geometry", box_centre(level.moving) - box_centre(level.fixed)),
@@ -282,7 +283,7 @@ def translation_starts(level: Level) -> list[tuple[str, sitk.Transform]]:
 
 def rotated_starts(base: sitk.Transform, angle_deg: float = 30.0) -> list[tuple[str, sitk.Transform]]:
     """The best start turned by +-angle about each axis (2-D: +-15, 30, 45 and 60 degrees)."""
-    out = []
+    out: list[tuple[str, sitk.Transform]] = []
     if base.GetDimension() == 2:  # cheap in 2-D: a denser fan
         for a in (
             angle_deg / 2,

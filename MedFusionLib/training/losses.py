@@ -151,8 +151,8 @@ def visual_information_fidelity(
     if fused.ndim != 4:
         raise ValueError("visual_information_fidelity is defined for 2-D images (batch, 1, H, W)")
     ref, dist = source * 255.0, fused * 255.0
-    num = 0.0
-    den = 0.0
+    num = fused.new_zeros(fused.shape[0])
+    den = fused.new_zeros(fused.shape[0])
     for s in range(1, 5):
         win = _vif_window(2 ** (5 - s) + 1).to(fused)
         if s > 1:
@@ -207,7 +207,7 @@ class FusionLoss(nn.Module):
 
     def forward(self, fused: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
         """``fused`` (batch, 1, *s); ``sources`` (n_inputs, batch, 1, *s)."""
-        s = sum(ssim(fused, src, self.ssim_window) for src in sources) / sources.shape[0]
+        s = sum((ssim(fused, src, self.ssim_window) for src in sources), fused.new_zeros(())) / sources.shape[0]
         grad_target = torch.stack([gradient_magnitude(src) for src in sources]).amax(dim=0)
         if self.grad_gain != 1.0:
             grad_target = grad_target * self.grad_gain

@@ -532,7 +532,7 @@ def train(method: str, data_dir, out=None, **options) -> dict:
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
-            if tqdm and not opts.quiet:
+            if tqdm and not opts.quiet and not isinstance(bar, range):
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0]}
         if (epoch + 1) % opts.validate_every == 0 or epoch + 1 == recipe.epochs:

@@ -70,7 +70,8 @@ def parse_overrides(method: str, items: list[str]) -> tuple[dict, dict]:
     """
     from MedFusionLib.core.errors import MedFusionError
 
-    config, loss = {}, {}
+    config: dict[str, object] = {}
+    loss: dict[str, object] = {}
     recipe = RECIPES[method]
     for item in items:
         key, sep, text = item.partition("=")

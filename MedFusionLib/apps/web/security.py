@@ -170,5 +170,6 @@ def upload_entry(entry: object, policy: WebPolicy) -> tuple[str, bytes]:
     chunks = content if isinstance(content, list) else [content]
     if not all(isinstance(chunk, (bytes, bytearray)) for chunk in chunks):
         raise InputError(f"{name}: the upload holds no file content")
-    check_upload_size(name, sum(len(chunk) for chunk in chunks), policy)
+    size = sum(map(len, chunks))
+    check_upload_size(name, size, policy)
     return name, b"".join(chunks)

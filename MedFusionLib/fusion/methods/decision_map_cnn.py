@@ -14,6 +14,8 @@ post-processing (Gaussian smoothing of the weight maps, renormalisation, Laplaci
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
@@ -29,8 +31,9 @@ def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
         run_slices,  # torch is imported on first use only
     )
     from MedFusionLib.inference.weight_blending import blend_volume, triplanar_weights
+    from MedFusionLib.networks.decision_map import DecisionMapNet
 
-    net = load_network(WEIGHTS)
+    net = cast(DecisionMapNet, load_network(WEIGHTS))
     if mode == "slice":
         return run_slices(net, stack)
     weights = triplanar_weights(lambda x: net.weight_maps(x, smooth=False), stack)

@@ -37,7 +37,7 @@ def fuse(stack: np.ndarray, mode: str = "slice", rule: str | None = None) -> np.
         net = load_network(WEIGHTS_2D)
         return run_slices(lambda x: net(x, rule), stack)
     net = load_network(WEIGHTS_3D)
-    return run_tiled_3d(lambda x: net(x, rule), stack, halo=net.receptive_radius + 1)
+    return run_tiled_3d(lambda x: net(x, rule), stack, halo=int(net.receptive_radius) + 1)
 
 
 register_method(
