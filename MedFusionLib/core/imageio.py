@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import struct
 import tempfile
@@ -431,6 +432,24 @@ def _writer_failure(path: Path, err: BaseException) -> OutputError:
         return OutputError(f"{describe_os_error(err, path)} (nothing was written)")
     detail = " ".join(str(err).split()).split("ERROR:")[-1].strip()[-160:]
     return OutputError(f"{path}: could not write ({detail}); nothing was written")
+
+
+PARTIAL = re.compile(r"^\..+\.[^.]+\.part(\.[^/]*)?$")  # the temporary names below: .<name>.<random>.part[<ext>]
+
+
+def remove_stale_partials(folder: PathLike) -> int:
+    """Remove temporary files and folders that an atomic write left in ``folder`` when its process was killed
+    (SIGKILL leaves no chance to clean up); returns how many. Call it only when no writer into ``folder`` is running."""
+    removed = 0
+    for item in Path(folder).glob(".*.part*"):
+        if not PARTIAL.match(item.name):
+            continue
+        if item.is_dir():
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            item.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def write_atomically(path: PathLike, write, suffix: str | None = None) -> None:

@@ -121,10 +121,15 @@ def plan_cases(cases: Sequence[Case], out_dir: Path, options: FusionOptions, ove
 
 def finish(plan: Plan, new_records: Sequence[CaseRecord], out_dir: Path) -> BatchOutcome:
     """All records in manifest order, and ``metrics.csv`` for every successful row (earlier runs' included)."""
+    from MedFusionLib.core.imageio import remove_stale_partials
     from MedFusionLib.metrics import METRIC_KEYS
+    from MedFusionLib.study.resume import RECORD_DIR
 
     by_row = {**plan.done, **{r.row: r for r in new_records}}
     outcome = BatchOutcome([by_row[c.row] for c in plan.cases if c.row in by_row])
+    for folder in (Path(out_dir), Path(out_dir) / RECORD_DIR):  # every row has ended: no write is in flight
+        if folder.is_dir():
+            remove_stale_partials(folder)  # a killed worker's temporary files (its rows ran elsewhere)
     write_metrics_csv(Path(out_dir) / "metrics.csv", outcome.succeeded, METRIC_KEYS)
     return outcome
 

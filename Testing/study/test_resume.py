@@ -119,3 +119,20 @@ def test_copied_out_dir_still_resumes_but_same_size_replacement_is_redone(cohort
     target.write_bytes(bytes(data))
     assert target.stat().st_size == len(data)
     assert [r.name for r in run_batch(cohort, copy, OPTIONS).records if not r.resumed] == ["slice001"]
+
+
+def test_finishing_a_run_removes_a_killed_workers_temporary_files(tmp_path):
+    """SIGKILL leaves an atomic write's temporary file behind; the run's end sweeps it (and only it)."""
+    from MedFusionLib.study.resume import RECORD_DIR
+    from MedFusionLib.study.runner import Plan, finish
+
+    records = tmp_path / RECORD_DIR
+    records.mkdir()
+    stale = [records / ".slice002.json.8bc2gzvt.part.json", tmp_path / ".slice002.nii.gz.k3j2h1aa.part.nii.gz"]
+    (tmp_path / ".case.dcm.x1y2z3.part").mkdir()  # a DICOM series folder being written
+    kept = [records / "slice001.json", tmp_path / "slice001.nii.gz", tmp_path / ".hidden-notes.txt"]
+    for path in stale + kept:
+        path.write_text("x", encoding="utf-8")
+    finish(Plan([], {}, []), [], tmp_path)
+    assert [p for p in stale if p.exists()] == [] and not (tmp_path / ".case.dcm.x1y2z3.part").exists()
+    assert all(p.exists() for p in kept) and (tmp_path / "metrics.csv").exists()
