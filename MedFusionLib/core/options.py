@@ -10,7 +10,7 @@ stores the *value*, never the label) and a one-line help text. ``check`` turns a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from MedFusionLib.core.errors import MedFusionError
@@ -241,3 +241,14 @@ class FusionOptions:
             **({"force_registration": True} if self.force_registration else {}),  # default: records unchanged
             "device": self.device,
         }
+
+
+def fusion_options(options: FusionOptions | None = None, **choices: Any) -> FusionOptions:
+    """``options`` (default: every default) with ``choices`` replaced and validated: how the keyword APIs
+    (``fuse_images``, ``compute``, ``MedFusionLogic.process``) take the fields of :class:`FusionOptions` without
+    declaring them again. A key that is not a fusion choice is a one-line error naming it."""
+    known = [f.name for f in fields(FusionOptions)]
+    unknown = sorted(set(choices) - set(known))
+    if unknown:
+        raise MedFusionError(f"unknown fusion option {', '.join(unknown)} (known: {', '.join(known)})")
+    return replace(options or FusionOptions(), **choices)

@@ -18,19 +18,21 @@ and :meth:`applyOutcome` (outcome -> nodes and views).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import SimpleITK as sitk
 
 from MedFusionLib.core.errors import InputError, MedFusionError
-from MedFusionLib.core.options import AXIS, COLOUR, DEVICE, DISPLAY_MODE, MODE, OVERLAY_MAP, REGISTRATION
+from MedFusionLib.core.options import COLOUR, DISPLAY_MODE, OVERLAY_MAP, REGISTRATION, FusionOptions, fusion_options
 from MedFusionLib.core.progress import check_cancel, report, sub_progress
 from MedFusionLib.mrml import display
 from MedFusionLib.pipeline.job import FusionOutcome, compute
 
 ROLE = "MedFusion.Role"
 OUTPUT_METRICS_REFERENCE = "medfusionMetrics"
+# the keywords of process() that go to applyOutcome (how the result is shown), not to the fusion
+DISPLAY_CHOICES = ("outputNode", "opacity", "overlayMap", "displayMode", "showResult", "hardenTransform")
 
 
 @dataclass
@@ -97,80 +99,48 @@ class MedFusionLogic:
         self,
         fixedNode,
         movingNode,
-        method=None,
-        mode=MODE.default,
-        registration=REGISTRATION.default,
         *,
         extraNodes=None,
-        axis=AXIS.default,
-        modalities=None,
-        outputNode=None,
-        opacity=0.5,
-        colour=COLOUR.default,
-        overlayMap=OVERLAY_MAP.default,
-        displayMode=DISPLAY_MODE.default,
-        showResult=True,
+        options: FusionOptions | None = None,
         computeMetrics=True,
         include3DMetrics=False,
-        hardenTransform=False,
-        device=DEVICE.default,
         progress=None,
         cancel=None,
+        **choices,
     ) -> MedFusionResult:
         """Register ``movingNode`` (and ``extraNodes``) to ``fixedNode``, fuse, score and show the result.
 
-        ``modalities``: one of auto/ct/mr/pet/spect per input (guessed from node attributes and names when
-        None); ``colour``: "none" (a grey fused volume, shown with ``overlayMap``: "auto" = PET heat when a
-        functional input is present, else grey; "grey"; "pet") or a colour-fusion style ("auto", "hot", "pet",
-        "rainbow": an RGB vector volume); choices and defaults: ``MedFusionLib.core.options``; ``displayMode``: "overlay" (fixed background, fused
-        foreground at ``opacity``) or "fused" (fused alone); ``progress(fraction, message)`` and
-        ``cancel() -> bool`` follow MedFusionLib.core.progress (cancelling leaves the scene as it was); ``device``: where
-        the networks run (auto, cpu, cuda).
+        ``choices`` are fusion choices (the fields of :class:`~MedFusionLib.core.options.FusionOptions`:
+        ``method``, ``mode``, ``registration``, ``axis``, ``modalities``, ``colour``, ``device``...; ``options``
+        gives them at once) and the display keywords of :meth:`applyOutcome` (``outputNode``, ``opacity``,
+        ``overlayMap``, ``displayMode``, ``showResult``, ``hardenTransform``). ``modalities``: one of
+        auto/ct/mr/pet/spect per input (guessed from node attributes and names when None); ``colour``: "none" (a
+        grey fused volume, shown with ``overlayMap``: "auto" = PET heat when a functional input is present, else
+        grey) or a colour-fusion style ("auto", "hot", "pet", "rainbow": an RGB vector volume); ``displayMode``:
+        "overlay" (fixed background, fused foreground at ``opacity``) or "fused" (fused alone);
+        ``progress(fraction, message)`` and ``cancel() -> bool`` follow MedFusionLib.core.progress (cancelling
+        leaves the scene as it was). Choices and defaults: ``MedFusionLib.core.options``.
         """
-        nodes = [fixedNode, movingNode] + list(extraNodes or [])
-        modalities = self.validate(
-            nodes,
-            method=method,
-            mode=mode,
-            registration=registration,
-            axis=axis,
-            modalities=modalities,
-            outputNode=outputNode,
-            colour=colour,
-            overlayMap=overlayMap,
-            displayMode=displayMode,
-        )
+        nodes = [fixedNode, movingNode, *(extraNodes or [])]
+        shown = {key: choices.pop(key) for key in DISPLAY_CHOICES if key in choices}
+        fusion = fusion_options(options, **choices)
+        checks = {key: shown[key] for key in ("outputNode", "overlayMap", "displayMode") if key in shown}
+        fusion = replace(fusion, modalities=tuple(self.validate(nodes, fusion, **checks)))
         report(progress, 0.0, "reading the volumes")
-        images = self.prepareInputs(nodes, ignoreOwnRegistration=registration != "none")
+        images = self.prepareInputs(nodes, ignoreOwnRegistration=fusion.registration != "none")
         check_cancel(cancel)
         outcome = compute(
             images,
-            method=method,
-            mode=mode,
-            axis=axis,
-            registration=registration,
-            modalities=modalities,
-            colour=colour,
+            fusion,
             computeMetrics=computeMetrics,
             include3DMetrics=include3DMetrics,
-            device=device,
             progress=sub_progress(progress, 0.02, 0.97),
             cancel=cancel,
         )
         check_cancel(cancel)
         report(progress, 0.97, "updating the scene")
         result = self.applyOutcome(
-            nodes,
-            outcome,
-            outputNode=outputNode,
-            opacity=opacity,
-            colour=colour,
-            overlayMap=overlayMap,
-            displayMode=displayMode,
-            showResult=showResult,
-            modalities=modalities,
-            hardenTransform=hardenTransform,
-            reference=images[0],
+            nodes, outcome, colour=fusion.colour, modalities=fusion.modalities, reference=images[0], **shown
         )
         report(progress, 1.0, "done")
         return result
@@ -179,20 +149,44 @@ class MedFusionLogic:
     def validate(
         self,
         nodes,
+        options: FusionOptions | None = None,
         *,
-        method=None,
-        mode=MODE.default,
-        registration=REGISTRATION.default,
-        axis=AXIS.default,
-        modalities=None,
         outputNode=None,
-        colour=COLOUR.default,
         overlayMap=OVERLAY_MAP.default,
         displayMode=DISPLAY_MODE.default,
+        **choices,
     ) -> list[str]:
-        """Check everything before any work; returns the modality of each input."""
+        """Check everything before any work; returns the modality of each input. The fusion choices come as
+        ``options`` and/or keywords, as in :meth:`process`."""
         from MedFusionLib.fusion import get_method
 
+        options = fusion_options(options, **choices)
+        self._checkInputNodes(nodes, outputNode)
+        OVERLAY_MAP.check(overlayMap)
+        DISPLAY_MODE.check(displayMode)
+        get_method(options.method).check(len(nodes), options.mode)
+        colour = options.colour
+        if outputNode is not None:
+            wanted = "vtkMRMLVectorVolumeNode" if colour != "none" else "vtkMRMLScalarVolumeNode"
+            vector = outputNode.IsA("vtkMRMLVectorVolumeNode")
+            if not outputNode.IsA(wanted) or (
+                colour == "none" and (vector or outputNode.IsA("vtkMRMLLabelMapVolumeNode"))
+            ):
+                raise InputError(f"output {outputNode.GetName()!r} must be a {wanted} for colour option {colour!r}")
+        if options.registration != "none":
+            for node in nodes[1:]:
+                if self._base_parent_to_world(node) is None:
+                    raise InputError(
+                        f"{node.GetName()!r} is under a non-linear transform; harden it before registering it"
+                    )
+        if options.modalities is None:
+            return [display.guess_node_modality(n) for n in nodes]
+        if len(options.modalities) != len(nodes):
+            raise MedFusionError(f"{len(options.modalities)} modalities given for {len(nodes)} inputs")
+        return list(options.modalities)
+
+    def _checkInputNodes(self, nodes, outputNode) -> None:
+        """Inputs that are distinct scalar volumes with voxels in this scene, and an output that is none of them."""
         if any(n is None for n in nodes):
             raise InputError("select a fixed and a moving volume")
         for node in nodes:
@@ -206,34 +200,6 @@ class MedFusionLogic:
             raise InputError("the same volume is selected twice")
         if outputNode is not None and any(outputNode.GetID() == n.GetID() for n in nodes):
             raise InputError("the output volume cannot be one of the inputs")
-        REGISTRATION.check(registration)
-        MODE.check(mode)
-        COLOUR.check(colour)
-        OVERLAY_MAP.check(overlayMap)
-        DISPLAY_MODE.check(displayMode)
-        if int(axis) not in AXIS.values:
-            raise MedFusionError(f"axis must be 0, 1 or 2, got {axis}")
-        fusion = get_method(method)
-        fusion.check(len(nodes), mode)
-        if outputNode is not None:
-            wanted = "vtkMRMLVectorVolumeNode" if colour != "none" else "vtkMRMLScalarVolumeNode"
-            vector = outputNode.IsA("vtkMRMLVectorVolumeNode")
-            if not outputNode.IsA(wanted) or (
-                colour == "none" and (vector or outputNode.IsA("vtkMRMLLabelMapVolumeNode"))
-            ):
-                raise InputError(f"output {outputNode.GetName()!r} must be a {wanted} for colour option {colour!r}")
-        if registration != "none":
-            for node in nodes[1:]:
-                if self._base_parent_to_world(node) is None:
-                    raise InputError(
-                        f"{node.GetName()!r} is under a non-linear transform; harden it before registering it"
-                    )
-        if modalities is None:
-            return [display.guess_node_modality(n) for n in nodes]
-        modalities = list(modalities)
-        if len(modalities) != len(nodes):
-            raise MedFusionError(f"{len(modalities)} modalities given for {len(nodes)} inputs")
-        return modalities
 
     @staticmethod
     def _own_registration_parent(node):
@@ -383,9 +349,7 @@ class MedFusionLogic:
         include3DMetrics)."""
         from MedFusionLib.pipeline import job
 
-        checks = {
-            k: options[k] for k in ("method", "mode", "registration", "axis", "modalities", "colour") if k in options
-        }
+        checks = {k: v for k, v in options.items() if k not in job.SCORING_OPTIONS}
         modalities = self.validate(nodes, **checks)
         options["modalities"] = modalities
         registration = options.get("registration", REGISTRATION.default)

@@ -68,9 +68,7 @@ def fuse_files(
                 output_folder(extra)
         scoring = bool(metrics_path or want_metrics)
         share = 0.75 if scoring else 1.0
-        result = pipeline.fuse_images(
-            images, progress=sub_progress(progress, 0.0, share), cancel=cancel, **options.as_dict()
-        )
+        result = pipeline.fuse_images(images, options, progress=sub_progress(progress, 0.0, share), cancel=cancel)
         fused = as_output_type(result.colour_fused if result.colour_fused is not None else result.fused, output_type)
         with stage("metrics"):
             metrics = (

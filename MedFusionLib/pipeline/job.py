@@ -22,28 +22,20 @@ import json
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import SimpleITK as sitk
 
-from MedFusionLib.core.options import AXIS, COLOUR, DEVICE, FUNCTIONAL_MODALITIES, MODALITY, MODE, REGISTRATION
+from MedFusionLib.core.options import FUNCTIONAL_MODALITIES, FusionOptions, fusion_options
 from MedFusionLib.core.progress import check_cancel, report, sub_progress
 
 JOB = "job.json"
 OUTCOME = "outcome.json"
 CANCEL = "cancel"
-OPTIONS = (
-    "method",
-    "mode",
-    "axis",
-    "registration",
-    "modalities",
-    "colour",
-    "computeMetrics",
-    "include3DMetrics",
-    "device",
-)
+SCORING_OPTIONS = ("computeMetrics", "include3DMetrics")
+OPTIONS = (*(f.name for f in fields(FusionOptions)), *SCORING_OPTIONS)  # what job.json may hold besides inputs
 
 
 def check_job_options(n_inputs: int, options: dict) -> None:
@@ -55,11 +47,6 @@ def check_job_options(n_inputs: int, options: dict) -> None:
     unknown = set(options) - set(OPTIONS)
     if unknown:
         raise MedFusionError(f"unknown job options {sorted(unknown)}")
-    mode = MODE.check(options.get("mode", MODE.default))
-    AXIS.check(options.get("axis", AXIS.default))
-    REGISTRATION.check(options.get("registration", REGISTRATION.default))
-    COLOUR.check(options.get("colour", COLOUR.default))
-    get_method(options.get("method")).check(n_inputs, mode)
     modalities = options.get("modalities")
     if modalities is not None and (
         not isinstance(modalities, (list, tuple))
@@ -67,7 +54,9 @@ def check_job_options(n_inputs: int, options: dict) -> None:
         or not all(isinstance(m, str) for m in modalities)
     ):
         raise MedFusionError(f"modalities must name one modality per input ({n_inputs}), got {modalities!r}")
-    for key in ("computeMetrics", "include3DMetrics"):
+    chosen = fusion_options(**{k: v for k, v in options.items() if k not in SCORING_OPTIONS})
+    get_method(chosen.method).check(n_inputs, chosen.mode)
+    for key in SCORING_OPTIONS:
         if not isinstance(options.get(key, False), bool):
             raise MedFusionError(f"{key} must be true or false, got {options[key]!r}")
 
@@ -205,40 +194,25 @@ def functional_index(modalities: Sequence[str]) -> int | None:
 
 def compute(
     images: Sequence[sitk.Image],
+    options: FusionOptions | None = None,
     *,
-    method=None,
-    mode=MODE.default,
-    axis=AXIS.default,
-    registration=REGISTRATION.default,
-    modalities=None,
-    colour=COLOUR.default,
-    computeMetrics=True,
-    include3DMetrics=False,
-    device=DEVICE.default,
+    computeMetrics: bool = True,
+    include3DMetrics: bool = False,
     progress: Callable | None = None,
     cancel: Callable | None = None,
+    **choices: Any,
 ) -> FusionOutcome:
-    """Register, fuse and score SimpleITK images (the first is fixed); touches no scene. ``colour`` other
-    than "none" adds the RGB rendering of the functional input (:func:`functional_index`) over the fused image."""
+    """Register, fuse and score SimpleITK images (the first is fixed); touches no scene. The fusion choices are
+    those of :func:`MedFusionLib.pipeline.fuse_images`; a ``colour`` other than "none" adds the RGB rendering of
+    the functional input (given, else :func:`functional_index` of the modalities) over the fused image."""
     from MedFusionLib.pipeline import fuse_images
 
-    COLOUR.check(colour)
-    modalities = list(modalities) if modalities else ["auto"] * len(images)
-    fusion_modalities = [m if m in MODALITY.values else MODALITY.default for m in modalities]
+    options = fusion_options(options, **choices)
+    modalities = options.modalities or ("auto",) * len(images)
+    if options.functional is None:
+        options = replace(options, functional=functional_index(modalities))
     share = 0.85 if computeMetrics else 1.0
-    result = fuse_images(
-        list(images),
-        method=method,
-        mode=mode,
-        axis=axis,
-        registration=registration,
-        modalities=fusion_modalities,
-        colour=colour,
-        functional=functional_index(modalities),
-        device=device,
-        progress=sub_progress(progress, 0.0, share),
-        cancel=cancel,
-    )
+    result = fuse_images(list(images), options, progress=sub_progress(progress, 0.0, share), cancel=cancel)
     metrics = None
     if computeMetrics:
         check_cancel(cancel)
@@ -255,7 +229,7 @@ def compute(
         method=result.method,
         mode=result.mode,
         axis=result.axis,
-        registration=registration,
+        registration=options.registration,
         normalisation=list(result.normalisation),
         rgb=result.colour_fused,
         summaries=[r.summary() if r is not None and hasattr(r, "summary") else "" for r in result.registrations],
