@@ -1,7 +1,8 @@
 """The registry of fusion methods.
 
 Each method lives in its own file under ``MedFusionLib/fusion/methods/`` and registers itself with
-:func:`register_method`. Everything else (CLI, batch, Slicer logic, comparison) looks methods up here, so
+:func:`declare_method` (one ``fuse(stack, mode=...)`` callable and the description; :func:`register_method` takes a
+ready :class:`FusionMethod`). Everything else (CLI, batch, Slicer logic, comparison) looks methods up here, so
 adding a method means adding one file and importing it in ``methods/__init__.py``.
 
 Array conventions for the fusion callables (all float32, intensities normalised to 0..1):
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -112,6 +115,27 @@ def register_method(method: FusionMethod) -> FusionMethod:
         raise ValueError(f"method {method.name!r} registered twice")
     _REGISTRY[method.name] = method
     return method
+
+
+def declare_method(
+    fuse: Callable[..., np.ndarray],
+    *,
+    weights: str | None = None,
+    without: str | None = None,
+    **description: Any,
+) -> FusionMethod:
+    """Register a method whose one callable ``fuse(stack, mode=...)`` serves slice and volume mode (with
+    ``modalities=...`` too when ``uses_modalities``); a network's ``parameters`` are counted from its weight file
+    ``weights`` (``without``: see :func:`weight_parameters`). ``description``: the other :class:`FusionMethod`
+    fields. What a method file declares, so each file states only what is its own."""
+    if description.get("uses_modalities"):
+        slices: FuseFunction = lambda stack, modalities: fuse(stack, mode="slice", modalities=modalities)  # noqa: E731
+        volume: FuseFunction = lambda stack, modalities: fuse(stack, mode="volume", modalities=modalities)  # noqa: E731
+    else:
+        slices, volume = partial(fuse, mode="slice"), partial(fuse, mode="volume")
+    if weights is not None:
+        description["parameters"] = weight_parameters(weights, without)
+    return register_method(FusionMethod(fuse_slices=slices, fuse_volume=volume, **description))
 
 
 def _ensure_loaded() -> None:

@@ -15,6 +15,7 @@ from MedFusionLib.core.options import (
     REGISTRATION,
     Choice,
     FusionOptions,
+    fusion_options,
 )
 
 
@@ -83,3 +84,20 @@ def test_the_guis_start_with_the_clinical_colour_rule_and_files_stay_grey():
         colour_for_inputs("warm", has_functional=True)
     with pytest.raises(ValueError, match="default"):
         Choice("x", ("a", "b"), "a", "help", gui_default="c")
+
+
+def test_keyword_choices_replace_given_options_and_an_unknown_key_is_named():
+    base = FusionOptions(method="max", registration="rigid")
+    chosen = fusion_options(base, mode="volume", modalities=["ct", "mr"])
+    assert (chosen.method, chosen.mode, chosen.registration, chosen.modalities) == (
+        "max",
+        "volume",
+        "rigid",
+        ("ct", "mr"),
+    )
+    assert base.mode == MODE.default  # the given options are not changed
+    with pytest.raises(MedFusionError, match="unknown fusion option regsitration") as err:
+        fusion_options(regsitration="rigid")
+    assert "\n" not in str(err.value) and "registration" in str(err.value)
+    with pytest.raises(MedFusionError, match="mode"):
+        fusion_options(base, mode="sideways")

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
+from MedFusionLib.fusion.registry import declare_method
 
 NAME = "ddcgan"
 MAX_PIXELS = 1 << 18  # per input and forward pass: 240-channel full-resolution features (4 slices of 256 x 256)
@@ -42,21 +42,18 @@ def fuse(stack: np.ndarray, mode: str = "slice", modalities: Sequence[str] | Non
     return fuse_2d(NAME, stack[list(generator_order(modalities))], mode, MAX_PIXELS)
 
 
-register_method(
-    FusionMethod(
-        name=NAME,
-        family="gan",
-        description="DDcGAN (Ma et al. 2020) at the published architecture: dense-block encoder (conv + 4 x 48) and 5-layer decoder on the two concatenated sources, trained against two discriminators (one per source) plus DDcGAN's content loss (intensities of the CT/PET/SPECT input, texture of the MRI, whatever their order); trained by MedFusion on CPU (briefly: see its model card).",
-        fuse_slices=lambda stack, modalities: fuse(stack, "slice", modalities),
-        fuse_volume=lambda stack, modalities: fuse(stack, "volume", modalities),
-        inputs=2,
-        volume_note="Tri-planar (2.5-D): the 2-D generator along all three axes, results averaged.",
-        paper="DDcGAN (Ma et al., IEEE TIP 29, 2020), generator at its published architecture (widths of the authors' release), trained against two discriminators",
-        parameters=weight_parameters(NAME),
-        paper_parameters=1_097_665,  # counted layer for layer (the paper states no total); same-resolution form
-        references=(
-            "Ma, Xu, Jiang, Mei & Zhang, DDcGAN: A dual-discriminator conditional generative adversarial network for multi-resolution image fusion, IEEE Transactions on Image Processing 29 (2020) 4980-4995",
-        ),
-        uses_modalities=True,
-    )
+declare_method(
+    fuse,
+    weights=NAME,
+    name=NAME,
+    family="gan",
+    description="DDcGAN (Ma et al. 2020) at the published architecture: dense-block encoder (conv + 4 x 48) and 5-layer decoder on the two concatenated sources, trained against two discriminators (one per source) plus DDcGAN's content loss (intensities of the CT/PET/SPECT input, texture of the MRI, whatever their order); trained by MedFusion on CPU (briefly: see its model card).",
+    inputs=2,
+    volume_note="Tri-planar (2.5-D): the 2-D generator along all three axes, results averaged.",
+    paper="DDcGAN (Ma et al., IEEE TIP 29, 2020), generator at its published architecture (widths of the authors' release), trained against two discriminators",
+    paper_parameters=1_097_665,  # counted layer for layer (the paper states no total); same-resolution form
+    references=(
+        "Ma, Xu, Jiang, Mei & Zhang, DDcGAN: A dual-discriminator conditional generative adversarial network for multi-resolution image fusion, IEEE Transactions on Image Processing 29 (2020) 4980-4995",
+    ),
+    uses_modalities=True,
 )

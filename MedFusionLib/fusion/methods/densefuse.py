@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
+from MedFusionLib.fusion.registry import declare_method
 
 NAME = "densefuse"
 MAX_PIXELS = 1 << 18  # per input and forward pass: 64-channel dense features (4 slices of 256 x 256)
@@ -27,20 +27,17 @@ def fuse(stack: np.ndarray, mode: str = "slice", strategy: str | None = None) ->
     return fuse_with_2d_network(NAME, stack, mode, MAX_PIXELS, strategy=strategy)
 
 
-register_method(
-    FusionMethod(
-        name=NAME,
-        family="encoder-decoder",
-        description="DenseFuse (Li & Wu 2019) at the published architecture: C1 + dense block of three 16-channel layers, L1-norm feature fusion (addition selectable), decoder C2-C5; trained by MedFusion as an autoencoder on CPU (briefly: see its model card).",
-        fuse_slices=lambda stack: fuse(stack, "slice"),
-        fuse_volume=lambda stack: fuse(stack, "volume"),
-        inputs="n",
-        volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
-        paper="DenseFuse (Li & Wu, IEEE TIP 28(5), 2019), at its published architecture",
-        parameters=weight_parameters(NAME),
-        paper_parameters=74_193,  # the paper's layer table (C1, DC1-DC3, C2-C5), counted
-        references=(
-            "Li & Wu, DenseFuse: A fusion approach to infrared and visible images, IEEE Transactions on Image Processing 28(5) (2019) 2614-2623",
-        ),
-    )
+declare_method(
+    fuse,
+    weights=NAME,
+    name=NAME,
+    family="encoder-decoder",
+    description="DenseFuse (Li & Wu 2019) at the published architecture: C1 + dense block of three 16-channel layers, L1-norm feature fusion (addition selectable), decoder C2-C5; trained by MedFusion as an autoencoder on CPU (briefly: see its model card).",
+    inputs="n",
+    volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
+    paper="DenseFuse (Li & Wu, IEEE TIP 28(5), 2019), at its published architecture",
+    paper_parameters=74_193,  # the paper's layer table (C1, DC1-DC3, C2-C5), counted
+    references=(
+        "Li & Wu, DenseFuse: A fusion approach to infrared and visible images, IEEE Transactions on Image Processing 28(5) (2019) 2614-2623",
+    ),
 )

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy  # scipy.ndimage loads on first use: fusing with another method never imports it
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import declare_method
 from MedFusionLib.fusion.selection import soft_selection_weights
 
 BASE_RADIUS = 15  # box mean for the two-scale decomposition (31 x 31 in the paper)
@@ -43,8 +43,9 @@ def _guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float, 
     return _box(a, radius, axes) * guide + _box(b, radius, axes)
 
 
-def fuse_guided(stack: np.ndarray, n_spatial: int) -> np.ndarray:
-    """Fuse ``stack`` (inputs on axis 0) over its last ``n_spatial`` axes."""
+def fuse_guided(stack: np.ndarray, mode: str) -> np.ndarray:
+    """Fuse ``stack`` (inputs on axis 0) over its last two axes (slice mode) or three (volume mode)."""
+    n_spatial = 2 if mode == "slice" else 3
     stack = stack.astype(np.float32, copy=False)
     axes = tuple(range(stack.ndim - n_spatial, stack.ndim))
     base = _box(stack, BASE_RADIUS, axes)
@@ -60,15 +61,12 @@ def fuse_guided(stack: np.ndarray, n_spatial: int) -> np.ndarray:
     return np.clip(fused, 0.0, 1.0).astype(np.float32)
 
 
-register_method(
-    FusionMethod(
-        name="guided-filter",
-        family="classical",
-        description="Guided-filter fusion (GFF): saliency weights refined by edge-aware guided filtering.",
-        fuse_slices=lambda stack: fuse_guided(stack, 2),
-        fuse_volume=lambda stack: fuse_guided(stack, 3),
-        inputs="n",
-        volume_note="3-D box, Gaussian and guided filters.",
-        references=("Li, Kang & Hu, IEEE TIP 22(7), 2013",),
-    )
+declare_method(
+    fuse_guided,
+    name="guided-filter",
+    family="classical",
+    description="Guided-filter fusion (GFF): saliency weights refined by edge-aware guided filtering.",
+    inputs="n",
+    volume_note="3-D box, Gaussian and guided filters.",
+    references=("Li, Kang & Hu, IEEE TIP 22(7), 2013",),
 )

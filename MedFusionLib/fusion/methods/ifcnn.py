@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
+from MedFusionLib.fusion.registry import declare_method
 
 NAME = "ifcnn"
 MAX_PIXELS = 1 << 18  # per input and forward pass: 64-channel maps at full resolution (4 slices of 256 x 256)
@@ -31,20 +31,17 @@ def fuse(stack: np.ndarray, mode: str = "slice", rule: str | None = None) -> np.
     return fuse_with_2d_network(NAME, stack, mode, MAX_PIXELS, rule=rule)
 
 
-register_method(
-    FusionMethod(
-        name=NAME,
-        family="cnn",
-        description="IFCNN (Zhang et al. 2020) at the published architecture: conv1 7x7x64, conv2 3x3x64 + BN, element-wise max (mean or sum selectable), conv3, conv4; grey, trained by MedFusion on CPU (briefly: see its model card).",
-        fuse_slices=lambda stack: fuse(stack, "slice"),
-        fuse_volume=lambda stack: fuse(stack, "volume"),
-        inputs="n",
-        volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
-        paper="IFCNN (Zhang et al., Information Fusion 54, 2020), at its published architecture with grey input and output (the authors' RGB release: 83,587 parameters)",
-        parameters=weight_parameters(NAME),
-        paper_parameters=77_185,  # the published layers at grey input (IFCNN(in_channels=3): the release's 83,587)
-        references=(
-            "Zhang, Liu, Sun, Yan, Zhao & Zhang, IFCNN: A general image fusion framework based on convolutional neural network, Information Fusion 54 (2020) 99-118",
-        ),
-    )
+declare_method(
+    fuse,
+    weights=NAME,
+    name=NAME,
+    family="cnn",
+    description="IFCNN (Zhang et al. 2020) at the published architecture: conv1 7x7x64, conv2 3x3x64 + BN, element-wise max (mean or sum selectable), conv3, conv4; grey, trained by MedFusion on CPU (briefly: see its model card).",
+    inputs="n",
+    volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
+    paper="IFCNN (Zhang et al., Information Fusion 54, 2020), at its published architecture with grey input and output (the authors' RGB release: 83,587 parameters)",
+    paper_parameters=77_185,  # the published layers at grey input (IFCNN(in_channels=3): the release's 83,587)
+    references=(
+        "Zhang, Liu, Sun, Yan, Zhao & Zhang, IFCNN: A general image fusion framework based on convolutional neural network, Information Fusion 54 (2020) 99-118",
+    ),
 )

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy  # scipy.ndimage loads on first use: fusing with another method never imports it
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import declare_method
 from MedFusionLib.fusion.selection import soft_selection_weights
 
 MAX_LEVELS = 4
@@ -50,8 +50,9 @@ def _local_energy(x: np.ndarray, spatial_axes: Sequence[int]) -> np.ndarray:
     return scipy.ndimage.uniform_filter(np.abs(x), size=size, mode="reflect")
 
 
-def fuse_laplacian(stack: np.ndarray, n_spatial: int) -> np.ndarray:
-    """Fuse ``stack`` (inputs on axis 0) over its last ``n_spatial`` axes."""
+def fuse_laplacian(stack: np.ndarray, mode: str) -> np.ndarray:
+    """Fuse ``stack`` (inputs on axis 0) over its last two axes (slice mode) or three (volume mode)."""
+    n_spatial = 2 if mode == "slice" else 3
     stack = stack.astype(np.float32, copy=False)
     spatial_axes = tuple(range(stack.ndim - n_spatial, stack.ndim))
     n_levels = _levels(stack.shape, spatial_axes)
@@ -72,15 +73,12 @@ def fuse_laplacian(stack: np.ndarray, n_spatial: int) -> np.ndarray:
     return np.clip(fused, 0.0, 1.0).astype(np.float32)
 
 
-register_method(
-    FusionMethod(
-        name="laplacian",
-        family="classical",
-        description="Laplacian pyramid: per band, weights from local energy (soft selection, no hard switching), averaged base.",
-        fuse_slices=lambda stack: fuse_laplacian(stack, 2),
-        fuse_volume=lambda stack: fuse_laplacian(stack, 3),
-        inputs="n",
-        volume_note="A 3-D pyramid (blur and subsampling along all three axes).",
-        references=("Burt & Adelson, IEEE Trans. Commun. 1983",),
-    )
+declare_method(
+    fuse_laplacian,
+    name="laplacian",
+    family="classical",
+    description="Laplacian pyramid: per band, weights from local energy (soft selection, no hard switching), averaged base.",
+    inputs="n",
+    volume_note="A 3-D pyramid (blur and subsampling along all three axes).",
+    references=("Burt & Adelson, IEEE Trans. Commun. 1983",),
 )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
+from MedFusionLib.fusion.registry import declare_method
 
 NAME = "max-residual-cnn"
 WEIGHTS_2D = "max-residual-cnn"
@@ -40,17 +40,14 @@ def fuse(stack: np.ndarray, mode: str = "slice", rule: str | None = None) -> np.
     return run_tiled_3d(lambda x: net(x, rule), stack, halo=int(net.receptive_radius) + 1)
 
 
-register_method(
-    FusionMethod(
-        name=NAME,
-        family="cnn",
-        description="Pixel-wise max plus a small learned residual (89 parameters; formerly ifcnn-lite): IFCNN-style shared 3x3 features, element-wise max, reconstruction head added to the max of the inputs.",
-        fuse_slices=lambda stack: fuse(stack, "slice"),
-        fuse_volume=lambda stack: fuse(stack, "volume"),
-        inputs="n",
-        volume_note="True 3-D network (3x3x3 convolutions) trained on 3-D patches, run in overlapping tiles.",
-        paper="our own design, after IFCNN's shared extractor and element-wise max (Zhang et al. 2020): a small residual on pixel-wise max",
-        parameters=weight_parameters(WEIGHTS_2D),
-        references=("Zhang et al., IFCNN, Information Fusion 54, 2020",),
-    )
+declare_method(
+    fuse,
+    weights=WEIGHTS_2D,
+    name=NAME,
+    family="cnn",
+    description="Pixel-wise max plus a small learned residual (89 parameters; formerly ifcnn-lite): IFCNN-style shared 3x3 features, element-wise max, reconstruction head added to the max of the inputs.",
+    inputs="n",
+    volume_note="True 3-D network (3x3x3 convolutions) trained on 3-D patches, run in overlapping tiles.",
+    paper="our own design, after IFCNN's shared extractor and element-wise max (Zhang et al. 2020): a small residual on pixel-wise max",
+    references=("Zhang et al., IFCNN, Information Fusion 54, 2020",),
 )

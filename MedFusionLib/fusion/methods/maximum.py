@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method
+from MedFusionLib.fusion.registry import declare_method
 
 
-def fuse_max(stack: np.ndarray) -> np.ndarray:
-    """Maximum over the inputs (axis 0)."""
+def fuse_max(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
+    """Maximum over the inputs (axis 0), the same in either mode."""
     return stack.max(axis=0).astype(np.float32, copy=False)
 
 
-register_method(
-    FusionMethod(
-        name="max",
-        family="classical",
-        description="Pixel-wise maximum of the inputs.",
-        fuse_slices=fuse_max,
-        fuse_volume=fuse_max,
-        inputs="n",
-        volume_note="Voxel-wise, identical to slice mode.",
-    )
+declare_method(
+    fuse_max,
+    name="max",
+    family="classical",
+    description="Pixel-wise maximum of the inputs.",
+    inputs="n",
+    volume_note="Voxel-wise, identical to slice mode.",
 )
