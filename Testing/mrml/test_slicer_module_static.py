@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import fnmatch
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -125,6 +126,25 @@ def _cmake_lists(path: Path) -> dict:
     return {m.group(1): m.group(2).split() for m in re.finditer(r"set\((\w+)\s+([^)]*)\)", text)}
 
 
+def _cmake_globs(path: Path) -> dict:
+    """``file(GLOB[_RECURSE] NAME [CONFIGURE_DEPENDS] RELATIVE dir pattern ...)`` blocks: NAME -> patterns
+    relative to the RELATIVE folder (``${...}/`` prefixes dropped)."""
+    text = re.sub(r"#[^\n]*", "", path.read_text(encoding="utf-8"))
+    globs = {}
+    for m in re.finditer(r"file\((GLOB_RECURSE|GLOB)\s+(\w+)\s+([^)]*)\)", text):
+        words = [w for w in m.group(3).split() if w not in ("CONFIGURE_DEPENDS", "RELATIVE")]
+        globs[m.group(2)] = (m.group(1), [re.sub(r"^\$\{\w+\}/", "", w) for w in words[1:]])
+    return globs
+
+
+def _matches(path: str, kind: str, pattern: str) -> bool:
+    """CMake's glob: ``*`` stays within a folder, except that GLOB_RECURSE also descends into subfolders."""
+    folder, _, name = pattern.rpartition("/")
+    if kind == "GLOB_RECURSE":
+        return path.startswith(folder + "/") and fnmatch.fnmatch(path.rpartition("/")[2], name)
+    return path.rpartition("/")[0] == folder and fnmatch.fnmatch(path.rpartition("/")[2], name)
+
+
 def test_every_file_the_cmake_lists_exists():
     lists = _cmake_lists(MODULE_DIR / "CMakeLists.txt")
     module_name = lists["MODULE_NAME"][0]
@@ -132,8 +152,6 @@ def test_every_file_the_cmake_lists_exists():
     missing = []
     for key in ("MODULE_PYTHON_SCRIPTS", "MODULE_PYTHON_RESOURCES"):
         missing += [item for item in map(expand, lists[key]) if not (MODULE_DIR / item).is_file()]
-    for key in ("MEDFUSIONLIB_PYTHON_SCRIPTS", "MEDFUSIONLIB_PYTHON_RESOURCES"):
-        missing += [item for item in lists[key] if not (ROOT / item).is_file()]
     assert not missing, f"listed in MedFusion/CMakeLists.txt but missing: {missing}"
     assert (MODULE_DIR / "Testing" / "Python" / "CMakeLists.txt").is_file()
     assert (ROOT / "MedFusion.png").is_file()
@@ -151,16 +169,26 @@ def _package_files() -> set:
     except (OSError, subprocess.SubprocessError):
         tracked = [str(p.relative_to(ROOT)) for p in (ROOT / "MedFusionLib").rglob("*") if p.is_file()]
     return {
-        f for f in tracked if "__pycache__" not in f and (f.endswith(".py") or f.startswith("MedFusionLib/weights/"))
+        f
+        for f in tracked
+        if "__pycache__" not in f
+        and (f.endswith(".py") or f.startswith("MedFusionLib/weights/") or f.endswith("py.typed"))
     }
 
 
-def test_cmake_lists_every_medfusionlib_script_and_weight_file():
-    lists = _cmake_lists(MODULE_DIR / "CMakeLists.txt")
-    listed = set(lists["MEDFUSIONLIB_PYTHON_SCRIPTS"]) | set(lists["MEDFUSIONLIB_PYTHON_RESOURCES"])
-    missing = sorted(_package_files() - listed)
-    assert not missing, "add to MedFusion/CMakeLists.txt:\n  " + "\n  ".join(missing)
-    assert "MedFusionLib/apps/worker.py" in listed
+def test_cmake_globs_cover_every_medfusionlib_script_and_weight_file():
+    globs = _cmake_globs(MODULE_DIR / "CMakeLists.txt")
+    patterns = [
+        (kind, p)
+        for key in ("MEDFUSIONLIB_PYTHON_SCRIPTS", "MEDFUSIONLIB_PYTHON_RESOURCES")
+        for kind, ps in [globs[key]]
+        for p in ps
+    ]
+    covered = lambda f: any(_matches(f, kind, p) for kind, p in patterns)  # noqa: E731
+    missing = sorted(f for f in _package_files() if not covered(f))
+    assert not missing, "not matched by the globs of MedFusion/CMakeLists.txt:\n  " + "\n  ".join(missing)
+    assert covered("MedFusionLib/apps/worker.py") and covered("MedFusionLib/weights/fusion-unet.onnx")
+    assert not covered("MedFusionLib/weights/notes.txt") and not covered("Testing/conftest.py")
 
 
 def test_module_cmake_builds_the_scripted_module_with_its_test():
