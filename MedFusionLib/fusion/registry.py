@@ -42,6 +42,9 @@ MODES = MODE.values
 
 IMAGING_MODALITIES = tuple(m for m in MODALITY.values if m not in ("auto", "8bit"))  # ct, mr, pet, spect
 
+# the volume_note of a 2-D network run along the three axes of a volume (inference/batching.run_triplanar)
+TRIPLANAR_NOTE = "Tri-planar (2.5-D): the 2-D network along all three axes, results averaged."
+
 FuseFunction = Callable[..., np.ndarray]  # (stack) -> fused, or (stack, modalities=...) when uses_modalities
 
 

@@ -101,6 +101,14 @@ def _note_torch_fallback(name: str) -> None:
     note(f"{name}: no ONNX graph beside its weights ('medfusion export {name}' writes one); running it in torch")
 
 
-def fuse_2d(name: str, stack: np.ndarray, mode: str, max_pixels: int = MAX_CHUNK_PIXELS) -> np.ndarray:
-    """Shipped 2-D network ``name`` over a slice batch (``slice`` mode) or tri-planarly (``volume``)."""
+def fuse_2d(name: str, stack: np.ndarray, mode: str, max_pixels: int = MAX_CHUNK_PIXELS, **variant: Any) -> np.ndarray:
+    """Shipped 2-D network ``name`` over a slice batch (``slice`` mode) or tri-planarly (``volume``).
+
+    ``variant``: forward options the exported graph does not hold (e.g. another fusion ``rule`` or
+    ``strategy``); any given (not None) runs the network in torch instead (``runtime.fuse_with_2d_network``)."""
+    chosen = {key: value for key, value in variant.items() if value is not None}
+    if chosen:
+        from MedFusionLib.inference.runtime import fuse_with_2d_network  # torch, for a variant only
+
+        return fuse_with_2d_network(name, stack, mode, max_pixels, **chosen)
     return batching.run_2d(network_forward(name), stack, mode, max_pixels)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import declare_method
+from MedFusionLib.fusion.registry import TRIPLANAR_NOTE, declare_method
 
 NAME = "densefuse"
 MAX_PIXELS = 1 << 18  # per input and forward pass: 64-channel dense features (4 slices of 256 x 256)
@@ -18,13 +18,9 @@ MAX_PIXELS = 1 << 18  # per input and forward pass: 64-channel dense features (4
 
 def fuse(stack: np.ndarray, mode: str = "slice", strategy: str | None = None) -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    if strategy is None:  # the shipped strategy: its ONNX graph, no torch
-        from MedFusionLib.inference.onnx_runtime import fuse_2d
+    from MedFusionLib.inference.onnx_runtime import fuse_2d  # the shipped strategy: ONNX Runtime; another: torch
 
-        return fuse_2d(NAME, stack, mode, MAX_PIXELS)
-    from MedFusionLib.inference.runtime import fuse_with_2d_network  # another strategy: torch
-
-    return fuse_with_2d_network(NAME, stack, mode, MAX_PIXELS, strategy=strategy)
+    return fuse_2d(NAME, stack, mode, MAX_PIXELS, strategy=strategy)
 
 
 declare_method(
@@ -34,7 +30,7 @@ declare_method(
     family="encoder-decoder",
     description="DenseFuse (Li & Wu 2019) at the published architecture: C1 + dense block of three 16-channel layers, L1-norm feature fusion (addition selectable), decoder C2-C5; trained by MedFusion as an autoencoder on CPU (briefly: see its model card).",
     inputs="n",
-    volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
+    volume_note=TRIPLANAR_NOTE,
     paper="DenseFuse (Li & Wu, IEEE TIP 28(5), 2019), at its published architecture",
     paper_parameters=74_193,  # the paper's layer table (C1, DC1-DC3, C2-C5), counted
     references=(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import declare_method
+from MedFusionLib.fusion.registry import TRIPLANAR_NOTE, declare_method
 
 NAME = "ifcnn"
 MAX_PIXELS = 1 << 18  # per input and forward pass: 64-channel maps at full resolution (4 slices of 256 x 256)
@@ -22,13 +22,9 @@ MAX_PIXELS = 1 << 18  # per input and forward pass: 64-channel maps at full reso
 
 def fuse(stack: np.ndarray, mode: str = "slice", rule: str | None = None) -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    if rule is None:  # the shipped rule: its ONNX graph, no torch
-        from MedFusionLib.inference.onnx_runtime import fuse_2d
+    from MedFusionLib.inference.onnx_runtime import fuse_2d  # the shipped rule: ONNX Runtime; another: torch
 
-        return fuse_2d(NAME, stack, mode, MAX_PIXELS)
-    from MedFusionLib.inference.runtime import fuse_with_2d_network  # another rule: torch
-
-    return fuse_with_2d_network(NAME, stack, mode, MAX_PIXELS, rule=rule)
+    return fuse_2d(NAME, stack, mode, MAX_PIXELS, rule=rule)
 
 
 declare_method(
@@ -38,7 +34,7 @@ declare_method(
     family="cnn",
     description="IFCNN (Zhang et al. 2020) at the published architecture: conv1 7x7x64, conv2 3x3x64 + BN, element-wise max (mean or sum selectable), conv3, conv4; grey, trained by MedFusion on CPU (briefly: see its model card).",
     inputs="n",
-    volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
+    volume_note=TRIPLANAR_NOTE,
     paper="IFCNN (Zhang et al., Information Fusion 54, 2020), at its published architecture with grey input and output (the authors' RGB release: 83,587 parameters)",
     paper_parameters=77_185,  # the published layers at grey input (IFCNN(in_channels=3): the release's 83,587)
     references=(
