@@ -30,3 +30,32 @@ def phantom_pair_files(folder, shape=(6, 40, 36)) -> tuple:
         sitk.WriteImage(sitk.GetImageFromArray((array * 1000).astype(np.int16)), str(path))
         paths.append(path)
     return paths[0], paths[1]
+
+
+def sample_pair_files(folder, mr_name: str = "mr.nii.gz") -> dict:
+    """The embedded CT + MR phantom (``samples.phantom``) written to ``folder``: paths under "ct" and "mr",
+    the phantom itself under "pair" and the folder under "folder" (for command-line tests)."""
+    from pathlib import Path
+
+    import SimpleITK as sitk
+
+    from MedFusionLib.samples.phantom import make_phantom_pair
+
+    folder, pair = Path(folder), make_phantom_pair()
+    sitk.WriteImage(pair.ct, str(folder / "ct.nii.gz"))
+    sitk.WriteImage(pair.mr, str(folder / mr_name))
+    return {"ct": folder / "ct.nii.gz", "mr": folder / mr_name, "pair": pair, "folder": folder}
+
+
+def quick_train(method: str, data, folder, name: str | None = None, **options):
+    """``training.train`` for a test: one short seeded epoch on one thread, validated, quiet; writes
+    ``folder/<name or method>.pt`` and checkpoints under ``folder/ck-<name or method>``. ``options`` override."""
+    from pathlib import Path
+
+    from MedFusionLib.training import train
+
+    name = name or method
+    settings = dict(epochs=1, steps_per_epoch=2, batch=2, threads=1, validate_every=1, quiet=True)
+    settings.update(options)
+    folder = Path(folder)
+    return train(method, data, out=folder / f"{name}.pt", checkpoint_dir=folder / f"ck-{name}", **settings)

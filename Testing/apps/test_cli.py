@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from synthetic import sample_pair_files
 
 from MedFusionLib.apps import cli
 from MedFusionLib.metrics import METRIC_KEYS
-from MedFusionLib.samples.phantom import make_phantom_pair
 
 FAMILIES = {"classical", "cnn", "encoder-decoder", "gan", "decision-map", "feature-extraction", "multi-encoder"}
 
@@ -53,11 +53,7 @@ def slices(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory) -> dict:
-    folder = tmp_path_factory.mktemp("phantom")
-    pair = make_phantom_pair()
-    sitk.WriteImage(pair.ct, str(folder / "ct.nii.gz"))
-    sitk.WriteImage(pair.mr, str(folder / "mr.nrrd"))
-    return {"ct": folder / "ct.nii.gz", "mr": folder / "mr.nrrd", "pair": pair}
+    return sample_pair_files(tmp_path_factory.mktemp("phantom"), mr_name="mr.nrrd")
 
 
 # ------------------------------------------------------------------------------------------------ methods

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from synthetic import sample_pair_files
 
 from MedFusionLib.apps import cli
 from MedFusionLib.core import imageio as io
@@ -48,10 +49,8 @@ def no_progress_lines(monkeypatch):
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> dict:
-    folder = tmp_path_factory.mktemp("pair")
-    phantom = make_phantom_pair()
-    sitk.WriteImage(phantom.ct, str(folder / "ct.nii.gz"))
-    sitk.WriteImage(phantom.mr, str(folder / "mr.nii.gz"))
+    files = sample_pair_files(tmp_path_factory.mktemp("pair"))
+    folder = files["folder"]
     y, x = np.mgrid[-1:1:64j, -1:1:64j]
     sitk.WriteImage(
         sitk.GetImageFromArray(((x**2 + y**2 < 0.7) * (100 + 80 * x)).astype(np.uint8)), str(folder / "a.png")
@@ -59,7 +58,7 @@ def pair(tmp_path_factory) -> dict:
     sitk.WriteImage(
         sitk.GetImageFromArray(((x**2 + y**2 < 0.5) * (60 + 90 * y**2)).astype(np.uint8)), str(folder / "b.png")
     )
-    return {"ct": folder / "ct.nii.gz", "mr": folder / "mr.nii.gz", "a": folder / "a.png", "b": folder / "b.png"}
+    return {**files, "a": folder / "a.png", "b": folder / "b.png"}
 
 
 # ------------------------------------------------------------------------------------------ output safety

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from synthetic import sample_pair_files
 
 from MedFusionLib.apps import cli
-from MedFusionLib.samples.phantom import make_phantom_pair
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
@@ -40,11 +40,7 @@ def no_progress_lines(monkeypatch):
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("pair")
-    phantom = make_phantom_pair()
-    sitk.WriteImage(phantom.ct, str(folder / "ct.nii.gz"))
-    sitk.WriteImage(phantom.mr, str(folder / "mr.nii.gz"))
-    return {"ct": folder / "ct.nii.gz", "mr": folder / "mr.nii.gz", "folder": folder}
+    return sample_pair_files(tmp_path_factory.mktemp("pair"))
 
 
 def test_bare_medfusion_prints_help(capsys):

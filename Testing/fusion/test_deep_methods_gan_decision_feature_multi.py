@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from synthetic import phantom_inputs
+from synthetic import phantom_inputs, quick_train
 
 from MedFusionLib.core.errors import MedFusionError
 from MedFusionLib.fusion import available_methods, fuse_arrays
@@ -121,36 +121,12 @@ def _fake_harvard(root):
 
 def test_tiny_training_through_medfusion_train(tmp_path):
     method = "decision-map-cnn"
-    from MedFusionLib.training import train
-
     data = _fake_harvard(tmp_path / "data")
     out = tmp_path / f"{method}.pt"
-    result = train(
-        method,
-        data,
-        out=out,
-        epochs=1,
-        steps_per_epoch=2,
-        batch=2,
-        checkpoint_dir=tmp_path / "ck",
-        validate_every=1,
-        quiet=True,
-        config_overrides={"channels": 4},
-    )
-    assert out.exists() and out.with_suffix(".md").exists() and (tmp_path / "ck" / "last.pt").exists()
+    result = quick_train(method, data, tmp_path, config_overrides={"channels": 4})
+    assert out.exists() and out.with_suffix(".md").exists() and (tmp_path / f"ck-{method}" / "last.pt").exists()
     assert np.isfinite(result["final"]["loss"]) and "val_loss" in result["final"]
     net = load_network(method, str(out))
     assert net(torch.rand(2, 1, 1, 32, 32)).shape == (1, 1, 32, 32)
-    again = train(
-        method,
-        data,
-        out=tmp_path / "again.pt",
-        epochs=1,
-        steps_per_epoch=2,
-        batch=2,
-        checkpoint_dir=tmp_path / "ck2",
-        validate_every=1,
-        quiet=True,
-        config_overrides={"channels": 4},
-    )
+    again = quick_train(method, data, tmp_path, "again", config_overrides={"channels": 4})
     assert again["final"]["loss"] == result["final"]["loss"]  # seeded, deterministic

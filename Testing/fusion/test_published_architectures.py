@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from synthetic import phantom_inputs
+from synthetic import phantom_inputs, quick_train
 
 from MedFusionLib.fusion import available_methods, fuse_arrays
 from MedFusionLib.fusion.methods import deep_features, densefuse, ifcnn
@@ -160,19 +160,6 @@ def test_build_network_from_weight_config():
 
 @pytest.mark.parametrize("method", PUBLISHED)
 def test_tiny_training_of_the_published_recipes(method, shared_data, tmp_path):
-    from MedFusionLib.training import train
-
-    result = train(
-        method,
-        shared_data,
-        out=tmp_path / f"{method}.pt",
-        epochs=1,
-        steps_per_epoch=1,
-        batch=2,
-        checkpoint_dir=tmp_path / "ck",
-        threads=1,
-        validate_every=1,
-        quiet=True,
-    )
+    result = quick_train(method, shared_data, tmp_path, steps_per_epoch=1)
     assert np.isfinite(result["history"][-1]["loss"]) and "val_loss" in result["final"]
     assert load_network(method, str(tmp_path / f"{method}.pt")).meta["method"] == method

@@ -54,12 +54,5 @@ def run(args: argparse.Namespace) -> int:
         from MedFusionLib.apps.web.app import serve
     except ImportError as err:
         raise MedFusionError(f"the web app needs the 'web' extra (pip install -e \".[web]\"): {err}") from None
-    return serve(
-        args.files,
-        host=args.host,
-        port=args.port,
-        sample=args.sample,
-        root=args.root,
-        token=args.token,
-        max_upload_mb=args.max_upload_mb,
-    )
+    server_options = ("host", "port", "sample", "root", "token", "max_upload_mb")  # serve()'s keywords, as parsed
+    return serve(args.files, **{name: getattr(args, name) for name in server_options})

@@ -52,6 +52,12 @@ class ProgressBar:
         self._bar.close()
 
 
+def add_case_arguments(parser: argparse.ArgumentParser, output: str) -> None:
+    """The images of one case (the first is the reference grid) and ``-o`` (``output``: what it names)."""
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE")
+    parser.add_argument("-o", "--output", required=True, metavar=output)
+
+
 def add_mode_options(parser: argparse.ArgumentParser, with_axis: bool = True) -> None:
     """``--mode`` and ``--axis``."""
     parser.add_argument("--mode", choices=MODE.values, default=MODE.default, help=MODE.help)

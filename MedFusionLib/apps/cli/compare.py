@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from MedFusionLib.apps.cli.common import ProgressBar, add_mode_options, add_register_option
+from MedFusionLib.apps.cli.common import ProgressBar, add_case_arguments, add_mode_options, add_register_option
 
 
 def add_parser(sub) -> None:
     parser = sub.add_parser("compare", help="run every applicable method on one case: montage + metrics CSV")
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE")
-    parser.add_argument("-o", "--output", required=True, metavar="DIR")
+    add_case_arguments(parser, "DIR")
     add_mode_options(parser)
     add_register_option(parser)
     parser.add_argument("--methods", help="comma-separated subset of methods (default: all applicable)")

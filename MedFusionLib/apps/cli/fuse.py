@@ -5,14 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from MedFusionLib.apps.cli.common import ProgressBar, add_fusion_options, add_series_option, fusion_options
+from MedFusionLib.apps.cli.common import (
+    ProgressBar,
+    add_case_arguments,
+    add_fusion_options,
+    add_series_option,
+    fusion_options,
+)
 from MedFusionLib.core.options import OUTPUT_TYPE
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("fuse", help="fuse images (the first is the reference grid)")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE")
-    p.add_argument("-o", "--output", required=True, metavar="OUT")
+    add_case_arguments(p, "OUT")
     add_fusion_options(p)
     add_series_option(p)
     p.add_argument("--metrics", metavar="OUT.json", help="write the metric values as JSON")
