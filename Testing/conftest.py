@@ -27,6 +27,13 @@ def shared_data(shared_dir: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def quiet_progress(monkeypatch) -> None:
+    """No periodic progress lines on stderr (tests of one-line errors count stderr lines; progress lines are
+    tested on their own). Command-line test modules use it with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    monkeypatch.setenv("MEDFUSION_PROGRESS_SECONDS", "1e9")
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """Mark tests by what they need, so ``-m "not real_data"`` and friends select without hand-kept lists."""
     for item in items:

@@ -20,10 +20,7 @@ from MedFusionLib.metrics import METRIC_KEYS
 FAMILIES = {"classical", "cnn", "encoder-decoder", "gan", "decision-map", "feature-extraction", "multi-encoder"}
 
 
-@pytest.fixture(autouse=True)
-def no_progress_lines(monkeypatch):
-    """Progress lines (every few seconds when stderr is not a terminal) are tested on their own."""
-    monkeypatch.setenv("MEDFUSION_PROGRESS_SECONDS", "1e9")
+pytestmark = pytest.mark.usefixtures("quiet_progress")
 
 
 def run(capsys, *args) -> tuple:

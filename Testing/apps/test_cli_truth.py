@@ -33,9 +33,7 @@ def one_error_line(err: str) -> str:
     return errors[0]
 
 
-@pytest.fixture(autouse=True)
-def no_progress_lines(monkeypatch):
-    monkeypatch.setenv("MEDFUSION_PROGRESS_SECONDS", "1e9")
+pytestmark = pytest.mark.usefixtures("quiet_progress")
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,7 @@ from MedFusionLib.inference.weights import weight_path
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def quiet_progress(monkeypatch):
-    monkeypatch.setenv("MEDFUSION_PROGRESS_SECONDS", "1e9")
+pytestmark = pytest.mark.usefixtures("quiet_progress")
 
 
 @pytest.fixture(scope="module")
