@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from MedFusionLib.networks.layers import check_positive, check_spatial_dims, conv, l1_activity_fuse, receptive_radius
+from MedFusionLib.networks.layers import check_positive, check_spatial_dims, conv, fuse_feature_maps, receptive_radius
 
 STRATEGIES = ("addition", "l1")
 
@@ -78,12 +78,7 @@ class DenseFuse(nn.Module):
 
     def fuse_features(self, feats: torch.Tensor, strategy: str | None = None) -> torch.Tensor:
         """``feats``: (n_inputs, batch, C, *spatial) -> (batch, C, *spatial)."""
-        strategy = strategy or self.strategy
-        if strategy == "addition":
-            return feats.sum(dim=0)
-        if strategy != "l1":
-            raise ValueError(f"unknown DenseFuse strategy {strategy!r} (addition or l1)")
-        return l1_activity_fuse(feats, self.l1_radius)
+        return fuse_feature_maps(feats, strategy or self.strategy, self.l1_radius, STRATEGIES)
 
     def forward(self, inputs: torch.Tensor, strategy: str | None = None) -> torch.Tensor:
         """Fusion path: ``inputs`` (n_inputs, batch, 1, *spatial) -> (batch, 1, *spatial)."""

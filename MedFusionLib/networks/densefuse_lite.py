@@ -21,7 +21,7 @@ from MedFusionLib.networks.layers import (
     check_positive,
     check_spatial_dims,
     conv,
-    l1_activity_fuse,
+    fuse_feature_maps,
     receptive_radius,
 )
 
@@ -100,14 +100,7 @@ class DenseFuseLite(nn.Module):
 
     def fuse_features(self, feats: torch.Tensor, strategy: str | None = None) -> torch.Tensor:
         """``feats``: (n_inputs, batch, C, *spatial) -> fused (batch, C, *spatial)."""
-        strategy = strategy or self.strategy
-        if strategy == "addition":
-            return feats.sum(dim=0)
-        if strategy == "max":
-            return feats.amax(dim=0)
-        if strategy == "l1":
-            return l1_activity_fuse(feats, self.l1_radius)
-        raise ValueError(f"unknown DenseFuse strategy {strategy!r} (addition, l1 or max)")
+        return fuse_feature_maps(feats, strategy or self.strategy, self.l1_radius, STRATEGIES)
 
     def forward(self, inputs: torch.Tensor, strategy: str | None = None) -> torch.Tensor:
         """Fusion path: ``inputs`` (n_inputs, batch, 1, *spatial) -> (batch, 1, *spatial)."""

@@ -176,3 +176,18 @@ def l1_activity_fuse(features: torch.Tensor, radius: int) -> torch.Tensor:
     equal = torch.full_like(activity, 1.0 / features.shape[0])
     weights = torch.where(total > 1e-6, activity / total.clamp_min(1e-6), equal)
     return (weights.unsqueeze(2) * features).sum(dim=0)
+
+
+FEATURE_STRATEGIES = {
+    "addition": lambda features, radius: features.sum(dim=0),
+    "l1": l1_activity_fuse,
+    "max": lambda features, radius: features.amax(dim=0),
+}
+
+
+def fuse_feature_maps(features: torch.Tensor, strategy: str, l1_radius: int, allowed: tuple[str, ...]) -> torch.Tensor:
+    """An encoder-decoder's feature fusion (DenseFuse's strategies): ``features`` (n_inputs, batch, C, *spatial)
+    -> (batch, C, *spatial) by ``strategy``, one of the network's ``allowed`` strategies."""
+    if strategy not in allowed:
+        raise ValueError(f"unknown DenseFuse strategy {strategy!r} ({', '.join(allowed)})")
+    return FEATURE_STRATEGIES[strategy](features, l1_radius)
