@@ -101,7 +101,9 @@ def _note_torch_fallback(name: str) -> None:
     note(f"{name}: no ONNX graph beside its weights ('medfusion export {name}' writes one); running it in torch")
 
 
-def fuse_2d(name: str, stack: np.ndarray, mode: str, max_pixels: int = MAX_CHUNK_PIXELS, **variant: Any) -> np.ndarray:
+def fuse_2d(
+    name: str, stack: np.ndarray, mode: str = "slice", max_pixels: int = MAX_CHUNK_PIXELS, **variant: Any
+) -> np.ndarray:
     """Shipped 2-D network ``name`` over a slice batch (``slice`` mode) or tri-planarly (``volume``).
 
     ``variant``: forward options the exported graph does not hold (e.g. another fusion ``rule`` or

@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from MedFusionLib.networks.layers import check_positive, check_spatial_dims, conv, fuse_feature_maps, receptive_radius
+from MedFusionLib.networks.layers import FeatureFusionAutoencoder, check_positive, check_spatial_dims, conv
 
 STRATEGIES = ("addition", "l1")
 
 
-class DenseFuse(nn.Module):
+class DenseFuse(FeatureFusionAutoencoder):
     """DenseFuse: a fusion approach to infrared and visible images.
 
     Li & Wu, IEEE Transactions on Image Processing 28(5) (2019) 2614-2623. Layer for layer as the paper: the
@@ -31,6 +31,8 @@ class DenseFuse(nn.Module):
         strategy: fusion strategy, ``"addition"`` or ``"l1"`` (default ``"l1"``).
         l1_radius: r of the L1 strategy's averaging window (default 1, the paper's).
     """
+
+    strategies = STRATEGIES
 
     def __init__(
         self,
@@ -61,27 +63,9 @@ class DenseFuse(nn.Module):
         layers.append(conv(spatial_dims, widths[-1], 1, 3))
         self.decoder = nn.Sequential(*layers)
 
-    @property
-    def receptive_radius(self) -> int:
-        return receptive_radius(self) + self.l1_radius
-
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, 1, *spatial) -> (batch, 64, *spatial)."""
         x = self.c1(x)
         for layer in self.dense:
             x = torch.cat([x, layer(x)], dim=1)
         return x
-
-    def autoencode(self, x: torch.Tensor) -> torch.Tensor:
-        """Training path: (batch, 1, *spatial) -> its reconstruction."""
-        return self.decoder(self.encode(x))
-
-    def fuse_features(self, feats: torch.Tensor, strategy: str | None = None) -> torch.Tensor:
-        """``feats``: (n_inputs, batch, C, *spatial) -> (batch, C, *spatial)."""
-        return fuse_feature_maps(feats, strategy or self.strategy, self.l1_radius, STRATEGIES)
-
-    def forward(self, inputs: torch.Tensor, strategy: str | None = None) -> torch.Tensor:
-        """Fusion path: ``inputs`` (n_inputs, batch, 1, *spatial) -> (batch, 1, *spatial)."""
-        n = inputs.shape[0]
-        feats = self.encode(inputs.flatten(0, 1)).unflatten(0, (n, -1))
-        return self.decoder(self.fuse_features(feats, strategy))

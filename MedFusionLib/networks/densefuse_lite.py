@@ -18,11 +18,10 @@ import torch
 from torch import nn
 
 from MedFusionLib.networks.layers import (
+    FeatureFusionAutoencoder,
     check_positive,
     check_spatial_dims,
     conv,
-    fuse_feature_maps,
-    receptive_radius,
 )
 
 STRATEGIES = ("addition", "l1", "max")
@@ -42,7 +41,7 @@ class DenseBlock(nn.Module):
         return x
 
 
-class DenseFuseLite(nn.Module):
+class DenseFuseLite(FeatureFusionAutoencoder):
     """A light dense-block encoder / decoder in the DenseFuse family (Li & Wu, "DenseFuse: A fusion approach to
     infrared and visible images", IEEE TIP 28(5), 2019), trained as an autoencoder.
 
@@ -56,6 +55,8 @@ class DenseFuseLite(nn.Module):
 
     Input (n_inputs, batch, 1, *spatial) in 0..1; output (batch, 1, *spatial).
     """
+
+    strategies = STRATEGIES
 
     def __init__(
         self,
@@ -90,20 +91,6 @@ class DenseFuseLite(nn.Module):
             conv(spatial_dims, width // 4, 1, 3),
         )
 
-    @property
-    def receptive_radius(self) -> int:
-        return receptive_radius(self) + self.l1_radius
-
-    def autoencode(self, x: torch.Tensor) -> torch.Tensor:
-        """Training path: (batch, 1, *spatial) -> reconstruction of the same shape."""
-        return self.decoder(self.encoder(x))
-
-    def fuse_features(self, feats: torch.Tensor, strategy: str | None = None) -> torch.Tensor:
-        """``feats``: (n_inputs, batch, C, *spatial) -> fused (batch, C, *spatial)."""
-        return fuse_feature_maps(feats, strategy or self.strategy, self.l1_radius, STRATEGIES)
-
-    def forward(self, inputs: torch.Tensor, strategy: str | None = None) -> torch.Tensor:
-        """Fusion path: ``inputs`` (n_inputs, batch, 1, *spatial) -> (batch, 1, *spatial)."""
-        n = inputs.shape[0]
-        feats = self.encoder(inputs.flatten(0, 1)).unflatten(0, (n, -1))
-        return self.decoder(self.fuse_features(feats, strategy))
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, 1, *spatial) -> (batch, stem + dense_layers * growth, *spatial)."""
+        return self.encoder(x)

@@ -191,3 +191,35 @@ def fuse_feature_maps(features: torch.Tensor, strategy: str, l1_radius: int, all
     if strategy not in allowed:
         raise ValueError(f"unknown DenseFuse strategy {strategy!r} ({', '.join(allowed)})")
     return FEATURE_STRATEGIES[strategy](features, l1_radius)
+
+
+class FeatureFusionAutoencoder(nn.Module):
+    """The fusion path of the DenseFuse family: each input encoded alone, the feature maps fused by a strategy
+    (:func:`fuse_feature_maps`), one decoder. A subclass builds ``encode`` and ``decoder`` and sets ``strategy``,
+    ``l1_radius`` and its ``strategies``."""
+
+    strategies: tuple[str, ...] = ()
+    strategy: str
+    l1_radius: int
+    decoder: nn.Module
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def receptive_radius(self) -> int:
+        return receptive_radius(self) + self.l1_radius
+
+    def autoencode(self, x: torch.Tensor) -> torch.Tensor:
+        """Training path: (batch, 1, *spatial) -> its reconstruction."""
+        return self.decoder(self.encode(x))
+
+    def fuse_features(self, feats: torch.Tensor, strategy: str | None = None) -> torch.Tensor:
+        """``feats``: (n_inputs, batch, C, *spatial) -> (batch, C, *spatial)."""
+        return fuse_feature_maps(feats, strategy or self.strategy, self.l1_radius, self.strategies)
+
+    def forward(self, inputs: torch.Tensor, strategy: str | None = None) -> torch.Tensor:
+        """Fusion path: ``inputs`` (n_inputs, batch, 1, *spatial) -> (batch, 1, *spatial)."""
+        n = inputs.shape[0]
+        feats = self.encode(inputs.flatten(0, 1)).unflatten(0, (n, -1))
+        return self.decoder(self.fuse_features(feats, strategy))

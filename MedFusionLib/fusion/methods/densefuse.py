@@ -8,19 +8,18 @@ tri-planar (2.5-D): the 2-D network along each of the three axes, the three resu
 
 from __future__ import annotations
 
-import numpy as np
+from functools import partial
 
 from MedFusionLib.fusion.registry import TRIPLANAR_NOTE, declare_method
+from MedFusionLib.inference.onnx_runtime import fuse_2d
 
 NAME = "densefuse"
 MAX_PIXELS = 1 << 18  # per input and forward pass: 64-channel dense features (4 slices of 256 x 256)
 
 
-def fuse(stack: np.ndarray, mode: str = "slice", strategy: str | None = None) -> np.ndarray:
-    """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from MedFusionLib.inference.onnx_runtime import fuse_2d  # the shipped strategy: ONNX Runtime; another: torch
-
-    return fuse_2d(NAME, stack, mode, MAX_PIXELS, strategy=strategy)
+# fuse(stack, mode="slice", strategy=None): (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume
+# mode, 0..1 float32; the shipped graph in ONNX Runtime, or torch for a strategy other than the shipped l1 (addition)
+fuse = partial(fuse_2d, NAME, max_pixels=MAX_PIXELS)
 
 
 declare_method(

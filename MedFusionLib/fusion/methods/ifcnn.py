@@ -12,19 +12,18 @@ multi-focus ground truth; see the model card ``weights/ifcnn.md``.
 
 from __future__ import annotations
 
-import numpy as np
+from functools import partial
 
 from MedFusionLib.fusion.registry import TRIPLANAR_NOTE, declare_method
+from MedFusionLib.inference.onnx_runtime import fuse_2d
 
 NAME = "ifcnn"
 MAX_PIXELS = 1 << 18  # per input and forward pass: 64-channel maps at full resolution (4 slices of 256 x 256)
 
 
-def fuse(stack: np.ndarray, mode: str = "slice", rule: str | None = None) -> np.ndarray:
-    """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from MedFusionLib.inference.onnx_runtime import fuse_2d  # the shipped rule: ONNX Runtime; another: torch
-
-    return fuse_2d(NAME, stack, mode, MAX_PIXELS, rule=rule)
+# fuse(stack, mode="slice", rule=None): (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume
+# mode, 0..1 float32; the shipped graph in ONNX Runtime, or torch for a fusion rule other than the shipped max (mean, sum)
+fuse = partial(fuse_2d, NAME, max_pixels=MAX_PIXELS)
 
 
 declare_method(
