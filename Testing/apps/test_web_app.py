@@ -380,3 +380,46 @@ def test_bad_uploads_give_one_clear_message_and_the_session_keeps_working(page, 
     page.click("#open")
     assert wait_status(page, ["Opened", "rror"], timeout=30) == "Opened after PET"
     assert page.inner_text("#error").strip() == ""
+
+
+def test_a_second_tab_is_read_only_until_the_first_closes(page, server):
+    """One server holds one scene and one state: a tab opened while another holds the session says so over the
+    whole page and the server refuses its actions; closing the first tab hands the session to it. (Last in the
+    file: it closes the module's page.)"""
+    page.wait_for_function(ALL_VIEWS_DRAWN, timeout=90_000)
+    assert not page.locator("#session-banner").is_visible()
+    second = page.context.new_page()
+    second.goto(server["url"])
+    second.wait_for_selector("#session-banner", state="visible", timeout=60_000)
+    assert "open in another browser tab" in second.inner_text("#session-banner")
+    second.wait_for_function(ALL_VIEWS_DRAWN, timeout=60_000)  # it still shows the session's views
+    box = second.locator("#apply").bounding_box()
+    covered = second.evaluate(
+        "([x, y]) => !!document.elementFromPoint(x, y).closest('#session-banner')",
+        [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
+    )
+    assert covered, "the read-only tab's Apply button can be clicked"
+    time.sleep(1.0)
+    assert not page.locator("#session-banner").is_visible(), "the tab holding the session was made read-only"
+
+    # the server refuses the read-only tab's Apply even when its banner is removed, and tells that tab alone
+    status_before = page.inner_text("#status")
+    second.evaluate("document.querySelector('#session-banner').remove()")
+    second.click("#apply")
+    second.wait_for_function("document.querySelector('#error').innerText.includes('Read-only')", timeout=10_000)
+    time.sleep(1.0)
+    assert page.inner_text("#apply").strip().lower() == "apply" and page.inner_text("#status") == status_before
+    assert "Read-only" not in page.inner_text("#error")
+
+    # the first tab closes: the second takes over and can work
+    import SimpleITK as sitk
+
+    from MedFusionLib.samples.pet import make_phantom_pet
+
+    taken_over = server["data"] / "takeover PET.nrrd"
+    sitk.WriteImage(make_phantom_pet(4), str(taken_over))
+    page.close()
+    second.wait_for_function("!document.querySelector('#session-banner')", timeout=30_000)
+    second.fill("input#open-path", str(taken_over))
+    second.click("#open")
+    assert wait_status(second, ["Opened", "rror"], timeout=30) == "Opened takeover PET", second.inner_text("#error")

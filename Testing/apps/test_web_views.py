@@ -85,3 +85,17 @@ def test_the_legend_of_a_grey_result_samples_the_colour_table_it_is_shown_with()
     )
     heat = legend_for("none", scene.GetNodeByID("vtkMRMLPETProceduralColorNodePET-Heat"))
     assert heat["title"] == "fused intensity (PET-Heat)" and heat["gradient"] != grey["gradient"]
+
+
+def test_one_tab_holds_the_session_and_the_longest_waiting_tab_takes_over():
+    from MedFusionLib.apps.web.sessions import SessionGuard
+
+    guard = SessionGuard()
+    assert guard.may_act(None), "without a browser (the app driven by tests) nobody holds the session"
+    assert guard.connected("a") and guard.connected("a"), "a reconnecting holder keeps the session"
+    assert not guard.connected("b") and not guard.connected("c")
+    assert guard.may_act("a") and not guard.may_act("b") and not guard.may_act(None)
+    assert guard.exited("c") is None and guard.holder == "a"  # a read-only tab leaving changes nothing
+    assert guard.exited("a") == "b" and guard.may_act("b") and not guard.may_act("a")
+    assert guard.exited("b") is None and guard.holder is None
+    assert guard.connected("d"), "after the last tab closed, the next one (a reload) holds the session"

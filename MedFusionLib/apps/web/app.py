@@ -78,6 +78,9 @@ class FusionWebApp:
         self.results: dict[str, ShownResult] = {}  # fused node ID -> one Apply's result, all kept selectable
         self._job = None
         self._job_context: dict[str, Any] = {}
+        from MedFusionLib.apps.web.sessions import SessionGuard, SessionLink
+
+        self.sessions = SessionLink(self.server, SessionGuard())  # one server, one session: other tabs read-only
         self._initial_state()
         from MedFusionLib.apps.web.layout import build_layout
 
@@ -154,6 +157,11 @@ class FusionWebApp:
         s.save_path = str(Path.cwd() / "medfusion-out")
         s.saved = ""
         s.upload = None
+        s.session_viewer = False  # set true per client, on a read-only tab (apps/web/sessions.py)
+
+    def _may_act(self) -> bool:
+        """Only the tab holding the session may change it (apps/web/sessions.py)."""
+        return self.sessions.may_act()
 
     def _refresh_volumes(self) -> None:
         scene = self.slicer_app.scene
@@ -250,6 +258,8 @@ class FusionWebApp:
     def on_open_path(self) -> None:
         from MedFusionLib.apps.web import security
 
+        if not self._may_act():
+            return
         self.state.error = ""
         try:
             security.refuse_while_running(self._job is not None)
@@ -261,7 +271,7 @@ class FusionWebApp:
 
     def on_upload(self, upload=None, **_) -> None:
         """Uploaded files are written to a private folder, read, and deleted at once (patient data)."""
-        if not upload:
+        if not upload or not self._may_act():
             return
         from MedFusionLib.apps.web import security
 
@@ -287,6 +297,8 @@ class FusionWebApp:
     # -- apply / cancel ------------------------------------------------------------------------------------
     def on_apply(self) -> None:
         """Apply starts a job; while one runs the same button cancels it."""
+        if not self._may_act():
+            return
         if self._job is not None:
             self.cancel()
             return
@@ -462,6 +474,8 @@ class FusionWebApp:
         from MedFusionLib.core.imageio import write_image
         from MedFusionLib.registration.transform_io import save_transform
 
+        if not self._may_act():
+            return
         self.state.error = ""
         if self.result is None:
             self.state.error = "nothing to save yet: press Apply first"

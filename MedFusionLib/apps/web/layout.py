@@ -140,6 +140,26 @@ def _results_display_and_save(app: Any) -> None:
         html.Div("{{ saved }}", id="saved", classes="text-caption mt-1")
 
 
+def _read_only_banner() -> None:
+    """Over the whole page of a tab opened while another holds the session: why it is read-only (the views
+    below still follow the session)."""
+    from trame.widgets import html
+
+    from MedFusionLib.apps.web.sessions import BANNER_KEY, IN_USE
+
+    with html.Div(
+        v_if=(BANNER_KEY,),
+        id="session-banner",
+        style="position: fixed; inset: 0; z-index: 5000; background: rgba(0, 0, 0, 0.45); display: flex;"
+        " justify-content: center; align-items: flex-start; padding-top: 72px;",
+    ):
+        html.Div(
+            IN_USE,
+            style="max-width: 640px; padding: 16px; background: #402a00; color: #fff; border: 1px solid #ffb300;"
+            " border-radius: 4px; font-size: 15px;",
+        )
+
+
 def build_layout(app: Any):
     """Build the page for ``app`` (a :class:`~MedFusionLib.apps.web.app.FusionWebApp`); returns the layout."""
     from trame.ui.vuetify3 import SinglePageWithDrawerLayout
@@ -168,6 +188,7 @@ def build_layout(app: Any):
             with html.Div(classes="pa-3"):
                 _inputs_and_fusion(app)
         with layout.content:
+            _read_only_banner()
             with html.Div(style=f"display: flex; flex-direction: column; height: calc(100vh - {CHROME_PX}px);"):
                 with html.Div(style="flex: 1; min-height: 0; display: flex; overflow: hidden;"):
                     with html.Div(style="flex: 1; min-width: 0; position: relative; overflow: hidden;", id="views"):
