@@ -43,6 +43,7 @@ OPTIONS = (
     "computeMetrics",
     "include3DMetrics",
     "device",
+    "forceRegistration",
 )
 
 
@@ -67,7 +68,7 @@ def check_job_options(n_inputs: int, options: dict) -> None:
         or not all(isinstance(m, str) for m in modalities)
     ):
         raise MedFusionError(f"modalities must name one modality per input ({n_inputs}), got {modalities!r}")
-    for key in ("computeMetrics", "include3DMetrics"):
+    for key in ("computeMetrics", "include3DMetrics", "forceRegistration"):
         if not isinstance(options.get(key, False), bool):
             raise MedFusionError(f"{key} must be true or false, got {options[key]!r}")
 
@@ -97,6 +98,7 @@ def run_job(folder, stream=None) -> int:
     """Run the job in ``folder``; returns the process exit code (0 done, 1 error, 2 cancelled)."""
     from MedFusionLib.core.errors import MedFusionError, OperationCancelled
     from MedFusionLib.registration import save_transform
+    from MedFusionLib.registration.plausibility import ImplausibleRegistration
 
     stream = stream or sys.stdout
     folder = Path(folder)
@@ -138,6 +140,9 @@ def run_job(folder, stream=None) -> int:
     except OperationCancelled:
         _emit(stream, cancelled=True)
         return 2
+    except ImplausibleRegistration as err:  # the GUIs offer to fuse anyway (forceRegistration)
+        _emit(stream, error=str(err), implausible=err.warning)
+        return 1
     except MedFusionError as err:
         _emit(stream, error=str(err))
         return 1
@@ -215,6 +220,7 @@ def compute(
     computeMetrics=True,
     include3DMetrics=False,
     device=DEVICE.default,
+    forceRegistration=False,
     progress: Callable | None = None,
     cancel: Callable | None = None,
 ) -> FusionOutcome:
@@ -236,6 +242,7 @@ def compute(
         colour=colour,
         functional=functional_index(modalities),
         device=device,
+        force_registration=forceRegistration,
         progress=sub_progress(progress, 0.0, share),
         cancel=cancel,
     )

@@ -382,6 +382,50 @@ def test_bad_uploads_give_one_clear_message_and_the_session_keeps_working(page, 
     assert page.inner_text("#error").strip() == ""
 
 
+def test_a_refused_registration_can_be_fused_anyway_and_the_device_reaches_the_job(page, server):
+    """A moving volume unrelated to the reference (smoothed noise on the CT's grid): the plausibility check stops
+    the run with one line and the page offers Fuse anyway, which keeps the registration and fuses. The device
+    choice goes to the worker: CUDA on a machine without ONNX Runtime's CUDA provider is its one-line error."""
+    import SimpleITK as sitk
+
+    from MedFusionLib.samples.phantom import make_phantom_pair
+
+    ct = make_phantom_pair(7).ct
+    noise = np.random.default_rng(0).random(sitk.GetArrayFromImage(ct).shape).astype(np.float32) * 1000
+    unrelated = sitk.GetImageFromArray(noise)
+    unrelated.CopyInformation(ct)
+    path = server["data"] / "unrelated.nrrd"
+    sitk.WriteImage(sitk.SmoothingRecursiveGaussian(unrelated, 4.0), str(path))
+    page.fill("input#open-path", str(path))
+    page.click("#open")
+    assert wait_status(page, ["Opened", "rror"], timeout=30) == "Opened unrelated", page.inner_text("#error")
+    choose(page, "reference", "Phantom CT")
+    choose(page, "moving", "unrelated")
+    choose(page, "method", "mean")
+    choose(page, "registration", "rigid")
+    assert not page.locator("#fuse-anyway").is_visible()
+    press_apply(page)
+    assert wait_status(page, ["Done", "Stopped", "Failed", "Cancelled"]) == "Stopped: the registration looks wrong."
+    message = page.inner_text("#error")
+    assert message.startswith("The registration looks wrong: weak final similarity") and "\n" not in message.strip()
+    page.click("#fuse-anyway")
+    status = wait_status(page, ["Done", "Stopped", "Failed", "Cancelled"])
+    assert status == "Done: Phantom CT + unrelated fused (mean, slice), registered rigid", page.inner_text("#error")
+    assert page.inner_text("#error").strip() == "" and not page.locator("#fuse-anyway").is_visible()
+
+    from MedFusionLib.inference.devices import CUDA_PROVIDER, available_providers
+
+    choose(page, "registration", "none")
+    choose(page, "device", "GPU (CUDA)")
+    press_apply(page)
+    status = wait_status(page, ["Done", "Failed", "Cancelled"])
+    if CUDA_PROVIDER in available_providers():
+        assert status.startswith("Done"), page.inner_text("#error")
+    else:
+        assert status == "Failed." and "no CUDA GPU available" in page.inner_text("#error")
+    choose(page, "device", "auto (GPU if available)")
+
+
 def test_a_second_tab_is_read_only_until_the_first_closes(page, server):
     """One server holds one scene and one state: a tab opened while another holds the session says so over the
     whole page and the server refuses its actions; closing the first tab hands the session to it. (Last in the

@@ -110,6 +110,7 @@ def test_the_ui_and_the_web_page_offer_the_choices_of_core_options():
         ("displayMode", options.DISPLAY_MODE),
         ("viewLayout", options.VIEW_LAYOUT),
         ("axis", options.AXIS),
+        ("device", options.DEVICE),
     ):
         name = choice_name(choice)
         annotation = ast.unparse(fields[field].annotation)
@@ -128,6 +129,7 @@ def test_the_ui_and_the_web_page_offer_the_choices_of_core_options():
         options.OVERLAY_MAP,
         options.DISPLAY_MODE,
         options.VIEW_LAYOUT,
+        options.DEVICE,
     ):
         assert f"choice_items(options.{choice_name(choice)})" in used, choice.name
 

@@ -135,6 +135,7 @@ class FusionWebApp:
         s.registrations = choice_items(options.REGISTRATION)
         s.registration = options.REGISTRATION.shown_default
         s.registration_note = ""
+        s.implausible = ""  # why the last registration was refused (the page then offers "Fuse anyway")
         s.devices, s.device = choice_items(options.DEVICE), options.DEVICE.shown_default
         s.colours, s.colour = choice_items(options.COLOUR), options.COLOUR.shown_default
         s.overlay_maps, s.overlay_map = choice_items(options.OVERLAY_MAP), options.OVERLAY_MAP.shown_default
@@ -308,7 +309,18 @@ class FusionWebApp:
         except MedFusionError as err:
             self._report(err)
 
-    def start(self) -> None:
+    def on_fuse_anyway(self) -> None:
+        """The plausibility check refused the registration and the user chose to keep it: the same Apply again,
+        with ``forceRegistration``."""
+        if not self._may_act() or self._job is not None:
+            return
+        self.state.error = ""
+        try:
+            self.start(force_registration=True)
+        except MedFusionError as err:
+            self._report(err)
+
+    def start(self, force_registration: bool = False) -> None:
         """Validate, write the job, start the worker process and the task that polls it."""
         from MedFusionLib.apps.worker import WorkerProcess
         from MedFusionLib.core.errors import InputError
@@ -327,12 +339,13 @@ class FusionWebApp:
             colour=colour,
             computeMetrics=bool(s.compute_metrics),
             device=options.DEVICE.check(s.device),
+            forceRegistration=force_registration,
         )
         folder, self._job, modalities = start_job(self.logic, nodes, WorkerProcess, **job)
         self._job_context = dict(
             nodes=nodes, folder=folder, modalities=modalities, colour=colour, harden=bool(s.harden), cancel_at=None
         )
-        s.running, s.progress, s.status = True, 0, "Starting the worker..."
+        s.running, s.progress, s.status, s.implausible = True, 0, "Starting the worker...", ""
         asyncio.get_event_loop().create_task(self._watch())
 
     def cancel(self) -> None:
@@ -366,6 +379,12 @@ class FusionWebApp:
                 self._apply_result(context)
             elif message.get("cancelled"):
                 s.status = "Cancelled; nothing was changed."
+            elif message.get("implausible"):
+                s.status, s.implausible = "Stopped: the registration looks wrong.", message["implausible"]
+                s.error = (
+                    f"The registration looks wrong: {message['implausible']}. Check that the inputs show the same "
+                    "anatomy, or press Fuse anyway to keep it."
+                )
             else:
                 s.status = "Failed."
                 s.error = str(message.get("error", "the worker failed")).splitlines()[0]

@@ -69,8 +69,10 @@ def _inputs_and_fusion(app: Any) -> None:
         _select("Axis (slice mode)", "axes", "axis", "axis", style="flex: 1; margin-left: 4px;")
     _select("Registration", "registrations", "registration", "registration")
     html.Div("{{ registration_note }}", id="registration-note", classes="text-caption mb-2")
-    _select("Colour", "colours", "colour", "colour")
-    _select("Colour table (grey result)", "overlay_maps", "overlay_map", "overlay-map")
+    with html.Div(classes="d-flex"):
+        _select("Colour", "colours", "colour", "colour", style="flex: 1;")
+        _select("Table (grey result)", "overlay_maps", "overlay_map", "overlay-map", style="flex: 1; margin-left: 4px;")
+    _select("Device (networks)", "devices", "device", "device")
     with html.Div(classes="d-flex"):
         v3.VCheckbox(
             label="Metrics", v_model=("compute_metrics",), density="compact", hide_details=True, id="compute-metrics"
@@ -86,6 +88,16 @@ def _inputs_and_fusion(app: Any) -> None:
     )
     v3.VProgressLinear(model_value=("progress",), v_show=("running",), height=6, classes="mt-2", id="progress")
     html.Div("{{ error }}", v_show=("error",), id="error", classes="text-error text-body-2 mt-2")
+    v3.VBtn(
+        "Fuse anyway",
+        click=app.on_fuse_anyway,
+        id="fuse-anyway",
+        block=True,
+        color="warning",
+        variant="outlined",
+        classes="mt-2",
+        v_show=("implausible && !running",),
+    )
 
 
 def _legend() -> None:
