@@ -130,3 +130,13 @@ def link_views(scene) -> None:
         crosshair = scene.AddNewNodeByClass("vtkMRMLCrosshairNode")
     crosshair.SetCrosshairMode(crosshair.ShowBasic)
     crosshair.SetCrosshairBehavior(crosshair.OffsetJumpSlice)
+
+
+def window_level_by_drag(scene) -> None:
+    """Slicer's window/level mouse mode (its toolbar's "Window/level" button): a left-drag in a slice view
+    changes the window (left-right) and level (up-down) of the volume under the mouse, Ctrl + drag sets them
+    from a region, a double-click resets them. For front-ends without Slicer's toolbar (the web app)."""
+    interaction = scene.GetFirstNodeByClass("vtkMRMLInteractionNode")
+    if interaction is None:
+        interaction = scene.AddNewNodeByClass("vtkMRMLInteractionNode")
+    interaction.SetCurrentInteractionMode(interaction.AdjustWindowLevel)

@@ -202,6 +202,44 @@ def assert_loaded_page_reads_right(page) -> None:
     assert page.evaluate("document.scrollingElement.scrollHeight") <= VIEWPORT["height"], "the page itself scrolls"
 
 
+def test_left_drag_sets_window_level_and_shift_move_moves_the_other_views(page):
+    """Slicer's own interaction in the streamed views: a left-drag in the axial view changes the window/level of
+    the volume shown (the corner text, from its display node, and the pixels), and with the crosshair linking the
+    views, Shift + move in the axial view puts the coronal and sagittal slices through the point (their captions'
+    positions move; the axial one stays)."""
+    page.wait_for_function(ALL_VIEWS_DRAWN, timeout=90_000)
+    axial = page.locator("#views img").nth(0)
+    window_level = page.locator("#views .view-window-level")
+    before_text = window_level.all_inner_texts()
+    assert before_text[0].startswith("W ") and len(set(before_text)) == 1, before_text
+    before = views(page, "0-before-drag")
+    box = axial.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(x + 8 * step, y + 5 * step)
+        time.sleep(0.05)
+    page.mouse.up()
+    page.wait_for_function(
+        f"document.querySelector('#views .view-window-level').innerText != {before_text[0]!r}", timeout=10_000
+    )
+    dragged = views(page, "0-after-drag")
+    assert np.abs(dragged - before).mean() > 1.0, "the drag changed the window/level text but not the views"
+
+    captions = page.locator("#views .view-caption").all_inner_texts()
+    page.keyboard.down("Shift")
+    page.mouse.move(x - 40, y - 30)
+    page.mouse.move(x - 45, y - 35)
+    page.keyboard.up("Shift")
+    deadline = time.monotonic() + 10
+    while page.locator("#views .view-caption").all_inner_texts() == captions and time.monotonic() < deadline:
+        time.sleep(0.2)
+    moved = page.locator("#views .view-caption").all_inner_texts()
+    assert moved[0] == captions[0], "Shift + move in the axial view moved the axial slice"
+    assert moved[1] != captions[1] and moved[2] != captions[2], (captions, moved)
+
+
 def test_the_web_app_fuses_shows_and_cancels(page, server):
     from MedFusionLib.core import options
 

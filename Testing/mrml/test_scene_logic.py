@@ -628,6 +628,9 @@ def test_view_layouts_and_linked_views(app):
     crosshair = app.scene.GetFirstNodeByClass("vtkMRMLCrosshairNode")
     assert crosshair.GetCrosshairMode() == crosshair.ShowBasic
     assert crosshair.GetCrosshairBehavior() == crosshair.OffsetJumpSlice
+    display.window_level_by_drag(app.scene)  # the web app's left-drag: Slicer's window/level mouse mode
+    interaction = app.scene.GetFirstNodeByClass("vtkMRMLInteractionNode")
+    assert interaction.GetCurrentInteractionMode() == interaction.AdjustWindowLevel
 
 
 def test_self_test_runs_the_default_method_when_a_runtime_is_present_and_fails_loudly(app, monkeypatch):

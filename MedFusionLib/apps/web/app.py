@@ -98,9 +98,10 @@ class FusionWebApp:
         self.server.controller.on_server_exited.add(self.shutdown)
         self._fit_pending = False
 
-        from MedFusionLib.mrml.display import link_views
+        from MedFusionLib.mrml.display import link_views, window_level_by_drag
 
         link_views(self.slicer_app.scene)
+        window_level_by_drag(self.slicer_app.scene)
         for view in self.slicer_app.view_manager.get_views():
             view.interactor().AddObserver(vtkCommand.WindowResizeEvent, self._fit_after_resize)
 
