@@ -425,6 +425,17 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.progressBar.value = int(round(100 * fraction))
         self.ui.statusLabel.text = message
 
+    @staticmethod
+    def _showLegend(result, context, colourUsed) -> None:
+        """Slicer's colour legend in the views: the overlay's scale for a colour result (naming the functional
+        input), the colour table of a grey one."""
+        from MedFusionLib.mrml.display import show_colour_legend
+        from MedFusionLib.pipeline.job import functional_index
+
+        index = functional_index(context["modalities"])
+        functional = context["nodes"][index].GetName() if index is not None else ""
+        show_colour_legend(result.fusedVolumeNode, colourUsed, functional)
+
     def onJobFinished(self, message) -> None:
         job, context, self._job, self._jobContext = self._job, self._jobContext, None, None
         if context is None:  # discarded (scene closed, module cleaned up): nothing to deliver
@@ -448,8 +459,10 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     )
                     # the output selector keeps what the user chose: empty gives each Apply its own result
                     self._result = result
-                    p.opacity = shown_opacity(p.colour if result.outcome and result.outcome.rgb is not None else "none")
+                    colourUsed = p.colour if result.outcome and result.outcome.rgb is not None else "none"
+                    p.opacity = shown_opacity(colourUsed)
                     self.logic.setOverlayOpacity(p.opacity)
+                    self._showLegend(result, context, colourUsed)
                     if result.metricsTableNode is not None:
                         self.ui.metricsTableView.setMRMLTableNode(result.metricsTableNode)
                     self.ui.statusLabel.text = _("Done: {name}").format(name=result.fusedVolumeNode.GetName())
