@@ -23,6 +23,7 @@ POLL_S = 0.1
 # and line search, 2 to 5 s on a 2-core machine: past this delay a cancelled job's process tree is killed (its
 # results only ever reach its own job folder, which is deleted), so Cancel takes at most ~2 s in every stage.
 KILL_AFTER_S = 0.5
+SAVE_FOLDER = "medfusion-out"  # the Save field's default, a folder under the one the app serves
 
 
 def choice_items(choice: options.Choice) -> list[dict]:
@@ -156,7 +157,7 @@ class FusionWebApp:
         s.legend = None
         s.has_result = False
         s.open_path = ""
-        s.save_path = str(Path.cwd() / "medfusion-out")
+        s.save_path = SAVE_FOLDER  # relative to the served folder (--root): the page shows no server path
         s.saved = ""
         s.upload = None
         s.session_viewer = False  # set true per client, on a read-only tab (apps/web/sessions.py)
@@ -514,7 +515,9 @@ class FusionWebApp:
                 if transform is not None:
                     save_transform(transform, folder / f"transform_{index}.tfm")
                     written.append(f"transform_{index}.tfm")
-            self.state.saved = f"Saved {', '.join(written)} in {folder}"
+            root = security.policy_of(self).root
+            where = folder.relative_to(root) if folder.is_relative_to(root) else folder
+            self.state.saved = f"Saved {', '.join(written)} in {where}/"
         except (MedFusionError, OSError, RuntimeError) as err:
             self._report(err)
 
@@ -545,7 +548,6 @@ def serve(
     _check_port(host, port)
     app = FusionWebApp(files=files, sample=sample or not files)
     app.policy = policy
-    app.state.save_path = str(policy.root / "medfusion-out")
     if policy.token:
         middleware = security.token_middleware(policy.token)
         app.server.controller.on_server_bind.add(lambda wslink_server: wslink_server.app.middlewares.append(middleware))

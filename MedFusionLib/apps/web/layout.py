@@ -74,10 +74,18 @@ def _inputs_and_fusion(app: Any) -> None:
         _select("Table (grey result)", "overlay_maps", "overlay_map", "overlay-map", style="flex: 1; margin-left: 4px;")
     _select("Device (networks)", "devices", "device", "device")
     with html.Div(classes="d-flex"):
-        v3.VCheckbox(
-            label="Metrics", v_model=("compute_metrics",), density="compact", hide_details=True, id="compute-metrics"
-        )
-        v3.VCheckbox(label="Harden transform", v_model=("harden",), density="compact", hide_details=True, id="harden")
+        for label, model, element_id in (
+            ("Metrics", "compute_metrics", "compute-metrics"),
+            ("Harden transform", "harden", "harden"),
+        ):
+            v3.VCheckbox(
+                label=label,
+                v_model=(model,),
+                density="compact",
+                hide_details=True,
+                id=element_id,
+                disabled=("running",),
+            )
     v3.VBtn(
         "{{ running ? 'Cancel' : 'Apply' }}",
         click=app.on_apply,
@@ -147,7 +155,7 @@ def _results_display_and_save(app: Any) -> None:
                 density="compact",
             )
         with html.Div(classes="d-flex align-center"):
-            _path_field("Save in (server folder)", "save_path", "save-path")
+            _path_field("Save in (folder under the served one)", "save_path", "save-path")
             v3.VBtn("Save", click=app.on_save, id="save", classes="ml-1", disabled=("!has_result || running",))
         html.Div("{{ saved }}", id="saved", classes="text-caption mt-1")
 
