@@ -35,6 +35,7 @@ from slicer.util import VTKObservationMixin
 from MedFusionLib.core.options import (
     AXIS,
     COLOUR,
+    DEVICE,
     DISPLAY_MODE,
     LAYER_OPACITY,
     MODE,
@@ -107,8 +108,10 @@ class MedFusionParameterNode:
     overlayMap: Annotated[str, Choice(list(OVERLAY_MAP.values))] = OVERLAY_MAP.shown_default
     displayMode: Annotated[str, Choice(list(DISPLAY_MODE.values))] = DISPLAY_MODE.shown_default
     viewLayout: Annotated[str, Choice(list(VIEW_LAYOUT.values))] = VIEW_LAYOUT.shown_default
+    device: Annotated[str, Choice(list(DEVICE.values))] = DEVICE.shown_default
     computeMetrics: bool = True
     hardenTransform: bool = False
+    forceRegistration: bool = False  # keep a registration the plausibility check refuses ("Fuse anyway")
     # connectGui sets the output selector's nodeTypes from this annotation: both kinds, or colour fusion's
     # RGB (vector) results could not be chosen
     outputVolume: vtkMRMLScalarVolumeNode | vtkMRMLVectorVolumeNode
@@ -388,6 +391,8 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 axis=p.axis,
                 colour=p.colour,
                 computeMetrics=p.computeMetrics,
+                device=p.device,
+                force_registration=p.forceRegistration,
             )
             output = p.outputVolume
             if output is not None and output.IsA("vtkMRMLVectorVolumeNode") != (p.colour != "none"):
@@ -420,6 +425,17 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.progressBar.value = int(round(100 * fraction))
         self.ui.statusLabel.text = message
 
+    @staticmethod
+    def _showLegend(result, context, colourUsed) -> None:
+        """Slicer's colour legend in the views: the overlay's scale for a colour result (naming the functional
+        input), the colour table of a grey one."""
+        from MedFusionLib.mrml.display import show_colour_legend
+        from MedFusionLib.pipeline.job import functional_index
+
+        index = functional_index(context["modalities"])
+        functional = context["nodes"][index].GetName() if index is not None else ""
+        show_colour_legend(result.fusedVolumeNode, colourUsed, functional)
+
     def onJobFinished(self, message) -> None:
         job, context, self._job, self._jobContext = self._job, self._jobContext, None, None
         if context is None:  # discarded (scene closed, module cleaned up): nothing to deliver
@@ -443,13 +459,23 @@ class MedFusionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     )
                     # the output selector keeps what the user chose: empty gives each Apply its own result
                     self._result = result
-                    p.opacity = shown_opacity(p.colour if result.outcome and result.outcome.rgb is not None else "none")
+                    colourUsed = p.colour if result.outcome and result.outcome.rgb is not None else "none"
+                    p.opacity = shown_opacity(colourUsed)
                     self.logic.setOverlayOpacity(p.opacity)
+                    self._showLegend(result, context, colourUsed)
                     if result.metricsTableNode is not None:
                         self.ui.metricsTableView.setMRMLTableNode(result.metricsTableNode)
                     self.ui.statusLabel.text = _("Done: {name}").format(name=result.fusedVolumeNode.GetName())
             elif message.get("cancelled"):
                 self.ui.statusLabel.text = _("Cancelled; the scene was not changed.")
+            elif message.get("implausible"):
+                self.ui.statusLabel.text = _("Stopped: the registration looks wrong.")
+                slicer.util.errorDisplay(
+                    _(
+                        "The registration looks wrong: {why}. Check that the inputs show the same anatomy, or tick "
+                        "'Fuse anyway' and press Apply again to keep it."
+                    ).format(why=message["implausible"])
+                )
             else:
                 self.ui.statusLabel.text = _("Failed.")
                 slicer.util.errorDisplay(_("MedFusion failed: {error}").format(error=message.get("error", "?")))

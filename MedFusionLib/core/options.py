@@ -219,6 +219,8 @@ class FusionOptions:
         COLOUR.check(self.colour)
         COLOUR_STYLE.check(self.colour_style)
         DEVICE.check(self.device)
+        if not isinstance(self.force_registration, bool):
+            raise MedFusionError(f"force_registration must be true or false, got {self.force_registration!r}")
         if self.functional is not None and (not isinstance(self.functional, int) or self.functional < 0):
             raise MedFusionError(f"functional input index must be 0 or more (0-based), got {self.functional!r}")
         for modality in self.modalities or ():

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from MedFusionLib.core.options import FUNCTIONAL_MODALITIES
 
 GREY = "vtkMRMLColorTableNodeGrey"
@@ -130,3 +132,62 @@ def link_views(scene) -> None:
         crosshair = scene.AddNewNodeByClass("vtkMRMLCrosshairNode")
     crosshair.SetCrosshairMode(crosshair.ShowBasic)
     crosshair.SetCrosshairBehavior(crosshair.OffsetJumpSlice)
+
+
+def window_level_by_drag(scene) -> None:
+    """Slicer's window/level mouse mode (its toolbar's "Window/level" button): a left-drag in a slice view
+    changes the window (left-right) and level (up-down) of the volume under the mouse, Ctrl + drag sets them
+    from a region, a double-click resets them. For front-ends without Slicer's toolbar (the web app)."""
+    interaction = scene.GetFirstNodeByClass("vtkMRMLInteractionNode")
+    if interaction is None:
+        interaction = scene.AddNewNodeByClass("vtkMRMLInteractionNode")
+    interaction.SetCurrentInteractionMode(interaction.AdjustWindowLevel)
+
+
+def overlay_scale_table(scene, colour_map: str):
+    """A colour table node with the colour overlay's scale, from the threshold's colour to the peak's (the same
+    control points that painted the RGB result, ``core.colour.overlay_colours``); one per map, reused."""
+    from MedFusionLib.core import colour
+
+    name = f"MedFusion {colour_map} overlay scale"
+    table = scene.GetFirstNodeByName(name)
+    if table is not None and table.IsA("vtkMRMLColorTableNode"):
+        return table
+    rgb = colour.overlay_colours(np.linspace(colour.OVERLAY_THRESHOLD, 1.0, 256), colour_map) / 255.0
+    table = scene.AddNewNodeByClass("vtkMRMLColorTableNode", name)
+    table.SetTypeToUser()
+    table.SetNumberOfColors(len(rgb))
+    for index, (red, green, blue) in enumerate(rgb):
+        table.SetColor(index, red, green, blue, 1.0)
+    return table
+
+
+def show_colour_legend(node, colour_used: str, functional_name: str = ""):
+    """Slicer's colour legend (a ``vtkMRMLColorLegendDisplayNode``, drawn by its colour legend displayable
+    manager in the views) for a fused volume. A colour overlay result is RGB and has no lookup table, so its
+    display node is given the overlay's scale table, its range in percent of the functional image's range
+    (the threshold to 100 %; RGB voxels are shown as they are whatever the table); a grey result's legend is its
+    own colour table over the 0..255 window. ``colour_used``: the colour the result was made with ("none": grey)."""
+    from slicer import vtkMRMLColorLegendDisplayNode, vtkMRMLDisplayNode, vtkSlicerColorLogic
+
+    from MedFusionLib.core import colour
+
+    display, scene = node.GetDisplayNode(), node.GetScene()
+    if node.IsA("vtkMRMLVectorVolumeNode"):
+        colour_map = "pet" if colour_used == "auto" else colour_used
+        was = display.StartModify()
+        display.SetAndObserveColorNodeID(overlay_scale_table(scene, colour_map).GetID())
+        display.SetScalarRangeFlag(vtkMRMLDisplayNode.UseManualScalarRange)
+        display.SetScalarRange(100.0 * colour.OVERLAY_THRESHOLD, 100.0)
+        display.EndModify(was)
+        title, label_format = f"{functional_name or 'functional input'} ({colour_map} scale, % of range)", "%.0f %%"
+    else:
+        table = display.GetColorNode()
+        title, label_format = f"fused intensity ({table.GetName() if table is not None else 'grey'})", "%.0f"
+    if scene.CreateNodeByClass("vtkMRMLColorLegendDisplayNode") is None:  # registered by Slicer's Colors module
+        scene.RegisterNodeClass(vtkMRMLColorLegendDisplayNode())  # (its logic's SetMRMLScene); a bare scene lacks it
+    legend = vtkSlicerColorLogic.AddDefaultColorLegendDisplayNode(node)
+    legend.SetTitleText(title)
+    legend.SetLabelFormat(label_format)
+    legend.SetVisibility(True)
+    return legend

@@ -86,6 +86,7 @@ def run_job(folder, stream=None) -> int:
     """Run the job in ``folder``; returns the process exit code (0 done, 1 error, 2 cancelled)."""
     from MedFusionLib.core.errors import MedFusionError, OperationCancelled
     from MedFusionLib.registration import save_transform
+    from MedFusionLib.registration.plausibility import ImplausibleRegistration
 
     stream = stream or sys.stdout
     folder = Path(folder)
@@ -127,6 +128,9 @@ def run_job(folder, stream=None) -> int:
     except OperationCancelled:
         _emit(stream, cancelled=True)
         return 2
+    except ImplausibleRegistration as err:  # the GUIs offer to fuse anyway (force_registration)
+        _emit(stream, error=str(err), implausible=err.warning)
+        return 1
     except MedFusionError as err:
         _emit(stream, error=str(err))
         return 1

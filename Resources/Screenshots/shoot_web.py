@@ -2,7 +2,9 @@
 
     python Resources/Screenshots/shoot_web.py ../shared/data/volumes/spm  # T1.nii.gz and PET.nii.gz, at defaults
 
-Each step is taken with every choice at its default; the status line of each step is printed.
+Each step is taken with every choice at its default; the status line of each step is printed. The app serves a
+new empty temporary folder (--root), so the Save field shows its default, a folder relative to it, and the page
+no path of this machine.
 """
 
 from __future__ import annotations
@@ -33,18 +35,26 @@ def shoot(page, name: str, *folders: Path) -> None:
     time.sleep(2.5)  # the streamed views settle
     for folder in folders:
         page.screenshot(path=str(folder / name))
-    print(f"{name}: {page.inner_text('#status')}")
+    print(f"{name}: {page.inner_text('#status')}", flush=True)
 
 
 def main(data: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    save_in = Path(tempfile.mkdtemp(prefix="medfusion-shots-"))
+    data = data.resolve()  # the server runs in the served folder
+    served = Path(tempfile.mkdtemp(prefix="medfusion-shots-"))
     command = [sys.executable, "-m", "MedFusionLib", "app", str(data / "T1.nii.gz"), str(data / "PET.nii.gz")]
-    server = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [*command, "--port", str(port), "--root", str(served)],
+        cwd=served,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while True:
+            if server.poll() is not None:
+                raise SystemExit(f"medfusion app exited with code {server.returncode}; run it alone to see why")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
@@ -66,15 +76,14 @@ def main(data: Path) -> None:
             page.locator("#view-layout .v-field").click()
             page.get_by_role("option", name="three slices", exact=True).click()
             shoot(page, "web-4-three-slices.png", DOCS)
-            page.fill("input#save-path", str(save_in))
-            page.click("#save")
+            page.click("#save")  # into the default folder, under the served one
             page.wait_for_function("document.querySelector('#saved').innerText.startsWith('Saved')")
             shoot(page, "web-5-saved.png", DOCS)
             browser.close()
     finally:
         server.terminate()
         server.wait(30)
-        shutil.rmtree(save_in, ignore_errors=True)
+        shutil.rmtree(served, ignore_errors=True)
 
 
 if __name__ == "__main__":

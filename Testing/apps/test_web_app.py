@@ -35,6 +35,7 @@ BROWSER_FLAGS = [
 ]
 ALL_VIEWS_DRAWN = "[...document.querySelectorAll('#views img')].filter(i => i.naturalWidth > 0).length == 4"
 VIEWPORT = {"width": 1366, "height": 768}
+MAX_UPLOAD_MB = 2  # the server's upload limit here (the sample volumes written below are about 1 MB)
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="the 'web' extra is not installed")
 pytest.importorskip("trame_slicer", reason="the 'web' extra is not installed")
@@ -57,7 +58,8 @@ def server(tmp_path_factory):
     log = open(tmp_path_factory.mktemp("web-log") / "server.log", "w+")
     data = tmp_path_factory.mktemp("web-data")  # the only folder the page may open from (--root)
     process = subprocess.Popen(
-        [sys.executable, "-m", "MedFusionLib", "app", "--sample", "--port", str(port), "--root", str(data)],
+        [sys.executable, "-m", "MedFusionLib", "app", "--sample", "--port", str(port), "--root", str(data)]
+        + ["--max-upload-mb", str(MAX_UPLOAD_MB)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -200,6 +202,44 @@ def assert_loaded_page_reads_right(page) -> None:
     assert sorted(c.split()[0].rstrip(",") for c in captions) == ["Axial", "Coronal", "Sagittal"], captions
     assert in_viewport(page, "#apply") and in_viewport(page, "#save"), "Apply or Save is off screen at 1366 x 768"
     assert page.evaluate("document.scrollingElement.scrollHeight") <= VIEWPORT["height"], "the page itself scrolls"
+
+
+def test_left_drag_sets_window_level_and_shift_move_moves_the_other_views(page):
+    """Slicer's own interaction in the streamed views: a left-drag in the axial view changes the window/level of
+    the volume shown (the corner text, from its display node, and the pixels), and with the crosshair linking the
+    views, Shift + move in the axial view puts the coronal and sagittal slices through the point (their captions'
+    positions move; the axial one stays)."""
+    page.wait_for_function(ALL_VIEWS_DRAWN, timeout=90_000)
+    axial = page.locator("#views img").nth(0)
+    window_level = page.locator("#views .view-window-level")
+    before_text = window_level.all_inner_texts()
+    assert before_text[0].startswith("W ") and len(set(before_text)) == 1, before_text
+    before = views(page, "0-before-drag")
+    box = axial.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(x + 8 * step, y + 5 * step)
+        time.sleep(0.05)
+    page.mouse.up()
+    page.wait_for_function(
+        f"document.querySelector('#views .view-window-level').innerText != {before_text[0]!r}", timeout=10_000
+    )
+    dragged = views(page, "0-after-drag")
+    assert np.abs(dragged - before).mean() > 1.0, "the drag changed the window/level text but not the views"
+
+    captions = page.locator("#views .view-caption").all_inner_texts()
+    page.keyboard.down("Shift")
+    page.mouse.move(x - 40, y - 30)
+    page.mouse.move(x - 45, y - 35)
+    page.keyboard.up("Shift")
+    deadline = time.monotonic() + 10
+    while page.locator("#views .view-caption").all_inner_texts() == captions and time.monotonic() < deadline:
+        time.sleep(0.2)
+    moved = page.locator("#views .view-caption").all_inner_texts()
+    assert moved[0] == captions[0], "Shift + move in the axial view moved the axial slice"
+    assert moved[1] != captions[1] and moved[2] != captions[2], (captions, moved)
 
 
 def test_the_web_app_fuses_shows_and_cancels(page, server):
@@ -360,13 +400,21 @@ def result_names(page) -> list[str]:
 
 
 def test_bad_uploads_give_one_clear_message_and_the_session_keeps_working(page, server):
+    """A non-image file, a 2-D image and an upload over the server's size limit: one line each on the page,
+    no copy left behind, and the session opens the next volume."""
     import SimpleITK as sitk
 
     not_an_image = server["data"] / "notes.nii.gz"
     not_an_image.write_text("not an image")
     flat = server["data"] / "slice.png"
     sitk.WriteImage(sitk.Image(32, 32, sitk.sitkUInt8), str(flat))
-    for path, words in ((not_an_image, "notes.nii.gz"), (flat, "3-D volume is needed")):
+    too_large = server["data"] / "large.nii.gz"
+    too_large.write_bytes(os.urandom(int((MAX_UPLOAD_MB + 1) * 2**20)))
+    for path, words in (
+        (not_an_image, "notes.nii.gz"),
+        (flat, "3-D volume is needed"),
+        (too_large, f"over the upload limit of {MAX_UPLOAD_MB} MB"),
+    ):
         page.locator("input#upload").set_input_files(str(path))
         page.wait_for_function(f"document.querySelector('#error').innerText.includes({words!r})", timeout=30_000)
         message = page.inner_text("#error")
@@ -380,3 +428,92 @@ def test_bad_uploads_give_one_clear_message_and_the_session_keeps_working(page, 
     page.click("#open")
     assert wait_status(page, ["Opened", "rror"], timeout=30) == "Opened after PET"
     assert page.inner_text("#error").strip() == ""
+
+
+def test_a_refused_registration_can_be_fused_anyway_and_the_device_reaches_the_job(page, server):
+    """A moving volume unrelated to the reference (smoothed noise on the CT's grid): the plausibility check stops
+    the run with one line and the page offers Fuse anyway, which keeps the registration and fuses. The device
+    choice goes to the worker: CUDA on a machine without ONNX Runtime's CUDA provider is its one-line error."""
+    import SimpleITK as sitk
+
+    from MedFusionLib.samples.phantom import make_phantom_pair
+
+    ct = make_phantom_pair(7).ct
+    noise = np.random.default_rng(0).random(sitk.GetArrayFromImage(ct).shape).astype(np.float32) * 1000
+    unrelated = sitk.GetImageFromArray(noise)
+    unrelated.CopyInformation(ct)
+    path = server["data"] / "unrelated.nrrd"
+    sitk.WriteImage(sitk.SmoothingRecursiveGaussian(unrelated, 4.0), str(path))
+    page.fill("input#open-path", str(path))
+    page.click("#open")
+    assert wait_status(page, ["Opened unrelated", "rror"], timeout=30) == "Opened unrelated", page.inner_text("#error")
+    choose(page, "reference", "Phantom CT")
+    choose(page, "moving", "unrelated")
+    choose(page, "method", "mean")
+    choose(page, "registration", "rigid")
+    assert not page.locator("#fuse-anyway").is_visible()
+    press_apply(page)
+    assert wait_status(page, ["Done", "Stopped", "Failed", "Cancelled"]) == "Stopped: the registration looks wrong."
+    message = page.inner_text("#error")
+    assert message.startswith("The registration looks wrong: weak final similarity") and "\n" not in message.strip()
+    page.click("#fuse-anyway")
+    page.wait_for_function("!document.querySelector('#status').innerText.startsWith('Stopped')", timeout=10_000)
+    status = wait_status(page, ["Done", "Stopped", "Failed", "Cancelled"])
+    assert status == "Done: Phantom CT + unrelated fused (mean, slice), registered rigid", page.inner_text("#error")
+    assert page.inner_text("#error").strip() == "" and not page.locator("#fuse-anyway").is_visible()
+
+    from MedFusionLib.inference.devices import CUDA_PROVIDER, available_providers
+
+    choose(page, "registration", "none")
+    choose(page, "device", "GPU (CUDA)")
+    press_apply(page)
+    status = wait_status(page, ["Done", "Failed", "Cancelled"])
+    if CUDA_PROVIDER in available_providers():
+        assert status.startswith("Done"), page.inner_text("#error")
+    else:
+        assert status == "Failed." and "no CUDA GPU available" in page.inner_text("#error")
+    choose(page, "device", "auto (GPU if available)")
+
+
+def test_a_second_tab_is_read_only_until_the_first_closes(page, server):
+    """One server holds one scene and one state: a tab opened while another holds the session says so over the
+    whole page and the server refuses its actions; closing the first tab hands the session to it. (Last in the
+    file: it closes the module's page.)"""
+    page.wait_for_function(ALL_VIEWS_DRAWN, timeout=90_000)
+    assert not page.locator("#session-banner").is_visible()
+    second = page.context.new_page()
+    second.goto(server["url"])
+    second.wait_for_selector("#session-banner", state="visible", timeout=60_000)
+    assert "open in another browser tab" in second.inner_text("#session-banner")
+    second.wait_for_function(ALL_VIEWS_DRAWN, timeout=60_000)  # it still shows the session's views
+    box = second.locator("#apply").bounding_box()
+    covered = second.evaluate(
+        "([x, y]) => !!document.elementFromPoint(x, y).closest('#session-banner')",
+        [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
+    )
+    assert covered, "the read-only tab's Apply button can be clicked"
+    time.sleep(1.0)
+    assert not page.locator("#session-banner").is_visible(), "the tab holding the session was made read-only"
+
+    # the server refuses the read-only tab's Apply even when its banner is removed, and tells that tab alone
+    status_before = page.inner_text("#status")
+    second.evaluate("document.querySelector('#session-banner').remove()")
+    second.click("#apply")
+    second.wait_for_function("document.querySelector('#error').innerText.includes('Read-only')", timeout=10_000)
+    time.sleep(1.0)
+    assert page.inner_text("#apply").strip().lower() == "apply" and page.inner_text("#status") == status_before
+    assert "Read-only" not in page.inner_text("#error")
+
+    # the first tab closes: the second takes over and can work
+    import SimpleITK as sitk
+
+    from MedFusionLib.samples.pet import make_phantom_pet
+
+    taken_over = server["data"] / "takeover PET.nrrd"
+    sitk.WriteImage(make_phantom_pet(4), str(taken_over))
+    page.close()
+    second.wait_for_function("!document.querySelector('#session-banner')", timeout=30_000)
+    second.fill("input#open-path", str(taken_over))
+    second.click("#open")
+    status = wait_status(second, ["Opened takeover", "rror"], timeout=30)
+    assert status == "Opened takeover PET", second.inner_text("#error")

@@ -85,3 +85,53 @@ def test_the_legend_of_a_grey_result_samples_the_colour_table_it_is_shown_with()
     )
     heat = legend_for("none", scene.GetNodeByID("vtkMRMLPETProceduralColorNodePET-Heat"))
     assert heat["title"] == "fused intensity (PET-Heat)" and heat["gradient"] != grey["gradient"]
+
+
+def test_one_tab_holds_the_session_and_the_longest_waiting_tab_takes_over():
+    from MedFusionLib.apps.web.sessions import SessionGuard
+
+    guard = SessionGuard()
+    assert guard.may_act(None), "without a browser (the app driven by tests) nobody holds the session"
+    assert guard.connected("a") and guard.connected("a"), "a reconnecting holder keeps the session"
+    assert not guard.connected("b") and not guard.connected("c")
+    assert guard.may_act("a") and not guard.may_act("b") and not guard.may_act(None)
+    assert guard.exited("c") is None and guard.holder == "a"  # a read-only tab leaving changes nothing
+    assert guard.exited("a") == "b" and guard.may_act("b") and not guard.may_act("a")
+    assert guard.exited("b") is None and guard.holder is None
+    assert guard.connected("d"), "after the last tab closed, the next one (a reload) holds the session"
+
+
+def test_slice_views_carry_slicers_window_level_drag_and_linked_crosshair():
+    """On trame-slicer's real views (no browser): a left-drag in the axial view changes the shown volume's
+    window/level (Slicer's window/level mouse mode), and Shift + move there moves the other views' slices."""
+    pytest.importorskip("trame_slicer", reason="the 'web' extra is not installed")
+    from MedFusionLib.apps.web.app import FusionWebApp
+
+    app = FusionWebApp(sample=True)
+    try:
+        slice_views = [v for v in app.slicer_app.view_manager.get_views() if hasattr(v, "get_slice_value")]
+        for view in slice_views:
+            view.render_window().SetSize(400, 300)
+            view.render()
+        axial = next(v for v in slice_views if v.get_view_node().GetLayoutName() == "Red")
+        display = app.slicer_app.scene.GetNodeByID(axial.get_background_volume_id()).GetDisplayNode()
+        start = (display.GetWindow(), display.GetLevel())
+        interactor = axial.interactor()
+        interactor.SetEventInformation(200, 150, 0, 0)
+        interactor.InvokeEvent("MouseMoveEvent")
+        interactor.InvokeEvent("LeftButtonPressEvent")
+        for step in range(1, 10):
+            interactor.SetEventInformation(200 + 10 * step, 150 + 5 * step, 0, 0)
+            interactor.InvokeEvent("MouseMoveEvent")
+        interactor.InvokeEvent("LeftButtonReleaseEvent")
+        assert display.GetWindow() > start[0] and display.GetLevel() != start[1], (start, display.GetWindow())
+
+        others = [v for v in slice_views if v is not axial]
+        offsets = [v.get_slice_value() for v in others]
+        axial_offset = axial.get_slice_value()
+        interactor.SetEventInformation(120, 90, 0, 1)  # shift held
+        interactor.InvokeEvent("MouseMoveEvent")
+        assert axial.get_slice_value() == axial_offset
+        assert all(v.get_slice_value() != o for v, o in zip(others, offsets)), offsets
+    finally:
+        app.shutdown()

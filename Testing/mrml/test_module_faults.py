@@ -110,6 +110,7 @@ def test_the_ui_and_the_web_page_offer_the_choices_of_core_options():
         ("displayMode", options.DISPLAY_MODE),
         ("viewLayout", options.VIEW_LAYOUT),
         ("axis", options.AXIS),
+        ("device", options.DEVICE),
     ):
         name = choice_name(choice)
         annotation = ast.unparse(fields[field].annotation)
@@ -128,6 +129,7 @@ def test_the_ui_and_the_web_page_offer_the_choices_of_core_options():
         options.OVERLAY_MAP,
         options.DISPLAY_MODE,
         options.VIEW_LAYOUT,
+        options.DEVICE,
     ):
         assert f"choice_items(options.{choice_name(choice)})" in used, choice.name
 
@@ -231,3 +233,41 @@ def test_extension_metadata_names_no_placeholder_and_its_resources_exist():
     with Image.open(ROOT / "Resources" / "Icons" / "MedFusion.png") as icon:
         assert icon.size == (128, 128)
     assert len(list((ROOT / "Resources" / "Screenshots").glob("*.png"))) >= 2
+
+
+def test_a_refused_registration_says_why_and_force_registration_keeps_it(tmp_path):
+    """The worker's job: a registration the plausibility check refuses ends with the reason as its own field (the
+    GUIs offer "Fuse anyway" on it), and the same job with ``force_registration`` fuses; the device option travels
+    with the job. The module sends the device and the checkbox from its parameter node."""
+    import io
+    import json
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    from MedFusionLib.pipeline import job
+    from MedFusionLib.samples.phantom import make_phantom_pair
+
+    ct = make_phantom_pair(7).ct
+    noise = sitk.GetImageFromArray(
+        np.random.default_rng(0).random(sitk.GetArrayFromImage(ct).shape).astype(np.float32) * 1000
+    )
+    noise.CopyInformation(ct)
+    unrelated = sitk.SmoothingRecursiveGaussian(noise, 4.0)
+    options = dict(method="mean", registration="rigid", computeMetrics=False, device="cpu")
+    refused, kept = tmp_path / "refused", tmp_path / "kept"
+    job.write_job(refused, [ct, unrelated], **options)
+    stream = io.StringIO()
+    assert job.run_job(refused, stream) == 1
+    message = json.loads(stream.getvalue().splitlines()[-1])
+    assert message["implausible"].startswith("weak final similarity") and "registration implausible" in message["error"]
+    assert not (refused / "fused.nrrd").exists()
+    job.write_job(kept, [ct, unrelated], force_registration=True, **options)
+    assert job.run_job(kept, io.StringIO()) == 0 and job.load_outcome(kept).transforms[0] is not None
+    with pytest.raises(Exception, match="force_registration must be true or false"):
+        job.write_job(tmp_path / "bad", [ct, unrelated], force_registration="yes")
+    assert not (tmp_path / "bad").exists()
+
+    sent = ast.unparse(_method("MedFusionWidget", "onApplyButton"))
+    assert "device=p.device" in sent and "force_registration=p.forceRegistration" in sent
+    assert "implausible" in ast.unparse(_method("MedFusionWidget", "onJobFinished"))

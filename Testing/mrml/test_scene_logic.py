@@ -287,6 +287,57 @@ def test_auto_colour_is_the_clinical_rule_colour_for_pet_grey_for_ct_and_mr(app,
     assert grey.GetDisplayNode().GetColorNodeID() == "vtkMRMLColorTableNodeGrey"
 
 
+def test_colour_legend_shows_the_overlay_scale_and_leaves_the_rgb_result_as_it_is(app, phantom):
+    """Slicer's colour legend for a result: the colour overlay (RGB, no lookup table of its own) gets the overlay's
+    scale from the threshold's colour to the peak's, in percent of the functional range, without changing a
+    rendered pixel; a grey result's legend is its own colour table."""
+    from vtk.util import numpy_support
+
+    from MedFusionLib.core import colour
+    from MedFusionLib.mrml import display
+    from MedFusionLib.samples.pet import make_phantom_pet
+
+    ct, pet = add(app, phantom.ct, "CT"), add(app, make_phantom_pet(), "FDG PET")
+    node = app.logic.process(ct, pet, method="mean", colour="auto", opacity=1.0).fusedVolumeNode
+    red = app.slice_logics[0]
+
+    def rendered():
+        # the layers' pipelines are rebuilt when the composite node's layers change (what a view does on its next
+        # render): without that, the image computed before the result's display was set up would be compared
+        composite = app.scene.GetNthNodeByClass(0, "vtkMRMLSliceCompositeNode")
+        composite.SetForegroundVolumeID(None)
+        composite.SetForegroundVolumeID(node.GetID())
+        producer = red.GetImageDataConnection().GetProducer()
+        producer.Update()
+        return numpy_support.vtk_to_numpy(producer.GetOutputDataObject(0).GetPointData().GetScalars()).copy()
+
+    before = rendered()
+    legend = display.show_colour_legend(node, "auto", "FDG PET")
+    assert legend.IsA("vtkMRMLColorLegendDisplayNode") and legend.GetVisibility()
+    assert legend.GetPrimaryDisplayNode() is node.GetDisplayNode()
+    assert slicer.vtkSlicerColorLogic.GetColorLegendDisplayNode(node) is legend
+    assert legend.GetTitleText() == "FDG PET (pet scale, % of range)"
+    table = node.GetDisplayNode().GetColorNode()
+    assert table.GetNumberOfColors() == 256
+    low, high = [0.0] * 4, [0.0] * 4
+    table.GetColor(0, low)
+    table.GetColor(255, high)
+    expected = colour.overlay_colours(np.array([colour.OVERLAY_THRESHOLD, 1.0]), "pet") / 255.0
+    assert np.allclose(low[:3], expected[0], atol=1 / 255) and np.allclose(high[:3], expected[1], atol=1 / 255)
+    assert low[0] > low[1] and low[0] > low[2], "the threshold's colour should be red"
+    assert tuple(node.GetDisplayNode().GetScalarRange()) == (50.0, 100.0)
+    assert node.GetDisplayNode().GetScalarRangeFlag() != slicer.vtkMRMLDisplayNode.UseDirectMapping
+    assert before.std() > 10 and np.array_equal(rendered(), before), "the legend changed the shown RGB result"
+    assert display.show_colour_legend(node, "auto", "FDG PET") is legend
+    assert app.scene.GetNumberOfNodesByClass("vtkMRMLColorLegendDisplayNode") == 1
+
+    mr = add(app, phantom.mr, "MR")
+    grey = app.logic.process(ct, mr, method="mean", colour="auto").fusedVolumeNode
+    grey_legend = display.show_colour_legend(grey, "none")
+    assert grey_legend.GetTitleText() == "fused intensity (Grey)"
+    assert grey_legend.GetPrimaryDisplayNode().GetColorNodeID() == display.GREY
+
+
 def test_fixed_under_a_parent_transform_keeps_the_output_with_it(app, phantom):
     ct, mr = add(app, phantom.ct, "CT"), add(app, phantom.mr, "MR")
     parent = app.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "fixed pose")
@@ -628,6 +679,9 @@ def test_view_layouts_and_linked_views(app):
     crosshair = app.scene.GetFirstNodeByClass("vtkMRMLCrosshairNode")
     assert crosshair.GetCrosshairMode() == crosshair.ShowBasic
     assert crosshair.GetCrosshairBehavior() == crosshair.OffsetJumpSlice
+    display.window_level_by_drag(app.scene)  # the web app's left-drag: Slicer's window/level mouse mode
+    interaction = app.scene.GetFirstNodeByClass("vtkMRMLInteractionNode")
+    assert interaction.GetCurrentInteractionMode() == interaction.AdjustWindowLevel
 
 
 def test_self_test_runs_the_default_method_when_a_runtime_is_present_and_fails_loudly(app, monkeypatch):

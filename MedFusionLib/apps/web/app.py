@@ -23,6 +23,7 @@ POLL_S = 0.1
 # and line search, 2 to 5 s on a 2-core machine: past this delay a cancelled job's process tree is killed (its
 # results only ever reach its own job folder, which is deleted), so Cancel takes at most ~2 s in every stage.
 KILL_AFTER_S = 0.5
+SAVE_FOLDER = "medfusion-out"  # the Save field's default, a folder under the one the app serves
 
 
 def choice_items(choice: options.Choice) -> list[dict]:
@@ -78,6 +79,9 @@ class FusionWebApp:
         self.results: dict[str, ShownResult] = {}  # fused node ID -> one Apply's result, all kept selectable
         self._job = None
         self._job_context: dict[str, Any] = {}
+        from MedFusionLib.apps.web.sessions import SessionGuard, SessionLink
+
+        self.sessions = SessionLink(self.server, SessionGuard())  # one server, one session: other tabs read-only
         self._initial_state()
         from MedFusionLib.apps.web.layout import build_layout
 
@@ -95,9 +99,10 @@ class FusionWebApp:
         self.server.controller.on_server_exited.add(self.shutdown)
         self._fit_pending = False
 
-        from MedFusionLib.mrml.display import link_views
+        from MedFusionLib.mrml.display import link_views, window_level_by_drag
 
         link_views(self.slicer_app.scene)
+        window_level_by_drag(self.slicer_app.scene)
         for view in self.slicer_app.view_manager.get_views():
             view.interactor().AddObserver(vtkCommand.WindowResizeEvent, self._fit_after_resize)
 
@@ -132,6 +137,7 @@ class FusionWebApp:
         s.registrations = choice_items(options.REGISTRATION)
         s.registration = options.REGISTRATION.shown_default
         s.registration_note = ""
+        s.implausible = ""  # why the last registration was refused (the page then offers "Fuse anyway")
         s.devices, s.device = choice_items(options.DEVICE), options.DEVICE.shown_default
         s.colours, s.colour = choice_items(options.COLOUR), options.COLOUR.shown_default
         s.overlay_maps, s.overlay_map = choice_items(options.OVERLAY_MAP), options.OVERLAY_MAP.shown_default
@@ -151,9 +157,14 @@ class FusionWebApp:
         s.legend = None
         s.has_result = False
         s.open_path = ""
-        s.save_path = str(Path.cwd() / "medfusion-out")
+        s.save_path = SAVE_FOLDER  # relative to the served folder (--root): the page shows no server path
         s.saved = ""
         s.upload = None
+        s.session_viewer = False  # set true per client, on a read-only tab (apps/web/sessions.py)
+
+    def _may_act(self) -> bool:
+        """Only the tab holding the session may change it (apps/web/sessions.py)."""
+        return self.sessions.may_act()
 
     def _refresh_volumes(self) -> None:
         scene = self.slicer_app.scene
@@ -250,6 +261,8 @@ class FusionWebApp:
     def on_open_path(self) -> None:
         from MedFusionLib.apps.web import security
 
+        if not self._may_act():
+            return
         self.state.error = ""
         try:
             security.refuse_while_running(self._job is not None)
@@ -261,7 +274,7 @@ class FusionWebApp:
 
     def on_upload(self, upload=None, **_) -> None:
         """Uploaded files are written to a private folder, read, and deleted at once (patient data)."""
-        if not upload:
+        if not upload or not self._may_act():
             return
         from MedFusionLib.apps.web import security
 
@@ -287,6 +300,8 @@ class FusionWebApp:
     # -- apply / cancel ------------------------------------------------------------------------------------
     def on_apply(self) -> None:
         """Apply starts a job; while one runs the same button cancels it."""
+        if not self._may_act():
+            return
         if self._job is not None:
             self.cancel()
             return
@@ -296,7 +311,18 @@ class FusionWebApp:
         except MedFusionError as err:
             self._report(err)
 
-    def start(self) -> None:
+    def on_fuse_anyway(self) -> None:
+        """The plausibility check refused the registration and the user chose to keep it: the same Apply again,
+        with ``forceRegistration``."""
+        if not self._may_act() or self._job is not None:
+            return
+        self.state.error = ""
+        try:
+            self.start(force_registration=True)
+        except MedFusionError as err:
+            self._report(err)
+
+    def start(self, force_registration: bool = False) -> None:
         """Validate, write the job, start the worker process and the task that polls it."""
         from MedFusionLib.apps.worker import WorkerProcess
         from MedFusionLib.core.errors import InputError
@@ -315,12 +341,13 @@ class FusionWebApp:
             colour=colour,
             computeMetrics=bool(s.compute_metrics),
             device=options.DEVICE.check(s.device),
+            force_registration=force_registration,
         )
         folder, self._job, modalities = start_job(self.logic, nodes, WorkerProcess, **job)
         self._job_context = dict(
             nodes=nodes, folder=folder, modalities=modalities, colour=colour, harden=bool(s.harden), cancel_at=None
         )
-        s.running, s.progress, s.status = True, 0, "Starting the worker..."
+        s.running, s.progress, s.status, s.implausible = True, 0, "Starting the worker...", ""
         asyncio.get_event_loop().create_task(self._watch())
 
     def cancel(self) -> None:
@@ -354,6 +381,12 @@ class FusionWebApp:
                 self._apply_result(context)
             elif message.get("cancelled"):
                 s.status = "Cancelled; nothing was changed."
+            elif message.get("implausible"):
+                s.status, s.implausible = "Stopped: the registration looks wrong.", message["implausible"]
+                s.error = (
+                    f"The registration looks wrong: {message['implausible']}. Check that the inputs show the same "
+                    "anatomy, or press Fuse anyway to keep it."
+                )
             else:
                 s.status = "Failed."
                 s.error = str(message.get("error", "the worker failed")).splitlines()[0]
@@ -462,6 +495,8 @@ class FusionWebApp:
         from MedFusionLib.core.imageio import write_image
         from MedFusionLib.registration.transform_io import save_transform
 
+        if not self._may_act():
+            return
         self.state.error = ""
         if self.result is None:
             self.state.error = "nothing to save yet: press Apply first"
@@ -480,7 +515,9 @@ class FusionWebApp:
                 if transform is not None:
                     save_transform(transform, folder / f"transform_{index}.tfm")
                     written.append(f"transform_{index}.tfm")
-            self.state.saved = f"Saved {', '.join(written)} in {folder}"
+            root = security.policy_of(self).root
+            where = folder.relative_to(root) if folder.is_relative_to(root) else folder
+            self.state.saved = f"Saved {', '.join(written)} in {where}/"
         except (MedFusionError, OSError, RuntimeError) as err:
             self._report(err)
 
@@ -511,7 +548,6 @@ def serve(
     _check_port(host, port)
     app = FusionWebApp(files=files, sample=sample or not files)
     app.policy = policy
-    app.state.save_path = str(policy.root / "medfusion-out")
     if policy.token:
         middleware = security.token_middleware(policy.token)
         app.server.controller.on_server_bind.add(lambda wslink_server: wslink_server.app.middlewares.append(middleware))

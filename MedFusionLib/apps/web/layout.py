@@ -69,13 +69,23 @@ def _inputs_and_fusion(app: Any) -> None:
         _select("Axis (slice mode)", "axes", "axis", "axis", style="flex: 1; margin-left: 4px;")
     _select("Registration", "registrations", "registration", "registration")
     html.Div("{{ registration_note }}", id="registration-note", classes="text-caption mb-2")
-    _select("Colour", "colours", "colour", "colour")
-    _select("Colour table (grey result)", "overlay_maps", "overlay_map", "overlay-map")
     with html.Div(classes="d-flex"):
-        v3.VCheckbox(
-            label="Metrics", v_model=("compute_metrics",), density="compact", hide_details=True, id="compute-metrics"
-        )
-        v3.VCheckbox(label="Harden transform", v_model=("harden",), density="compact", hide_details=True, id="harden")
+        _select("Colour", "colours", "colour", "colour", style="flex: 1;")
+        _select("Table (grey result)", "overlay_maps", "overlay_map", "overlay-map", style="flex: 1; margin-left: 4px;")
+    _select("Device (networks)", "devices", "device", "device")
+    with html.Div(classes="d-flex"):
+        for label, model, element_id in (
+            ("Metrics", "compute_metrics", "compute-metrics"),
+            ("Harden transform", "harden", "harden"),
+        ):
+            v3.VCheckbox(
+                label=label,
+                v_model=(model,),
+                density="compact",
+                hide_details=True,
+                id=element_id,
+                disabled=("running",),
+            )
     v3.VBtn(
         "{{ running ? 'Cancel' : 'Apply' }}",
         click=app.on_apply,
@@ -86,6 +96,16 @@ def _inputs_and_fusion(app: Any) -> None:
     )
     v3.VProgressLinear(model_value=("progress",), v_show=("running",), height=6, classes="mt-2", id="progress")
     html.Div("{{ error }}", v_show=("error",), id="error", classes="text-error text-body-2 mt-2")
+    v3.VBtn(
+        "Fuse anyway",
+        click=app.on_fuse_anyway,
+        id="fuse-anyway",
+        block=True,
+        color="warning",
+        variant="outlined",
+        classes="mt-2",
+        v_show=("implausible && !running",),
+    )
 
 
 def _legend() -> None:
@@ -135,9 +155,29 @@ def _results_display_and_save(app: Any) -> None:
                 density="compact",
             )
         with html.Div(classes="d-flex align-center"):
-            _path_field("Save in (server folder)", "save_path", "save-path")
+            _path_field("Save in (folder under the served one)", "save_path", "save-path")
             v3.VBtn("Save", click=app.on_save, id="save", classes="ml-1", disabled=("!has_result || running",))
         html.Div("{{ saved }}", id="saved", classes="text-caption mt-1")
+
+
+def _read_only_banner() -> None:
+    """Over the whole page of a tab opened while another holds the session: why it is read-only (the views
+    below still follow the session)."""
+    from trame.widgets import html
+
+    from MedFusionLib.apps.web.sessions import BANNER_KEY, IN_USE
+
+    with html.Div(
+        v_if=(BANNER_KEY,),
+        id="session-banner",
+        style="position: fixed; inset: 0; z-index: 5000; background: rgba(0, 0, 0, 0.45); display: flex;"
+        " justify-content: center; align-items: flex-start; padding-top: 72px;",
+    ):
+        html.Div(
+            IN_USE,
+            style="max-width: 640px; padding: 16px; background: #402a00; color: #fff; border: 1px solid #ffb300;"
+            " border-radius: 4px; font-size: 15px;",
+        )
 
 
 def build_layout(app: Any):
@@ -168,6 +208,7 @@ def build_layout(app: Any):
             with html.Div(classes="pa-3"):
                 _inputs_and_fusion(app)
         with layout.content:
+            _read_only_banner()
             with html.Div(style=f"display: flex; flex-direction: column; height: calc(100vh - {CHROME_PX}px);"):
                 with html.Div(style="flex: 1; min-height: 0; display: flex; overflow: hidden;"):
                     with html.Div(style="flex: 1; min-width: 0; position: relative; overflow: hidden;", id="views"):

@@ -43,12 +43,25 @@ def slice_caption(view_name: str, orientation: str, offset_mm: float) -> str:
     return f"{name} {_OFFSET_LETTERS[name][1 if offset_mm >= 0 else 0]} {abs(offset_mm):.1f} mm"
 
 
+def window_level_text(view: Any) -> str:
+    """The background volume's window and level, as Slicer's corner annotation gives them ("W 400 L 40"): what a
+    left-drag in the view changes."""
+    volume_id = view.get_background_volume_id()
+    scene = view.get_view_node().GetScene()
+    volume = scene.GetNodeByID(volume_id) if volume_id and scene is not None else None
+    display = volume.GetDisplayNode() if volume is not None else None
+    if display is None or not hasattr(display, "GetWindow"):
+        return ""
+    return f"W {display.GetWindow():.4g} L {display.GetLevel():.4g}"
+
+
 def view_annotation(view: Any) -> dict[str, str]:
-    """Letters and caption of a trame-slicer slice view, for the page."""
+    """Letters, caption and window/level of a trame-slicer slice view, for the page."""
     node = view.get_view_node()
     matrix = node.GetSliceToRAS()
     letters = orientation_letters([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
-    return dict(letters, caption=slice_caption(node.GetLayoutName(), view.get_orientation(), view.get_slice_value()))
+    caption = slice_caption(node.GetLayoutName(), view.get_orientation(), view.get_slice_value())
+    return dict(letters, caption=caption, window_level=window_level_text(view))
 
 
 _EDGE_STYLE = {
@@ -80,6 +93,11 @@ def annotated_slice_view_ui(server: Any, view_id: str, view: Any) -> None:
         f"{{{{ {key}.caption }}}}",
         classes="view-caption",
         style=_LABEL_STYLE + "top: 4px; right: 8px; font-weight: normal; color: #eee;",
+    )
+    html.Div(
+        f"{{{{ {key}.window_level }}}}",
+        classes="view-window-level",
+        style=_LABEL_STYLE + "bottom: 28px; right: 8px; font-weight: normal; color: #eee;",
     )
 
 
