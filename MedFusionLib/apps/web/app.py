@@ -26,6 +26,19 @@ KILL_AFTER_S = 0.5
 SAVE_FOLDER = "medfusion-out"  # the Save field's default, a folder under the one the app serves
 
 
+# the page's selects: (state key of the items, state key of the value, the choice in core/options)
+PAGE_CHOICES = (
+    ("modes", "mode", options.MODE),
+    ("axes", "axis", options.AXIS),
+    ("registrations", "registration", options.REGISTRATION),
+    ("devices", "device", options.DEVICE),
+    ("colours", "colour", options.COLOUR),
+    ("overlay_maps", "overlay_map", options.OVERLAY_MAP),
+    ("display_modes", "display_mode", options.DISPLAY_MODE),
+    ("view_layouts", "view_layout", options.VIEW_LAYOUT),
+)
+
+
 def choice_items(choice: options.Choice) -> list[dict]:
     """A Choice as the page's select items (label shown, value stored)."""
     return [{"title": choice.label(value), "value": value} for value in choice.values]
@@ -132,18 +145,10 @@ class FusionWebApp:
         s.extra = None
         s.methods = method_items()
         s.method = default_method_name()
-        s.modes, s.mode = choice_items(options.MODE), options.MODE.shown_default
-        s.axes, s.axis = choice_items(options.AXIS), options.AXIS.shown_default
-        s.registrations = choice_items(options.REGISTRATION)
-        s.registration = options.REGISTRATION.shown_default
+        for items, value, choice in PAGE_CHOICES:  # each select's items and its default
+            s[items], s[value] = choice_items(choice), choice.shown_default
         s.registration_note = ""
         s.implausible = ""  # why the last registration was refused (the page then offers "Fuse anyway")
-        s.devices, s.device = choice_items(options.DEVICE), options.DEVICE.shown_default
-        s.colours, s.colour = choice_items(options.COLOUR), options.COLOUR.shown_default
-        s.overlay_maps, s.overlay_map = choice_items(options.OVERLAY_MAP), options.OVERLAY_MAP.shown_default
-        s.display_modes = choice_items(options.DISPLAY_MODE)
-        s.display_mode = options.DISPLAY_MODE.shown_default
-        s.view_layouts, s.view_layout = choice_items(options.VIEW_LAYOUT), options.VIEW_LAYOUT.shown_default
         s.compute_metrics = True
         s.harden = False
         s.opacity = options.LAYER_OPACITY
