@@ -144,6 +144,7 @@ def export_graph(name: str, weights: str | Path | None = None, out: str | Path |
             output_names=[OUTPUT_NAME],
             dynamic_shapes=_dynamic_shapes(spec),
             opset_version=OPSET,
+            verbose=False,  # no progress lines on stdout: `medfusion train --json` prints JSON only
             optimize=False,  # BatchNorm stays apart from the convolutions: their weights stay float16-exact (ONNX Runtime fuses them at load)
         )
     if program is None:
@@ -230,8 +231,19 @@ def strip_debug_info(path: str | Path) -> None:
     onnx.save(model, str(path))
 
 
-def export_after_training(name: str, weights: str | Path) -> Path | None:
+def export_after_training(name: str, weights: str | Path) -> list[Path]:
     """The one line training calls after saving ``weights`` of network ``name``: every graph made from them,
-    beside them; returns the first (None: nothing is exported from this network)."""
-    written = [export_graph(graph, weights, Path(weights).with_name(graph + ".onnx")) for graph in graphs_of(name)]
-    return written[0] if written else None
+    beside them (:func:`graph_file`); returns their paths (none: nothing is exported from this network)."""
+    return [export_graph(graph, weights, graph_file(graph, name, weights)) for graph in graphs_of(name)]
+
+
+def graph_file(graph: str, name: str, weights: str | Path) -> Path:
+    """Where training writes graph ``graph`` of network ``name`` saved as ``weights``: ``<graph>.onnx`` when the
+    weights have their network's name (the installed layout the methods read), else named after the weights
+    (``w.pt``: ``w.onnx``, ``w-encoder-ct.onnx``, ``w-deep-features.onnx``)."""
+    path = Path(weights)
+    if path.stem == name:
+        return path.with_name(graph + ".onnx")
+    if graph == name or graph.startswith(name + "-"):
+        return path.with_name(path.stem + graph[len(name) :] + ".onnx")
+    return path.with_name(f"{path.stem}-{graph}.onnx")
