@@ -17,7 +17,7 @@ import numpy as np
 
 from MedFusionLib.core.progress import check_scope
 from MedFusionLib.inference import batching, pyramids
-from MedFusionLib.inference.onnx_runtime import INPUT_NAME, OUTPUT_NAME, load_session
+from MedFusionLib.inference.onnx_runtime import INPUT_NAME, OUTPUT_NAME, load_session, run_options
 from MedFusionLib.inference.weights import weight_path
 
 FEATURE_CHUNK_DIVISOR = 8  # as inference/weight_blending.py: feature maps are wide, fewer pixels per pass
@@ -27,7 +27,9 @@ CHARTSIAS_MULTIPLE = 4  # two poolings
 def graph(name: str) -> Callable[[np.ndarray], np.ndarray]:
     """The graph ``name`` as a numpy function of its one input."""
     session = load_session(name)
-    return lambda x: session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})[0]
+    return lambda x: session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)}, run_options())[
+        0
+    ]
 
 
 def setting(name: str, key: str, default: float) -> float:
