@@ -41,40 +41,41 @@ def _resample(image: sitk.Image, reference: sitk.Image, pixel: int) -> sitk.Imag
     return sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, 0.0, pixel)
 
 
-def _reference(ct: sitk.Image) -> sitk.Image:
-    """A 512 x 512 x 400 grid over the CT's physical extent."""
-    spacing = [sp * n / m for sp, n, m in zip(ct.GetSpacing(), ct.GetSize(), SIZE)]
-    grid = sitk.Image(list(SIZE), ct.GetPixelID())
+def _reference(ct: sitk.Image, size: tuple[int, ...]) -> sitk.Image:
+    """A ``size`` grid (512 x 512 x 400 by default) over the CT's physical extent."""
+    spacing = [sp * n / m for sp, n, m in zip(ct.GetSpacing(), ct.GetSize(), size)]
+    grid = sitk.Image(list(size), ct.GetPixelID())
     grid.SetSpacing(spacing)
     grid.SetDirection(ct.GetDirection())
-    origin_index = [0.5 * (m / n) - 0.5 for n, m in zip(SIZE, ct.GetSize())]  # same corners as the CT
+    origin_index = [0.5 * (m / n) - 0.5 for n, m in zip(size, ct.GetSize())]  # same corners as the CT
     grid.SetOrigin(ct.TransformContinuousIndexToPhysicalPoint(origin_index))
     return grid
 
 
-def _phantom_pair() -> tuple[sitk.Image, sitk.Image]:
+def _phantom_pair(size: tuple[int, ...]) -> tuple[sitk.Image, sitk.Image]:
     """Smooth CT-like (bone ring, soft tissue) and MR-like (soft-tissue contrast) volumes, int16."""
-    z, y, x = np.ogrid[-1 : 1 : SIZE[2] * 1j, -1 : 1 : SIZE[1] * 1j, -1 : 1 : SIZE[0] * 1j]
+    z, y, x = np.ogrid[-1 : 1 : size[2] * 1j, -1 : 1 : size[1] * 1j, -1 : 1 : size[0] * 1j]
     r = np.sqrt(x * x + y * y + 0.5 * z * z)
     ct = np.where(r < 0.8, 40, -1000) + np.where((r > 0.7) & (r < 0.8), 1200, 0)
     mr = np.where(r < 0.7, 300 + 200 * np.cos(6 * x) * np.sin(5 * y), 0) * (r < 0.8)
     return sitk.GetImageFromArray(ct.astype(np.int16)), sitk.GetImageFromArray(mr.astype(np.int16))
 
 
-def prepare(data: Path, folder: Path) -> tuple[Path, Path]:
-    """The 512 x 512 x 400 pair in ``folder`` (written once)."""
-    ct_file, mr_file = folder / "ct512.nii", folder / "mr512.nii"
+def prepare(data: Path, folder: Path, size: tuple[int, ...] = SIZE) -> tuple[Path, Path]:
+    """The pair of ``size`` in ``folder`` (written once)."""
+    tag = "x".join(map(str, size))
+    ct_file, mr_file = folder / f"ct-{tag}.nii", folder / f"mr-{tag}.nii"
     if ct_file.is_file() and mr_file.is_file():
         return ct_file, mr_file
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(os.environ.get("MEDFUSION_THREADS", "1")))
     porcine = data / "volumes" / "porcine"
     if (porcine / "ct.nii.gz").is_file():
         ct = sitk.ReadImage(str(porcine / "ct.nii.gz"))
-        reference = _reference(ct)
+        reference = _reference(ct, size)
         big_ct = _resample(ct, reference, ct.GetPixelID())
         big_mr = _resample(sitk.ReadImage(str(porcine / "mr_t2.nii.gz")), reference, ct.GetPixelID())
     else:
-        big_ct, big_mr = _phantom_pair()
+        big_ct, big_mr = _phantom_pair(size)
     folder.mkdir(parents=True, exist_ok=True)
     sitk.WriteImage(big_ct, str(ct_file), useCompression=False)
     sitk.WriteImage(big_mr, str(mr_file), useCompression=False)
@@ -130,12 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", nargs="+", default=["slice", "volume"], choices=["slice", "volume"])
     parser.add_argument("--method", default=None, help="default: the default method")
     parser.add_argument("--folder", type=Path, default=None, help="where the pair is written (and reused)")
+    parser.add_argument("--size", type=int, nargs=3, default=SIZE, metavar=("X", "Y", "Z"), help="default 512 512 400")
     args = parser.parse_args(argv)
     folder = args.folder or Path(tempfile.mkdtemp(prefix="medfusion-memory-"))
-    ct, mr = prepare(args.data, folder)
+    size = tuple(args.size)
+    ct, mr = prepare(args.data, folder, size)
     estimate = guard_estimate(ct, mr)
     load = os.getloadavg()[0]
-    print(f"pair: {ct} + {mr} ({'x'.join(map(str, SIZE))}); load average {load:.1f}", flush=True)
+    print(f"pair: {ct} + {mr} ({'x'.join(map(str, size))}); load average {load:.1f}", flush=True)
     print("| mode | peak MB | guard estimate MB | estimate / peak | wall s |")
     print("|---|---|---|---|---|")
     for mode in args.mode:
