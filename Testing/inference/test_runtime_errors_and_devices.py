@@ -75,13 +75,14 @@ def test_fuse_command_runs_onnx_methods_without_torch(pair, tmp_path, method):
     assert out.is_file()
 
 
-def test_worker_job_runs_without_torch(pair, tmp_path):
+@pytest.mark.parametrize("method", ["fusion-unet", "chartsias"])
+def test_worker_job_runs_without_torch(pair, tmp_path, method):
     """The worker process (``python -m MedFusionLib.apps.worker JOB``: Slicer's Apply and the web app's Apply run
-    their jobs in it) needs no torch."""
+    their jobs in it) needs no torch, also for a method whose encoders are picked by modality."""
     images = [sitk.ReadImage(str(p)) for p in pair]
     from MedFusionLib.pipeline import job
 
-    job.write_job(tmp_path, images, method="fusion-unet", mode="volume", computeMetrics=False, device="cpu")
+    job.write_job(tmp_path, images, method=method, mode="volume", computeMetrics=False, device="cpu")
     body = f"from MedFusionLib.apps.worker import main\nassert main([{str(tmp_path)!r}]) == 0"  # the worker's entry
     res = subprocess.run([sys.executable, "-c", _no_torch_script(body)], capture_output=True, text=True, cwd=REPO)
     assert "NO TORCH" in res.stdout, res.stderr[-2000:] + res.stdout[-2000:]
