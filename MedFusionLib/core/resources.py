@@ -17,11 +17,20 @@ import SimpleITK as sitk
 from MedFusionLib.core.errors import InputError, ResourceError
 from MedFusionLib.core.native import dicom_series, native_stderr
 
-# Bytes per reference-grid voxel per input that the pipeline holds at its peak: the resampled float copy, the
-# 0..1 source, the 0..255 source and the metric suite's float64 working copies; plus the fused image's own.
+# Fusing (``medfusion fuse`` without metrics, the default method), fitted to the four measured peaks of
+# benchmarks/memory_benchmark.py (two sizes, both modes; docs/runtime.md, 2026-12-07): the interpreter,
+# libraries and a network's working memory for one chunk; the inputs as read; per input on the reference grid its
+# normalised float32 copy and its share of the stacked foreground box (volume mode); the fused image's float32
+# array, image and output conversion. Slice and volume mode get one estimate (the guard is not told the mode).
+FUSE_FIXED_BYTES = 480_000_000
+FUSE_BYTES_PER_GRID_VOXEL_PER_INPUT = 8
+FUSE_BYTES_PER_GRID_VOXEL_FUSED = 8
+# Scoring and registering (not re-measured): the resampled float copy, the 0..1 source, the 0..255 source and
+# the metric suite's float64 working copies per input; plus the fused image's own.
 BYTES_PER_GRID_VOXEL_PER_INPUT = 40
 BYTES_PER_GRID_VOXEL_FUSED = 48
 READ_OVERHEAD = 3  # an image's own buffer, its float copy for registration and validation, a spare
+WORK = ("fuse", "score", "register")
 
 
 @dataclass(frozen=True)
@@ -91,11 +100,17 @@ def available_memory() -> int:
     return int(psutil.virtual_memory().available)
 
 
-def estimate_run_bytes(infos: Sequence[ImageInfo]) -> int:
-    """Rough peak memory of fusing these inputs on the first one's grid (and scoring the result)."""
+def estimate_run_bytes(infos: Sequence[ImageInfo], work: str = "fuse") -> int:
+    """Peak memory of ``work`` on these inputs on the first one's grid: ``fuse`` (fitted to measured peaks within
+    25 %), ``score`` or ``register`` (a generous bound for the metric suite's and registration's copies)."""
+    if work not in WORK:
+        raise ValueError(f"work must be one of {', '.join(WORK)}, got {work!r}")
     grid = infos[0].voxels
-    reads = sum(info.nbytes for info in infos) * READ_OVERHEAD
-    return reads + grid * (BYTES_PER_GRID_VOXEL_PER_INPUT * len(infos) + BYTES_PER_GRID_VOXEL_FUSED)
+    read = sum(info.nbytes for info in infos)
+    if work == "fuse":
+        per_voxel = FUSE_BYTES_PER_GRID_VOXEL_PER_INPUT * len(infos) + FUSE_BYTES_PER_GRID_VOXEL_FUSED
+        return FUSE_FIXED_BYTES + read + grid * per_voxel
+    return read * READ_OVERHEAD + grid * (BYTES_PER_GRID_VOXEL_PER_INPUT * len(infos) + BYTES_PER_GRID_VOXEL_FUSED)
 
 
 def _gb(n: float) -> str:
@@ -107,9 +122,11 @@ def check_memory(
     series: Sequence[str] | None = None,
     what: str = "this run",
     single: bool = False,
+    work: str = "fuse",
 ) -> None:
-    """Refuse, before reading, a run whose estimated peak memory exceeds the available memory (``single``:
-    just reading one image, its buffer and one working copy, the guard every reader applies)."""
+    """Refuse, before reading, a run whose estimated peak memory (:func:`estimate_run_bytes` of ``work``) exceeds
+    the available memory (``single``: just reading one image, its buffer and one working copy, the guard every
+    reader applies)."""
     with native_stderr():  # a damaged header makes ITK print; the reader reports the problem in one line
         infos = [image_info(path, series) for path in paths]
     known = [info for info in infos if info is not None]
@@ -118,7 +135,7 @@ def check_memory(
     if single:
         needed = 2 * infos[0].nbytes
     else:
-        needed = estimate_run_bytes([infos[0]] + [i for i in infos[1:] if i is not None])
+        needed = estimate_run_bytes([infos[0]] + [i for i in infos[1:] if i is not None], work)
     available = available_memory()
     if needed > available:
         largest = max(known, key=lambda info: info.nbytes)

@@ -23,7 +23,19 @@ DEFAULT_BATCH = 16
 
 def foreground_box(stack: np.ndarray, margin: int = CROP_MARGIN) -> tuple[slice, ...]:
     """Bounding box (over the spatial axes of ``stack``, inputs on axis 0) of voxels where any input is bright."""
-    mask = (stack > FOREGROUND_LEVEL).any(axis=0)
+    return mask_box(foreground_mask(stack), margin)
+
+
+def foreground_mask(sources: Sequence[np.ndarray]) -> np.ndarray:
+    """Where any input is bright: one boolean array, built input by input (no stacked copy of the inputs)."""
+    mask = np.greater(sources[0], FOREGROUND_LEVEL)
+    for source in sources[1:]:
+        mask |= np.greater(source, FOREGROUND_LEVEL)
+    return mask
+
+
+def mask_box(mask: np.ndarray, margin: int = CROP_MARGIN) -> tuple[slice, ...]:
+    """Bounding box of ``mask`` widened by ``margin`` (the whole array when the mask is empty)."""
     if not mask.any():
         return tuple(slice(0, n) for n in mask.shape)
     box = []
@@ -96,46 +108,64 @@ def fuse_arrays(
     elif fusion.uses_modalities:
         modalities = detect_array_modalities(sources)
     extra = {"modalities": modalities} if fusion.uses_modalities else {}
-    stack = np.stack(sources).astype(np.float32, copy=False)  # one copy, not one per input plus the stack
-    if stack.ndim == 3:  # 2-D images: one slice
+    sources = [np.asarray(s, dtype=np.float32) for s in sources]  # no copy of float32 inputs
+    if sources[0].ndim == 2:  # 2-D images: one slice
         out = fuse_arrays(
             [s[None] for s in sources], fusion.name, "slice", 0, modalities=modalities, progress=progress, cancel=cancel
         )
         return out[0]
-    if stack.ndim != 4:
-        raise MedFusionError(f"inputs must be 2-D or 3-D arrays, got {stack.ndim - 1}-D")
+    if sources[0].ndim != 3:
+        raise MedFusionError(f"inputs must be 2-D or 3-D arrays, got {sources[0].ndim}-D")
 
     # background (and skipped slices) keep the brightest input: all below FOREGROUND_LEVEL there, and a pixel-wise
     # rule (max) stays exact to the grey level everywhere (the inputs' mean left it 1-3 levels off near the edge)
-    out = stack.max(axis=0)
-    box = foreground_box(stack)
-    cropped = stack[(slice(None),) + box]
+    out = sources[0].copy()
+    for source in sources[1:]:
+        np.maximum(out, source, out=out)
+    mask = foreground_mask(sources)
+    box = mask_box(mask)
     if mode == "volume":
-        check_cancel(cancel)
-        report(progress, 0.0, f"{fusion.name}: fusing volume")
-        fuse_volume = fusion.fuse_volume
-        if fuse_volume is None:
-            raise MedFusionError(f"{fusion.name} has no volume mode")
-        with cancel_scope(cancel):  # the method's inference loops check it (volume mode is one call)
-            fused = fuse_volume(cropped, **extra)
-        check_cancel(cancel)
-        out[box] = _check_output(fused, cropped.shape[1:], fusion)
-        report(progress, 1.0, f"{fusion.name}: done")
-        return np.clip(out, 0.0, 1.0, out=out)
-
+        del mask
+        return _fuse_volume(fusion, sources, box, out, extra, progress, cancel)
     if not 0 <= axis < 3:
         raise MedFusionError(f"slice axis must be 0, 1 or 2, got {axis}")
     fuse_slices = fusion.fuse_slices
     if fuse_slices is None:
         raise MedFusionError(f"{fusion.name} has no slice mode")
-    slices_first = np.moveaxis(cropped, axis + 1, 1)  # (inputs, slices, H, W)
+    # the inputs are never stacked whole: each batch gathers its slices of the foreground box from every input
+    slices_first = [np.moveaxis(s[box], axis, 0) for s in sources]  # views (slices, H, W)
     fused_first = np.moveaxis(out[box], axis, 0)  # a view: writing into it fills ``out``
-    has_foreground = (slices_first > FOREGROUND_LEVEL).any(axis=(0, 2, 3))
+    has_foreground = np.moveaxis(mask[box], axis, 0).any(axis=(1, 2))
+    del mask
     todo = np.flatnonzero(has_foreground)
     for start in range(0, len(todo), batch_size):
         check_cancel(cancel)
         index = todo[start : start + batch_size]
-        batch = np.ascontiguousarray(slices_first[:, index])
+        batch = np.stack([s[index] for s in slices_first])
         fused_first[index] = _check_output(fuse_slices(batch, **extra), batch.shape[1:], fusion)
         report(progress, (start + len(index)) / len(todo), f"{fusion.name}: slice {start + len(index)}/{len(todo)}")
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _fuse_volume(
+    fusion: FusionMethod,
+    sources: Sequence[np.ndarray],
+    box: tuple[slice, ...],
+    out: np.ndarray,
+    extra: dict,
+    progress: ProgressCallback | None,
+    cancel: CancelCallback | None,
+) -> np.ndarray:
+    """Volume mode: the method on the stacked foreground box (the one copy of the inputs it needs)."""
+    check_cancel(cancel)
+    report(progress, 0.0, f"{fusion.name}: fusing volume")
+    fuse_volume = fusion.fuse_volume
+    if fuse_volume is None:
+        raise MedFusionError(f"{fusion.name} has no volume mode")
+    cropped = np.stack([s[box] for s in sources])
+    with cancel_scope(cancel):  # the method's inference loops check it (volume mode is one call)
+        fused = fuse_volume(cropped, **extra)
+    check_cancel(cancel)
+    out[box] = _check_output(fused, cropped.shape[1:], fusion)
+    report(progress, 1.0, f"{fusion.name}: done")
     return np.clip(out, 0.0, 1.0, out=out)

@@ -19,16 +19,23 @@ MAX_CHUNK_PIXELS = 1 << 21  # per input, per forward pass in slice mode (~2 M pi
 TILE = 96  # core edge of a 3-D tile
 
 
-def run_slices(forward: Forward, stack: np.ndarray, max_pixels: int = MAX_CHUNK_PIXELS) -> np.ndarray:
+def run_slices(
+    forward: Forward, stack: np.ndarray, max_pixels: int = MAX_CHUNK_PIXELS, add_to: np.ndarray | None = None
+) -> np.ndarray:
     """``stack`` (n, batch, H, W) float32 -> (batch, H, W) in 0..1; at most ``max_pixels`` pixels per input go
-    through ``forward`` at once (wide networks pass less)."""
+    through ``forward`` at once (wide networks pass less). With ``add_to`` ((batch, H, W), a view is fine) the
+    result is added into it chunk by chunk instead of filling a new array (the tri-planar sum)."""
     n, batch, h, w = stack.shape
     chunk = max(1, max_pixels // max(1, h * w))
-    out = np.empty((batch, h, w), np.float32)
+    out = np.empty((batch, h, w), np.float32) if add_to is None else add_to
     for start in range(0, batch, chunk):
         check_scope()
         x = np.ascontiguousarray(stack[:, start : start + chunk, None], dtype=np.float32)
-        np.clip(forward(x)[:, 0], 0.0, 1.0, out=out[start : start + chunk])
+        fused = np.clip(forward(x)[:, 0], 0.0, 1.0)
+        if add_to is None:
+            out[start : start + chunk] = fused
+        else:
+            out[start : start + chunk] += fused
     return out
 
 
@@ -36,10 +43,10 @@ def run_triplanar(forward: Forward, stack: np.ndarray, max_pixels: int = MAX_CHU
     """2.5-D volume mode of a 2-D network: :func:`run_slices` along each of the three axes of ``stack``
     (n, D, H, W), the three results averaged (fewer seams than one axis, at three times the cost)."""
     out = np.zeros(stack.shape[1:], np.float32)
-    for axis in range(3):
-        moved = np.moveaxis(stack, axis + 1, 1)
-        out += np.moveaxis(run_slices(forward, moved, max_pixels), 0, axis)
-    return out / 3.0
+    for axis in range(3):  # each axis adds into ``out`` chunk by chunk: no volume-sized result per axis
+        run_slices(forward, np.moveaxis(stack, axis + 1, 1), max_pixels, add_to=np.moveaxis(out, axis, 0))
+    out /= np.float32(3.0)
+    return out
 
 
 def run_2d(forward: Forward, stack: np.ndarray, mode: str, max_pixels: int = MAX_CHUNK_PIXELS) -> np.ndarray:

@@ -30,13 +30,13 @@ import torch
 import torch.nn.functional as F
 
 from MedFusionLib.core.progress import check_scope
+from MedFusionLib.inference.liu_decision import MIN_FRACTION, decision_map, remove_small_regions  # noqa: F401 (re-exported)
 from MedFusionLib.inference.runtime import MAX_CHUNK_PIXELS, load_network, torch_threads
 from MedFusionLib.inference.weight_blending import triplanar_weights
 from MedFusionLib.networks.layers import pyramid_down, pyramid_up
 from MedFusionLib.networks.liu_cnn import LiuSiameseCNN
 
 THRESHOLD = 0.6  # local-similarity threshold between selection and averaging (the medical paper's t)
-MIN_FRACTION = 0.01  # consistency verification: regions under this fraction of the image area are reversed
 WEIGHTS = ("soft", "decision")
 CHUNK_PIXELS = MAX_CHUNK_PIXELS // 8  # the branches' 128- and 256-channel maps at (half) full resolution
 
@@ -74,33 +74,6 @@ def slice_weights(net: LiuSiameseCNN, stack: np.ndarray) -> np.ndarray:
             x = torch.from_numpy(np.ascontiguousarray(stack[:, start : start + chunk], dtype=np.float32)).unsqueeze(2)
             out[start : start + chunk] = score_weights(net, x[0], x[1])[:, 0].numpy()
     return out
-
-
-def remove_small_regions(binary: np.ndarray, min_fraction: float = MIN_FRACTION) -> np.ndarray:
-    """Consistency verification of one binary map (2-D or 3-D): connected regions of ones, then of zeros, smaller
-    than ``min_fraction`` of its size are reversed (face-connected neighbours)."""
-    from scipy import ndimage
-
-    out = binary.astype(bool).copy()
-    limit = min_fraction * out.size
-    for value in (True, False):
-        labels, count = ndimage.label(out == value)
-        if count:
-            sizes = np.bincount(labels.ravel())
-            small = np.flatnonzero(sizes < limit)
-            small = small[small > 0]
-            if small.size:
-                out[np.isin(labels, small)] = not value
-    return out
-
-
-def decision_map(weights: np.ndarray, min_fraction: float = MIN_FRACTION, per_slice: bool = True) -> np.ndarray:
-    """Binary decision map (float32 0/1) of soft ``weights``: thresholded at 0.5, then verified
-    (:func:`remove_small_regions`) slice by slice (``per_slice``, (batch, H, W)) or as one volume."""
-    binary = weights > 0.5
-    if per_slice:
-        return np.stack([remove_small_regions(s, min_fraction) for s in binary]).astype(np.float32)
-    return remove_small_regions(binary, min_fraction).astype(np.float32)
 
 
 def _window_sum(x: torch.Tensor) -> torch.Tensor:

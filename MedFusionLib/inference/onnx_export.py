@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,15 +25,50 @@ from MedFusionLib.inference.runtime import load_network
 from MedFusionLib.inference.weights import weight_path
 
 OPSET = 18
+NETWORK_SETTINGS = ("smooth_sigma", "levels", "patch", "stride")  # what the numpy post-processing reads back
 PARITY_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
 class GraphSpec:
-    """What the graph of one network needs: ``inputs`` fixed (None: any number >= 2), ``spatial_dims``."""
+    """What the graph of one network needs: ``inputs`` fixed (None: any number >= ``min_inputs``),
+    ``spatial_dims``; for a network part (``part``, a module built around the loaded network, from
+    ``inference/export_parts.py``) the weight file it comes from (``weights``), the channels of its input (a
+    decoder's latent: ``channels``, and no inputs axis) and the pad multiple written for it (``pad``)."""
 
     inputs: int | None = None
     spatial_dims: int = 2
+    weights: str | None = None
+    part: Callable[[torch.nn.Module], torch.nn.Module] | None = None
+    min_inputs: int = 2
+    channels: int = 0
+    pad: int | None = None
+
+    def source(self, name: str) -> str:
+        """The weight file (``weights/<source>.pt``) the graph ``name`` is exported from."""
+        return self.weights or name
+
+
+def _part(factory: str, *args: str) -> Callable[[torch.nn.Module], torch.nn.Module]:
+    def build(net: torch.nn.Module) -> torch.nn.Module:
+        from MedFusionLib.inference import export_parts
+
+        return getattr(export_parts, factory)(net, *args)
+
+    return build
+
+
+def _chartsias_graphs() -> dict[str, GraphSpec]:
+    from MedFusionLib.networks.chartsias import MODALITIES
+
+    encoders = {
+        f"chartsias-encoder-{m}": GraphSpec(weights="chartsias", part=_part("ChartsiasEncoder", m), min_inputs=1, pad=1)
+        for m in MODALITIES
+    }
+    return {
+        **encoders,
+        "chartsias-decoder": GraphSpec(weights="chartsias", part=_part("ChartsiasDecoder"), channels=16),
+    }
 
 
 GRAPHS: dict[str, GraphSpec] = {
@@ -42,6 +78,11 @@ GRAPHS: dict[str, GraphSpec] = {
     "ifcnn": GraphSpec(),
     "densefuse": GraphSpec(),
     "ddcgan": GraphSpec(inputs=2),
+    "decision-map-cnn": GraphSpec(part=_part("DecisionWeights")),
+    "deep-feature-weighting": GraphSpec(weights="densefuse-lite", part=_part("ActivityWeights")),
+    "deep-features": GraphSpec(weights="densefuse", part=_part("DeepFeaturesRule")),
+    "liu-cnn": GraphSpec(inputs=2, part=_part("LiuWeights"), pad=1),
+    **_chartsias_graphs(),
 }
 
 
@@ -57,10 +98,13 @@ class _DefaultForward(torch.nn.Module):
 
 
 def _example(spec: GraphSpec, seed: int = 0) -> torch.Tensor:
-    """A fixed test input: 2 inputs (or the graph's number), 2 slices of 64 x 48 (a 24 x 32 x 40 volume)."""
+    """A fixed test input: 2 inputs (or the graph's number), 2 slices of 64 x 48 (a 24 x 32 x 40 volume); for a
+    decoder, 2 latents of 64 x 48."""
     generator = torch.Generator().manual_seed(seed)
     spatial = (64, 48) if spatial_dims_2d(spec) else (24, 32, 40)
     batch = 2 if spatial_dims_2d(spec) else 1
+    if spec.channels:
+        return torch.rand((batch, spec.channels, *spatial), generator=generator)
     return torch.rand((spec.inputs or 2, batch, 1, *spatial), generator=generator)
 
 
@@ -70,7 +114,9 @@ def spatial_dims_2d(spec: GraphSpec) -> bool:
 
 def _dynamic_shapes(spec: GraphSpec) -> dict:
     dim = torch.export.Dim
-    shape: dict[int, object] = {} if spec.inputs else {0: dim("n_inputs", min=2, max=64)}
+    if spec.channels:  # a decoder: (batch, channels, H, W)
+        return {"inputs": {0: dim("batch"), 2: dim("height"), 3: dim("width")}}
+    shape: dict[int, object] = {} if spec.inputs else {0: dim("n_inputs", min=spec.min_inputs, max=64)}
     if spatial_dims_2d(spec):
         shape.update({1: dim("batch"), 3: dim("height"), 4: dim("width")})
     else:
@@ -84,10 +130,10 @@ def export_graph(name: str, weights: str | Path | None = None, out: str | Path |
     spec = GRAPHS.get(name)
     if spec is None:
         raise MedFusionError(f"no ONNX export for {name!r} (exported: {', '.join(GRAPHS)})")
-    source = Path(weights) if weights else weight_path(name)
-    target = Path(out) if out else source.with_suffix(".onnx")
-    net = load_network(name, str(source))
-    wrapper = _DefaultForward(net).eval()
+    source = Path(weights) if weights else weight_path(spec.source(name))
+    target = Path(out) if out else source.with_name(name + ".onnx")
+    net = load_network(spec.source(name), str(source))
+    wrapper = (spec.part(net) if spec.part else _DefaultForward(net)).eval()
     example = _example(spec)
     with torch.inference_mode(False), torch.no_grad():
         program = torch.onnx.export(
@@ -98,16 +144,18 @@ def export_graph(name: str, weights: str | Path | None = None, out: str | Path |
             output_names=[OUTPUT_NAME],
             dynamic_shapes=_dynamic_shapes(spec),
             opset_version=OPSET,
+            verbose=False,  # no progress lines on stdout: `medfusion train --json` prints JSON only
             optimize=False,  # BatchNorm stays apart from the convolutions: their weights stay float16-exact (ONNX Runtime fuses them at load)
         )
     if program is None:
         raise MedFusionError(f"{name}: torch.onnx.export returned no program")
     program.model.metadata_props.update(
         {
-            PAD_KEY: str(getattr(net, "patch", 1)),
+            PAD_KEY: str(spec.pad or getattr(net, "patch", 1)),
             RADIUS_KEY: str(getattr(net, "receptive_radius", 0)),
             "medfusion.network": type(net).__name__,
             "medfusion.weights_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+            **{f"medfusion.{key}": str(getattr(net, key)) for key in NETWORK_SETTINGS if hasattr(net, key)},
         }
     )
     _save_checked(program, target, wrapper, _example(spec, seed=1))
@@ -124,6 +172,7 @@ def _save_checked(program, target: Path, wrapper: torch.nn.Module, test: torch.T
     try:
         program.save(temporary, external_data=False)
         store_float16(temporary)
+        strip_debug_info(temporary)
         with torch.no_grad():
             expected = wrapper(test).numpy()
         got = session_forward(load_session(target.stem, temporary))(test.numpy())
@@ -164,6 +213,37 @@ def store_float16(path: str | Path) -> int:
     return len(casts)
 
 
-def export_after_training(name: str, weights: str | Path) -> Path | None:
-    """The one line training calls after saving ``weights``: their graph beside them (None: not exported)."""
-    return export_graph(name, weights) if name in GRAPHS else None
+def graphs_of(weights_name: str) -> list[str]:
+    """The graphs exported from weight file ``weights_name`` (e.g. chartsias's five, densefuse's two)."""
+    return [name for name, spec in GRAPHS.items() if spec.source(name) == weights_name]
+
+
+def strip_debug_info(path: str | Path) -> None:
+    """Drop what the exporter records for debugging (each node's torch stack trace and names, the intermediate
+    shapes): up to four fifths of a small graph's file, nothing ONNX Runtime reads."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    del model.graph.value_info[:]
+    onnx.save(model, str(path))
+
+
+def export_after_training(name: str, weights: str | Path) -> list[Path]:
+    """The one line training calls after saving ``weights`` of network ``name``: every graph made from them,
+    beside them (:func:`graph_file`); returns their paths (none: nothing is exported from this network)."""
+    return [export_graph(graph, weights, graph_file(graph, name, weights)) for graph in graphs_of(name)]
+
+
+def graph_file(graph: str, name: str, weights: str | Path) -> Path:
+    """Where training writes graph ``graph`` of network ``name`` saved as ``weights``: ``<graph>.onnx`` when the
+    weights have their network's name (the installed layout the methods read), else named after the weights
+    (``w.pt``: ``w.onnx``, ``w-encoder-ct.onnx``, ``w-deep-features.onnx``)."""
+    path = Path(weights)
+    if path.stem == name:
+        return path.with_name(graph + ".onnx")
+    if graph == name or graph.startswith(name + "-"):
+        return path.with_name(path.stem + graph[len(name) :] + ".onnx")
+    return path.with_name(f"{path.stem}-{graph}.onnx")

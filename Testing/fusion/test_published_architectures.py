@@ -9,7 +9,8 @@ import torch
 from synthetic import phantom_inputs, quick_train
 
 from MedFusionLib.fusion import available_methods, fuse_arrays
-from MedFusionLib.fusion.methods import deep_features, densefuse, ifcnn
+from MedFusionLib.fusion.methods import densefuse, ifcnn
+from MedFusionLib.inference.export_parts import deep_features_rule
 from MedFusionLib.inference.runtime import load_network, weight_path
 from MedFusionLib.networks import IFCNN, DenseFuse, build_network
 
@@ -142,10 +143,10 @@ def test_deep_features_framework_on_hand_checkable_inputs():
     net = DenseFuse().eval()
     x = torch.rand(1, 2, 1, 40, 40)
     with torch.no_grad():
-        same = deep_features.fuse_batch(net, torch.cat([x, x]))  # equal weights, one detail: the input back
+        same = deep_features_rule(net, torch.cat([x, x]))  # equal weights, one detail: the input back
         assert torch.allclose(same, x[0], atol=1e-5)
         flat = torch.full((1, 2, 1, 40, 40), 0.3)
-        mixed = deep_features.fuse_batch(net, torch.cat([x, flat]))
+        mixed = deep_features_rule(net, torch.cat([x, flat]))
         base_x = torch.nn.functional.avg_pool2d(x[0], 31, 1, 15, count_include_pad=False)
         # the flat source has no detail: fused = mean of the bases + a convex share of x's detail
         detail_share = (mixed - (base_x + 0.3) / 2) / (x[0] - base_x)

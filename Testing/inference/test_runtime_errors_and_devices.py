@@ -35,11 +35,35 @@ def run(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
+BLOCK_TORCH = """
+import importlib.abc
+class _BlockTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("importing torch is blocked in this test")
+sys.meta_path.insert(0, _BlockTorch())
+"""
+
+
 def _no_torch_script(body: str) -> str:
-    return f"import sys\n{body}\nassert 'torch' not in sys.modules, 'torch was imported'\nprint('NO TORCH')\n"
+    """``body`` in a process where importing torch raises, checked afterwards not to have imported it."""
+    return (
+        f"import sys\n{BLOCK_TORCH}\n{body}\nassert 'torch' not in sys.modules, 'torch was imported'\n"
+        "print('NO TORCH')\n"
+    )
 
 
-@pytest.mark.parametrize("method", ["fusion-unet", "max-residual-cnn", "ifcnn", "densefuse", "ddcgan"])
+ONNX_METHODS = ["fusion-unet", "max-residual-cnn", "ifcnn", "densefuse", "ddcgan"]
+PART_METHODS = ["decision-map-cnn", "deep-feature-weighting", "deep-features", "liu-cnn", "chartsias"]
+
+
+def test_no_shipped_method_needs_torch():
+    from MedFusionLib.fusion import describe_methods
+
+    assert [m["name"] for m in describe_methods() if m["needs_torch"]] == []
+
+
+@pytest.mark.parametrize("method", ONNX_METHODS + PART_METHODS)
 def test_fuse_command_runs_onnx_methods_without_torch(pair, tmp_path, method):
     out = tmp_path / "fused.nii.gz"
     argv = ["fuse", str(pair[0]), str(pair[1]), "-o", str(out), "--method", method]
@@ -49,13 +73,14 @@ def test_fuse_command_runs_onnx_methods_without_torch(pair, tmp_path, method):
     assert out.is_file()
 
 
-def test_worker_job_runs_without_torch(pair, tmp_path):
+@pytest.mark.parametrize("method", ["fusion-unet", "chartsias"])
+def test_worker_job_runs_without_torch(pair, tmp_path, method):
     """The worker process (``python -m MedFusionLib.apps.worker JOB``: Slicer's Apply and the web app's Apply run
-    their jobs in it) needs no torch."""
+    their jobs in it) needs no torch, also for a method whose encoders are picked by modality."""
     images = [sitk.ReadImage(str(p)) for p in pair]
     from MedFusionLib.pipeline import job
 
-    job.write_job(tmp_path, images, method="fusion-unet", mode="volume", computeMetrics=False, device="cpu")
+    job.write_job(tmp_path, images, method=method, mode="volume", computeMetrics=False, device="cpu")
     body = f"from MedFusionLib.apps.worker import main\nassert main([{str(tmp_path)!r}]) == 0"  # the worker's entry
     res = subprocess.run([sys.executable, "-c", _no_torch_script(body)], capture_output=True, text=True, cwd=REPO)
     assert "NO TORCH" in res.stdout, res.stderr[-2000:] + res.stdout[-2000:]

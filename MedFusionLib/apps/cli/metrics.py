@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from MedFusionLib.core.resources import check_memory
     from MedFusionLib.metrics import format_table
 
-    check_memory([args.f, args.a, args.b], args.series, what="scoring these images")
+    check_memory([args.f, args.a, args.b], args.series, what="scoring these images", work="score")
     result = score_by_percentile(args) if args.normalisation == "percentile" else score_by_modality(args)
     print(json.dumps(result, indent=2, allow_nan=False) if args.json else format_table(result))
     return 0

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.output, args.resampled):
         if path:
             check_not_input(path, inputs)
-    check_memory(inputs, args.series, what="registering these images")
+    check_memory(inputs, args.series, what="registering these images", work="register")
     with protected_inputs(inputs):
         return _run(args, load_for_fusion(args.fixed, args.series), load_for_fusion(args.moving, args.series))
 

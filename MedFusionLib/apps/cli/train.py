@@ -111,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
     )
     from MedFusionLib.inference.onnx_export import export_after_training
 
-    graph = export_after_training(args.method, result["weights"])  # the ONNX graph beside the weights
-    result["onnx"] = str(graph) if graph else None
+    graphs = export_after_training(args.method, result["weights"])  # the ONNX graphs beside the weights
+    result["onnx"] = [str(graph) for graph in graphs]
     if args.json:
         print(json.dumps(result, indent=2))
     else:

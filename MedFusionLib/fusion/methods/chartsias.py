@@ -32,9 +32,9 @@ def fuse(stack: np.ndarray, modalities: Sequence[str], mode: str = "slice") -> n
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32.
 
     ``modalities``: one of ct, mr, pet, spect per input, in the inputs' order."""
-    from MedFusionLib.inference.runtime import fuse_with_2d_network  # torch is imported on first use only
+    from MedFusionLib.inference.weight_map_onnx import chartsias_fuse  # ONNX Runtime, no torch
 
-    return fuse_with_2d_network(WEIGHTS, stack, mode, modalities=tuple(modalities))
+    return chartsias_fuse(stack, modalities, mode)  # one graph per modality's encoder, one for the decoder
 
 
 register_method(
@@ -54,6 +54,6 @@ register_method(
             "T. Joyce, A. Chartsias, S. A. Tsaftaris, Robust Multi-Modal MR Image Synthesis, MICCAI 2017",
         ),
         uses_modalities=True,
-        needs_torch=True,  # not exported to ONNX (docs/runtime.md)
+        needs_torch=False,  # encoder and decoder graphs in ONNX Runtime (docs/runtime.md)
     )
 )

@@ -14,8 +14,6 @@ post-processing (Gaussian smoothing of the weight maps, renormalisation, Laplaci
 
 from __future__ import annotations
 
-from typing import cast
-
 import numpy as np
 
 from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
@@ -26,18 +24,9 @@ WEIGHTS = "decision-map-cnn"
 
 def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from MedFusionLib.inference.runtime import (
-        load_network,
-        run_slices,  # torch is imported on first use only
-    )
-    from MedFusionLib.inference.weight_blending import blend_volume, triplanar_weights
-    from MedFusionLib.networks.decision_map import DecisionMapNet
+    from MedFusionLib.inference.weight_map_onnx import decision_map_fuse  # ONNX Runtime and numpy, no torch
 
-    net = cast(DecisionMapNet, load_network(WEIGHTS))
-    if mode == "slice":
-        return run_slices(net, stack)
-    weights = triplanar_weights(lambda x: net.weight_maps(x, smooth=False), stack)
-    return blend_volume(stack, weights, net.smooth_sigma, net.levels)
+    return decision_map_fuse(stack, mode)
 
 
 register_method(
@@ -52,6 +41,6 @@ register_method(
         paper="after the CNN decision map of Liu et al. (FUSION 2017): our own small weight-map network (softmax across any number of sources) in place of the siamese patch classifier, trained unsupervised, with pyramid blending",
         parameters=weight_parameters(WEIGHTS),
         references=("Liu et al., A medical image fusion method based on convolutional neural networks, FUSION 2017",),
-        needs_torch=True,  # not exported to ONNX (docs/runtime.md)
+        needs_torch=False,  # weight-map graph in ONNX Runtime, blending in numpy (docs/runtime.md)
     )
 )

@@ -33,15 +33,9 @@ LEVELS = 4
 
 def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from MedFusionLib.inference.runtime import load_network, run_slices
-    from MedFusionLib.inference.weight_blending import activity_weight_fn, blend_volume, triplanar_weights
-    from MedFusionLib.networks import layers as dm  # torch is imported on first use only
+    from MedFusionLib.inference.weight_map_onnx import weight_map_fuse  # ONNX Runtime and numpy, no torch
 
-    net = load_network(ENCODER_WEIGHTS)
-    weight_fn = activity_weight_fn(net)
-    if mode == "slice":
-        return run_slices(lambda x: dm.laplacian_blend(x, dm.smooth_weights(weight_fn(x), SIGMA), LEVELS), stack)
-    return blend_volume(stack, triplanar_weights(weight_fn, stack), SIGMA, LEVELS)
+    return weight_map_fuse(NAME, stack, mode, SIGMA, LEVELS)  # graph deep-feature-weighting.onnx (densefuse-lite)
 
 
 register_method(
@@ -59,6 +53,6 @@ register_method(
             "Li, Wu & Kittler, Infrared and visible image fusion using a deep learning framework, ICPR 2018",
             "Li & Wu, DenseFuse, IEEE TIP 28(5), 2019",
         ),
-        needs_torch=True,  # not exported to ONNX (docs/runtime.md)
+        needs_torch=False,  # activity-weight graph in ONNX Runtime, blending in numpy (docs/runtime.md)
     )
 )

@@ -27,47 +27,13 @@ BASE_SIZE = 31  # mean filter of the base part
 MAX_PIXELS = 1 << 18
 
 
-def fuse_batch(net, x):
-    """``x``: (n, b, 1, H, W) tensor in 0..1 -> (b, 1, H, W), with ``net`` a :class:`DenseFuse`."""
-    import torch
-    import torch.nn.functional as F
-
-    n = x.shape[0]
-    flat = x.flatten(0, 1)
-    base = F.avg_pool2d(flat, BASE_SIZE, stride=1, padding=BASE_SIZE // 2, count_include_pad=False)
-    detail = (flat - base).unflatten(0, (n, -1))
-    fused_base = base.unflatten(0, (n, -1)).mean(dim=0)
-    feats = net.c1(flat)
-    layers = [feats]
-    for layer in net.dense:
-        new = layer(feats)
-        layers.append(new)
-        feats = torch.cat([feats, new], dim=1)
-    candidates = []
-    for phi in layers:
-        activity = F.avg_pool2d(phi.abs().sum(dim=1, keepdim=True), 3, stride=1, padding=1, count_include_pad=False)
-        activity = activity.unflatten(0, (n, -1))  # (n, b, 1, H, W)
-        total = activity.sum(dim=0, keepdim=True)
-        weights = torch.where(total > 1e-6, activity / total.clamp_min(1e-6), torch.full_like(activity, 1.0 / n))
-        candidates.append((weights * detail).sum(dim=0))
-    return fused_base + torch.stack(candidates).amax(dim=0)
-
-
-def _slices(stack: np.ndarray) -> np.ndarray:
-    from MedFusionLib.inference.runtime import load_network, run_slices
-
-    net = load_network(FEATURE_WEIGHTS)
-    return run_slices(lambda x: fuse_batch(net, x), stack, MAX_PIXELS)
-
-
 def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
-    """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    if mode == "slice":
-        return _slices(stack)
-    out = np.zeros(stack.shape[1:], np.float32)
-    for axis in range(3):
-        out += np.moveaxis(_slices(np.moveaxis(stack, axis + 1, 1)), 0, axis)
-    return out / 3.0
+    """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32.
+    The rule around the encoder is one ONNX graph (``deep-features.onnx``, from ``densefuse.pt``;
+    ``inference/export_parts.py``), run per slice or tri-planarly."""
+    from MedFusionLib.inference.weight_map_onnx import rule_fuse  # ONNX Runtime, no torch
+
+    return rule_fuse(NAME, stack, mode, MAX_PIXELS)
 
 
 register_method(
@@ -84,6 +50,6 @@ register_method(
         references=(
             "Li, Wu & Kittler, Infrared and visible image fusion using a deep learning framework, ICPR 2018 (arXiv:1804.06992)",
         ),
-        needs_torch=True,  # not exported to ONNX (docs/runtime.md)
+        needs_torch=False,  # the whole rule is one ONNX graph (docs/runtime.md)
     )
 )

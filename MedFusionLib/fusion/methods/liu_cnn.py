@@ -44,9 +44,9 @@ def fuse(
     """Fuse ``stack``: (2, batch, H, W) in slice mode, (2, D, H, W) in volume mode; 0..1 float32.
     ``weights``: "soft" (the score map's weight map) or "decision" (binary, consistency-verified); ``envelope``:
     clip to the sources' range at each pixel (our addition)."""
-    from MedFusionLib.inference import liu_cnn  # torch is imported on first use only
+    from MedFusionLib.inference import liu_onnx  # ONNX Runtime and numpy, no torch
 
-    return liu_cnn.fuse(stack, mode, NAME, weights=weights, envelope=envelope)
+    return liu_onnx.fuse(stack, mode, weights=weights, envelope=envelope)
 
 
 register_method(
@@ -65,6 +65,6 @@ register_method(
             "Liu, Chen, Peng & Wang, Multi-focus image fusion with a deep convolutional neural network, Information Fusion 36 (2017) 191-207",
             "Liu, Chen, Cheng & Peng, A medical image fusion method based on convolutional neural networks, FUSION 2017",
         ),
-        needs_torch=True,  # not exported to ONNX (docs/runtime.md)
+        needs_torch=False,  # weight-map graph in ONNX Runtime, pyramid in numpy (docs/runtime.md)
     )
 )
