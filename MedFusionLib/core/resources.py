@@ -18,13 +18,14 @@ from MedFusionLib.core.errors import InputError, ResourceError
 from MedFusionLib.core.native import dicom_series, native_stderr
 
 # Fusing (``medfusion fuse`` without metrics, the default method), fitted to the four measured peaks of
-# benchmarks/memory_benchmark.py (two sizes, both modes; docs/runtime.md, 2026-12-07): the interpreter,
-# libraries and a network's working memory for one chunk; the inputs as read; per input on the reference grid its
-# normalised float32 copy and its share of the stacked foreground box (volume mode); the fused image's float32
-# array, image and output conversion. Slice and volume mode get one estimate (the guard is not told the mode).
-FUSE_FIXED_BYTES = 480_000_000
-FUSE_BYTES_PER_GRID_VOXEL_PER_INPUT = 8
-FUSE_BYTES_PER_GRID_VOXEL_FUSED = 8
+# benchmarks/memory_benchmark.py (two sizes, both modes; docs/runtime.md, 2026-12-07): the interpreter, libraries
+# and ONNX Runtime's working memory for a chunk; the inputs as read; per input its normalised float32 row on the
+# reference grid (volume mode fuses a view of the rows: no stacked copy) and a transient resample; the fused
+# float32 image (its array is read back only for scoring). Slice and volume mode get one estimate (the guard is
+# not told the mode); the constants were fitted to those peaks, so their agreement is partly by construction.
+FUSE_FIXED_BYTES = 600_000_000
+FUSE_BYTES_PER_GRID_VOXEL_PER_INPUT = 5
+FUSE_BYTES_PER_GRID_VOXEL_FUSED = 4
 # Scoring and registering (not re-measured): the resampled float copy, the 0..1 source, the 0..255 source and
 # the metric suite's float64 working copies per input; plus the fused image's own.
 BYTES_PER_GRID_VOXEL_PER_INPUT = 40

@@ -117,16 +117,12 @@ def fuse_arrays(
     if sources[0].ndim != 3:
         raise MedFusionError(f"inputs must be 2-D or 3-D arrays, got {sources[0].ndim}-D")
 
-    # background (and skipped slices) keep the brightest input: all below FOREGROUND_LEVEL there, and a pixel-wise
-    # rule (max) stays exact to the grey level everywhere (the inputs' mean left it 1-3 levels off near the edge)
-    out = sources[0].copy()
-    for source in sources[1:]:
-        np.maximum(out, source, out=out)
     mask = foreground_mask(sources)
     box = mask_box(mask)
     if mode == "volume":
         del mask
-        return _fuse_volume(fusion, sources, box, out, extra, progress, cancel)
+        return _fuse_volume(fusion, sources, box, extra, progress, cancel)
+    out = _brightest(sources)
     if not 0 <= axis < 3:
         raise MedFusionError(f"slice axis must be 0, 1 or 2, got {axis}")
     fuse_slices = fusion.fuse_slices
@@ -147,25 +143,55 @@ def fuse_arrays(
     return np.clip(out, 0.0, 1.0, out=out)
 
 
+def _brightest(sources: Sequence[np.ndarray]) -> np.ndarray:
+    """The pixel-wise max of the inputs: what background (and skipped slices) keep. All inputs are below
+    FOREGROUND_LEVEL there, and a pixel-wise rule (max) stays exact to the grey level everywhere (the inputs' mean
+    left it 1-3 levels off near the edge)."""
+    out = sources[0].copy()
+    for source in sources[1:]:
+        np.maximum(out, source, out=out)
+    return out
+
+
+def _stacked(sources: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The (n_inputs, *shape) array whose rows the inputs are (``pipeline.prepare`` normalises into one), or None:
+    volume mode then hands the method a view of it instead of stacking a copy of every input."""
+    base = sources[0].base
+    if not isinstance(base, np.ndarray) or base.shape != (len(sources), *sources[0].shape):
+        return None
+    rows_of_base = all(
+        s.base is base and s.strides == base.strides[1:] and s.ctypes.data == base[i].ctypes.data
+        for i, s in enumerate(sources)
+    )
+    return base if rows_of_base else None
+
+
 def _fuse_volume(
     fusion: FusionMethod,
     sources: Sequence[np.ndarray],
     box: tuple[slice, ...],
-    out: np.ndarray,
     extra: dict,
     progress: ProgressCallback | None,
     cancel: CancelCallback | None,
 ) -> np.ndarray:
-    """Volume mode: the method on the stacked foreground box (the one copy of the inputs it needs)."""
+    """Volume mode: the method on the foreground box of the stacked inputs (a view when they come stacked, else
+    the one copy it needs); where the box is the whole volume the method's result is the output itself."""
     check_cancel(cancel)
     report(progress, 0.0, f"{fusion.name}: fusing volume")
     fuse_volume = fusion.fuse_volume
     if fuse_volume is None:
         raise MedFusionError(f"{fusion.name} has no volume mode")
-    cropped = np.stack([s[box] for s in sources])
+    stacked = _stacked(sources)
+    cropped = stacked[(slice(None), *box)] if stacked is not None else np.stack([s[box] for s in sources])
     with cancel_scope(cancel):  # the method's inference loops check it (volume mode is one call)
-        fused = fuse_volume(cropped, **extra)
+        fused = _check_output(fuse_volume(cropped, **extra), cropped.shape[1:], fusion)
+    del cropped
     check_cancel(cancel)
-    out[box] = _check_output(fused, cropped.shape[1:], fusion)
+    whole = fused.shape == sources[0].shape and fused.flags.c_contiguous
+    if whole and not any(np.shares_memory(fused, s) for s in sources):
+        out = fused
+    else:
+        out = _brightest(sources)
+        out[box] = fused
     report(progress, 1.0, f"{fusion.name}: done")
     return np.clip(out, 0.0, 1.0, out=out)

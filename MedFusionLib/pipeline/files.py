@@ -56,7 +56,8 @@ def fuse_files(
     for path in outputs:
         if path:
             check_not_input(path, inputs)
-    check_memory(inputs, series, what="fusing these inputs")
+    scoring = bool(metrics_path or want_metrics)  # scoring holds the metric suite's copies too: the larger bound
+    check_memory(inputs, series, what="fusing these inputs", work="score" if scoring else "fuse")
     with protected_inputs(inputs):
         with stage("read"):
             images = [read_image(path, series) for path in inputs]
@@ -66,7 +67,6 @@ def fuse_files(
         for extra in (metrics_path, preview_path):
             if extra:
                 output_folder(extra)
-        scoring = bool(metrics_path or want_metrics)
         share = 0.75 if scoring else 1.0
         result = pipeline.fuse_images(images, options, progress=sub_progress(progress, 0.0, share), cancel=cancel)
         fused = as_output_type(result.colour_fused if result.colour_fused is not None else result.fused, output_type)
@@ -89,11 +89,19 @@ def fuse_files(
 
 def as_output_type(fused, output_type: str):
     """The image a fused float32 grey volume is written as: rounded to uint8 bytes for "uint8", else unchanged."""
+    import numpy as np
     import SimpleITK as sitk
 
-    if output_type == "uint8" and fused.GetPixelID() == sitk.sitkFloat32:
-        return sitk.Cast(sitk.Clamp(sitk.Round(fused), sitk.sitkFloat32, 0.0, 255.0), sitk.sitkUInt8)
-    return fused
+    if output_type != "uint8" or fused.GetPixelID() != sitk.sitkFloat32:
+        return fused
+    values = sitk.GetArrayViewFromImage(fused)  # no copy; rounded slab by slab (no volume-sized temporaries)
+    rounded = np.empty(values.shape, np.uint8)
+    for start in range(0, max(len(values), 1), 16):
+        slab = values[start : start + 16]
+        rounded[start : start + 16] = np.clip(np.floor(slab + np.float32(0.5)), 0, 255)
+    written = sitk.GetImageFromArray(rounded)
+    written.CopyInformation(fused)
+    return written
 
 
 def score_as_written(

@@ -74,7 +74,8 @@ def fuse_prepared(
             cancel=cancel,
         )
     with stage("output image"):
-        fused, fused_array = _fused_image(fused01, fixed)
+        fused = _fused_image(fused01, fixed, prepared.sources01)
+        del fused01  # scaled into ``fused``; FusionResult.fused_array reads it back only when asked
     check_cancel(cancel)
     with stage("colour"):
         colour_fused = _colour_result(fused, prepared, options)
@@ -82,7 +83,6 @@ def fuse_prepared(
     return FusionResult(
         fused=fused,
         sources01=list(prepared.sources01),
-        fused_array=fused_array,
         method=fusion.name,
         mode=options.mode,
         axis=axis,
@@ -93,17 +93,20 @@ def fuse_prepared(
     )
 
 
-def _fused_image(fused01: np.ndarray, fixed: sitk.Image) -> tuple[sitk.Image, np.ndarray]:
-    """The fused image on the 0..255 scale with the reference's geometry (8-bit for an 8-bit 2-D reference),
-    and its float32 array."""
-    fused_array = fused01 * FUSION_SCALE
+def _fused_image(fused01: np.ndarray, fixed: sitk.Image, sources01: Sequence[np.ndarray]) -> sitk.Image:
+    """The fused image on the 0..255 scale with the reference's geometry (8-bit for an 8-bit 2-D reference).
+
+    ``fused01`` is scaled in place when it is the method's own array (no source shares its memory): one
+    volume-sized copy fewer, which is what keeps a 512 x 512 x 400 run in bounds (docs/runtime.md)."""
+    own = fused01.dtype == np.float32 and not any(np.shares_memory(fused01, s) for s in sources01)
+    scaled = fused01 if own else fused01.astype(np.float32)
+    np.multiply(scaled, np.float32(FUSION_SCALE), out=scaled)
     if fixed.GetDimension() == 2 and fixed.GetPixelID() == sitk.sitkUInt8:
-        fused_array = np.clip(np.floor(fused_array + 0.5), 0, 255)
-        fused = sitk.GetImageFromArray(fused_array.astype(np.uint8))
+        fused = sitk.GetImageFromArray(np.clip(np.floor(scaled + 0.5), 0, 255).astype(np.uint8))
     else:
-        fused = sitk.GetImageFromArray(fused_array.astype(np.float32, copy=False))
+        fused = sitk.GetImageFromArray(scaled)
     fused.CopyInformation(fixed)
-    return fused, fused_array.astype(np.float32, copy=False)
+    return fused
 
 
 def fuse_images(

@@ -183,13 +183,17 @@ def prepare_inputs(
         _colour_on_grid(fixed, original, reg) for original, reg in zip(originals[1:], registrations)
     ]
 
-    sources, rules = [], []
-    for original, on_grid, modality, kind in zip(images, aligned, modalities, kinds):
+    # one (n_inputs, *shape) block, normalised row by row: volume mode fuses a view of it (fusion/engine.py)
+    stacked = np.empty((len(aligned), *sitk.GetArrayViewFromImage(aligned[0]).shape), np.float32)
+    rules = []
+    for row, original, on_grid, modality, kind in zip(stacked, images, aligned, modalities, kinds):
         if modality == "auto" and kind in FUNCTIONAL_MODALITIES and guess_modality(original) == "mr":
             modality = kind  # the same percentile rule, named for what the input is
         low, high, rule = intensity_range(original, modality)
-        values = sitk.GetArrayFromImage(on_grid).astype(np.float32)
-        sources.append(np.clip((values - low) / (high - low), 0.0, 1.0))
+        row[...] = sitk.GetArrayViewFromImage(on_grid)
+        row -= low
+        row /= high - low
+        np.clip(row, 0.0, 1.0, out=row)
         rules.append(rule)
         check_cancel(cancel)
-    return PreparedInputs(fixed, originals, aligned_colour, sources, rules, registrations, kinds)
+    return PreparedInputs(fixed, originals, aligned_colour, list(stacked), rules, registrations, kinds)

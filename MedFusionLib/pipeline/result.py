@@ -20,7 +20,6 @@ class FusionResult:
 
     fused: sitk.Image
     sources01: list[np.ndarray]  # inputs on the fused grid, normalised to 0..1 (array order z, y, x)
-    fused_array: np.ndarray  # fused values on 0..255
     method: str
     mode: str
     axis: int  # image axis (0 = i/x, 1 = j/y, 2 = k/z) along which slice mode cut the volume
@@ -28,6 +27,12 @@ class FusionResult:
     registrations: list = field(default_factory=list)  # RegistrationResult or None per moving input
     colour_fused: sitk.Image | None = None  # RGB: functional colour over the fused image (colour option)
     kinds: list[str] = field(default_factory=list)  # modality per input (given or detected): ct, mr, pet, spect
+
+    @cached_property
+    def fused_array(self) -> np.ndarray:
+        """The fused values on 0..255 as a float32 array, copied from ``fused`` on first use (scoring, previews):
+        a plain ``fuse`` never holds a second volume-sized copy."""
+        return sitk.GetArrayFromImage(self.fused).astype(np.float32, copy=False)
 
     @cached_property
     def sources(self) -> list[np.ndarray]:

@@ -295,15 +295,22 @@ def test_memory_estimate_is_compared_with_what_is_available(capsys, pair, tmp_pa
     assert code == 0
 
 
-def test_fusing_estimate_is_below_the_scoring_bound_and_work_is_checked():
-    """Fusing has its own (measured) estimate, 3.4 GB for the 512 x 512 x 400 int16 pair of
-    benchmarks/memory_benchmark.py (peaks 3.2 and 3.7 GB); scoring keeps the larger bound of its copies."""
+# peaks of `medfusion fuse` (default method) measured by benchmarks/memory_benchmark.py on 2026-12-07 (docs/runtime.md):
+# (size, slice-mode MB, volume-mode MB) of the porcine int16 pair resampled to that size
+MEASURED_FUSE_PEAKS_MB = (((512, 512, 400), 2490, 2436), ((256, 256, 205), 698, 980))
+
+
+def test_fusing_estimate_is_within_a_quarter_of_the_measured_peaks_and_below_the_scoring_bound():
+    """Fusing has its own estimate, within 25 % of each measured peak (both sizes, both modes); scoring keeps the
+    larger bound of its copies."""
     from MedFusionLib.core.resources import ImageInfo, estimate_run_bytes
 
-    pair = [ImageInfo("ct.nii", (512, 512, 400), 2), ImageInfo("mr.nii", (512, 512, 400), 2)]
-    fuse = estimate_run_bytes(pair)
-    assert 3.2e9 < fuse < 3.7e9
-    assert fuse < estimate_run_bytes(pair, "score")
+    for size, *peaks in MEASURED_FUSE_PEAKS_MB:
+        pair = [ImageInfo("ct.nii", size, 2), ImageInfo("mr.nii", size, 2)]
+        fuse = estimate_run_bytes(pair)
+        for peak in peaks:
+            assert 0.75 <= fuse / (peak * 1e6) <= 1.25, (size, fuse / 1e6, peak)
+        assert fuse < estimate_run_bytes(pair, "score")
     with pytest.raises(ValueError, match="work must be one of"):
         estimate_run_bytes(pair, "train")
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
+from MedFusionLib.fusion.registry import declare_method
 
 NAME = "chartsias"
 WEIGHTS = "chartsias"
@@ -37,23 +37,19 @@ def fuse(stack: np.ndarray, modalities: Sequence[str], mode: str = "slice") -> n
     return chartsias_fuse(stack, modalities, mode)  # one graph per modality's encoder, one for the decoder
 
 
-register_method(
-    FusionMethod(
-        name=NAME,
-        family="multi-encoder",
-        description="Chartsias et al. (IEEE TMI 2018): one U-Net-like encoder per modality (ct, mr, pet, spect), element-wise max of the latents over the inputs, one decoder; any number of inputs, independent of their order; trained by MedFusion with missing-input dropout.",
-        fuse_slices=lambda stack, modalities: fuse(stack, modalities, "slice"),
-        fuse_volume=lambda stack, modalities: fuse(stack, modalities, "volume"),
-        inputs="n",
-        volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
-        paper="after Chartsias et al., Multimodal MR Synthesis via Modality-Invariant Latent Representation, IEEE TMI 37(3), 2018: encoder widths halved (16/32/64), one decoder of 16 channels for the fused image, unsupervised fusion loss instead of a synthesis target",
-        parameters=weight_parameters(WEIGHTS),
-        paper_parameters=2_124_049,  # the paper's widths (32/64/128, decoder 32) in our layout: 4 encoders, 1 decoder
-        references=(
-            "A. Chartsias, T. Joyce, M. V. Giuffrida, S. A. Tsaftaris, Multimodal MR Synthesis via Modality-Invariant Latent Representation, IEEE Trans. Med. Imaging 37(3), 803-814, 2018",
-            "T. Joyce, A. Chartsias, S. A. Tsaftaris, Robust Multi-Modal MR Image Synthesis, MICCAI 2017",
-        ),
-        uses_modalities=True,
-        needs_torch=False,  # encoder and decoder graphs in ONNX Runtime (docs/runtime.md)
-    )
+declare_method(
+    fuse,
+    weights=WEIGHTS,
+    name=NAME,
+    family="multi-encoder",
+    description="Chartsias et al. (IEEE TMI 2018): one U-Net-like encoder per modality (ct, mr, pet, spect), element-wise max of the latents over the inputs, one decoder; any number of inputs, independent of their order; trained by MedFusion with missing-input dropout.",
+    inputs="n",
+    volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
+    paper="after Chartsias et al., Multimodal MR Synthesis via Modality-Invariant Latent Representation, IEEE TMI 37(3), 2018: encoder widths halved (16/32/64), one decoder of 16 channels for the fused image, unsupervised fusion loss instead of a synthesis target",
+    paper_parameters=2_124_049,  # the paper's widths (32/64/128, decoder 32) in our layout: 4 encoders, 1 decoder
+    references=(
+        "A. Chartsias, T. Joyce, M. V. Giuffrida, S. A. Tsaftaris, Multimodal MR Synthesis via Modality-Invariant Latent Representation, IEEE Trans. Med. Imaging 37(3), 803-814, 2018",
+        "T. Joyce, A. Chartsias, S. A. Tsaftaris, Robust Multi-Modal MR Image Synthesis, MICCAI 2017",
+    ),
+    uses_modalities=True,
 )

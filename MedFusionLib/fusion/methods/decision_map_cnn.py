@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
+from MedFusionLib.fusion.registry import declare_method
 
 NAME = "decision-map-cnn"
 WEIGHTS = "decision-map-cnn"
@@ -29,18 +29,14 @@ def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     return decision_map_fuse(stack, mode)
 
 
-register_method(
-    FusionMethod(
-        name=NAME,
-        family="decision-map",
-        description="Decision-map CNN: a trained network predicts per-pixel weight maps (softmax across sources, smoothed); the source pixels are blended by them in a Laplacian pyramid.",
-        fuse_slices=lambda stack: fuse(stack, "slice"),
-        fuse_volume=lambda stack: fuse(stack, "volume"),
-        inputs="n",
-        volume_note="Tri-planar weight maps (2-D network along all three axes, averaged), smoothed in 3-D, 3-D Laplacian-pyramid blending of the source voxels.",
-        paper="after the CNN decision map of Liu et al. (FUSION 2017): our own small weight-map network (softmax across any number of sources) in place of the siamese patch classifier, trained unsupervised, with pyramid blending",
-        parameters=weight_parameters(WEIGHTS),
-        references=("Liu et al., A medical image fusion method based on convolutional neural networks, FUSION 2017",),
-        needs_torch=False,  # weight-map graph in ONNX Runtime, blending in numpy (docs/runtime.md)
-    )
+declare_method(
+    fuse,
+    weights=WEIGHTS,
+    name=NAME,
+    family="decision-map",
+    description="Decision-map CNN: a trained network predicts per-pixel weight maps (softmax across sources, smoothed); the source pixels are blended by them in a Laplacian pyramid.",
+    inputs="n",
+    volume_note="Tri-planar weight maps (2-D network along all three axes, averaged), smoothed in 3-D, 3-D Laplacian-pyramid blending of the source voxels.",
+    paper="after the CNN decision map of Liu et al. (FUSION 2017): our own small weight-map network (softmax across any number of sources) in place of the siamese patch classifier, trained unsupervised, with pyramid blending",
+    references=("Liu et al., A medical image fusion method based on convolutional neural networks, FUSION 2017",),
 )

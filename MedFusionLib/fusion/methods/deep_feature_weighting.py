@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
+from MedFusionLib.fusion.registry import declare_method
 
 NAME = "deep-feature-weighting"
 ENCODER_WEIGHTS = "densefuse-lite"
@@ -38,21 +38,18 @@ def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     return weight_map_fuse(NAME, stack, mode, SIGMA, LEVELS)  # graph deep-feature-weighting.onnx (densefuse-lite)
 
 
-register_method(
-    FusionMethod(
-        name=NAME,
-        family="feature-extraction",
-        description="Deep-feature weighting: multi-level features of our DenseFuse-lite encoder give L1-norm activity maps, softmax across sources; the source images are blended by them in a Laplacian pyramid.",
-        fuse_slices=lambda stack: fuse(stack, "slice"),
-        fuse_volume=lambda stack: fuse(stack, "volume"),
-        inputs="n",
-        volume_note="Tri-planar activity weights (2-D encoder along all three axes, averaged), smoothed in 3-D, 3-D Laplacian-pyramid blending of the source voxels.",
-        paper="after the deep-feature activity weighting of Li, Wu & Kittler (ICPR 2018): features of our densefuse-lite encoder (a DenseFuse-family autoencoder, not DenseFuse's published encoder nor VGG-19), softmax weights, pyramid blending of the sources",
-        parameters=weight_parameters(ENCODER_WEIGHTS, without="decoder"),  # the encoder it uses
-        references=(
-            "Li, Wu & Kittler, Infrared and visible image fusion using a deep learning framework, ICPR 2018",
-            "Li & Wu, DenseFuse, IEEE TIP 28(5), 2019",
-        ),
-        needs_torch=False,  # activity-weight graph in ONNX Runtime, blending in numpy (docs/runtime.md)
-    )
+declare_method(
+    fuse,
+    weights=ENCODER_WEIGHTS,
+    without="decoder",
+    name=NAME,
+    family="feature-extraction",
+    description="Deep-feature weighting: multi-level features of our DenseFuse-lite encoder give L1-norm activity maps, softmax across sources; the source images are blended by them in a Laplacian pyramid.",
+    inputs="n",
+    volume_note="Tri-planar activity weights (2-D encoder along all three axes, averaged), smoothed in 3-D, 3-D Laplacian-pyramid blending of the source voxels.",
+    paper="after the deep-feature activity weighting of Li, Wu & Kittler (ICPR 2018): features of our densefuse-lite encoder (a DenseFuse-family autoencoder, not DenseFuse's published encoder nor VGG-19), softmax weights, pyramid blending of the sources",
+    references=(
+        "Li, Wu & Kittler, Infrared and visible image fusion using a deep learning framework, ICPR 2018",
+        "Li & Wu, DenseFuse, IEEE TIP 28(5), 2019",
+    ),
 )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
+from MedFusionLib.fusion.registry import declare_method
 
 NAME = "deep-features"
 FEATURE_WEIGHTS = "densefuse"
@@ -36,20 +36,17 @@ def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
     return rule_fuse(NAME, stack, mode, MAX_PIXELS)
 
 
-register_method(
-    FusionMethod(
-        name=NAME,
-        family="feature-extraction",
-        description="Deep-features (Li, Wu & Kittler 2018 framework): base parts averaged, detail parts weighted by L1 activity of four feature layers (max over layers); features from our DenseFuse encoder, trained here as an autoencoder (no ImageNet VGG-19 offline).",
-        fuse_slices=lambda stack: fuse(stack, "slice"),
-        fuse_volume=lambda stack: fuse(stack, "volume"),
-        inputs="n",
-        volume_note="Tri-planar (2.5-D): the 2-D procedure along all three axes, results averaged.",
-        paper="after Li, Wu & Kittler's deep-learning fusion framework (ICPR 2018): the encoder of our densefuse weights in place of ImageNet VGG-19, features taken from the source images, a 31x31 mean filter as the base part",
-        parameters=weight_parameters(FEATURE_WEIGHTS, without="decoder"),  # the encoder it uses
-        references=(
-            "Li, Wu & Kittler, Infrared and visible image fusion using a deep learning framework, ICPR 2018 (arXiv:1804.06992)",
-        ),
-        needs_torch=False,  # the whole rule is one ONNX graph (docs/runtime.md)
-    )
+declare_method(
+    fuse,
+    weights=FEATURE_WEIGHTS,
+    without="decoder",
+    name=NAME,
+    family="feature-extraction",
+    description="Deep-features (Li, Wu & Kittler 2018 framework): base parts averaged, detail parts weighted by L1 activity of four feature layers (max over layers); features from our DenseFuse encoder, trained here as an autoencoder (no ImageNet VGG-19 offline).",
+    inputs="n",
+    volume_note="Tri-planar (2.5-D): the 2-D procedure along all three axes, results averaged.",
+    paper="after Li, Wu & Kittler's deep-learning fusion framework (ICPR 2018): the encoder of our densefuse weights in place of ImageNet VGG-19, features taken from the source images, a 31x31 mean filter as the base part",
+    references=(
+        "Li, Wu & Kittler, Infrared and visible image fusion using a deep learning framework, ICPR 2018 (arXiv:1804.06992)",
+    ),
 )

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
+from MedFusionLib.fusion.registry import declare_method
 
 NAME = "liu-cnn"
 DEFAULT_WEIGHTS = "decision"
@@ -49,22 +49,18 @@ def fuse(
     return liu_onnx.fuse(stack, mode, weights=weights, envelope=envelope)
 
 
-register_method(
-    FusionMethod(
-        name=NAME,
-        family="decision-map",
-        description="Liu et al.'s CNN fusion: a siamese patch classifier (trained to tell which of two patches is sharp) scores the two inputs fully convolutionally; the thresholded, consistency-verified decision map drives a Laplacian-pyramid blend choosing selection or averaging per coefficient by local similarity.",
-        fuse_slices=lambda stack: fuse(stack, "slice"),
-        fuse_volume=lambda stack: fuse(stack, "volume"),
-        inputs=2,
-        volume_note="Tri-planar weight maps (the 2-D network along all three axes, averaged), one 3-D Laplacian pyramid with the local-similarity rule.",
-        paper="after the CNN decision map of Liu et al. (Information Fusion 36, 2017) with the medical pyramid fusion (Liu et al., FUSION 2017): first fully connected layer factorised at rank 16, symmetric score, trained on our medical slices",
-        parameters=weight_parameters(NAME),
-        paper_parameters=8_759_042,  # the published layers at grey input (LiuSiameseCNN(rank=0))
-        references=(
-            "Liu, Chen, Peng & Wang, Multi-focus image fusion with a deep convolutional neural network, Information Fusion 36 (2017) 191-207",
-            "Liu, Chen, Cheng & Peng, A medical image fusion method based on convolutional neural networks, FUSION 2017",
-        ),
-        needs_torch=False,  # weight-map graph in ONNX Runtime, pyramid in numpy (docs/runtime.md)
-    )
+declare_method(
+    fuse,
+    weights=NAME,
+    name=NAME,
+    family="decision-map",
+    description="Liu et al.'s CNN fusion: a siamese patch classifier (trained to tell which of two patches is sharp) scores the two inputs fully convolutionally; the thresholded, consistency-verified decision map drives a Laplacian-pyramid blend choosing selection or averaging per coefficient by local similarity.",
+    inputs=2,
+    volume_note="Tri-planar weight maps (the 2-D network along all three axes, averaged), one 3-D Laplacian pyramid with the local-similarity rule.",
+    paper="after the CNN decision map of Liu et al. (Information Fusion 36, 2017) with the medical pyramid fusion (Liu et al., FUSION 2017): first fully connected layer factorised at rank 16, symmetric score, trained on our medical slices",
+    paper_parameters=8_759_042,  # the published layers at grey input (LiuSiameseCNN(rank=0))
+    references=(
+        "Liu, Chen, Peng & Wang, Multi-focus image fusion with a deep convolutional neural network, Information Fusion 36 (2017) 191-207",
+        "Liu, Chen, Cheng & Peng, A medical image fusion method based on convolutional neural networks, FUSION 2017",
+    ),
 )
