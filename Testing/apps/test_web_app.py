@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from no_torch import BLOCK_TORCH
 
 pytestmark = pytest.mark.browser
 
@@ -54,7 +55,14 @@ def server(tmp_path_factory):
     """``medfusion app --sample`` on a free local port, with its own TMPDIR (to see its job folders)."""
     tmp = tmp_path_factory.mktemp("web-tmp")
     port = _free_port()
-    env = dict(os.environ, TMPDIR=str(tmp))
+    # the server and the workers it starts run where importing torch raises: every Apply of these tests shows that
+    # the web app fuses without torch (issue 21); an import of torch would end in an error on the page
+    blocker = tmp_path_factory.mktemp("no-torch")
+    (blocker / "sitecustomize.py").write_text(f"import sys\n{BLOCK_TORCH}", encoding="utf-8")
+    path = os.pathsep.join(p for p in (str(blocker), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=path)
+    blocked = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True)
+    assert "importing torch is blocked" in blocked.stderr, blocked.stderr[-500:]
     log = open(tmp_path_factory.mktemp("web-log") / "server.log", "w+")
     data = tmp_path_factory.mktemp("web-data")  # the only folder the page may open from (--root)
     process = subprocess.Popen(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import SimpleITK as sitk
+from no_torch import no_torch_script
 from synthetic import phantom_pair_files
 
 from MedFusionLib.apps import cli
@@ -35,24 +36,6 @@ def run(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
-BLOCK_TORCH = """
-import importlib.abc
-class _BlockTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("importing torch is blocked in this test")
-sys.meta_path.insert(0, _BlockTorch())
-"""
-
-
-def _no_torch_script(body: str) -> str:
-    """``body`` in a process where importing torch raises, checked afterwards not to have imported it."""
-    return (
-        f"import sys\n{BLOCK_TORCH}\n{body}\nassert 'torch' not in sys.modules, 'torch was imported'\n"
-        "print('NO TORCH')\n"
-    )
-
-
 ONNX_METHODS = ["fusion-unet", "max-residual-cnn", "ifcnn", "densefuse", "ddcgan"]
 PART_METHODS = ["decision-map-cnn", "deep-feature-weighting", "deep-features", "liu-cnn", "chartsias"]
 
@@ -68,7 +51,7 @@ def test_fuse_command_runs_onnx_methods_without_torch(pair, tmp_path, method):
     out = tmp_path / "fused.nii.gz"
     argv = ["fuse", str(pair[0]), str(pair[1]), "-o", str(out), "--method", method]
     body = f"from MedFusionLib.apps.cli import main\nassert main({argv!r}) == 0"
-    res = subprocess.run([sys.executable, "-c", _no_torch_script(body)], capture_output=True, text=True, cwd=REPO)
+    res = subprocess.run([sys.executable, "-c", no_torch_script(body)], capture_output=True, text=True, cwd=REPO)
     assert "NO TORCH" in res.stdout, res.stderr[-2000:]
     assert out.is_file()
 
@@ -82,7 +65,7 @@ def test_worker_job_runs_without_torch(pair, tmp_path, method):
 
     job.write_job(tmp_path, images, method=method, mode="volume", computeMetrics=False, device="cpu")
     body = f"from MedFusionLib.apps.worker import main\nassert main([{str(tmp_path)!r}]) == 0"  # the worker's entry
-    res = subprocess.run([sys.executable, "-c", _no_torch_script(body)], capture_output=True, text=True, cwd=REPO)
+    res = subprocess.run([sys.executable, "-c", no_torch_script(body)], capture_output=True, text=True, cwd=REPO)
     assert "NO TORCH" in res.stdout, res.stderr[-2000:] + res.stdout[-2000:]
     assert job.load_outcome(tmp_path).fused.GetSize() == images[0].GetSize()
 
