@@ -110,7 +110,7 @@ RECIPES: dict[str, Recipe] = {
             data="pairs+volumes",
             loss="fusion",
             loss_args=dict(w_ssim=1.0, w_grad=16.0, w_int=1.0, w_edge=4.0, grad_gain=1.0, w_over=8.0, w_vif=2.0),
-            epochs=20,  # 30 did not fit the session's CPU time on a shared machine (about 140 s an epoch)
+            epochs=20,  # for the session's CPU time: epochs took about 140 s on the loaded machine when this was set
             steps_per_epoch=60,
             batch=8,
             crop=128,
@@ -134,7 +134,7 @@ RECIPES: dict[str, Recipe] = {
             data="pairs+volumes",
             loss="fusion",
             loss_args=dict(w_ssim=1.0, w_grad=16.0, w_int=1.0, w_edge=4.0, grad_gain=1.25, w_over=8.0, w_vif=2.0),
-            epochs=20,  # 30 did not fit the session's CPU time on a shared machine (about 140 s an epoch)
+            epochs=20,  # for the session's CPU time: epochs took about 140 s on the loaded machine when this was set
             steps_per_epoch=60,
             batch=8,
             crop=128,
