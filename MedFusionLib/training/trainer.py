@@ -331,7 +331,10 @@ class _Data:
             return self.train[rng.integers(len(self.train))]
         if rng.random() < self.recipe.volume_share:
             return D.pad_to(self.volume_slices[rng.integers(len(self.volume_slices))], self.recipe.crop)
-        return D.pad_to(self.train[rng.integers(len(self.train))], self.recipe.crop)
+        pair = self.train[rng.integers(len(self.train))]
+        if self.recipe.volume_like and rng.random() < self.recipe.volume_like:
+            pair = D.volume_like(pair, rng)
+        return D.pad_to(pair, self.recipe.crop)
 
 
 @torch.no_grad()
@@ -411,7 +414,8 @@ def export_weights(net, recipe: Recipe, path: Path, meta: dict) -> Path:
 LOSS_TEXT = {
     "fusion": "unsupervised fusion loss: w_ssim (1 - mean SSIM(F, S_i)) + w_grad L1(|grad F|, max_i |grad S_i|) + w_int L1(F, max_i S_i)"
     " [+ w_edge (1 - Q(F; S_1..S_n)), Q the differentiable Xydeas-Petrovic edge preservation (QABF) of losses.py, when w_edge > 0]"
-    " [+ w_over mean(relu(F - max_i S_i)), a hinge on brightness above the brightest source, when w_over > 0]",
+    " [+ w_over mean(relu(F - max_i S_i)), a hinge on brightness above the brightest source, when w_over > 0]"
+    " [+ w_vif (1 - mean_i VIF(S_i -> F)), the differentiable pixel-domain VIF of losses.py, when w_vif > 0]",
     "reconstruction": "autoencoder reconstruction: L1(X', X) + w_ssim (1 - SSIM(X', X))",
 }
 DATA_TEXT = {
@@ -456,6 +460,16 @@ def model_card_text(
     return "\n".join(lines)
 
 
+def _volume_like_text(recipe: Recipe) -> str:
+    if not recipe.volume_like:
+        return ""
+    return (
+        f"; before the crop, {recipe.volume_like:.0%} of the Harvard pairs made to look like real volume slices"
+        " (per source: re-normalised by a random 97-99.9th foreground percentile, a Gaussian blur of sigma"
+        " 0.5-1.5 with probability 1/3, a background offset up to 0.04 with probability 1/3; data.volume_like)"
+    )
+
+
 def model_card(net, recipe: Recipe, meta: dict, history: list[dict], path: Path) -> str:
     """Markdown model card of the recipes trained by :func:`train`."""
     if recipe.data == "patches3d":
@@ -468,7 +482,7 @@ def model_card(net, recipe: Recipe, meta: dict, history: list[dict], path: Path)
         ("data", DATA_TEXT[recipe.data]),
         ("split", f"{split_text}: {meta['data']}"),
         ("loss", f"{LOSS_TEXT[recipe.loss]}; weights `{json.dumps(recipe.loss_args)}`"),
-        ("augmentation", f"{aug_text}, per-source gain 0.8-1.2 and gamma 0.8-1.25"),
+        ("augmentation", f"{aug_text}, per-source gain 0.8-1.2 and gamma 0.8-1.25" + _volume_like_text(recipe)),
     ]
     footer = (
         "Metrics: `MedFusionLib.metrics` definitions (MI in bits, SSIM summed over the two sources with data range 255) on "

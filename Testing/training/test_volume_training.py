@@ -66,7 +66,8 @@ def test_volume_split_is_by_subject_and_every_pair_exists(shared_data):
             assert (shared_data / "volumes" / pair.case / f"{name}.nii.gz").exists(), pair.name
 
 
-def test_tiny_fusion_unet_run_mixes_volume_slices_and_validates_saturation(tmp_path):
+@pytest.mark.parametrize("method", ["fusion-unet", "fusion-unet-v3"])
+def test_tiny_fusion_unet_run_mixes_volume_slices_and_validates_saturation(method, tmp_path):
     from Testing.training.test_training import _blob  # the Harvard-like generator of the training tests
 
     rng = np.random.default_rng(0)
@@ -79,7 +80,7 @@ def test_tiny_fusion_unet_run_mixes_volume_slices_and_validates_saturation(tmp_p
                 )
     _volumes(tmp_path, "spm", ("T1", "PET"), shape=(20, 24, 28))
     result = train(
-        "fusion-unet",
+        method,
         tmp_path,
         out=tmp_path / "fu.pt",
         epochs=1,
@@ -95,3 +96,46 @@ def test_tiny_fusion_unet_run_mixes_volume_slices_and_validates_saturation(tmp_p
     final = result["final"]
     assert 0.0 <= final["SAT"] <= 1.0 and 0.0 <= final["SAT_max"] <= 1.0
     assert "slices of the select real volume pairs" in result["data"]
+
+
+def _harvard_like_pair() -> np.ndarray:
+    """A dim 8-bit-like pair on a black background: a disc at 0.2..0.6 and a ring at 0.3."""
+    yy, xx = np.mgrid[:64, :64]
+    r = np.hypot(yy - 32, xx - 32)
+    first = np.where(r < 20, 0.2 + 0.4 * (xx / 63), 0.0)
+    second = np.where((r > 10) & (r < 24), 0.3, 0.0)
+    return np.stack([first, second]).astype(np.float32)
+
+
+def test_volume_like_renormalises_the_foreground_and_keeps_the_background_below_it():
+    pair = _harvard_like_pair()
+    background = pair.max(axis=0) <= 0.05
+    for seed in range(20):
+        out = D.volume_like(pair, np.random.default_rng(seed))
+        assert out.shape == pair.shape and out.dtype == np.float32
+        assert out.min() >= 0.0 and out.max() <= 1.0
+        # the percentile rule of the real volumes: the top of each foreground reaches the range's top
+        for i in range(2):
+            assert np.percentile(out[i][pair[i] > 0.05], 99.9) > 0.9
+        # background offsets stay below the foreground threshold unless a blur carries the edge into it
+        far = background & (np.hypot(*np.mgrid[:64, :64] - 32) > 30)
+        assert out[:, far].max() <= 0.05
+    # same seed, same pair: the augmentation is reproducible
+    a = D.volume_like(pair, np.random.default_rng(3))
+    b = D.volume_like(pair, np.random.default_rng(3))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, pair)
+
+
+def test_fusion_unet_v3_recipe_keeps_fusion_unet_network_and_adds_vif_and_volume_like():
+    from MedFusionLib.training.recipes import RECIPES
+
+    v1, v3 = RECIPES["fusion-unet"], RECIPES["fusion-unet-v3"]
+    assert v3.network == v1.network and v3.config == v1.config
+    assert v3.loss_args["w_vif"] > 0 and v3.loss_args["grad_gain"] == 1.0 and v3.loss_args["w_over"] > 0
+    assert v3.volume_like > 0 and v1.volume_like == 0.0  # the shipped recipe stays reproducible
+    sources = torch.rand(2, 2, 1, 32, 32)
+    fused = sources.amax(0)
+    with_vif = FusionLoss(**v3.loss_args)(fused, sources)
+    without = FusionLoss(**{**v3.loss_args, "w_vif": 0.0})(fused, sources)
+    assert float(with_vif) > float(without)  # max keeps less than all of both sources' information
