@@ -47,6 +47,10 @@ def sample_pair_files(folder, mr_name: str = "mr.nii.gz") -> dict:
     return {"ct": folder / "ct.nii.gz", "mr": folder / mr_name, "pair": pair, "folder": folder}
 
 
+# the command-line options of a one-step `medfusion train` run (no validation before its 9th epoch: it never comes)
+SHORT_TRAIN = ["--epochs", "1", "--steps-per-epoch", "1", "--batch", "2", "--threads", "1", "--validate-every", "9"]
+
+
 def quick_train(method: str, data, folder, name: str | None = None, **options):
     """``training.train`` for a test: one short seeded epoch on one thread, validated, quiet; writes
     ``folder/<name or method>.pt`` and checkpoints under ``folder/ck-<name or method>``. ``options`` override."""

@@ -75,6 +75,13 @@ PUBLISHED = {
 }
 
 
+def save_results(results: dict, path: Path, t0: float) -> None:
+    """Write the run's results as JSON beside its montages, and say where and after how long."""
+    print(f"\n({time.perf_counter() - t0:.0f} s; montages and {path.name} in {path.parent})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
+
+
 def at_least_published(row: dict, published: tuple) -> tuple:
     """Columns where ``row`` (our metrics, with ``SSIM_dr2``) is at least a published row, and how many are published.
 
@@ -283,9 +290,7 @@ def main(argv=None) -> int:
         "default method marked (default)"
     )
     print(print_table(results, list(results[next(iter(results))]["rows"]), default_method_name()))
-    print(f"\n({time.perf_counter() - t0:.0f} s; montages and results-{args.split}.json in {out})")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"results-{args.split}.json").write_text(json.dumps(results, indent=2))
+    save_results(results, out / f"results-{args.split}.json", t0)
     return 0
 
 

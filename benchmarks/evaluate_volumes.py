@@ -29,7 +29,6 @@ Protocol (docs/deep-fusion.md, section "Real volumes"):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.evaluate_quality import COLUMNS, paired_verdict, score_counts  # noqa: E402
+from benchmarks.evaluate_quality import COLUMNS, paired_verdict, save_results, score_counts  # noqa: E402
 from MedFusionLib.fusion import available_methods, default_method_name, fuse_arrays  # noqa: E402
 from MedFusionLib.metrics import compute_metrics  # noqa: E402
 from MedFusionLib.training import data as D  # noqa: E402
@@ -230,9 +229,7 @@ def main(argv=None) -> int:
     result = evaluate(Path(args.data), methods, args.split, args.slices, out, montage)
     print(f"# Real volumes, {args.split} pairs; slice (axial) and volume mode; 8-bit fused; default marked *")
     print(format_report(result, default_method_name()))
-    print(f"\n({time.perf_counter() - t0:.0f} s; montages and volumes-{args.split}.json in {out})")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"volumes-{args.split}.json").write_text(json.dumps(result, indent=2))
+    save_results(result, out / f"volumes-{args.split}.json", t0)
     return 0
 
 

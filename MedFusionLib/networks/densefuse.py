@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from MedFusionLib.networks.layers import FeatureFusionAutoencoder, check_positive, check_spatial_dims, conv
+from MedFusionLib.networks.layers import FeatureFusionAutoencoder, check_positive, conv
 
 STRATEGIES = ("addition", "l1")
 
@@ -43,13 +43,8 @@ class DenseFuse(FeatureFusionAutoencoder):
         l1_radius: int = 1,
     ) -> None:
         super().__init__()
-        check_spatial_dims(spatial_dims)
+        self._set_fusion(spatial_dims, strategy, l1_radius)
         check_positive(channels=channels, dense_layers=dense_layers)
-        if l1_radius < 0:
-            raise ValueError(f"l1_radius must be non-negative, got {l1_radius!r}")
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown DenseFuse strategy {strategy!r} (addition or l1)")
-        self.spatial_dims, self.strategy, self.l1_radius = spatial_dims, strategy, l1_radius
         self.c1 = nn.Sequential(conv(spatial_dims, 1, channels, 3), nn.ReLU(inplace=True))
         self.dense = nn.ModuleList(
             nn.Sequential(conv(spatial_dims, channels * (i + 1), channels, 3), nn.ReLU(inplace=True))

@@ -20,7 +20,6 @@ from torch import nn
 from MedFusionLib.networks.layers import (
     FeatureFusionAutoencoder,
     check_positive,
-    check_spatial_dims,
     conv,
 )
 
@@ -68,15 +67,8 @@ class DenseFuseLite(FeatureFusionAutoencoder):
         l1_radius: int = 1,
     ) -> None:
         super().__init__()
-        check_spatial_dims(spatial_dims)
+        self._set_fusion(spatial_dims, strategy, l1_radius)
         check_positive(stem=stem, growth=growth, dense_layers=dense_layers)
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown DenseFuse strategy {strategy!r} ({', '.join(STRATEGIES)})")
-        if not isinstance(l1_radius, int) or l1_radius < 0:
-            raise ValueError(f"l1_radius must be a non-negative integer, got {l1_radius!r}")
-        self.spatial_dims = spatial_dims
-        self.strategy = strategy
-        self.l1_radius = l1_radius
         width = stem + dense_layers * growth
         self.encoder = nn.Sequential(
             conv(spatial_dims, 1, stem, 3), nn.ReLU(inplace=True), DenseBlock(spatial_dims, stem, growth, dense_layers)

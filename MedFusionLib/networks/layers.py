@@ -206,6 +206,15 @@ class FeatureFusionAutoencoder(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def _set_fusion(self, spatial_dims: int, strategy: str, l1_radius: int) -> None:
+        """Check and keep the choices every member of the family shares (called first by ``__init__``)."""
+        check_spatial_dims(spatial_dims)
+        if strategy not in self.strategies:
+            raise ValueError(f"unknown DenseFuse strategy {strategy!r} ({', '.join(self.strategies)})")
+        if not isinstance(l1_radius, int) or l1_radius < 0:
+            raise ValueError(f"l1_radius must be a non-negative integer, got {l1_radius!r}")
+        self.spatial_dims, self.strategy, self.l1_radius = spatial_dims, strategy, l1_radius
+
     @property
     def receptive_radius(self) -> int:
         return receptive_radius(self) + self.l1_radius

@@ -309,13 +309,10 @@ class VolumePair:
 # no report volume (nor any volume of its subject) is ever trained or chosen on. select: the six SPM template
 # pairs (MR T1/T2/PD with PET and SPECT) train fusion-unet (as slices along the three axes) and choose among
 # recipes and methods; report: every other subject, scored once after the choice.
-VOLUME_SELECT = (
-    VolumePair("spm", "T1", "mr", "PET", "pet"),
-    VolumePair("spm", "T1", "mr", "SPECT", "spect"),
-    VolumePair("spm", "T2", "mr", "PET", "pet"),
-    VolumePair("spm", "T2", "mr", "SPECT", "spect"),
-    VolumePair("spm", "PD", "mr", "PET", "pet"),
-    VolumePair("spm", "PD", "mr", "SPECT", "spect"),
+VOLUME_SELECT = tuple(
+    VolumePair("spm", mr, "mr", functional, functional.lower())
+    for mr in ("T1", "T2", "PD")
+    for functional in ("PET", "SPECT")
 )
 VOLUME_REPORT = (
     VolumePair("sirf", "mr_t1_64", "mr", "mr_t2_64", "mr"),

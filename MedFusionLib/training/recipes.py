@@ -6,7 +6,7 @@ The defaults here are exactly the recipes of the shipped weights (see the model 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -28,6 +28,37 @@ class Recipe:
     volume_like: float = 0.0  # "pairs+volumes": share of Harvard pairs made to look like volume slices (volume_like)
 
 
+FUSION_UNET = Recipe(
+    name="fusion-unet",
+    network="FusionUNet",
+    config=dict(
+        channels=(16, 24, 32, 48),
+        decoder_channels=(32, 24, 16),
+        stage_depth=(0, 1, 1),
+        patch=2,
+        full_res_channels=4,
+    ),
+    data="pairs+volumes",
+    loss="fusion",
+    loss_args=dict(w_ssim=1.0, w_grad=16.0, w_int=1.0, w_edge=4.0, grad_gain=1.25, w_over=8.0),
+    description="2-D shared-encoder U-Net with a light full-resolution refinement (computes the fused image; no max bypass) on Harvard slice pairs and slices of the select real volumes, unsupervised SSIM + gradient (1.25 x the strongest source gradient) + intensity + edge-preservation loss + a hinge on brightness above the brightest source",
+    volume_share=0.5,
+)
+FUSION_UNET_V3 = replace(
+    FUSION_UNET,
+    name="fusion-unet-v3",
+    loss_args={**FUSION_UNET.loss_args, "grad_gain": 1.0, "w_vif": 2.0},
+    epochs=20,  # for the session's CPU time: epochs took about 140 s on the loaded machine when this was set
+    description="fusion-unet's network and schedule with a VIF term, the gradient target at the strongest source (no gain) and half of the Harvard pairs made to look like normalised real volume slices",
+    volume_like=0.5,
+)
+FUSION_UNET_V4 = replace(
+    FUSION_UNET_V3,
+    name="fusion-unet-v4",
+    loss_args={**FUSION_UNET_V3.loss_args, "grad_gain": 1.25},
+    description="fusion-unet-v3 with the gradient target back at 1.25 x the strongest source gradient (fusion-unet's gain): fusion-unet's network and schedule with a VIF term and half of the Harvard pairs made to look like normalised real volume slices",
+)
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
@@ -40,9 +71,7 @@ RECIPES: dict[str, Recipe] = {
             loss_args=dict(w_ssim=1.0, w_grad=16.0, w_int=1.0, w_edge=4.0),
             epochs=20,
             steps_per_epoch=40,
-            batch=8,
             crop=64,
-            lr=2e-3,
             description="2-D IFCNN at the published architecture (conv1 7x7x64, conv2, element-wise max, conv3, conv4) on Harvard slice pairs, unsupervised SSIM + gradient + intensity + edge-preservation loss; a short CPU budget",
         ),
         Recipe(
@@ -54,9 +83,7 @@ RECIPES: dict[str, Recipe] = {
             loss_args=dict(w_ssim=1.0),
             epochs=10,
             steps_per_epoch=40,
-            batch=8,
             crop=64,
-            lr=2e-3,
             description="2-D DenseFuse at the published architecture (C1, dense block 3 x 16, decoder C2-C5) trained as an autoencoder on single-modality Harvard slices (L1 + SSIM reconstruction); a short CPU budget",
         ),
         Recipe(
@@ -66,83 +93,17 @@ RECIPES: dict[str, Recipe] = {
             data="pairs",
             loss="fusion",
             loss_args=dict(w_ssim=1.0, w_grad=16.0, w_int=1.0, w_edge=4.0),
-            epochs=30,
-            steps_per_epoch=60,
-            batch=8,
-            crop=128,
             description="2-D max-residual CNN (pixel-wise max + a learned residual; formerly ifcnn-lite) on Harvard slice pairs, unsupervised SSIM + gradient + intensity + edge-preservation loss",
         ),
-        Recipe(
-            name="fusion-unet",
-            network="FusionUNet",
-            config=dict(
-                channels=(16, 24, 32, 48),
-                decoder_channels=(32, 24, 16),
-                stage_depth=(0, 1, 1),
-                patch=2,
-                full_res_channels=4,
-            ),
-            data="pairs+volumes",
-            loss="fusion",
-            loss_args=dict(w_ssim=1.0, w_grad=16.0, w_int=1.0, w_edge=4.0, grad_gain=1.25, w_over=8.0),
-            epochs=30,
-            steps_per_epoch=60,
-            batch=8,
-            crop=128,
-            lr=2e-3,
-            description="2-D shared-encoder U-Net with a light full-resolution refinement (computes the fused image; no max bypass) on Harvard slice pairs and slices of the select real volumes, unsupervised SSIM + gradient (1.25 x the strongest source gradient) + intensity + edge-preservation loss + a hinge on brightness above the brightest source",
-            volume_share=0.5,
-        ),
+        FUSION_UNET,
         # fusion-unet-v3 (issue 19): the fusion-unet network and schedule, aimed at what fusion-unet loses to max
         # on unseen volumes and on the 2-D cases (VIF, MI, SCD): a VIF term (information of each source kept),
         # no gain on the gradient target (edges stronger than any source's are invented contrast), and half of
         # the Harvard pairs re-normalised, smoothed and offset like real volume slices (data.volume_like).
-        Recipe(
-            name="fusion-unet-v3",
-            network="FusionUNet",
-            config=dict(
-                channels=(16, 24, 32, 48),
-                decoder_channels=(32, 24, 16),
-                stage_depth=(0, 1, 1),
-                patch=2,
-                full_res_channels=4,
-            ),
-            data="pairs+volumes",
-            loss="fusion",
-            loss_args=dict(w_ssim=1.0, w_grad=16.0, w_int=1.0, w_edge=4.0, grad_gain=1.0, w_over=8.0, w_vif=2.0),
-            epochs=20,  # for the session's CPU time: epochs took about 140 s on the loaded machine when this was set
-            steps_per_epoch=60,
-            batch=8,
-            crop=128,
-            lr=2e-3,
-            description="fusion-unet's network and schedule with a VIF term, the gradient target at the strongest source (no gain) and half of the Harvard pairs made to look like normalised real volume slices",
-            volume_share=0.5,
-            volume_like=0.5,
-        ),
+        FUSION_UNET_V3,
         # fusion-unet-v4: fusion-unet-v3 with fusion-unet's gradient gain (1.25), chosen on the select split after
         # v3 won SF on neither the select volumes nor the 2-D select cases (one change, to see what the gain does).
-        Recipe(
-            name="fusion-unet-v4",
-            network="FusionUNet",
-            config=dict(
-                channels=(16, 24, 32, 48),
-                decoder_channels=(32, 24, 16),
-                stage_depth=(0, 1, 1),
-                patch=2,
-                full_res_channels=4,
-            ),
-            data="pairs+volumes",
-            loss="fusion",
-            loss_args=dict(w_ssim=1.0, w_grad=16.0, w_int=1.0, w_edge=4.0, grad_gain=1.25, w_over=8.0, w_vif=2.0),
-            epochs=20,  # for the session's CPU time: epochs took about 140 s on the loaded machine when this was set
-            steps_per_epoch=60,
-            batch=8,
-            crop=128,
-            lr=2e-3,
-            description="fusion-unet-v3 with the gradient target back at 1.25 x the strongest source gradient (fusion-unet's gain): fusion-unet's network and schedule with a VIF term and half of the Harvard pairs made to look like normalised real volume slices",
-            volume_share=0.5,
-            volume_like=0.5,
-        ),
+        FUSION_UNET_V4,
         Recipe(
             name="max-residual-cnn-3d",
             network="MaxResidualCNN",
@@ -164,8 +125,6 @@ RECIPES: dict[str, Recipe] = {
             loss="reconstruction",
             loss_args=dict(w_ssim=1.0),
             epochs=25,
-            steps_per_epoch=60,
-            batch=8,
             crop=96,
             description="2-D DenseFuse-lite autoencoder on single-modality Harvard slices (L1 + SSIM reconstruction); its encoder is the feature extractor of deep-feature-weighting (the densefuse-lite fusion method itself is retired)",
         ),
@@ -183,9 +142,6 @@ RECIPES: dict[str, Recipe] = {
             loss_args=dict(w_ssim=1.0, w_grad=4.0, w_int=1.0),
             epochs=15,
             steps_per_epoch=40,
-            batch=8,
-            crop=128,
-            lr=2e-3,
             description="2-D decision-map CNN on Harvard slice pairs: weight maps trained through the pyramid blend with the unsupervised SSIM + gradient + intensity loss",
         ),
         Recipe(
@@ -208,7 +164,6 @@ RECIPES: dict[str, Recipe] = {
             ),
             epochs=10,
             steps_per_epoch=30,
-            batch=8,
             crop=32,
             lr=1e-3,
             description="2-D DDcGAN at the published architecture (encoder: conv + dense block of 4 x 48, decoder 240-128-64-32-1) on Harvard slice pairs, trained against two discriminators (one per source) plus DDcGAN's content loss (intensity of the first source, gradients of the MRI); a short CPU budget",
@@ -237,7 +192,6 @@ RECIPES: dict[str, Recipe] = {
             loss_args=dict(w_ssim=1.0, w_grad=16.0, w_int=1.0, w_edge=4.0, grad_gain=1.25),
             epochs=16,
             steps_per_epoch=50,
-            batch=8,
             crop=96,
             lr=1e-3,
             description="2-D Chartsias et al. network (one U-Net-like encoder per modality: ct, mr, pet, spect; element-wise max of the 16-channel latents; one dense decoder) on Harvard pairs and SPM template triples with modality labels and missing-input dropout, unsupervised SSIM + gradient + intensity + edge-preservation loss",

@@ -8,32 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
+from synthetic import SHORT_TRAIN
 
 torch = pytest.importorskip("torch")  # training needs the 'train' extra
 
 from MedFusionLib.apps.cli import main
 from MedFusionLib.inference import onnx_runtime, runtime
 from MedFusionLib.inference.onnx_export import GRAPHS, PARITY_TOLERANCE, graphs_of
-
-SHORT = ["--epochs", "1", "--steps-per-epoch", "1", "--batch", "2", "--threads", "1", "--validate-every", "9"]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    """A Harvard-like tree of grey CT-MRI slices (3 cases x 2 slices): enough for a one-step 2-D run."""
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(1)
-    for modality in ("CT", "MRI"):
-        (root / "harvard" / "CT-MRI" / modality).mkdir(parents=True)
-    for case in ("2", "16", "20"):
-        for s in range(2):
-            for modality in ("CT", "MRI"):
-                img = (rng.random((40, 40)) * 255).astype(np.uint8)
-                sitk.WriteImage(
-                    sitk.GetImageFromArray(img), str(root / "harvard" / "CT-MRI" / modality / f"{case}{s:03d}.png")
-                )
-    return root
 
 
 def _input(graph: str) -> np.ndarray:
@@ -50,9 +31,9 @@ def _input(graph: str) -> np.ndarray:
         ("densefuse", ["w-deep-features.onnx", "w.onnx"]),  # its own graph and deep-features' rule
     ],
 )
-def test_train_writes_graphs_that_run_in_onnxruntime(method, expected, data_dir, tmp_path, capsys):
+def test_train_writes_graphs_that_run_in_onnxruntime(method, expected, grey_pairs, tmp_path, capsys):
     out = tmp_path / "w.pt"
-    argv = ["train", method, "--data", str(data_dir), "--out", str(out), "--json", *SHORT]
+    argv = ["train", method, "--data", str(grey_pairs), "--out", str(out), "--json", *SHORT_TRAIN]
     argv += ["--checkpoint-dir", str(tmp_path / "ck")]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)

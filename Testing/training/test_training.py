@@ -185,26 +185,9 @@ def test_fit_split_trains_without_the_selection_cases_and_validates_on_them(data
 def test_cli_registration_and_errors(data_dir, tmp_path):
     parser = argparse.ArgumentParser(prog="medfusion")
     register_cli(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(
-        [
-            "train",
-            "max-residual-cnn",
-            "--data",
-            str(data_dir),
-            "--out",
-            str(tmp_path / "w.pt"),
-            "--epochs",
-            "1",
-            "--steps-per-epoch",
-            "1",
-            "--batch",
-            "2",
-            "--threads",
-            "1",
-            "--checkpoint-dir",
-            str(tmp_path / "ck"),
-        ]
-    )
+    out, checkpoints = str(tmp_path / "w.pt"), str(tmp_path / "ck")
+    words = ["train", "max-residual-cnn", "--data", str(data_dir), "--out", out, "--checkpoint-dir", checkpoints]
+    args = parser.parse_args(words + ["--epochs", "1", "--steps-per-epoch", "1", "--batch", "2", "--threads", "1"])
     assert args.func(args) == 0 and (tmp_path / "w.pt").exists()
     with pytest.raises(MedFusionError):
         train("max-residual-cnn", tmp_path / "missing")

@@ -90,23 +90,16 @@ def run(args: argparse.Namespace) -> int:
 
     config_overrides, loss_overrides = parse_overrides(args.method, args.overrides)
 
+    as_parsed = [
+        *("out", "epochs", "seed", "steps_per_epoch", "batch", "lr", "checkpoint_dir", "resume", "threads"),
+        *("validate_every", "train_split", "install"),
+    ]  # train()'s keywords that the command's options carry unchanged
     result = train(
         args.method,
         args.data,
-        out=args.out,
-        epochs=args.epochs,
-        seed=args.seed,
-        steps_per_epoch=args.steps_per_epoch,
-        batch=args.batch,
-        lr=args.lr,
-        checkpoint_dir=args.checkpoint_dir,
-        resume=args.resume,
-        threads=args.threads,
-        validate_every=args.validate_every,
-        train_split=args.train_split,
+        **{name: getattr(args, name) for name in as_parsed},
         config_overrides=config_overrides or None,
         loss_overrides=loss_overrides or None,
-        install=args.install,
         command="medfusion " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     from MedFusionLib.inference.onnx_export import export_after_training

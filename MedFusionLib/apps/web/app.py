@@ -138,34 +138,18 @@ class FusionWebApp:
 
         s = self.state
         s.trame__title = "MedFusion"
-        s.volumes = []
-        s.extra_volumes = []
-        s.reference = None
-        s.moving = None
-        s.extra = None
-        s.methods = method_items()
-        s.method = default_method_name()
+        s.methods, s.method = method_items(), default_method_name()
         for items, value, choice in PAGE_CHOICES:  # each select's items and its default
             s[items], s[value] = choice_items(choice), choice.shown_default
-        s.registration_note = ""
-        s.implausible = ""  # why the last registration was refused (the page then offers "Fuse anyway")
-        s.compute_metrics = True
-        s.harden = False
-        s.opacity = options.LAYER_OPACITY
-        s.running = False
-        s.progress = 0
+        s.compute_metrics, s.opacity, s.progress = True, options.LAYER_OPACITY, 0
         s.status = "Open a reference and a moving volume, then Apply."
-        s.error = ""
-        s.metrics = []
-        s.results = []
-        s.result_id = None
-        s.legend = None
-        s.has_result = False
-        s.open_path = ""
         s.save_path = SAVE_FOLDER  # relative to the served folder (--root): the page shows no server path
-        s.saved = ""
-        s.upload = None
-        s.session_viewer = False  # set true per client, on a read-only tab (apps/web/sessions.py)
+        # empty until the user acts; implausible: why the last registration was refused (the page offers "Fuse
+        # anyway"); session_viewer: set true per client, on a read-only tab (apps/web/sessions.py)
+        s.volumes, s.extra_volumes, s.metrics, s.results = [], [], [], []
+        s.reference = s.moving = s.extra = s.result_id = s.legend = s.upload = None
+        s.registration_note = s.implausible = s.error = s.open_path = s.saved = ""
+        s.harden = s.running = s.has_result = s.session_viewer = False
 
     def _may_act(self) -> bool:
         """Only the tab holding the session may change it (apps/web/sessions.py)."""
