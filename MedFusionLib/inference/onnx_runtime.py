@@ -14,6 +14,7 @@ with one note line.
 from __future__ import annotations
 
 import functools
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -57,26 +58,39 @@ def _session(path: str, _mtime_ns: int, _size: int, chosen: tuple[str, ...], thr
 
 
 @functools.cache
-def run_options() -> Any:
-    """Every run hands its CPU arena back when it ends (``memory.enable_memory_arena_shrinkage``): a session
-    otherwise keeps its largest chunk's activations for the life of the process (measured 2026-12-07: 16 slices of
-    512 x 512 through fusion-unet, peak 867 MB and 875 MB still held after, against 624 MB and 185 MB), which the
-    rest of a large run (output image, conversion, writing) would pay on top of its own."""
+def run_options(shrink: bool = True) -> Any:
+    """Options of a run. ``shrink``: the run hands its CPU arena back when it ends
+    (``memory.enable_memory_arena_shrinkage``); otherwise the session keeps the largest chunk's activations, which
+    makes the next chunk fast. Measured 2026-12-07 (docs/runtime.md): shrinking after every run cost slice mode
+    55 % more network time; not shrinking let volume mode's three axes of differently shaped chunks grow the arena
+    past the 3 GB bound on a 512 x 512 x 400 pair. So slice mode keeps its arena until :func:`release_sessions`
+    (once the fusion is done) and every other run shrinks."""
     options = import_onnxruntime().RunOptions()
-    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    if shrink:
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
     return options
 
 
-def session_forward(session: Any) -> Forward:
-    """A numpy forward ``(n, b, 1, *spatial) -> (b, 1, *spatial)`` running ``session``."""
+def release_sessions() -> None:
+    """Close every open session, and with it its CPU arena (measured 2026-12-07: 16 slices of 512 x 512 through
+    fusion-unet leave 875 MB held by the arena): called once a fusion is done, so the output stages and the
+    rest of a large run do not pay for it. The next fusion opens its sessions again (a few tens of ms each)."""
+    _session.cache_clear()
+    gc.collect()
+
+
+def session_forward(session: Any, shrink: bool = True) -> Forward:
+    """A numpy forward ``(n, b, 1, *spatial) -> (b, 1, *spatial)`` running ``session`` (``shrink``: see
+    :func:`run_options`)."""
     pad = int(session.get_modelmeta().custom_metadata_map.get(PAD_KEY, "1"))
+    options = run_options(shrink)
 
     def forward(x: np.ndarray) -> np.ndarray:
         h, w = x.shape[-2:]
         extra = ((-h) % pad, (-w) % pad)
         if any(extra):
             x = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, extra[0]), (0, extra[1])])
-        return session.run([OUTPUT_NAME], {INPUT_NAME: x}, run_options())[0][..., :h, :w]
+        return session.run([OUTPUT_NAME], {INPUT_NAME: x}, options)[0][..., :h, :w]
 
     return forward
 
@@ -91,10 +105,11 @@ def graph_metadata(name: str) -> dict[str, str]:
     return dict(load_session(name).get_modelmeta().custom_metadata_map)
 
 
-def network_forward(name: str) -> Forward:
-    """The forward of shipped network ``name``: its ONNX graph, or its torch weights when it has no graph."""
+def network_forward(name: str, shrink: bool = True) -> Forward:
+    """The forward of shipped network ``name``: its ONNX graph (``shrink``: see :func:`run_options`), or its
+    torch weights when it has no graph."""
     if has_graph(name) or not weight_path(name).is_file():
-        return session_forward(load_session(name))
+        return session_forward(load_session(name), shrink)
     _note_torch_fallback(name)
     from MedFusionLib.inference.runtime import load_network, numpy_forward, torch_context
 
@@ -124,4 +139,4 @@ def fuse_2d(
         from MedFusionLib.inference.runtime import fuse_with_2d_network  # torch, for a variant only
 
         return fuse_with_2d_network(name, stack, mode, max_pixels, **chosen)
-    return batching.run_2d(network_forward(name), stack, mode, max_pixels)
+    return batching.run_2d(network_forward(name, shrink=mode != "slice"), stack, mode, max_pixels)

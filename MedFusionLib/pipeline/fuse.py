@@ -19,6 +19,7 @@ from MedFusionLib.core.progress import CancelCallback, ProgressCallback, check_c
 from MedFusionLib.core.stages import stage
 from MedFusionLib.fusion import fuse_arrays, get_method
 from MedFusionLib.inference.devices import check_device, device_scope
+from MedFusionLib.inference.onnx_runtime import release_sessions
 from MedFusionLib.pipeline.prepare import PreparedInputs, prepare_inputs
 from MedFusionLib.pipeline.result import FUSION_SCALE, FusionResult
 
@@ -73,6 +74,7 @@ def fuse_prepared(
             progress=progress,
             cancel=cancel,
         )
+    release_sessions()  # slice mode's ONNX arenas go back before the output is made (onnx_runtime.run_options)
     with stage("output image"):
         fused = _fused_image(fused01, fixed, prepared.sources01)
         del fused01  # scaled into ``fused``; FusionResult.fused_array reads it back only when asked

@@ -297,7 +297,7 @@ def test_memory_estimate_is_compared_with_what_is_available(capsys, pair, tmp_pa
 
 # peaks of `medfusion fuse` (default method) measured by benchmarks/memory_benchmark.py on 2026-12-07 (docs/runtime.md):
 # (size, slice-mode MB, volume-mode MB) of the porcine int16 pair resampled to that size
-MEASURED_FUSE_PEAKS_MB = (((512, 512, 400), 2490, 2436), ((256, 256, 205), 698, 980))
+MEASURED_FUSE_PEAKS_MB = (((512, 512, 400), 2723, 2435), ((256, 256, 205), 819, 980))
 
 
 def test_fusing_estimate_is_within_a_quarter_of_the_measured_peaks_and_below_the_scoring_bound():
