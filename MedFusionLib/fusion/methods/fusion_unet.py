@@ -11,36 +11,32 @@ in ONNX Runtime (``inference/onnx_runtime.py``).
 
 from __future__ import annotations
 
-import numpy as np
+from functools import partial
 
-from MedFusionLib.fusion.registry import FusionMethod, register_method, weight_parameters
+from MedFusionLib.fusion.registry import TRIPLANAR_NOTE, declare_method
+from MedFusionLib.inference.onnx_runtime import fuse_2d
 
 NAME = "fusion-unet"
 MAX_PIXELS = 1 << 21  # per input and forward pass (8 slices of 512 x 512): features are at 1/4 of the pixels or fewer
 
 
-def fuse(stack: np.ndarray, mode: str = "slice") -> np.ndarray:
-    """Fuse ``stack``: (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode; 0..1 float32."""
-    from MedFusionLib.inference.onnx_runtime import fuse_2d  # ONNX Runtime, no torch
-
-    return fuse_2d(NAME, stack, mode, MAX_PIXELS)
+# fuse(stack, mode="slice"): (n_inputs, batch, H, W) in slice mode, (n_inputs, D, H, W) in volume mode, 0..1
+# float32; the shipped graph in ONNX Runtime (no torch)
+fuse = partial(fuse_2d, NAME, max_pixels=MAX_PIXELS)
 
 
-register_method(
-    FusionMethod(
-        name=NAME,
-        family="encoder-decoder",
-        description="FusionUNet: shared strided encoder per input, element-wise max+mean feature fusion at 4 scales, U-Net decoder and a light full-resolution refinement that output the fused image (no pixel-max bypass); trained unsupervised by MedFusion.",
-        fuse_slices=lambda stack: fuse(stack, "slice"),
-        fuse_volume=lambda stack: fuse(stack, "volume"),
-        inputs="n",
-        volume_note="Tri-planar (2.5-D): the 2-D network along all three axes, results averaged.",
-        references=(
-            "Ronneberger et al., U-Net, MICCAI 2015",
-            "Zhang et al., IFCNN, Information Fusion 54, 2020",
-            "Xu et al., U2Fusion, IEEE TPAMI 44, 2022",
-        ),
-        paper="our own design, after the U-Net encoder-decoder (Ronneberger et al. 2015) with IFCNN's shared extractor and element-wise feature fusion (Zhang et al. 2020)",
-        parameters=weight_parameters(NAME),
-    )
+declare_method(
+    fuse,
+    weights=NAME,
+    name=NAME,
+    family="encoder-decoder",
+    description="FusionUNet: shared strided encoder per input, element-wise max+mean feature fusion at 4 scales, U-Net decoder and a light full-resolution refinement that output the fused image (no pixel-max bypass); trained unsupervised by MedFusion.",
+    inputs="n",
+    volume_note=TRIPLANAR_NOTE,
+    references=(
+        "Ronneberger et al., U-Net, MICCAI 2015",
+        "Zhang et al., IFCNN, Information Fusion 54, 2020",
+        "Xu et al., U2Fusion, IEEE TPAMI 44, 2022",
+    ),
+    paper="our own design, after the U-Net encoder-decoder (Ronneberger et al. 2015) with IFCNN's shared extractor and element-wise feature fusion (Zhang et al. 2020)",
 )
