@@ -120,7 +120,8 @@ def test_the_ui_and_the_web_page_offer_the_choices_of_core_options():
             assert bound[field].get("class") == "QComboBox"
             assert not bound[field].findall("item"), f"the .ui lists its own {field} items"
     web = ast.parse((ROOT / "MedFusionLib" / "apps" / "web" / "app.py").read_text(encoding="utf-8"))
-    used = {ast.unparse(n) for n in ast.walk(web) if isinstance(n, ast.Call) and ast.unparse(n.func) == "choice_items"}
+    table = next(n.value for n in web.body if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "PAGE_CHOICES")
+    used = {ast.unparse(row.elts[2]) for row in table.elts}  # (items key, value key, the choice) per select
     for choice in (
         options.MODE,
         options.AXIS,
@@ -131,7 +132,7 @@ def test_the_ui_and_the_web_page_offer_the_choices_of_core_options():
         options.VIEW_LAYOUT,
         options.DEVICE,
     ):
-        assert f"choice_items(options.{choice_name(choice)})" in used, choice.name
+        assert f"options.{choice_name(choice)}" in used, choice.name
 
 
 def choice_name(choice: options.Choice) -> str:
