@@ -10,12 +10,13 @@ documented scale:
   non-background voxels (those above 5 % of the range), clipped. Robust to a few hot voxels.
 * ``8bit``: 8-bit images (PNG/TIFF slices) are used as they are, divided by 255, as the published 2-D
   protocols do.
-* ``auto``: 8-bit pixel type → ``8bit``; minimum below -500 → ``ct``; anything else → ``mr`` (the
-  percentile rule, also right for PET and SPECT).
+* ``auto``: 8-bit pixel type → ``8bit``; Hounsfield units (:func:`holds_hounsfield_units`: values below
+  -500, air at or below -850 and soft tissue near water) → ``ct``; anything else → ``mr`` (the percentile
+  rule, also right for PET and SPECT, and for an MR whose arbitrary units go negative).
 
 What an input *is* (ct, mr, pet, spect), as opposed to the rule that scales it, is decided by
 :func:`detect_modalities` from the header (DICOM Modality, NIfTI description) and intensity statistics:
-CT values (air below -500 HU, or an 8-bit slice whose bone saturates), pseudo-colour slices, and the relative
+CT values (Hounsfield units: air and soft tissue where CT puts them, or an 8-bit slice whose bone saturates), pseudo-colour slices, and the relative
 smoothness of functional images beside anatomical ones. It picks the registration preset and the colour
 input, and each decision is logged as one line.
 """
@@ -36,12 +37,30 @@ PERCENTILES = (0.5, 99.5)
 BACKGROUND_FRACTION = 0.05
 
 
+AIR_HU = -850.0  # CT air (about -1000 HU) and padding (-1024, -2048, -3024) lie at or below this
+SOFT_TISSUE_HU = (-200.0, 200.0)  # fat, water, muscle, brain, blood
+AIR_SHARE, SOFT_TISSUE_SHARE = 0.01, 0.05
+
+
+def holds_hounsfield_units(array: np.ndarray) -> bool:
+    """Whether a scalar image looks like CT in HU: values below -500, at least 1 % of the voxels at air
+    (<= -850) and at least 5 % of the voxels above -500 near water (-200..200).
+
+    A minimum below -500 alone also catches MR in arbitrary units that go negative (an offset, a processed
+    map), which the fixed CT window would then clip to black. Every 2nd voxel per axis is enough for shares."""
+    sample = np.asarray(array)[tuple(slice(None, None, 2) for _ in range(np.ndim(array)))]
+    if not sample.size or float(np.nanmin(sample)) >= -500:
+        return False
+    body = sample[sample > -500]
+    soft = float(((body >= SOFT_TISSUE_HU[0]) & (body <= SOFT_TISSUE_HU[1])).mean()) if body.size else 0.0
+    return float((sample <= AIR_HU).mean()) >= AIR_SHARE and soft >= SOFT_TISSUE_SHARE
+
+
 def guess_modality(image: sitk.Image) -> str:
     """The normalisation an image gets under ``auto``."""
     if image.GetPixelID() in (sitk.sitkUInt8, sitk.sitkVectorUInt8):
         return "8bit"
-    minimum = float(sitk.GetArrayViewFromImage(image).min())
-    return "ct" if minimum < -500 else "mr"
+    return "ct" if holds_hounsfield_units(sitk.GetArrayViewFromImage(image)) else "mr"
 
 
 def _percentile_range(array: np.ndarray) -> tuple[float, float]:
@@ -175,8 +194,8 @@ def detect_modalities(images: Sequence[sitk.Image], given: Sequence[str] | None 
             decided.append((from_header, "header"))
         elif image.GetNumberOfComponentsPerPixel() in (3, 4):
             decided.append(("pet", "pseudo-colour slice"))
-        elif image.GetPixelID() not in (sitk.sitkUInt8,) and float(np.nanmin(sitk.GetArrayViewFromImage(image))) < -500:
-            decided.append(("ct", "values below -500 (HU)"))
+        elif image.GetPixelID() != sitk.sitkUInt8 and holds_hounsfield_units(sitk.GetArrayViewFromImage(image)):
+            decided.append(("ct", "Hounsfield units (air <= -850, soft tissue near 0)"))
         elif image.GetPixelID() == sitk.sitkUInt8 and _looks_like_8bit_ct(sitk.GetArrayViewFromImage(image)):
             decided.append(("ct", "8-bit with saturated bone"))
         else:

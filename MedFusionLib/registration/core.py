@@ -171,7 +171,7 @@ def register(
     """Register ``moving`` onto ``fixed``; the result's transform maps fixed points to moving points.
 
     2-D or 3-D scalar images of any pixel type (colour is turned into luma). ``preset`` is one of
-    PRESETS; "auto" picks "ct-mr" when an image holds CT values (< -500 HU), else "mr-mr".
+    PRESETS; "auto" picks the preset for the detected modalities (presets.guess_preset: "ct-mr" when an image holds Hounsfield units).
     Raises InputError on bad arguments, RegistrationError when the result cannot be trusted,
     ImplausibleRegistration when it converged but looks wrong (``plausibility``; ``force=True`` keeps it, with
     the reason in ``warning``), OperationCancelled when ``cancel()`` returns True.

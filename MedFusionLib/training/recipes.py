@@ -28,8 +28,10 @@ class Recipe:
     volume_like: float = 0.0  # "pairs+volumes": share of Harvard pairs made to look like volume slices (volume_like)
 
 
-FUSION_UNET = Recipe(
-    name="fusion-unet",
+# The default's recipe from 2026-12-07 morning until the evening (its weights: git history before the change
+# to fusion-unet-v9's recipe); the base the candidates v3-v9 vary.
+FUSION_UNET_V2 = Recipe(
+    name="fusion-unet-v2",
     network="FusionUNet",
     config=dict(
         channels=(16, 24, 32, 48),
@@ -45,9 +47,9 @@ FUSION_UNET = Recipe(
     volume_share=0.5,
 )
 FUSION_UNET_V3 = replace(
-    FUSION_UNET,
+    FUSION_UNET_V2,
     name="fusion-unet-v3",
-    loss_args={**FUSION_UNET.loss_args, "grad_gain": 1.0, "w_vif": 2.0},
+    loss_args={**FUSION_UNET_V2.loss_args, "grad_gain": 1.0, "w_vif": 2.0},
     epochs=20,  # for the session's CPU time: epochs took about 140 s on the loaded machine when this was set
     description="fusion-unet's network and schedule with a VIF term, the gradient target at the strongest source (no gain) and half of the Harvard pairs made to look like normalised real volume slices",
     volume_like=0.5,
@@ -57,6 +59,38 @@ FUSION_UNET_V4 = replace(
     name="fusion-unet-v4",
     loss_args={**FUSION_UNET_V3.loss_args, "grad_gain": 1.25},
     description="fusion-unet-v3 with the gradient target back at 1.25 x the strongest source gradient (fusion-unet's gain): fusion-unet's network and schedule with a VIF term and half of the Harvard pairs made to look like normalised real volume slices",
+)
+FUSION_UNET_V5 = replace(
+    FUSION_UNET_V4,
+    name="fusion-unet-v5",
+    loss_args={**FUSION_UNET_V4.loss_args, "w_vif": 6.0, "w_int": 0.5},
+    description="fusion-unet-v4 with the VIF term tripled (6) and the pull towards the brightest source halved (0.5): keep more of each source's local variation than max keeps, within the brightness hinge",
+)
+FUSION_UNET_V6 = replace(
+    FUSION_UNET_V5,
+    name="fusion-unet-v6",
+    loss_args={**FUSION_UNET_V5.loss_args, "w_over": 32.0},
+    description="fusion-unet-v5 with the brightness hinge four times as strong (32): v5 lifted bright, flat regions of a synthetic volume above every source",
+)
+FUSION_UNET_V7 = replace(
+    FUSION_UNET_V6,
+    name="fusion-unet-v7",
+    loss_args={**FUSION_UNET_V6.loss_args, "grad_gain": 1.0},
+    description="fusion-unet-v6 with the gradient target at the strongest source's gradient (no gain): no edge or noise made stronger than a source's",
+)
+FUSION_UNET_V8 = replace(
+    FUSION_UNET_V6,
+    name="fusion-unet-v8",
+    loss_args={**FUSION_UNET_V6.loss_args, "w_int": 0.1},
+    description="fusion-unet-v6 with a weak pull towards the brightest source (0.1): contrast may come from darker dark regions, while the hinge forbids brighter bright ones",
+)
+# The default since 2026-12-07 evening: candidate v9 (v8 with the gradient gain at 1.5), chosen by the rule of
+# docs/deep-fusion.md ("The choice") on the select split; trained under this name it gives the same weights.
+FUSION_UNET = replace(
+    FUSION_UNET_V8,
+    name="fusion-unet",
+    loss_args={**FUSION_UNET_V8.loss_args, "grad_gain": 1.5},
+    description="2-D shared-encoder U-Net with a light full-resolution refinement (computes the fused image; no max bypass) on Harvard slice pairs (half of them made to look like real volume slices) and slices of the select real volumes; unsupervised SSIM + gradient (1.5 x the strongest source gradient) + weak intensity + edge-preservation (QABF) + VIF loss, with a strong hinge on brightness above the brightest source (contrast may come only from darkening)",
 )
 
 RECIPES: dict[str, Recipe] = {
@@ -96,6 +130,7 @@ RECIPES: dict[str, Recipe] = {
             description="2-D max-residual CNN (pixel-wise max + a learned residual; formerly ifcnn-lite) on Harvard slice pairs, unsupervised SSIM + gradient + intensity + edge-preservation loss",
         ),
         FUSION_UNET,
+        FUSION_UNET_V2,
         # fusion-unet-v3 (issue 19): the fusion-unet network and schedule, aimed at what fusion-unet loses to max
         # on unseen volumes and on the 2-D cases (VIF, MI, SCD): a VIF term (information of each source kept),
         # no gain on the gradient target (edges stronger than any source's are invented contrast), and half of
@@ -104,6 +139,20 @@ RECIPES: dict[str, Recipe] = {
         # fusion-unet-v4: fusion-unet-v3 with fusion-unet's gradient gain (1.25), chosen on the select split after
         # v3 won SF on neither the select volumes nor the 2-D select cases (one change, to see what the gain does).
         FUSION_UNET_V4,
+        # fusion-unet-v5: fusion-unet-v4 leaning on the VIF term instead of the L1 pull towards max (the shipped and
+        # candidate weights come out close to max and lose VIF on unseen volumes); fixed 2026-12-07 16:40 UTC
+        # before any result of it.
+        FUSION_UNET_V5,
+        # fusion-unet-v6 / -v7: v5 brightened flat bright regions of the synthetic unusual-unit volumes
+        # (Testing/pipeline/test_unusual_ranges.py) above max; a stronger hinge, and the hinge without the gradient
+        # gain. Fixed 2026-12-07 16:54 UTC before any result of them.
+        FUSION_UNET_V6,
+        FUSION_UNET_V7,
+        # fusion-unet-v8 / -v9: v6 and v7 no longer brightened but won fewer columns (their wins were brightness);
+        # a weak intensity pull lets contrast come from darkening instead. Fixed 2026-12-07 17:04 UTC before any
+        # result of them.
+        # (v9, v8 with the gradient gain at 1.5, became fusion-unet itself: see FUSION_UNET)
+        FUSION_UNET_V8,
         Recipe(
             name="max-residual-cnn-3d",
             network="MaxResidualCNN",

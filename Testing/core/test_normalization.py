@@ -103,3 +103,22 @@ def test_detection_accepts_volumes_thinner_than_the_blur_needs(shape):
     other = sitk.GetImageFromArray((rng.random(shape) * 300).astype(np.float32))
     kinds = [kind for kind, _ in detect_modalities([ct, other])]
     assert len(kinds) == 2 and kinds[0] == "ct"
+
+
+def test_negative_mr_units_are_not_taken_for_hounsfield_units():
+    """An MR in arbitrary units offset below -500 gets the percentile rule; CT (air, soft tissue) the window."""
+    from MedFusionLib.core.normalization import guess_modality, holds_hounsfield_units
+    from MedFusionLib.samples.phantom import make_phantom_pair
+
+    pair = make_phantom_pair()
+    ct = sitk.GetArrayFromImage(pair.ct)
+    mr = sitk.GetArrayFromImage(pair.mr)
+    negative_mr = (mr / mr.max() * 700 - 800).astype(np.float32)  # background at -800, tissue up to -100
+    assert holds_hounsfield_units(ct) and guess_modality(pair.ct) == "ct"
+    assert not holds_hounsfield_units(negative_mr)
+    image = sitk.GetImageFromArray(negative_mr)
+    assert guess_modality(image) == "mr"
+    assert [kind for kind, _ in detect_modalities([pair.ct, image])] == ["ct", "mr"]
+    # a CT cropped to the body still has the air of the airways and sinuses only if they are in the crop:
+    # without air below -850 the window is not assumed (the percentile rule keeps it visible)
+    assert not holds_hounsfield_units(np.where(ct < -850, -600, ct))

@@ -130,10 +130,10 @@ def test_volume_like_renormalises_the_foreground_and_keeps_the_background_below_
 def test_fusion_unet_v3_recipe_keeps_fusion_unet_network_and_adds_vif_and_volume_like():
     from MedFusionLib.training.recipes import RECIPES
 
-    v1, v3 = RECIPES["fusion-unet"], RECIPES["fusion-unet-v3"]
-    assert v3.network == v1.network and v3.config == v1.config
+    v2, v3 = RECIPES["fusion-unet-v2"], RECIPES["fusion-unet-v3"]
+    assert v3.network == v2.network and v3.config == v2.config == RECIPES["fusion-unet"].config
     assert v3.loss_args["w_vif"] > 0 and v3.loss_args["grad_gain"] == 1.0 and v3.loss_args["w_over"] > 0
-    assert v3.volume_like > 0 and v1.volume_like == 0.0  # the shipped recipe stays reproducible
+    assert v3.volume_like > 0 and v2.volume_like == 0.0  # the recipe of the previous weights stays reproducible
     sources = torch.rand(2, 2, 1, 32, 32)
     fused = sources.amax(0)
     with_vif = FusionLoss(**v3.loss_args)(fused, sources)
