@@ -362,7 +362,9 @@ def test_modality_decisions_and_misalignment_warning(capsys, pair, tmp_path):
         capsys, "fuse", pair["ct"], tmp_path / "soft.nii.gz", "-o", tmp_path / "g.nii.gz", "--method", "mean"
     )
     assert code == 0 and "trusts the headers" not in err  # aligned: no warning
-    assert "medfusion: input 1: modality ct (auto-detected: values below -500 (HU))" in err.splitlines()
+    assert "medfusion: input 1: modality ct (auto-detected: Hounsfield units (air <= -850, soft tissue near 0))" in (
+        err.splitlines()
+    )
     assert any(line.startswith("medfusion: input 2: modality mr (auto-detected") for line in err.splitlines())
     assert not [line for line in out.splitlines() if line.startswith("medfusion: input")]  # decisions: stderr
     moved = sitk.Image(soft)
