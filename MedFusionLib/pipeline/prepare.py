@@ -187,8 +187,10 @@ def prepare_inputs(
     stacked = np.empty((len(aligned), *sitk.GetArrayViewFromImage(aligned[0]).shape), np.float32)
     rules = []
     for row, original, on_grid, modality, kind in zip(stacked, images, aligned, modalities, kinds):
-        if modality == "auto" and kind in FUNCTIONAL_MODALITIES and guess_modality(original) == "mr":
-            modality = kind  # the same percentile rule, named for what the input is
+        if modality == "auto":  # the rule decided once (its Hounsfield check reads the whole image)
+            modality = guess_modality(original)
+            if modality == "mr" and kind in FUNCTIONAL_MODALITIES:
+                modality = kind  # the same percentile rule, named for what the input is
         low, high, rule = intensity_range(original, modality)
         row[...] = sitk.GetArrayViewFromImage(on_grid)
         row -= low
