@@ -51,14 +51,14 @@ FUSION_UNET_V3 = replace(
     name="fusion-unet-v3",
     loss_args={**FUSION_UNET_V2.loss_args, "grad_gain": 1.0, "w_vif": 2.0},
     epochs=20,  # for the session's CPU time: epochs took about 140 s on the loaded machine when this was set
-    description="fusion-unet's network and schedule with a VIF term, the gradient target at the strongest source (no gain) and half of the Harvard pairs made to look like normalised real volume slices",
+    description="fusion-unet-v2's network and data with a VIF term, the gradient target at the strongest source (no gain) and half of the Harvard pairs made to look like normalised real volume slices",
     volume_like=0.5,
 )
 FUSION_UNET_V4 = replace(
     FUSION_UNET_V3,
     name="fusion-unet-v4",
     loss_args={**FUSION_UNET_V3.loss_args, "grad_gain": 1.25},
-    description="fusion-unet-v3 with the gradient target back at 1.25 x the strongest source gradient (fusion-unet's gain): fusion-unet's network and schedule with a VIF term and half of the Harvard pairs made to look like normalised real volume slices",
+    description="fusion-unet-v3 with the gradient target back at 1.25 x the strongest source gradient (fusion-unet-v2's gain): fusion-unet-v2's network and data with a VIF term and half of the Harvard pairs made to look like normalised real volume slices",
 )
 FUSION_UNET_V5 = replace(
     FUSION_UNET_V4,
@@ -131,12 +131,12 @@ RECIPES: dict[str, Recipe] = {
         ),
         FUSION_UNET,
         FUSION_UNET_V2,
-        # fusion-unet-v3 (issue 19): the fusion-unet network and schedule, aimed at what fusion-unet loses to max
+        # fusion-unet-v3 (issue 19): the fusion-unet-v2 network and data, aimed at what fusion-unet-v2 loses to max
         # on unseen volumes and on the 2-D cases (VIF, MI, SCD): a VIF term (information of each source kept),
         # no gain on the gradient target (edges stronger than any source's are invented contrast), and half of
         # the Harvard pairs re-normalised, smoothed and offset like real volume slices (data.volume_like).
         FUSION_UNET_V3,
-        # fusion-unet-v4: fusion-unet-v3 with fusion-unet's gradient gain (1.25), chosen on the select split after
+        # fusion-unet-v4: fusion-unet-v3 with fusion-unet-v2's gradient gain (1.25), chosen on the select split after
         # v3 won SF on neither the select volumes nor the 2-D select cases (one change, to see what the gain does).
         FUSION_UNET_V4,
         # fusion-unet-v5: fusion-unet-v4 leaning on the VIF term instead of the L1 pull towards max (the shipped and
