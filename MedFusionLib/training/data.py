@@ -154,11 +154,13 @@ def load_pairs(data_dir: Path, split: str, seed: int = SPLIT_SEED, pairs: Sequen
 
 
 # ---------------------------------------------------------------- augmentation / batches (2-D)
-def augment_pair(pair: np.ndarray, rng: np.random.Generator, crop: int) -> np.ndarray:
+def augment_pair(
+    pair: np.ndarray, rng: np.random.Generator, crop: int, gamma_range: tuple[float, float] = (0.8, 1.25)
+) -> np.ndarray:
     """Random crop (with foreground), flips, 90-degree rotations and per-source intensity jitter.
 
-    ``pair``: float32 (n, H, W) in 0..1. Jitter: gain 0.8..1.2 and gamma 0.8..1.25 per source, clipped to 0..1,
-    so background stays black.
+    ``pair``: float32 (n, H, W) in 0..1. Jitter: gain 0.8..1.2 and a gamma drawn log-uniformly from ``gamma_range``
+    per source, clipped to 0..1, so background stays black.
     """
     n, h, w = pair.shape
     crop = min(crop, h, w)
@@ -179,7 +181,7 @@ def augment_pair(pair: np.ndarray, rng: np.random.Generator, crop: int) -> np.nd
         out = out[:, ::-1, :]
     out = np.rot90(out, int(rng.integers(4)), axes=(1, 2))
     gain = rng.uniform(0.8, 1.2, size=(n, 1, 1))
-    gamma = np.exp(rng.uniform(np.log(0.8), np.log(1.25), size=(n, 1, 1)))
+    gamma = np.exp(rng.uniform(np.log(gamma_range[0]), np.log(gamma_range[1]), size=(n, 1, 1)))
     out = np.clip(gain * np.power(np.clip(out, 0, 1), gamma), 0, 1)
     return np.ascontiguousarray(out, dtype=np.float32)
 

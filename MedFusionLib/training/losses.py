@@ -9,7 +9,9 @@ All images are tensors (batch, 1, *spatial) in 0..1.
   stronger than the strongest source's. Optional ``+ w_edge (1 - Q)``: :func:`edge_preservation`, QABF written in torch, asks that
   each source's edges appear in F with similar strength and orientation (the gradient term only matches
   magnitudes). Optional ``+ w_vif (1 - mean_i VIF(S_i -> F))``: :func:`visual_information_fidelity`, the
-  pixel-domain VIF of the metrics written in torch (rewards keeping each source's local variations).
+  pixel-domain VIF of the metrics written in torch (rewards keeping each source's local variations); with
+  ``vif_pool="batch"`` the ratio of the numerator and denominator summed over the batch instead of the mean of
+  per-crop ratios (a nearly flat crop makes its own ratio unbounded).
   Optional ``+ w_over mean(relu(F - max_i S_i))``: a one-sided hinge on brightness no source justifies (the
   gradient and edge terms reward contrast; on real volumes, whose foreground is bright after normalisation,
   that contrast otherwise comes out as saturated white).
@@ -148,6 +150,16 @@ def visual_information_fidelity(
     variance (2, on the 0..255 scale) as ``MedFusionLib.metrics``; the clamps are written with ``torch.where`` so
     the value matches the metric while gradients flow where ``g > 0``.
     """
+    num, den = vif_terms(fused, source, sigma_nsq, eps)
+    return num / (den + 1e-6)
+
+
+def vif_terms(
+    fused: torch.Tensor, source: torch.Tensor, sigma_nsq: float = 2.0, eps: float = 1e-10
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per batch item, VIF's numerator (information of the source found in the fused image) and denominator
+    (information in the source). Their per-item ratio is unbounded on a nearly flat crop (denominator near 0);
+    the ratio of their sums over a batch weights each crop by the information it holds."""
     if fused.ndim != 4:
         raise ValueError("visual_information_fidelity is defined for 2-D images (batch, 1, H, W)")
     ref, dist = source * 255.0, fused * 255.0
@@ -174,7 +186,7 @@ def visual_information_fidelity(
         sv = torch.where(valid, sv, s2).clamp_min(eps)
         num = num + torch.log10(1 + g * g * s1 / (sv + sigma_nsq)).flatten(1).sum(1)
         den = den + torch.log10(1 + s1 / sigma_nsq).flatten(1).sum(1)
-    return num / (den + 1e-6)
+    return num, den
 
 
 def over_brightness(fused: torch.Tensor, brightest: torch.Tensor) -> torch.Tensor:
@@ -193,9 +205,13 @@ class FusionLoss(nn.Module):
         grad_gain: float = 1.0,
         w_vif: float = 0.0,
         w_over: float = 0.0,
+        vif_pool: str = "item",
     ) -> None:
         super().__init__()
         self.w_vif = w_vif
+        if vif_pool not in ("item", "batch"):
+            raise ValueError(f"vif_pool must be 'item' or 'batch', got {vif_pool!r}")
+        self.vif_pool = vif_pool
         if w_over < 0:
             raise ValueError(f"w_over must be >= 0, got {w_over}")
         self.w_over = w_over
@@ -221,8 +237,12 @@ class FusionLoss(nn.Module):
             loss = loss + self.w_edge * (1 - edge_preservation(fused, sources).mean())
         if self.w_vif:
             n = sources.shape[0]  # all sources in one batch: VIF(S_i -> F) for every i at once
-            fidelity = visual_information_fidelity(fused.repeat(n, 1, 1, 1), sources.flatten(0, 1))
-            loss = loss + self.w_vif * (1 - fidelity.mean())
+            num, den = vif_terms(fused.repeat(n, 1, 1, 1), sources.flatten(0, 1))
+            if self.vif_pool == "batch":  # sum(num) / sum(den): a flat crop cannot carry the term
+                fidelity = num.sum() / (den.sum() + 1e-6)
+            else:  # the mean of per-crop ratios (the recipes up to fusion-unet-v10)
+                fidelity = (num / (den + 1e-6)).mean()
+            loss = loss + self.w_vif * (1 - fidelity)
         return loss
 
 

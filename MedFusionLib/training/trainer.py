@@ -320,7 +320,7 @@ class _Data:
                 for _ in range(r.batch)
             ]
         else:
-            items = [D.augment_pair(self._pick(rng), rng, r.crop) for _ in range(r.batch)]
+            items = [D.augment_pair(self._pick(rng), rng, r.crop, r.gamma_range) for _ in range(r.batch)]
         x = torch.from_numpy(np.stack(items, axis=1))  # (n_inputs, batch, *spatial)
         return x.unsqueeze(2)
 
@@ -415,7 +415,8 @@ LOSS_TEXT = {
     "fusion": "unsupervised fusion loss: w_ssim (1 - mean SSIM(F, S_i)) + w_grad L1(|grad F|, max_i |grad S_i|) + w_int L1(F, max_i S_i)"
     " [+ w_edge (1 - Q(F; S_1..S_n)), Q the differentiable Xydeas-Petrovic edge preservation (QABF) of losses.py, when w_edge > 0]"
     " [+ w_over mean(relu(F - max_i S_i)), a hinge on brightness above the brightest source, when w_over > 0]"
-    " [+ w_vif (1 - mean_i VIF(S_i -> F)), the differentiable pixel-domain VIF of losses.py, when w_vif > 0]",
+    " [+ w_vif (1 - mean_i VIF(S_i -> F)), the differentiable pixel-domain VIF of losses.py, when w_vif > 0; with"
+    " vif_pool batch, VIF's numerators and denominators summed over the batch before their ratio]",
     "reconstruction": "autoencoder reconstruction: L1(X', X) + w_ssim (1 - SSIM(X', X))",
 }
 DATA_TEXT = {
@@ -482,7 +483,11 @@ def model_card(net, recipe: Recipe, meta: dict, history: list[dict], path: Path)
         ("data", DATA_TEXT[recipe.data]),
         ("split", f"{split_text}: {meta['data']}"),
         ("loss", f"{LOSS_TEXT[recipe.loss]}; weights `{json.dumps(recipe.loss_args)}`"),
-        ("augmentation", f"{aug_text}, per-source gain 0.8-1.2 and gamma 0.8-1.25" + _volume_like_text(recipe)),
+        (
+            "augmentation",
+            f"{aug_text}, per-source gain 0.8-1.2 and gamma {recipe.gamma_range[0]:g}-{recipe.gamma_range[1]:g}"
+            + _volume_like_text(recipe),
+        ),
     ]
     footer = (
         "Metrics: `MedFusionLib.metrics` definitions (MI in bits, SSIM summed over the two sources with data range 255) on "

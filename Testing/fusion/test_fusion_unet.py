@@ -145,3 +145,24 @@ def test_differentiable_vif_matches_the_metric_and_loss_options():
     assert torch.isfinite(fused.grad).all() and fused.grad.abs().sum() > 0
     with pytest.raises(ValueError):
         FusionLoss(grad_gain=0.0)
+
+
+def test_batch_pooled_vif_is_not_carried_by_a_flat_crop():
+    """Per-crop VIF ratios explode on a nearly flat crop (no source information); the batch-pooled term does not."""
+    from MedFusionLib.training.losses import FusionLoss, vif_terms
+
+    rng = np.random.default_rng(0)
+    textured = torch.from_numpy(rng.random((1, 1, 48, 48), dtype=np.float32))
+    flat = 0.002 + 0.0005 * torch.from_numpy(rng.random((1, 1, 48, 48), dtype=np.float32))
+    source = torch.cat([textured, flat])
+    fused = torch.cat([textured, 0.002 + 40 * (flat - 0.002)])  # the flat crop's faint noise amplified 40 times
+    num, den = vif_terms(fused, source)
+    per_crop = num / (den + 1e-6)
+    assert float(per_crop[1]) > 10 * float(per_crop[0])  # the flat crop's ratio dominates a per-crop mean
+    pooled = float(num.sum() / (den.sum() + 1e-6))
+    assert pooled < 1.5 * float(per_crop[0])
+    sources = source[None].expand(2, -1, -1, -1, -1)
+    item, batch = FusionLoss(w_vif=1.0), FusionLoss(w_vif=1.0, vif_pool="batch")
+    assert float(batch(fused, sources)) > float(item(fused, sources))  # the per-crop mean rewards the amplified noise
+    with pytest.raises(ValueError):
+        FusionLoss(vif_pool="pixel")

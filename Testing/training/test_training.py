@@ -99,6 +99,16 @@ def test_augmentation_keeps_shape_and_black_background():
     assert (out == 0).any()  # 32-pixel crop of a 20-pixel square: background present and still black
 
 
+def test_augmentation_gamma_follows_the_recipe_range():
+    """A recipe's gamma_range reaches the augmentation: a flat 0.5 source comes out within gain x 0.5**gamma."""
+    pair = np.full((2, 32, 32), 0.5, np.float32)
+    for low, high in ((0.8, 1.25), (0.5, 2.0)):
+        rng = np.random.default_rng(1)
+        levels = np.array([D.augment_pair(pair, rng, 32, (low, high))[:, 0, 0] for _ in range(300)]).ravel()
+        assert levels.min() >= 0.8 * 0.5**high - 1e-6 and levels.max() <= 1.2 * 0.5**low + 1e-6
+        assert levels.min() < 0.8 * 0.5 ** (high**0.5) and levels.max() > 1.2 * 0.5 ** (low**0.5)
+
+
 def test_losses():
     x = torch.rand(2, 1, 32, 32)
     assert torch.allclose(ssim(x, x), torch.ones(2), atol=1e-5)

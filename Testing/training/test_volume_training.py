@@ -139,3 +139,14 @@ def test_fusion_unet_v3_recipe_keeps_fusion_unet_network_and_adds_vif_and_volume
     with_vif = FusionLoss(**v3.loss_args)(fused, sources)
     without = FusionLoss(**{**v3.loss_args, "w_vif": 0.0})(fused, sources)
     assert float(with_vif) > float(without)  # max keeps less than all of both sources' information
+
+
+def test_default_recipe_is_round_4s_choice_and_the_evening_recipe_stays_reproducible():
+    from MedFusionLib.training.recipes import RECIPES
+
+    today, v9 = RECIPES["fusion-unet"], RECIPES["fusion-unet-v9"]
+    assert today.network == v9.network and today.config == v9.config and today.data == v9.data
+    assert today.loss_args == {**v9.loss_args, "vif_pool": "batch"}
+    assert today.gamma_range == (0.5, 2.0) and v9.gamma_range == (0.8, 1.25)
+    assert (today.epochs, v9.epochs) == (60, 20)
+    assert "vif_pool" not in v9.loss_args  # the evening's weights used the per-crop VIF ratio
