@@ -18,7 +18,8 @@ Protocol (docs/deep-fusion.md, section "Real volumes"):
 * every method fused in slice mode (axial) and in volume mode, rounded to 8 bits; per case and mode: the 8
   published columns (EN SD SF MI SCD VIF QABF SSIM, ``MedFusionLib.metrics``) averaged over up to
   ``--slices`` evenly spaced axial slices with foreground, and the **saturation share** (foreground voxels at
-  >= 250 of 255; foreground: the brighter source above 5 %) over the whole volume;
+  >= 250 of 255; foreground: the brighter source above 5 %) over the whole volume; for information (no bar), the
+  **darker-than-both share** (foreground voxels at least 0.1 below every source, ``data.darker_than_sources_share``);
 * paired against max over the (pair, mode) rows with the 2-D protocol's rule (``evaluate_quality.paired_verdict``:
   win = mean difference >= 1 % of max's mean and a 95 % t-interval above 0; ties are not wins);
 * the issue's bars per method: saturation never above max's or either source's + 3 points in any row; QABF and
@@ -97,10 +98,12 @@ def metric_slices(volume: np.ndarray, count: int) -> np.ndarray:
 
 
 def score_volume(sources8: np.ndarray, fused8: np.ndarray, indices: np.ndarray) -> dict[str, float]:
-    """The 8 columns averaged over the axial slices ``indices`` and the saturation share of the whole volume."""
+    """The 8 columns averaged over the axial slices ``indices``, and the saturation and darker-than-both-sources
+    shares of the whole volume."""
     rows = [compute_metrics(list(sources8[:, k]), fused8[k], keys=list(COLUMNS)) for k in indices]
     out = {c: float(np.mean([r[c] for r in rows])) for c in COLUMNS}
     out["SAT"] = D.saturation_share(fused8 / 255.0, sources8 / 255.0)
+    out["DARK"] = D.darker_than_sources_share(fused8 / 255.0, sources8 / 255.0)
     return out
 
 
@@ -134,6 +137,7 @@ def bars(rows: list[dict], name: str) -> dict:
     """The issue's bars for ``name`` over the (pair, mode) rows: saturation, QABF/VIF bound, paired wins."""
     verdicts = {c: paired_verdict([r[name][c] for r in rows], [r["max"][c] for r in rows]) for c in COLUMNS}
     worst_saturation = max(r[name]["SAT"] - max([r["max"]["SAT"], *r["sources_SAT"]]) for r in rows)
+    worst_dark = max(r[name].get("DARK", 0.0) for r in rows)  # information, no bar
     wins, ties, losses = score_counts(verdicts)
     return {
         "verdicts": verdicts,
@@ -142,6 +146,7 @@ def bars(rows: list[dict], name: str) -> dict:
         "losses": losses,
         "worst_saturation_excess": worst_saturation,
         "saturation_ok": worst_saturation <= SATURATION_SLACK,
+        "worst_darker_than_sources": worst_dark,
         "qabf_vif_ok": all(verdicts[c]["relative"] >= -LOSS_BOUND for c in ("QABF", "VIF")),
         "wins_ok": wins >= MIN_WINS,
     }
@@ -184,7 +189,9 @@ def write_montage(path: Path, volume: np.ndarray, fused: dict, shown, pair: D.Vo
 
 def format_report(result: dict, default: str) -> str:
     """Per row: the 8 columns and the saturation share; then per method the paired verdicts and the bars."""
-    lines = [f"{'pair':<28}{'mode':<7}{'method':<24}" + "".join(f"{c:>7}" for c in COLUMNS) + "    SAT%  src SAT%"]
+    lines = [
+        f"{'pair':<28}{'mode':<7}{'method':<24}" + "".join(f"{c:>7}" for c in COLUMNS) + "    SAT%  DARK%  src SAT%"
+    ]
     for row in result["rows"]:
         for name in [k for k in row if isinstance(row[k], dict)]:
             r = row[name]
@@ -192,13 +199,13 @@ def format_report(result: dict, default: str) -> str:
             lines.append(
                 f"{row['pair']:<28}{row['mode']:<7}{name + mark:<24}"
                 + "".join(f"{r[c]:>7.3f}" for c in COLUMNS)
-                + f"{100 * r['SAT']:>8.1f}  "
+                + f"{100 * r['SAT']:>8.1f}{100 * r.get('DARK', 0.0):>7.2f}  "
                 + "/".join(f"{100 * s:.1f}" for s in row["sources_SAT"])
             )
     n = len(result["rows"])
     lines.append(f"\npaired against max over {n} (pair, mode) rows (W/T/L; relative difference of the mean):")
     lines.append(
-        f"{'method':<24}" + "".join(f"{c:>9}" for c in COLUMNS) + "  W/T/L  SAT+max  bars(sat,qabf/vif,>=3 wins)"
+        f"{'method':<24}" + "".join(f"{c:>9}" for c in COLUMNS) + "  W/T/L  SAT+max  DARK%  bars(sat,qabf/vif,>=3 wins)"
     )
     for name, s in result["summary"].items():
         cells = "".join(
@@ -208,7 +215,7 @@ def format_report(result: dict, default: str) -> str:
         mark = " *" if name == default else ""
         lines.append(
             f"{name + mark:<24}{cells}  {s['wins']}/{s['ties']}/{s['losses']}"
-            f"  {100 * s['worst_saturation_excess']:+6.1f}  {ok}"
+            f"  {100 * s['worst_saturation_excess']:+6.1f}  {100 * s['worst_darker_than_sources']:5.2f}  {ok}"
         )
     return "\n".join(lines)
 

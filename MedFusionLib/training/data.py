@@ -403,3 +403,16 @@ def saturation_share(fused: np.ndarray, sources: np.ndarray) -> float:
     """Share of the foreground (brightest source > 5 %) at >= 250 of 255 in ``fused`` (0..1, any shape)."""
     foreground = np.asarray(sources).max(axis=0) > FOREGROUND
     return float((np.asarray(fused)[foreground] >= SATURATED).mean()) if foreground.any() else 0.0
+
+
+DARKER = 0.1  # "darker than both sources": at least this far (25.5 of 255) below the darkest source
+
+
+def darker_than_sources_share(fused: np.ndarray, sources: np.ndarray) -> float:
+    """Share of the foreground where ``fused`` is at least DARKER below *every* source: contrast made by darkening
+    past what any source shows (the brightness hinge of the fusion loss does not forbid it)."""
+    sources = np.asarray(sources)
+    foreground = sources.max(axis=0) > FOREGROUND
+    if not foreground.any():
+        return 0.0
+    return float((np.asarray(fused)[foreground] <= sources.min(axis=0)[foreground] - DARKER).mean())

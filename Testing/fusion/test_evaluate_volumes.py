@@ -53,8 +53,22 @@ def test_select_run_scores_both_modes_against_max_and_writes_montages(data_dir, 
     expected = EV.D.saturation_share(np.maximum(sources8[0], sources8[1]) / 255.0, sources8 / 255.0)
     assert row["max"]["SAT"] == pytest.approx(expected)
     assert row["mean"]["SAT"] <= row["max"]["SAT"]
+    # neither max nor the mean can be darker than both sources
+    assert row["max"]["DARK"] == 0.0 and row["mean"]["DARK"] == 0.0
     bars = result["summary"]["mean"]
     assert bars["saturation_ok"] and set(bars["verdicts"]) == set(EV.COLUMNS)
     assert (tmp_path / "montage-spm-T1-PET.png").stat().st_size > 1000
     report = EV.format_report(result, "mean")
     assert "spm/T1+PET" in report and "W/T/L" in report
+
+
+def test_darker_than_sources_share_counts_only_foreground_below_every_source():
+    sources = np.zeros((2, 4, 5), np.float32)
+    sources[0, :2] = 0.6  # foreground: the top two rows (10 voxels)
+    sources[1, :2] = 0.3
+    fused = sources.max(axis=0).copy()
+    fused[0, :3] = 0.15  # 3 voxels 0.15 below the darker source: counted
+    fused[1, 0] = 0.25  # 0.05 below the darker source: not counted
+    fused[3, :] = 0.0  # background: never counted
+    assert EV.D.darker_than_sources_share(fused, sources) == pytest.approx(0.3)
+    assert EV.D.darker_than_sources_share(np.zeros((4, 5)), np.zeros((2, 4, 5))) == 0.0
