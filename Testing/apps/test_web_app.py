@@ -134,6 +134,10 @@ def views(page, name: str, timeout: float = 15.0) -> np.ndarray:
 
 
 def choose(page, element_id: str, label: str) -> None:
+    from playwright.sync_api import expect
+
+    # a menu closed just before may still be on screen (its closing transition), with an option of the same name
+    expect(page.get_by_role("listbox")).to_have_count(0)
     page.locator(f"#{element_id} .v-field").click()
     page.get_by_role("option", name=label, exact=True).click()
 
