@@ -102,8 +102,9 @@ def score_volume(sources8: np.ndarray, fused8: np.ndarray, indices: np.ndarray) 
     shares of the whole volume."""
     rows = [compute_metrics(list(sources8[:, k]), fused8[k], keys=list(COLUMNS)) for k in indices]
     out = {c: float(np.mean([r[c] for r in rows])) for c in COLUMNS}
-    out["SAT"] = D.saturation_share(fused8 / 255.0, sources8 / 255.0)
-    out["DARK"] = D.darker_than_sources_share(fused8 / 255.0, sources8 / 255.0)
+    fused, sources = fused8 / 255.0, sources8 / 255.0
+    out["SAT"] = D.saturation_share(fused, sources)
+    out["DARK"] = D.darker_than_sources_share(fused, sources)
     return out
 
 
@@ -137,7 +138,7 @@ def bars(rows: list[dict], name: str) -> dict:
     """The issue's bars for ``name`` over the (pair, mode) rows: saturation, QABF/VIF bound, paired wins."""
     verdicts = {c: paired_verdict([r[name][c] for r in rows], [r["max"][c] for r in rows]) for c in COLUMNS}
     worst_saturation = max(r[name]["SAT"] - max([r["max"]["SAT"], *r["sources_SAT"]]) for r in rows)
-    worst_dark = max(r[name].get("DARK", 0.0) for r in rows)  # information, no bar
+    worst_dark = max(r[name]["DARK"] for r in rows)  # information, no bar
     wins, ties, losses = score_counts(verdicts)
     return {
         "verdicts": verdicts,
@@ -199,7 +200,7 @@ def format_report(result: dict, default: str) -> str:
             lines.append(
                 f"{row['pair']:<28}{row['mode']:<7}{name + mark:<24}"
                 + "".join(f"{r[c]:>7.3f}" for c in COLUMNS)
-                + f"{100 * r['SAT']:>8.1f}{100 * r.get('DARK', 0.0):>7.2f}  "
+                + f"{100 * r['SAT']:>8.1f}{100 * r['DARK']:>7.2f}  "
                 + "/".join(f"{100 * s:.1f}" for s in row["sources_SAT"])
             )
     n = len(result["rows"])

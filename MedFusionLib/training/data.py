@@ -371,7 +371,7 @@ def volume_slices(volume: np.ndarray, step: int = 2) -> list[np.ndarray]:
     for axis in (1, 2, 3):
         for index in range(0, volume.shape[axis], step):
             piece = np.take(volume, index, axis=axis)
-            if (piece.max(axis=0) > 0.05).mean() >= SLICE_FOREGROUND:
+            if _foreground(piece).mean() >= SLICE_FOREGROUND:
                 out.append(np.ascontiguousarray(piece))
     return out
 
@@ -399,9 +399,14 @@ SATURATED = 250 / 255  # "saturated": at or above 250 of 255
 FOREGROUND = 0.05  # a voxel is foreground where the brightest source is above 5 % of the range
 
 
+def _foreground(sources: np.ndarray) -> np.ndarray:
+    """Where the brightest source is above FOREGROUND: the voxels the shares below are taken over."""
+    return np.asarray(sources).max(axis=0) > FOREGROUND
+
+
 def saturation_share(fused: np.ndarray, sources: np.ndarray) -> float:
     """Share of the foreground (brightest source > 5 %) at >= 250 of 255 in ``fused`` (0..1, any shape)."""
-    foreground = np.asarray(sources).max(axis=0) > FOREGROUND
+    foreground = _foreground(sources)
     return float((np.asarray(fused)[foreground] >= SATURATED).mean()) if foreground.any() else 0.0
 
 
@@ -412,7 +417,7 @@ def darker_than_sources_share(fused: np.ndarray, sources: np.ndarray) -> float:
     """Share of the foreground where ``fused`` is at least DARKER below *every* source: contrast made by darkening
     past what any source shows (the brightness hinge of the fusion loss does not forbid it)."""
     sources = np.asarray(sources)
-    foreground = sources.max(axis=0) > FOREGROUND
+    foreground = _foreground(sources)
     if not foreground.any():
         return 0.0
     return float((np.asarray(fused)[foreground] <= sources.min(axis=0)[foreground] - DARKER).mean())
