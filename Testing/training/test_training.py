@@ -131,6 +131,40 @@ def test_edge_preservation_loss_follows_the_qabf_metric():
         assert float(edge_preservation(t(fused), torch.stack([t(a), t(b)]))) == pytest.approx(expected, abs=5e-3)
 
 
+def test_scd_loss_follows_the_scd_metric():
+    from MedFusionLib.metrics import compute_metrics
+    from MedFusionLib.training.losses import sum_of_correlation_differences
+
+    rng = np.random.default_rng(4)
+    a, b = _blob(rng, 48).astype(np.float64), _blob(rng, 48).astype(np.float64)
+    t = lambda z: torch.tensor(z / 255.0, dtype=torch.float64)[None, None]  # noqa: E731
+    for fused in (np.maximum(a, b), (a + b) / 2, 0.7 * a + 0.1 * b):
+        expected = compute_metrics([a, b], fused, keys=["SCD"])["SCD"]
+        assert float(sum_of_correlation_differences(t(fused), torch.stack([t(a), t(b)]))) == pytest.approx(expected)
+    with pytest.raises(ValueError):
+        sum_of_correlation_differences(t(a), torch.stack([t(a), t(b), t(a)]))
+
+
+def test_soft_mutual_information_ranks_like_mi_and_is_bounded():
+    from MedFusionLib.training.losses import FusionLoss, soft_joint_histogram, soft_mutual_information
+
+    rng = np.random.default_rng(5)
+    source = torch.from_numpy(rng.random((1, 1, 48, 48)))
+    unrelated = torch.from_numpy(rng.random((1, 1, 48, 48)))
+    p = soft_joint_histogram(source, unrelated, 16)
+    assert p.shape == (1, 16, 16) and float(p.sum()) == pytest.approx(1.0)
+    kept, entropy = soft_mutual_information(source**2, source)  # an invertible function of the source
+    lost, _ = soft_mutual_information(unrelated, source)
+    assert float(lost) < 0.3 * float(kept) and float(kept) <= float(entropy)
+    fused = unrelated.clone().requires_grad_(True)
+    loss = FusionLoss(w_ssim=0, w_grad=0, w_int=0, w_mi=1.0)(fused, torch.stack([source, source]))
+    assert 0 < float(loss) <= 1
+    loss.backward()
+    assert float(fused.grad.abs().sum()) > 0  # the histogram is differentiable in the fused image
+    with pytest.raises(ValueError):
+        FusionLoss(w_mi=-1.0)
+
+
 def _tiny(method, data_dir, tmp_path, **kw):
     args = dict(
         epochs=2,
