@@ -47,6 +47,43 @@ def sample_pair_files(folder, mr_name: str = "mr.nii.gz") -> dict:
     return {"ct": folder / "ct.nii.gz", "mr": folder / mr_name, "pair": pair, "folder": folder}
 
 
+UNUSUAL_UNIT_KINDS = ("negative mr", "pet in bq/ml", "16-bit png")
+
+
+def unusual_unit_files(folder, kind: str) -> tuple:
+    """Two phantom inputs in unusual units written to ``folder`` (one of ``UNUSUAL_UNIT_KINDS``): MR offset to
+    -800..200 or in plain arbitrary units beside a smooth PET in Bq/ml (up to 25,000), or a 16-bit PNG beside an 8-bit
+    one; returns their paths and the foreground (where either source is above 5 % of its range)."""
+    from pathlib import Path
+
+    import SimpleITK as sitk
+    from scipy.ndimage import gaussian_filter
+
+    folder = Path(folder)
+
+    def write(array: np.ndarray, name: str) -> Path:
+        sitk.WriteImage(sitk.GetImageFromArray(array), str(folder / name))
+        return folder / name
+
+    if kind == "16-bit png":
+        anatomy, uptake, _ = phantom_inputs((96, 96))
+        a = write((anatomy * 60000).astype(np.uint16), "mr16.png")
+        return a, write((uptake * 255).astype(np.uint8), "pet8.png"), (anatomy > 0.05) | (uptake > 0.05)
+    if kind not in UNUSUAL_UNIT_KINDS:
+        raise ValueError(f"unknown kind {kind!r}; one of {UNUSUAL_UNIT_KINDS}")
+    anatomy, uptake, _ = phantom_inputs((12, 64, 56))
+    uptake = gaussian_filter(uptake, 1.5)  # PET is smooth (a few mm of resolution), not a set of sharp discs
+    offset = 800 if kind == "negative mr" else 0  # MR in arbitrary units offset below zero: background at -800
+    mr = write((anatomy * 1000 - offset).astype(np.float32), "mr.nii.gz")
+    pet = write((uptake * 25000).astype(np.float32), "pet-bqml.nii.gz")  # PET in Bq/ml
+    return mr, pet, (anatomy > 0.05) | (uptake > 0.05)
+
+
+def saturated_share(fused: np.ndarray, foreground: np.ndarray) -> float:
+    """Share of the foreground at >= 250 of 255 (the saturation of issue 19)."""
+    return float((fused[foreground] >= 250).mean())
+
+
 # the command-line options of a one-step `medfusion train` run (no validation before its 9th epoch: it never comes)
 SHORT_TRAIN = ["--epochs", "1", "--steps-per-epoch", "1", "--batch", "2", "--threads", "1", "--validate-every", "9"]
 
