@@ -79,6 +79,27 @@ def unusual_unit_files(folder, kind: str) -> tuple:
     return mr, pet, (anatomy > 0.05) | (uptake > 0.05)
 
 
+def fuse_with_cli(a, b, method: str | None, folder) -> tuple[np.ndarray, str]:
+    """``medfusion fuse a b`` (the default method, or ``method``) into ``folder``: the fused image (0..255) and
+    everything the command wrote (its detection lines, the output path); RuntimeError with that text if it fails."""
+    import contextlib
+    import io
+    from pathlib import Path
+
+    import SimpleITK as sitk
+
+    from MedFusionLib.apps import cli
+
+    a, b = Path(a), Path(b)
+    out = Path(folder) / f"fused-{method or 'default'}{''.join(a.suffixes)}"
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+        code = cli.main(["fuse", str(a), str(b), "-o", str(out)] + (["--method", method] if method else []))
+    if code != 0:
+        raise RuntimeError(f"medfusion fuse {a.name} {b.name} exited {code}: {said.getvalue().strip()}")
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(out))).astype(np.float64), said.getvalue()
+
+
 def saturated_share(fused: np.ndarray, foreground: np.ndarray) -> float:
     """Share of the foreground at >= 250 of 255 (the saturation of issue 19)."""
     return float((fused[foreground] >= 250).mean())

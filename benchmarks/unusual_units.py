@@ -14,34 +14,17 @@ within max + 3 points (the test's bar).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import logging
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "Testing"))
 
-import SimpleITK as sitk  # noqa: E402
-from synthetic import UNUSUAL_UNIT_KINDS, saturated_share, unusual_unit_files  # noqa: E402
-
-from MedFusionLib.apps import cli  # noqa: E402
-
-
-def _fused(a: Path, b: Path, method: str | None, folder: Path) -> np.ndarray:
-    out = folder / f"fused-{method or 'default'}{''.join(a.suffixes)}"
-    said = io.StringIO()  # the command's own lines (detections, the output path): shown only if it fails
-    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
-        code = cli.main(["fuse", str(a), str(b), "-o", str(out)] + (["--method", method] if method else []))
-    if code != 0:
-        raise SystemExit(f"medfusion fuse failed on {a.name} + {b.name} (exit {code}): {said.getvalue().strip()}")
-    return sitk.GetArrayFromImage(sitk.ReadImage(str(out))).astype(np.float64)
+from synthetic import UNUSUAL_UNIT_KINDS, fuse_with_cli, saturated_share, unusual_unit_files  # noqa: E402
 
 
 def measure(kind: str) -> dict[str, float]:
@@ -50,8 +33,8 @@ def measure(kind: str) -> dict[str, float]:
         folder = Path(tmp)
         a, b, foreground = unusual_unit_files(folder, kind)
         return {
-            "default": saturated_share(_fused(a, b, None, folder), foreground),
-            "max": saturated_share(_fused(a, b, "max", folder), foreground),
+            "default": saturated_share(fuse_with_cli(a, b, None, folder)[0], foreground),
+            "max": saturated_share(fuse_with_cli(a, b, "max", folder)[0], foreground),
         }
 
 

@@ -235,6 +235,11 @@ def soft_mutual_information(
     return mi, entropy
 
 
+def _pooled_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``sum(num) / sum(den)`` over the batch: each crop counts by the information it holds (its ``den``)."""
+    return num.sum() / (den.sum() + 1e-6)
+
+
 def over_brightness(fused: torch.Tensor, brightest: torch.Tensor) -> torch.Tensor:
     """Per batch item, the mean of ``relu(F - max_i S_i)``: how far the fused image is brighter than every source."""
     return F.relu(fused - brightest).flatten(1).mean(dim=1)
@@ -286,20 +291,19 @@ class FusionLoss(nn.Module):
             loss = loss + self.w_over * over_brightness(fused, brightest).mean()
         if self.w_edge:
             loss = loss + self.w_edge * (1 - edge_preservation(fused, sources).mean())
+        if self.w_vif or self.w_mi:  # all sources in one batch: F against every S_i at once
+            fused_each, source_each = fused.repeat(sources.shape[0], 1, 1, 1), sources.flatten(0, 1)
         if self.w_vif:
-            n = sources.shape[0]  # all sources in one batch: VIF(S_i -> F) for every i at once
-            num, den = vif_terms(fused.repeat(n, 1, 1, 1), sources.flatten(0, 1))
-            if self.vif_pool == "batch":  # sum(num) / sum(den): a flat crop cannot carry the term
-                fidelity = num.sum() / (den.sum() + 1e-6)
+            num, den = vif_terms(fused_each, source_each)
+            if self.vif_pool == "batch":  # a flat crop cannot carry the term
+                fidelity = _pooled_ratio(num, den)
             else:  # the mean of per-crop ratios (the recipes up to fusion-unet-v10)
                 fidelity = (num / (den + 1e-6)).mean()
             loss = loss + self.w_vif * (1 - fidelity)
         if self.w_scd:
             loss = loss + self.w_scd * (1 - sum_of_correlation_differences(fused, sources).mean() / 2)
         if self.w_mi:
-            n = sources.shape[0]
-            mi, entropy = soft_mutual_information(fused.repeat(n, 1, 1, 1), sources.flatten(0, 1))
-            loss = loss + self.w_mi * (1 - mi.sum() / (entropy.sum() + 1e-6))
+            loss = loss + self.w_mi * (1 - _pooled_ratio(*soft_mutual_information(fused_each, source_each)))
         return loss
 
 

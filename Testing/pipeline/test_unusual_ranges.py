@@ -3,33 +3,21 @@ default method without more saturation than max; an all-zero input is one clear 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from synthetic import UNUSUAL_UNIT_KINDS, phantom_inputs, saturated_share, unusual_unit_files
+from synthetic import UNUSUAL_UNIT_KINDS, fuse_with_cli, phantom_inputs, saturated_share, unusual_unit_files
 
 from MedFusionLib.apps import cli
 
 pytestmark = pytest.mark.usefixtures("quiet_progress")
 
 
-def _fuse(tmp_path: Path, a: Path, b: Path, method: str | None, capsys) -> tuple[np.ndarray, str]:
-    """The fused image (0..255) and what the command wrote to stderr."""
-    out = tmp_path / f"fused-{method or 'default'}{''.join(a.suffixes)}"
-    args = ["fuse", str(a), str(b), "-o", str(out)] + (["--method", method] if method else [])
-    code = cli.main(args)
-    _, err = capsys.readouterr()
-    assert code == 0, err
-    return sitk.GetArrayFromImage(sitk.ReadImage(str(out))).astype(np.float64), err
-
-
 @pytest.mark.parametrize("kind", UNUSUAL_UNIT_KINDS)
-def test_unusual_units_fuse_without_more_saturation_than_max(capsys, tmp_path, kind):
+def test_unusual_units_fuse_without_more_saturation_than_max(tmp_path, kind):
     a, b, foreground = unusual_unit_files(tmp_path, kind)
-    default, err = _fuse(tmp_path, a, b, None, capsys)
-    maximum, _ = _fuse(tmp_path, a, b, "max", capsys)
+    default, err = fuse_with_cli(a, b, None, tmp_path)
+    maximum, _ = fuse_with_cli(a, b, "max", tmp_path)
     if kind == "negative mr":  # the percentile rule, not the CT window (which turned this MR black)
         assert "medfusion: input 1: modality mr (auto-detected" in err
     assert default.max() <= 255 and default.min() >= 0
