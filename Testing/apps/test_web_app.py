@@ -405,7 +405,11 @@ def test_each_apply_gives_its_own_named_result_and_earlier_ones_stay_selectable(
 
 
 def result_names(page) -> list[str]:
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("listbox")).to_have_count(0)  # as in choose(): no closing menu still on screen
     page.locator("#result .v-field").click()
+    page.get_by_role("option").first.wait_for()  # all_inner_texts does not wait for the menu to open
     names = [n.strip() for n in page.get_by_role("option").all_inner_texts()]
     page.keyboard.press("Escape")
     return names
