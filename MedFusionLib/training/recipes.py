@@ -167,6 +167,41 @@ FUSION_UNET_V19 = replace(
     loss_args={**FUSION_UNET_V17.loss_args, "grad_gain": 2.0},
     description="fusion-unet-v17 (SCD + MI terms, hinge 64) with the gradient target at 2 x the strongest source gradient",
 )
+# Round 7 (2026-12-08, rule 8 in docs/deep-fusion.md "The choice"): v12's step from 20 to 60 epochs won more 2-D
+# cells than any loss change; v15's MI term (4) halved the MI loss but cost v12's SF win. A 2 x 2 with v12 in one
+# corner: twice the epochs, a lighter MI term, both.
+FUSION_UNET_V20 = replace(
+    FUSION_UNET,
+    name="fusion-unet-v20",
+    epochs=120,
+    description="fusion-unet (v12) trained twice as long (120 epochs)",
+)
+FUSION_UNET_V21 = replace(
+    FUSION_UNET,
+    name="fusion-unet-v21",
+    loss_args={**FUSION_UNET.loss_args, "w_mi": 1.5},
+    description="fusion-unet (v12) with a lighter mutual-information term than v15's (1.5)",
+)
+FUSION_UNET_V22 = replace(
+    FUSION_UNET_V21,
+    name="fusion-unet-v22",
+    epochs=120,
+    description="fusion-unet-v21 (MI term 1.5) trained 120 epochs",
+)
+# Round 8 (rule 9): v22 (MI 1.5, 120 epochs) won 4 volume columns but 8 2-D cells, v20 (no MI, 120 epochs) 9 cells but
+# 2 columns: half the MI weight, and v22 with a stronger pull towards the brightest source (its SD losses).
+FUSION_UNET_V23 = replace(
+    FUSION_UNET_V20,
+    name="fusion-unet-v23",
+    loss_args={**FUSION_UNET_V20.loss_args, "w_mi": 0.75},
+    description="fusion-unet-v20 (120 epochs) with a mutual-information term at 0.75",
+)
+FUSION_UNET_V24 = replace(
+    FUSION_UNET_V22,
+    name="fusion-unet-v24",
+    loss_args={**FUSION_UNET_V22.loss_args, "w_int": 0.2},
+    description="fusion-unet-v22 (MI term 1.5, 120 epochs) with the pull towards the brightest source at 0.2",
+)
 
 RECIPES: dict[str, Recipe] = {
     r.name: r
@@ -238,6 +273,11 @@ RECIPES: dict[str, Recipe] = {
         FUSION_UNET_V17,
         FUSION_UNET_V18,
         FUSION_UNET_V19,
+        FUSION_UNET_V20,
+        FUSION_UNET_V21,
+        FUSION_UNET_V22,
+        FUSION_UNET_V23,
+        FUSION_UNET_V24,
         Recipe(
             name="max-residual-cnn-3d",
             network="MaxResidualCNN",
