@@ -20,7 +20,15 @@ import numpy as np
 import torch
 
 from MedFusionLib.core.errors import MedFusionError
-from MedFusionLib.inference.onnx_runtime import INPUT_NAME, OUTPUT_NAME, PAD_KEY, RADIUS_KEY, session_forward
+from MedFusionLib.inference.modality_codes import modality_codes
+from MedFusionLib.inference.onnx_runtime import (
+    INPUT_NAME,
+    MODALITIES_NAME,
+    OUTPUT_NAME,
+    PAD_KEY,
+    RADIUS_KEY,
+    session_forward,
+)
 from MedFusionLib.inference.runtime import load_network
 from MedFusionLib.inference.weights import weight_path
 
@@ -97,6 +105,26 @@ class _DefaultForward(torch.nn.Module):
         return self.net(inputs)
 
 
+class _ModalityAwareForward(_DefaultForward):
+    """The forward of a modality-aware network: the inputs and their modality codes (n_inputs, classes)."""
+
+    def forward(self, inputs: torch.Tensor, modalities: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self.net(inputs, modalities)
+
+
+EXAMPLE_MODALITIES = (("ct", "mr"), ("pet", None))  # the test inputs' modalities (seed 0, seed 1): one not known
+
+
+def _example_args(spec: GraphSpec, aware: bool, seed: int = 0) -> tuple[tuple[torch.Tensor, ...], tuple | None]:
+    """The test input (:func:`_example`) as the graph's arguments, with modality codes for a modality-aware
+    network; and the modalities those codes stand for (None for a modality-blind network)."""
+    example = _example(spec, seed)
+    if not aware:
+        return (example,), None
+    names = EXAMPLE_MODALITIES[seed % len(EXAMPLE_MODALITIES)][: example.shape[0]]
+    return (example, torch.from_numpy(modality_codes(names))), names
+
+
 def _example(spec: GraphSpec, seed: int = 0) -> torch.Tensor:
     """A fixed test input: 2 inputs (or the graph's number), 2 slices of 64 x 48 (a 24 x 32 x 40 volume); for a
     decoder, 2 latents of 64 x 48."""
@@ -112,7 +140,7 @@ def spatial_dims_2d(spec: GraphSpec) -> bool:
     return spec.spatial_dims == 2
 
 
-def _dynamic_shapes(spec: GraphSpec) -> dict:
+def _dynamic_shapes(spec: GraphSpec, aware: bool = False) -> dict:
     dim = torch.export.Dim
     if spec.channels:  # a decoder: (batch, channels, H, W)
         return {"inputs": {0: dim("batch"), 2: dim("height"), 3: dim("width")}}
@@ -121,6 +149,8 @@ def _dynamic_shapes(spec: GraphSpec) -> dict:
         shape.update({1: dim("batch"), 3: dim("height"), 4: dim("width")})
     else:
         shape.update({3: dim("depth"), 4: dim("height"), 5: dim("width")})
+    if aware:  # one code per input: the same (dynamic) number of inputs
+        return {"inputs": shape, "modalities": {0: shape[0]} if 0 in shape else {}}
     return {"inputs": shape}
 
 
@@ -133,16 +163,18 @@ def export_graph(name: str, weights: str | Path | None = None, out: str | Path |
     source = Path(weights) if weights else weight_path(spec.source(name))
     target = Path(out) if out else source.with_name(name + ".onnx")
     net = load_network(spec.source(name), str(source))
-    wrapper = (spec.part(net) if spec.part else _DefaultForward(net)).eval()
-    example = _example(spec)
+    aware = bool(getattr(net, "modality_classes", 0)) and spec.part is None
+    forward_class = _ModalityAwareForward if aware else _DefaultForward
+    wrapper = (spec.part(net) if spec.part else forward_class(net)).eval()
+    example, _ = _example_args(spec, aware)
     with torch.inference_mode(False), torch.no_grad():
         program = torch.onnx.export(
             wrapper,
-            (example,),
+            example,
             dynamo=True,
-            input_names=[INPUT_NAME],
+            input_names=[INPUT_NAME, MODALITIES_NAME] if aware else [INPUT_NAME],
             output_names=[OUTPUT_NAME],
-            dynamic_shapes=_dynamic_shapes(spec),
+            dynamic_shapes=_dynamic_shapes(spec, aware),
             opset_version=OPSET,
             verbose=False,  # no progress lines on stdout: `medfusion train --json` prints JSON only
             optimize=False,  # BatchNorm stays apart from the convolutions: their weights stay float16-exact (ONNX Runtime fuses them at load)
@@ -158,12 +190,15 @@ def export_graph(name: str, weights: str | Path | None = None, out: str | Path |
             **{f"medfusion.{key}": str(getattr(net, key)) for key in NETWORK_SETTINGS if hasattr(net, key)},
         }
     )
-    _save_checked(program, target, wrapper, _example(spec, seed=1))
+    _save_checked(program, target, wrapper, *_example_args(spec, aware, seed=1))
     return target
 
 
-def _save_checked(program, target: Path, wrapper: torch.nn.Module, test: torch.Tensor) -> None:
-    """Save to a temporary file beside ``target``, compare ONNX Runtime with torch on ``test``, rename."""
+def _save_checked(
+    program, target: Path, wrapper: torch.nn.Module, test: tuple[torch.Tensor, ...], modalities: tuple | None
+) -> None:
+    """Save to a temporary file beside ``target``, compare ONNX Runtime with torch on ``test`` (the inputs and,
+    for a modality-aware network, the codes of ``modalities``), rename."""
     from MedFusionLib.inference.onnx_runtime import load_session
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -174,8 +209,8 @@ def _save_checked(program, target: Path, wrapper: torch.nn.Module, test: torch.T
         store_float16(temporary)
         strip_debug_info(temporary)
         with torch.no_grad():
-            expected = wrapper(test).numpy()
-        got = session_forward(load_session(target.stem, temporary))(test.numpy())
+            expected = wrapper(*test).numpy()
+        got = session_forward(load_session(target.stem, temporary), modalities=modalities)(test[0].numpy())
         difference = float(np.abs(got - expected).max())
         if difference > PARITY_TOLERANCE:
             raise MedFusionError(f"{target.name}: ONNX output differs from torch by {difference:.2e}")

@@ -5,7 +5,9 @@ graph becomes an :class:`onnxruntime.InferenceSession` on the device of the encl
 :func:`~MedFusionLib.inference.devices.device_scope` with ``devices.thread_count()`` threads, cached per resolved
 path, file version, providers and threads, and a numpy *forward* for ``inference/batching.py``. A graph whose
 network needs sides padded to a multiple (``medfusion.pad_multiple`` in its metadata, e.g. FusionUNet's
-space-to-depth patch) gets them zero-padded here, as the torch network pads them itself.
+space-to-depth patch) gets them zero-padded here, as the torch network pads them itself. A modality-aware graph
+(a second input, ``modalities``) gets the inputs' modality codes; inputs whose modality is not known get the
+zero code the network was trained to read as "any modality".
 
 A network without a graph (weights trained into ``$MEDFUSION_WEIGHTS_DIR`` by an older version) runs in torch,
 with one note line.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import gc
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,9 @@ from MedFusionLib.inference.devices import import_onnxruntime, providers, thread
 from MedFusionLib.inference.weights import weight_path
 
 INPUT_NAME = "inputs"
+MODALITIES_NAME = (
+    "modalities"  # a modality-aware graph's second input: codes (n_inputs, classes), layers.modality_codes
+)
 OUTPUT_NAME = "fused"
 PAD_KEY = "medfusion.pad_multiple"
 RADIUS_KEY = "medfusion.receptive_radius"  # what a 3-D graph's tiles need as halo (less one)
@@ -80,20 +86,35 @@ def release_sessions() -> None:
         gc.collect()
 
 
-def session_forward(session: Any, shrink: bool = True) -> Forward:
+def session_forward(session: Any, shrink: bool = True, modalities: Sequence[str | None] | None = None) -> Forward:
     """A numpy forward ``(n, b, 1, *spatial) -> (b, 1, *spatial)`` running ``session`` (``shrink``: see
-    :func:`run_options`)."""
+    :func:`run_options`; ``modalities``: one name or None per input, read only by a modality-aware graph)."""
     pad = int(session.get_modelmeta().custom_metadata_map.get(PAD_KEY, "1"))
     options = run_options(shrink)
+    aware = any(i.name == MODALITIES_NAME for i in session.get_inputs())
 
     def forward(x: np.ndarray) -> np.ndarray:
         h, w = x.shape[-2:]
         extra = ((-h) % pad, (-w) % pad)
         if any(extra):
             x = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, extra[0]), (0, extra[1])])
-        return session.run([OUTPUT_NAME], {INPUT_NAME: x}, options)[0][..., :h, :w]
+        feed = {INPUT_NAME: x}
+        if aware:
+            feed[MODALITIES_NAME] = input_codes(modalities, x.shape[0])
+        return session.run([OUTPUT_NAME], feed, options)[0][..., :h, :w]
 
     return forward
+
+
+def input_codes(modalities: Sequence[str | None] | None, n_inputs: int) -> np.ndarray:
+    """The modality codes (n_inputs, classes) of a modality-aware network's inputs: "not known" when none given."""
+    from MedFusionLib.inference.modality_codes import modality_codes
+
+    if modalities is None:
+        modalities = [None] * n_inputs
+    if len(modalities) != n_inputs:
+        raise MedFusionError(f"{len(modalities)} modalities given for {n_inputs} inputs")
+    return modality_codes(modalities)
 
 
 def has_graph(name: str) -> bool:
@@ -106,15 +127,21 @@ def graph_metadata(name: str) -> dict[str, str]:
     return dict(load_session(name).get_modelmeta().custom_metadata_map)
 
 
-def network_forward(name: str, shrink: bool = True) -> Forward:
+def network_forward(name: str, shrink: bool = True, modalities: Sequence[str | None] | None = None) -> Forward:
     """The forward of shipped network ``name``: its ONNX graph (``shrink``: see :func:`run_options`), or its
-    torch weights when it has no graph."""
+    torch weights when it has no graph; ``modalities``: see :func:`session_forward`."""
     if has_graph(name) or not weight_path(name).is_file():
-        return session_forward(load_session(name), shrink)
+        return session_forward(load_session(name), shrink, modalities)
     _note_torch_fallback(name)
+    import torch
+
     from MedFusionLib.inference.runtime import load_network, numpy_forward, torch_context
 
-    forward = numpy_forward(load_network(name))
+    net = load_network(name)
+    if getattr(net, "modality_classes", 0):
+        forward = numpy_forward(lambda x: net(x, torch.from_numpy(input_codes(modalities, x.shape[0]))))
+    else:
+        forward = numpy_forward(net)
 
     def in_torch(x: np.ndarray) -> np.ndarray:
         with torch_context():
@@ -129,15 +156,22 @@ def _note_torch_fallback(name: str) -> None:
 
 
 def fuse_2d(
-    name: str, stack: np.ndarray, mode: str = "slice", max_pixels: int = MAX_CHUNK_PIXELS, **variant: Any
+    name: str,
+    stack: np.ndarray,
+    mode: str = "slice",
+    max_pixels: int = MAX_CHUNK_PIXELS,
+    modalities: Sequence[str | None] | None = None,
+    **variant: Any,
 ) -> np.ndarray:
     """Shipped 2-D network ``name`` over a slice batch (``slice`` mode) or tri-planarly (``volume``).
 
-    ``variant``: forward options the exported graph does not hold (e.g. another fusion ``rule`` or
-    ``strategy``); any given (not None) runs the network in torch instead (``runtime.fuse_with_2d_network``)."""
+    ``modalities``: one per input, for a modality-aware network (see :func:`session_forward`). ``variant``:
+    forward options the exported graph does not hold (e.g. another fusion ``rule`` or ``strategy``); any given
+    (not None) runs the network in torch instead (``runtime.fuse_with_2d_network``)."""
     chosen = {key: value for key, value in variant.items() if value is not None}
     if chosen:
         from MedFusionLib.inference.runtime import fuse_with_2d_network  # torch, for a variant only
 
         return fuse_with_2d_network(name, stack, mode, max_pixels, **chosen)
-    return batching.run_2d(network_forward(name, shrink=mode != "slice"), stack, mode, max_pixels)
+    forward = network_forward(name, shrink=mode != "slice", modalities=modalities)
+    return batching.run_2d(forward, stack, mode, max_pixels)

@@ -16,6 +16,12 @@ Trained unsupervised (``MedFusionLib/training``): SSIM to every source, an inten
 source and a gradient term towards the strongest source gradient (U2Fusion, SwinFusion, CDDFuse, EMMA use losses
 of this kind), plus the differentiable QABF edge-preservation term of ``training/losses.py``.
 
+Optionally **modality-aware** (``modality_classes > 0``): each input's features at every scale are scaled and
+shifted by amounts learned per modality (feature-wise linear modulation, FiLM: Perez et al., AAAI 2018), so the
+shared encoder can treat CT bone, MR soft tissue and a smooth PET or SPECT uptake differently while staying one
+encoder for any number of inputs. The modulation starts at zero (the plain network) and a zero code means
+"modality not known".
+
 Volume mode is tri-planar (the 2-D network along the three axes, averaged: ``inference.run_triplanar``).
 """
 
@@ -50,9 +56,13 @@ class FusionUNet(nn.Module):
             channels on every input at full resolution (fused by max and mean like the other scales) and two 3x3
             layers that correct the head's image from it, so edges sit where the sources put them rather than
             where the upsampled coarse features do. Default ``0`` (none).
+        modality_classes: when > 0, the length of the inputs' modality codes (``inference/modality_codes.py``: one-hot
+            over ct, mr, pet, spect), and one FiLM scale and shift per code entry and channel at each of the four
+            encoder scales. Default ``0`` (modality-blind).
 
-    Input ``(n_inputs, batch, 1, H, W)`` in 0..1 (any ``n_inputs >= 1``, any H, W); output ``(batch, 1, H, W)``
-    (not clamped; the inference helpers clamp to 0..1).
+    Input ``(n_inputs, batch, 1, H, W)`` in 0..1 (any ``n_inputs >= 1``, any H, W) and, for a modality-aware network,
+    ``modalities``: codes ``(n_inputs, modality_classes)`` for the whole batch or ``(n_inputs, batch,
+    modality_classes)`` per image; output ``(batch, 1, H, W)`` (not clamped; the inference helpers clamp to 0..1).
 
     Reference ideas: Zhang et al., IFCNN, Information Fusion 54, 2020 (shared extractor, element-wise feature
     fusion); Ronneberger et al., U-Net, MICCAI 2015 (strided encoder, decoder with skips); Xu et al., U2Fusion,
@@ -67,6 +77,7 @@ class FusionUNet(nn.Module):
         patch: int = 2,
         head_kernel: int = 1,
         full_res_channels: int = 0,
+        modality_classes: int = 0,
     ) -> None:
         super().__init__()
         channels, decoder_channels = tuple(int(c) for c in channels), tuple(int(c) for c in decoder_channels)
@@ -83,7 +94,10 @@ class FusionUNet(nn.Module):
             raise ValueError(f"head_kernel must be 1 or 3, got {head_kernel}")
         if full_res_channels < 0:
             raise ValueError(f"full_res_channels must be >= 0, got {full_res_channels}")
+        if modality_classes < 0:
+            raise ValueError(f"modality_classes must be >= 0, got {modality_classes}")
         self.full_res_channels = int(full_res_channels)
+        self.modality_classes = int(modality_classes)
         self.channels, self.decoder_channels, self.stage_depth, self.patch = (
             channels,
             decoder_channels,
@@ -110,6 +124,12 @@ class FusionUNet(nn.Module):
             fr = self.full_res_channels
             self.full = nn.Sequential(_conv(1, fr), act())
             self.refine = nn.Sequential(_conv(1 + 2 * fr, fr), act(), _conv(fr, 1))
+        if self.modality_classes:
+            # per scale: codes -> (scale, shift) for each channel; zero at the start, so training begins
+            # modality-blind (made last: the other layers draw a modality-blind network's initial weights)
+            self.film = nn.ModuleList(nn.Linear(self.modality_classes, 2 * c, bias=False) for c in channels)
+            for layer in self.film:
+                nn.init.zeros_(layer.weight)
 
     @staticmethod
     def _fuse(features: torch.Tensor) -> torch.Tensor:
@@ -131,20 +151,42 @@ class FusionUNet(nn.Module):
     def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+    def _codes(self, modalities: torch.Tensor | None, n: int, batch: int) -> torch.Tensor | None:
+        """The codes as (n * batch, modality_classes), or None for a modality-blind network."""
+        if not self.modality_classes:
+            return None
+        if modalities is None:
+            raise ValueError("this FusionUNet is modality-aware: give the inputs' modality codes")
+        if modalities.ndim == 2:
+            modalities = modalities.unsqueeze(1).expand(-1, batch, -1)
+        if modalities.ndim != 3 or modalities.shape[-1] != self.modality_classes:
+            raise ValueError(
+                f"expected modality codes (n_inputs[, batch], {self.modality_classes}), got {tuple(modalities.shape)}"
+            )
+        return modalities.reshape(n * batch, self.modality_classes)
+
+    def _modulate(self, x: torch.Tensor, codes: torch.Tensor | None, scale: int) -> torch.Tensor:
+        """FiLM of the (n * batch, C, h, w) features of encoder scale ``scale`` by each input's modality code."""
+        if codes is None:
+            return x
+        gain, shift = self.film[scale](codes)[..., None, None].chunk(2, dim=1)
+        return x * (1 + gain) + shift
+
+    def forward(self, inputs: torch.Tensor, modalities: torch.Tensor | None = None) -> torch.Tensor:
         if inputs.ndim != 5 or inputs.shape[2] != 1:
             raise ValueError(f"expected (n_inputs, batch, 1, H, W), got {tuple(inputs.shape)}")
-        n, _, _, h, w = inputs.shape
+        n, batch, _, h, w = inputs.shape
+        codes = self._codes(modalities, n, batch)
         p = self.patch
         x = inputs.flatten(0, 1)
         pad_h, pad_w = (-h) % p, (-w) % p
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
         full_res = x
-        x = self.stem(F.pixel_unshuffle(x, p) if p > 1 else x)
+        x = self._modulate(self.stem(F.pixel_unshuffle(x, p) if p > 1 else x), codes, 0)
         skips = [self._fuse(x.unflatten(0, (n, -1)))]
-        for stage in self.stages:
-            x = stage(x)
+        for scale, stage in enumerate(self.stages, start=1):
+            x = self._modulate(stage(x), codes, scale)
             skips.append(self._fuse(x.unflatten(0, (n, -1))))
         y = self.bottom(skips[3])
         y = self.up2(torch.cat([self._up(y, skips[2]), skips[2]], dim=1))

@@ -378,12 +378,24 @@ def volume_slices(volume: np.ndarray, step: int = 2) -> list[np.ndarray]:
 
 def load_volume_slices(data_dir: Path, split: str = "select", step: int = 2) -> list[np.ndarray]:
     """Slices (2, H, W) of the ``split`` volume pairs (only pairs aligned by their headers) along three axes."""
+    return load_labelled_volume_slices(data_dir, split, step)[0]
+
+
+def load_labelled_volume_slices(
+    data_dir: Path, split: str = "select", step: int = 2
+) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
+    """:func:`load_volume_slices` and, for each slice, its pair's two modalities (for a modality-aware network)."""
     pairs = [p for p in VOLUME_SPLITS[split] if not p.register]
     root = volumes_root(data_dir)
     found = [p for p in pairs if all((root / p.case / f"{n}.nii.gz").exists() for n in (p.first, p.second))]
     if not found:
         raise MedFusionError(f"{root}: none of the {split} volume pairs found")
-    return [s for p in found for s in volume_slices(load_volume_pair(data_dir, p), step)]
+    slices, modalities = [], []
+    for pair in found:
+        pieces = volume_slices(load_volume_pair(data_dir, pair), step)
+        slices += pieces
+        modalities += [(pair.first_modality, pair.second_modality)] * len(pieces)
+    return slices, modalities
 
 
 def pad_to(pair: np.ndarray, size: int) -> np.ndarray:

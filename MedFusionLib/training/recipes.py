@@ -202,6 +202,20 @@ FUSION_UNET_V24 = replace(
     loss_args={**FUSION_UNET_V22.loss_args, "w_int": 0.2},
     description="fusion-unet-v22 (MI term 1.5, 120 epochs) with the pull towards the brightest source at 0.2",
 )
+# Round 9 (rule 10): the untried "modality-aware inputs": each input's encoder features scaled and shifted by
+# its modality (FiLM), on the default (v12) and on the candidate with the most select-volume columns (v23).
+FUSION_UNET_V25 = replace(
+    FUSION_UNET,
+    name="fusion-unet-v25",
+    config={**FUSION_UNET.config, "modality_classes": 4},
+    description="fusion-unet (v12) made modality-aware: FiLM of each input's encoder features at every scale by its modality code (ct, mr, pet, spect; 10 % of training inputs given the not-known code)",
+)
+FUSION_UNET_V26 = replace(
+    FUSION_UNET_V23,
+    name="fusion-unet-v26",
+    config={**FUSION_UNET_V23.config, "modality_classes": 4},
+    description="fusion-unet-v23 (MI term 0.75, 120 epochs) made modality-aware as fusion-unet-v25",
+)
 
 RECIPES: dict[str, Recipe] = {
     r.name: r
@@ -278,6 +292,8 @@ RECIPES: dict[str, Recipe] = {
         FUSION_UNET_V22,
         FUSION_UNET_V23,
         FUSION_UNET_V24,
+        FUSION_UNET_V25,
+        FUSION_UNET_V26,
         Recipe(
             name="max-residual-cnn-3d",
             network="MaxResidualCNN",

@@ -13,7 +13,7 @@ import os
 import pickle
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from MedFusionLib.core.errors import MedFusionError
+from MedFusionLib.inference.modality_codes import modality_codes
 from MedFusionLib.networks import build_network
 from MedFusionLib.training import data as D
 from MedFusionLib.training.losses import FusionLoss, ReconstructionLoss
@@ -32,6 +33,7 @@ VAL_PAIRS_PER_MODALITY = 8  # full-size held-out pairs fused for the validation 
 VAL_METRICS = ("QABF", "SSIM", "VIF", "MI", "SD")
 VAL_CHUNK = 4  # validation images per forward pass
 VOLUME_VAL_SLICES, VOLUME_VAL_STEP = 24, 8  # select-volume slices whose saturation share is validated
+MODALITY_DROPOUT = 0.1  # share of a modality-aware network's training inputs given the "not known" code
 
 
 def get_recipe(method: str) -> Recipe:
@@ -277,14 +279,20 @@ class _Data:
 
     def __init__(self, recipe: Recipe, data_dir: Path, split_seed: int, train_split: str = "train") -> None:
         self.recipe = recipe
+        self.modality_aware = bool(recipe.config.get("modality_classes", 0))
+        self.train_modalities: list[tuple[str, ...]] = []
+        self.volume_modalities: list[tuple[str, str]] = []
+        self.val_modalities: list[tuple[str, ...]] = []
+        self.val_volume_modalities: list[tuple[str, str]] = []
         self.val_pairs: np.ndarray | None = None
         self.val_volumes: list[np.ndarray] = []
         self.volume_slices: list[np.ndarray] = []
         self.val_volume_slices: list[np.ndarray] = []
         if recipe.data == "pairs+volumes":
-            self.volume_slices = D.load_volume_slices(data_dir, "select")
-            axial = D.load_volume_slices(data_dir, "select", step=VOLUME_VAL_STEP)
-            self.val_volume_slices = axial[:: max(1, len(axial) // VOLUME_VAL_SLICES)]
+            self.volume_slices, self.volume_modalities = D.load_labelled_volume_slices(data_dir, "select")
+            axial, axial_modalities = D.load_labelled_volume_slices(data_dir, "select", step=VOLUME_VAL_STEP)
+            every = max(1, len(axial) // VOLUME_VAL_SLICES)
+            self.val_volume_slices, self.val_volume_modalities = axial[::every], axial_modalities[::every]
         if recipe.data in ("pairs", "singles", "pairs+volumes"):
             train = D.load_pairs(data_dir, train_split, split_seed)
             val = D.load_pairs(data_dir, TRAIN_SPLITS[train_split], split_seed)
@@ -292,6 +300,8 @@ class _Data:
             if recipe.data == "singles":
                 flat = self.train.reshape(-1, 1, *self.train.shape[2:])
                 self.train = flat[flat.max(axis=(1, 2, 3)) > 0.05]
+            else:
+                self.train_modalities = [D.PAIR_MODALITIES[pair] for pair in train.pair]
             picks = []
             for pair in D.PAIRS:
                 idx = [i for i, p in enumerate(val.pair) if p == pair]
@@ -300,6 +310,7 @@ class _Data:
                         np.array(idx)[np.linspace(0, len(idx) - 1, min(VAL_PAIRS_PER_MODALITY, len(idx))).astype(int)]
                     )
             self.val_pairs = val.images[picks].astype(np.float32) / 255.0
+            self.val_modalities = [D.PAIR_MODALITIES[val.pair[i]] for i in picks]
             held = sorted({D.case_id(i) for i in val.ids}, key=int)
             role = "held-out" if train_split == "train" else "model-selection"
             self.summary = f"{role} cases {', '.join(held)}; {len(train.ids)} {train_split} pairs ({len(set(map(D.case_id, train.ids)))} cases), {len(val.ids)} {role} pairs ({len(held)} cases; {len(picks)} used for validation)"
@@ -313,45 +324,87 @@ class _Data:
             raise ValueError(recipe.data)
 
     def batch(self, rng: np.random.Generator) -> torch.Tensor:
+        """A training batch (n_inputs, batch, 1, *spatial)."""
+        return self.labelled_batch(rng)[0]
+
+    def labelled_batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A training batch and, for a modality-aware network, its inputs' codes (n_inputs, batch, classes)."""
         r = self.recipe
+        labels: list[tuple[str, ...] | None] = []
         if r.data == "patches3d":
             items = [
                 D.random_patch(self.train_volumes[rng.integers(len(self.train_volumes))], rng, r.crop)
                 for _ in range(r.batch)
             ]
         else:
-            items = [D.augment_pair(self._pick(rng), rng, r.crop, r.gamma_range) for _ in range(r.batch)]
+            items = []
+            for _ in range(r.batch):  # pick and augment in turn: the random stream of the shipped recipes
+                pair, modalities = self._pick(rng)
+                items.append(D.augment_pair(pair, rng, r.crop, r.gamma_range))
+                labels.append(modalities)
         x = torch.from_numpy(np.stack(items, axis=1))  # (n_inputs, batch, *spatial)
-        return x.unsqueeze(2)
+        return x.unsqueeze(2), self._codes(labels, rng) if self.modality_aware else None
 
-    def _pick(self, rng: np.random.Generator) -> np.ndarray:
-        """One 2-D training pair: a slice of a select real volume (``volume_share`` of the time) or a Harvard pair;
-        with volume slices in the mix, both are padded to the crop so that every crop of a batch has one size."""
+    @staticmethod
+    def _codes(labels: Sequence[tuple[str, ...] | None], rng: np.random.Generator) -> torch.Tensor:
+        """Codes (n_inputs, batch, classes) of the labels, ``MODALITY_DROPOUT`` of them replaced by "not known"."""
+        codes = np.stack([modality_codes(label) for label in labels], axis=1)
+        codes[rng.random(codes.shape[:2]) < MODALITY_DROPOUT] = 0.0
+        return torch.from_numpy(codes)
+
+    def _pick(self, rng: np.random.Generator) -> tuple[np.ndarray, tuple[str, ...] | None]:
+        """One 2-D training pair and its modalities: a slice of a select real volume (``volume_share`` of the time)
+        or a Harvard pair; with volume slices in the mix, both are padded to the crop so that every crop of a batch
+        has one size."""
         if not self.volume_slices:
-            return self.train[rng.integers(len(self.train))]
+            index = rng.integers(len(self.train))
+            return self.train[index], self._train_modalities(index)
         if rng.random() < self.recipe.volume_share:
-            return D.pad_to(self.volume_slices[rng.integers(len(self.volume_slices))], self.recipe.crop)
-        pair = self.train[rng.integers(len(self.train))]
+            index = rng.integers(len(self.volume_slices))
+            return D.pad_to(self.volume_slices[index], self.recipe.crop), self.volume_modalities[index]
+        index = rng.integers(len(self.train))
+        pair = self.train[index]
         if self.recipe.volume_like and rng.random() < self.recipe.volume_like:
             pair = D.volume_like(pair, rng)
-        return D.pad_to(pair, self.recipe.crop)
+        return D.pad_to(pair, self.recipe.crop), self._train_modalities(index)
+
+    def _train_modalities(self, index: int) -> tuple[str, ...] | None:
+        return self.train_modalities[index] if self.train_modalities else None
+
+
+def apply_network(
+    net, x: torch.Tensor, modalities: Sequence[Sequence[str]] | torch.Tensor | None = None
+) -> torch.Tensor:
+    """``net(x)``, with the inputs' codes for a modality-aware network (``modalities``: the codes, or a list of
+    each image's modality names, or None for a network that takes none)."""
+    if not getattr(net, "modality_classes", 0):
+        return net(x)
+    if modalities is None:
+        raise ValueError("a modality-aware network needs the inputs' modalities")
+    if not isinstance(modalities, torch.Tensor):
+        modalities = torch.from_numpy(np.stack([modality_codes(m) for m in modalities], axis=1))
+    return net(x, modalities)
 
 
 @torch.no_grad()
-def volume_saturation(net, slices: list[np.ndarray]) -> dict[str, float]:
+def volume_saturation(net, slices: list[np.ndarray], modalities: Sequence[tuple[str, str]] = ()) -> dict[str, float]:
     """Saturation share (foreground at >= 250 of 255) of the fused select-volume slices, and of their pixel max."""
-    fused = [net(torch.from_numpy(s).unsqueeze(1).unsqueeze(1)).clamp(0, 1)[0, 0].numpy() for s in slices]
+    labels: list[list[tuple[str, str]] | None] = [[m] for m in modalities] or [None] * len(slices)
+    fused = [
+        apply_network(net, torch.from_numpy(s).unsqueeze(1).unsqueeze(1), label).clamp(0, 1)[0, 0].numpy()
+        for s, label in zip(slices, labels)
+    ]
     return {
         "SAT": float(np.mean([D.saturation_share(f, s) for f, s in zip(fused, slices)])),
         "SAT_max": float(np.mean([D.saturation_share(s.max(axis=0), s) for s in slices])),
     }
 
 
-def _step_loss(net, loss_fn, recipe: Recipe, x: torch.Tensor) -> torch.Tensor:
+def _step_loss(net, loss_fn, recipe: Recipe, x: torch.Tensor, codes: torch.Tensor | None = None) -> torch.Tensor:
     if recipe.loss == "reconstruction":
         x = x[0]
         return loss_fn(net.autoencode(x), x)
-    return loss_fn(net(x), x)
+    return loss_fn(apply_network(net, x, codes), x)
 
 
 @torch.no_grad()
@@ -365,7 +418,11 @@ def validate(net, recipe: Recipe, data: _Data, loss_fn) -> dict[str, float]:
             singles = x.flatten(0, 1)
             out["val_loss"] = float(loss_fn(net.autoencode(singles), singles))
         # a few images per forward pass: wide full-resolution networks (ddcgan: 240 maps) stay within memory
-        fused = torch.cat([net(x[:, i : i + VAL_CHUNK]) for i in range(0, x.shape[1], VAL_CHUNK)], dim=0).clamp(0, 1)
+        labels = getattr(data, "val_modalities", None) or None
+        chunks = range(0, x.shape[1], VAL_CHUNK)
+        fused = torch.cat(
+            [apply_network(net, x[:, i : i + VAL_CHUNK], labels and labels[i : i + VAL_CHUNK]) for i in chunks], dim=0
+        ).clamp(0, 1)
         if recipe.loss == "fusion":
             out["val_loss"] = float(loss_fn(fused, x))
         compute = _metrics_fn()
@@ -378,7 +435,7 @@ def validate(net, recipe: Recipe, data: _Data, loss_fn) -> dict[str, float]:
                 out[key] = float(np.mean([r[key] for r in rows]))
         volume_slices = getattr(data, "val_volume_slices", None)  # the other loops' data have none
         if volume_slices:
-            out.update(volume_saturation(net, volume_slices))
+            out.update(volume_saturation(net, volume_slices, getattr(data, "val_volume_modalities", ())))
     else:
         from MedFusionLib.fusion.consistency import through_plane_consistency
 
@@ -544,8 +601,8 @@ def train(method: str, data_dir, out=None, **options) -> dict:
             else steps
         )
         for _ in bar:
-            x = data.batch(rng)
-            loss = _step_loss(net, loss_fn, recipe, x)
+            x, codes = data.labelled_batch(rng)
+            loss = _step_loss(net, loss_fn, recipe, x, codes)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

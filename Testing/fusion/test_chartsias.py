@@ -66,7 +66,7 @@ def test_registered_as_a_modality_method_and_others_unchanged():
     m = get_method("chartsias")
     assert m.uses_modalities and m.family == "multi-encoder" and m.modes == ["slice", "volume"]
     assert m.accepts(2) and m.accepts(3) and m.accepts(4) and "Chartsias" in m.paper
-    assert not get_method("max").uses_modalities and not get_method("fusion-unet").uses_modalities
+    assert not get_method("max").uses_modalities and get_method("fusion-unet").uses_modalities  # read when aware
     with pytest.raises(MedFusionError, match="multi-encoder"):
         get_method("multi-encoder")  # retired: replaced by chartsias
 

@@ -22,6 +22,7 @@ def _candidate(folder: Path, unusual_default: float) -> Path:
     (folder / "volumes").mkdir(parents=True)
     (folder / "volumes" / "volumes-select.json").write_text(json.dumps({"summary": {"fusion-unet": volumes}}))
     columns = {"EN": verdict("win", 0.3), "MI": verdict("loss", -0.2), "VIF": verdict("tie", -0.01)}
+    columns["SCD"] = verdict("loss", -0.684)
     quality = {p: {"verdicts": {"fusion-unet": {**columns, "QABF": verdict("tie", 0.005)}}} for p in EC.PAIRS}
     (folder / "quality").mkdir()
     (folder / "quality" / "results-select.json").write_text(json.dumps(quality))
@@ -38,9 +39,10 @@ def test_row_reads_every_figure_of_the_rules(tmp_path):
         "3/3/2",
         "+0.2",
         "+2.2 / -2.4 %",
-        "3/6/3",
+        "3/6/6",
         "-1.0 / -1.0 / -1.0 %",
         "+0.5 / +0.5 / +0.5 %",
+        "-68.4 / -68.4 / -68.4 %",
         "within max + 3 points",
     ]
 
