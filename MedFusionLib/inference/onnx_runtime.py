@@ -31,9 +31,7 @@ from MedFusionLib.inference.devices import import_onnxruntime, providers, thread
 from MedFusionLib.inference.weights import weight_path
 
 INPUT_NAME = "inputs"
-MODALITIES_NAME = (
-    "modalities"  # a modality-aware graph's second input: codes (n_inputs, classes), layers.modality_codes
-)
+MODALITIES_NAME = "modalities"  # a modality-aware graph's second input: codes (n_inputs, classes)
 OUTPUT_NAME = "fused"
 PAD_KEY = "medfusion.pad_multiple"
 RADIUS_KEY = "medfusion.receptive_radius"  # what a 3-D graph's tiles need as halo (less one)
