@@ -15,7 +15,8 @@ never touched) and one torch thread: ``medfusion export fusion-unet`` (the ONNX 
 report volumes and the 2-D ``val`` cases), and ``unusual_units.py``. Outputs and
 logs stay under ``OUT``. The row gives what the rules of docs/deep-fusion.md ("The choice") ask for: the real-volume
 W/T/L, worst saturation above max and the sources, VIF and QABF against max, the 2-D cells and per-pair VIF,
-QABF and SCD against max (an SCD far below max's is the figure of a dropped source), and whether the unusual-unit inputs stay within max + 3 points.
+QABF and SCD against max (an SCD far below max's is the figure of a dropped source), and whether the unusual-unit
+inputs stay within max + 3 points.
 """
 
 from __future__ import annotations
@@ -75,14 +76,14 @@ def row(folder: Path) -> str:
     volumes = json.loads(next((folder / "volumes").glob("volumes-*.json")).read_text())["summary"]["fusion-unet"]
     quality = json.loads(next((folder / "quality").glob("results-*.json")).read_text())
     cells = {"win": 0, "tie": 0, "loss": 0}
-    vif, qabf, scd = [], [], []
     for pair in PAIRS:
-        verdicts = quality[pair]["verdicts"]["fusion-unet"]
-        for verdict in verdicts.values():
+        for verdict in quality[pair]["verdicts"]["fusion-unet"].values():
             cells[verdict["verdict"]] += 1
-        vif.append(100 * verdicts["VIF"]["relative"])
-        qabf.append(100 * verdicts["QABF"]["relative"])
-        scd.append(100 * verdicts["SCD"]["relative"])  # far below max: one source dropped (round 9's SPECT)
+    # per pair, relative to max; an SCD far below max's: one source dropped (round 9's SPECT)
+    per_pair = {
+        key: " / ".join(f"{100 * quality[p]['verdicts']['fusion-unet'][key]['relative']:+.1f}" for p in PAIRS)
+        for key in ("VIF", "QABF", "SCD")
+    }
     unusual = json.loads((folder / "unusual.json").read_text().strip().splitlines()[-1])
     within = all(r["default"] <= r["max"] + 0.03 for r in unusual.values())
     v = volumes["verdicts"]
@@ -90,9 +91,8 @@ def row(folder: Path) -> str:
         f"| {folder.as_posix()} | {volumes['wins']}/{volumes['ties']}/{volumes['losses']} "
         f"| {100 * volumes['worst_saturation_excess']:+.1f} "
         f"| {100 * v['VIF']['relative']:+.1f} / {100 * v['QABF']['relative']:+.1f} % "
-        f"| {cells['win']}/{cells['tie']}/{cells['loss']} | {' / '.join(f'{x:+.1f}' for x in vif)} % "
-        f"| {' / '.join(f'{x:+.1f}' for x in qabf)} % | {' / '.join(f'{x:+.1f}' for x in scd)} % "
-        f"| {'within' if within else 'ABOVE'} max + 3 points |"
+        f"| {cells['win']}/{cells['tie']}/{cells['loss']} | {per_pair['VIF']} % | {per_pair['QABF']} % "
+        f"| {per_pair['SCD']} % | {'within' if within else 'ABOVE'} max + 3 points |"
     )
 
 

@@ -6,8 +6,8 @@
 
 Any number of inputs (>= 2): the shared encoder runs on each input and the feature maps are fused by their
 element-wise max and mean at every scale. A modality-aware network (``modality_classes`` in its weights) also
-reads each input's modality (``uses_modalities``: given with ``--modality`` or detected by the pipeline). The network runs as its ONNX graph (``weights/fusion-unet.onnx``)
-in ONNX Runtime (``inference/onnx_runtime.py``).
+reads each input's modality (``uses_modalities``: given with ``--modality`` or detected by the pipeline). The
+network runs as its ONNX graph (``weights/fusion-unet.onnx``) in ONNX Runtime (``inference/onnx_runtime.py``).
 """
 
 from __future__ import annotations
